@@ -1,0 +1,52 @@
+"""Errors of the Lambda manager, with the exact error types AWS Lambda uses."""
+
+from __future__ import annotations
+
+from sprig.errors import SprigError
+
+# Error types as AWS Lambda and its Runtime Interface Emulator spell them.
+SANDBOX_TIMEOUT = "Sandbox.Timeout"
+RUNTIME_EXIT_ERROR = "Runtime.ExitError"
+RUNTIME_OUT_OF_MEMORY = "Runtime.OutOfMemory"
+RESPONSE_TOO_LARGE = "Function.ResponseSizeTooLarge"
+RUNTIME_INIT_ERROR = "Runtime.InitError"
+
+
+class FunctionError(SprigError):
+    """Base class of the Lambda manager's errors."""
+
+
+class FunctionNotFound(FunctionError):
+    """No deployed Lambda component matches the name or ARN (ResourceNotFoundException)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"Function not found: {name}")
+
+
+class QueueFull(FunctionError):
+    """The function's queue holds maxQueueSize invocations already (TooManyRequestsException)."""
+
+    def __init__(self, name: str, max_queue_size: int) -> None:
+        self.name = name
+        self.max_queue_size = max_queue_size
+        super().__init__(
+            f"Rate Exceeded: the queue of function {name} is full "
+            f"(maxQueueSize {max_queue_size}); try again later"
+        )
+
+
+class PayloadTooLarge(FunctionError):
+    """The request payload exceeds the limit for its invocation type (RequestTooLargeException)."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            f"Request must be smaller than {limit} bytes for the InvokeFunction operation "
+            f"(got {size} bytes)"
+        )
+
+
+class FunctionNotRunnable(FunctionError):
+    """The function's component is BROKEN or stopped and cannot take invocations."""

@@ -1,0 +1,80 @@
+"""Invocations and their results: the contract between callers and the Lambda manager.
+
+Every way of invoking a function (the invoke REST API, ``sprig invoke``, event sources, the
+Greengrass Core SDK v1) builds an :class:`Invocation` and awaits an :class:`InvocationResult`
+through an :class:`Invoker`.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+class InvocationType(enum.StrEnum):
+    REQUEST_RESPONSE = "RequestResponse"
+    EVENT = "Event"
+    DRY_RUN = "DryRun"
+
+
+class FunctionErrorKind(enum.StrEnum):
+    """``X-Amz-Function-Error``: Handled (reported by the function) or Unhandled (by Sprig)."""
+
+    HANDLED = "Handled"
+    UNHANDLED = "Unhandled"
+
+
+# Limits as AWS Lambda: 6 MB synchronous request and response, 256 KB for Event invocations.
+SYNC_PAYLOAD_LIMIT = 6 * 1024 * 1024
+EVENT_PAYLOAD_LIMIT = 256 * 1024
+
+
+@dataclass
+class Invocation:
+    """One work item for a function.
+
+    ``client_context`` is the decoded JSON object (not base64); ``payload`` is the raw body.
+    """
+
+    payload: bytes
+    invocation_type: InvocationType = InvocationType.REQUEST_RESPONSE
+    client_context: dict[str, Any] | None = None
+    request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    source: str = "api"   # "api", "cli", "pubsub", "iotcore", "sdk": for logs and metrics
+
+
+@dataclass(frozen=True)
+class InvocationResult:
+    """What the caller gets back.
+
+    ``function_error`` is None on success; otherwise ``payload`` is the JSON error document
+    (``errorMessage``, ``errorType``, ``stackTrace``) as AWS Lambda returns it.
+    ``log_tail`` holds the last 4 KB of the invocation's log lines when asked for.
+    """
+
+    request_id: str
+    payload: bytes
+    function_error: FunctionErrorKind | None = None
+    executed_version: str = "$LATEST"
+    log_tail: bytes = b""
+
+    @property
+    def ok(self) -> bool:
+        return self.function_error is None
+
+
+class Invoker(Protocol):
+    """Finds a function by component name, function name or ARN and runs an invocation."""
+
+    async def invoke(self, function: str, invocation: Invocation, *,
+                     want_log_tail: bool = False) -> InvocationResult:
+        """Run ``invocation`` (queueing it); for Event, return as soon as it is queued.
+
+        Raises:
+            FunctionNotFound: no deployed function has that name or ARN.
+            QueueFull: the function's queue (maxQueueSize) is full.
+            PayloadTooLarge: the payload is over the limit for its invocation type.
+        """
+        ...

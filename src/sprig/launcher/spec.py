@@ -1,0 +1,70 @@
+"""What to launch: a value object the launcher turns into a running process.
+
+The Lambda manager and the generic-component supervisor both describe processes with a
+:class:`LaunchSpec`; :mod:`sprig.launcher.process` starts it, plainly (NoContainer) or inside a
+bubblewrap sandbox with a per-process cgroup (GreengrassContainer).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class ContainerMode(enum.StrEnum):
+    GREENGRASS_CONTAINER = "GreengrassContainer"
+    NO_CONTAINER = "NoContainer"
+
+
+@dataclass(frozen=True)
+class RunAs:
+    """The POSIX user and group a process runs as (names, as in ``posixUser=user:group``)."""
+
+    user: str
+    group: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.user}:{self.group}" if self.group else self.user
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A host path made visible inside a container (a volume or a device)."""
+
+    source: Path
+    destination: Path
+    writable: bool = False
+    add_group_owner: bool = False
+
+
+@dataclass(frozen=True)
+class ResourceLimits:
+    """``systemResourceLimits`` (NoContainer / generic) or the container memory size."""
+
+    memory_kb: int | None = None
+    cpus: float | None = None
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    """Everything needed to start one process.
+
+    ``read_only_paths`` are host paths the process needs to see read-only inside a container
+    (the function code, the runtime bootstrap); they are mounted at the same path unless listed
+    in ``mounts`` with another destination. ``cgroup_name`` names the per-process cgroup
+    (one per worker) used for the memory limit and for killing the whole tree.
+    """
+
+    argv: tuple[str, ...]
+    env: dict[str, str]
+    cwd: Path
+    run_as: RunAs | None = None          # None: the core's own user
+    container_mode: ContainerMode = ContainerMode.NO_CONTAINER
+    limits: ResourceLimits = field(default_factory=ResourceLimits)
+    read_only_paths: tuple[Path, ...] = ()
+    writable_paths: tuple[Path, ...] = ()
+    volumes: tuple[Mount, ...] = ()
+    devices: tuple[Mount, ...] = ()
+    mount_ro_sysfs: bool = False
+    cgroup_name: str | None = None

@@ -1,0 +1,201 @@
+"""A minimal HTTP/1.1 server connection for the Runtime API.
+
+Why not aiohttp here: this is the hot path of every invocation (one ``/response`` and one
+``/next`` per call) and the Runtime API needs only a sliver of HTTP: keep-alive, Content-Length
+and chunked request bodies, and responses written whenever the invocation arrives (a parked
+``/next``). A bare :class:`asyncio.Protocol` does that with a fraction of a framework's overhead.
+
+Bodies larger than ``max_body`` are read and discarded (the client is sending them anyway), and
+the request is handed over with ``truncated=True`` and its real size, so the server can answer 413.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from http import HTTPStatus
+
+_MAX_HEAD = 64 * 1024
+
+
+@dataclass(slots=True)
+class Request:
+    """One parsed request; header names are lower case."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    size: int
+    truncated: bool
+
+
+class Connection(asyncio.Protocol):
+    """One client connection; calls ``on_request(conn, request)`` for each complete request.
+
+    The handler answers with :meth:`respond`, now or later (a parked ``/next``). Requests are
+    handled one at a time, as HTTP/1.1 clients without pipelining send them.
+    """
+
+    def __init__(self, on_request: Callable[[Connection, Request], None],
+                 on_lost: Callable[[Connection], None], max_body: int) -> None:
+        self._on_request = on_request
+        self._on_lost = on_lost
+        self._max_body = max_body
+        self._buf = bytearray()
+        self._transport: asyncio.Transport | None = None
+        self._head: tuple[str, str, dict[str, str], bool] | None = None
+        self._body = bytearray()
+        self._size = 0
+        self._remaining = 0          # Content-Length bytes still to read
+        self._chunked = False
+        self._chunk_crlf = False
+        self._close_after = False
+        self.closed = False
+
+    # -- asyncio.Protocol ------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._on_lost(self)
+
+    def data_received(self, data: bytes) -> None:
+        self._buf += data
+        try:
+            self._parse()
+        except _BadRequest as e:
+            self.respond(400, b'{"errorMessage":"%s","errorType":"InvalidRequest"}'
+                         % str(e).encode(), close=True)
+
+    # -- parsing ---------------------------------------------------------------------------
+    def _parse(self) -> None:
+        while True:
+            if self._head is None:
+                end = self._buf.find(b"\r\n\r\n")
+                if end < 0:
+                    if len(self._buf) > _MAX_HEAD:
+                        raise _BadRequest("request head too large")
+                    return
+                self._start(bytes(self._buf[:end]))
+                del self._buf[:end + 4]
+            if self._chunked:
+                if not self._read_chunks():
+                    return
+            else:
+                take = min(self._remaining, len(self._buf))
+                if take:
+                    self._add(self._buf[:take])
+                    del self._buf[:take]
+                    self._remaining -= take
+                if self._remaining:
+                    return
+            self._finish()
+            if self._transport is None or self.closed:
+                return
+
+    def _start(self, head: bytes) -> None:
+        lines = head.decode("latin-1").split("\r\n")
+        parts = lines[0].split(" ")
+        if len(parts) != 3:
+            raise _BadRequest("malformed request line")
+        method, path, version = parts
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            name, sep, value = line.partition(":")
+            if not sep:
+                raise _BadRequest("malformed header line")
+            headers[name.strip().lower()] = value.strip()
+        conn = headers.get("connection", "").lower()
+        close = conn == "close" or (version == "HTTP/1.0" and conn != "keep-alive")
+        self._head = (method, path, headers, close)
+        self._body = bytearray()
+        self._size = 0
+        self._chunk_crlf = False
+        self._chunked = "chunked" in headers.get("transfer-encoding", "").lower()
+        try:
+            self._remaining = 0 if self._chunked else int(headers.get("content-length", "0"))
+        except ValueError:
+            raise _BadRequest("bad Content-Length") from None
+        if self._remaining < 0:
+            raise _BadRequest("bad Content-Length")
+
+    def _add(self, data: bytes | bytearray) -> None:
+        self._size += len(data)
+        if self._size <= self._max_body:
+            self._body += data
+
+    def _read_chunks(self) -> bool:
+        """Consume chunked data; True when the last chunk (and trailers) arrived."""
+        while True:
+            if self._remaining:
+                take = min(self._remaining, len(self._buf))
+                self._add(self._buf[:take])
+                del self._buf[:take]
+                self._remaining -= take
+                if self._remaining:
+                    return False
+                self._chunk_crlf = True
+            if self._chunk_crlf:
+                if len(self._buf) < 2:
+                    return False
+                del self._buf[:2]            # CRLF after chunk data
+                self._chunk_crlf = False
+            end = self._buf.find(b"\r\n")
+            if end < 0:
+                return False
+            size_text = bytes(self._buf[:end]).split(b";")[0].strip()
+            try:
+                size = int(size_text, 16)
+            except ValueError:
+                raise _BadRequest("bad chunk size") from None
+            if size == 0:
+                trailer_end = self._buf.find(b"\r\n\r\n", end)
+                if trailer_end == end:       # no trailers: "0\r\n\r\n"
+                    del self._buf[:end + 4]
+                    return True
+                if trailer_end < 0:
+                    return False
+                del self._buf[:trailer_end + 4]
+                return True
+            del self._buf[:end + 2]
+            self._remaining = size
+
+    def _finish(self) -> None:
+        assert self._head is not None
+        method, path, headers, close = self._head
+        self._head = None
+        self._close_after = close
+        req = Request(method, path, headers, bytes(self._body), self._size,
+                      self._size > self._max_body)
+        self._body = bytearray()
+        self._on_request(self, req)
+
+    # -- responses -------------------------------------------------------------------------
+    def respond(self, status: int, body: bytes, *, content_type: str = "application/json",
+                headers: Iterable[tuple[str, str]] = (), close: bool = False) -> None:
+        """Write one response; ``Content-Type`` is always set (clients crash without it)."""
+        if self._transport is None or self.closed:
+            return
+        reason = HTTPStatus(status).phrase
+        head = [f"HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\n"
+                f"Content-Length: {len(body)}\r\n"]
+        head.extend(f"{k}: {v}\r\n" for k, v in headers)
+        close = close or self._close_after
+        if close:
+            head.append("Connection: close\r\n")
+        head.append("\r\n")
+        self._transport.write("".join(head).encode() + body)
+        if close:
+            self._transport.close()
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+
+class _BadRequest(Exception):
+    pass

@@ -1,0 +1,396 @@
+"""One worker's Runtime API endpoint: a loopback listener that serves exactly one worker.
+
+The official clients take only ``host:port`` (``AWS_LAMBDA_RUNTIME_API``), so isolation between
+workers is one listener each: a worker can only ever see its own invocations.
+
+Use it like this (the Lambda manager does; so can a bootstrap's test)::
+
+    session = await RuntimeSession.open(log=print)
+    env["AWS_LAMBDA_RUNTIME_API"] = session.address          # "127.0.0.1:<port>"
+    ... start the worker process with env ...
+    await session.wait_ready(timeout=10)                     # first /next = init done
+    outcome = await session.run(Job.for_payload(b'{"a": 1}', function_arn=arn, timeout_s=3))
+    outcome.ok, outcome.body, outcome.error_type
+    await session.aclose()
+
+State machine (one invocation at a time, as the Runtime API defines it):
+``INIT`` → first ``GET /next`` → ``IDLE`` (parked /next) → a job is handed out → ``BUSY`` →
+``POST /response`` or ``/error`` → back to waiting for ``/next``. Out-of-order calls get
+403 ``InvalidStateTransition``; posts for unknown ids 400 ``InvalidRequestID``; posts for ids
+already answered (stale, e.g. after a timeout) 403. Everything refused is logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import json
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sprig.runtime_api import wire
+from sprig.runtime_api.http11 import Connection, Request
+
+
+class SessionState(enum.StrEnum):
+    INIT = "INIT"            # process started, no /next yet
+    IDLE = "IDLE"            # waiting for work (a /next may be parked)
+    BUSY = "BUSY"            # an invocation was handed out, no answer yet
+    FAILED = "FAILED"        # init error reported, or the session was aborted
+    CLOSED = "CLOSED"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One invocation as a worker receives it from ``/next``.
+
+    ``client_context`` and ``cognito_identity`` are plain JSON text (not base64).
+    """
+
+    request_id: str
+    payload: bytes
+    deadline_ms: int
+    invoked_function_arn: str
+    binary: bool = False
+    client_context: str | None = None
+    cognito_identity: str | None = None
+    trace_id: str | None = None
+
+    @classmethod
+    def for_payload(cls, payload: bytes, *, function_arn: str, timeout_s: float,
+                    request_id: str | None = None, binary: bool = False,
+                    client_context: dict[str, Any] | None = None) -> Job:
+        """A job whose deadline is ``timeout_s`` from now."""
+        return cls(
+            request_id=request_id or str(uuid.uuid4()),
+            payload=payload,
+            deadline_ms=int(time.time() * 1000 + timeout_s * 1000),
+            invoked_function_arn=function_arn,
+            binary=binary,
+            client_context=None if client_context is None else json.dumps(client_context),
+        )
+
+    def headers(self) -> list[tuple[str, str]]:
+        h = [(wire.H_REQUEST_ID, self.request_id),
+             (wire.H_DEADLINE_MS, str(self.deadline_ms)),
+             (wire.H_FUNCTION_ARN, self.invoked_function_arn)]
+        if self.trace_id:
+            h.append((wire.H_TRACE_ID, self.trace_id))
+        if self.client_context is not None:
+            h.append((wire.H_CLIENT_CONTEXT, self.client_context))
+        if self.cognito_identity is not None:
+            h.append((wire.H_COGNITO_IDENTITY, self.cognito_identity))
+        return h
+
+
+class OutcomeKind(enum.StrEnum):
+    RESPONSE = "response"          # POST /response
+    ERROR = "error"                # POST /error (a Handled function error)
+    TOO_LARGE = "too_large"        # the response was over the limit: 413, worker must restart
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the worker answered. For ERROR/TOO_LARGE ``body`` is the JSON error document."""
+
+    kind: OutcomeKind
+    body: bytes
+    error_type: str | None = None
+    content_type: str = wire.CT_JSON
+
+    @property
+    def ok(self) -> bool:
+        return self.kind is OutcomeKind.RESPONSE
+
+
+@dataclass(frozen=True)
+class InitError:
+    """What a runtime reported on ``/init/error``."""
+
+    error_type: str
+    error_message: str
+    body: bytes = b""
+
+    def __str__(self) -> str:
+        return f"{self.error_type}: {self.error_message}"
+
+
+class SessionAborted(Exception):
+    """The pending invocation was abandoned (worker died, timed out or the session closed)."""
+
+
+@dataclass
+class _Pending:
+    job: Job
+    future: asyncio.Future[Outcome]
+    delivered: bool = False
+
+
+def error_document(error_type: str, message: str, stack: list[str] | None = None) -> bytes:
+    """The error JSON as AWS Lambda returns it to callers."""
+    doc: dict[str, Any] = {"errorMessage": message, "errorType": error_type}
+    if stack is not None:
+        doc["stackTrace"] = stack
+    return json.dumps(doc).encode()
+
+
+def _normalise_error(body: bytes, header_type: str | None) -> tuple[str, bytes]:
+    """Turn a runtime's /error body into ``{errorMessage, errorType, stackTrace}``.
+
+    The Node RIC sends ``trace`` instead of ``stackTrace``; some runtimes send only the
+    ``Lambda-Runtime-Function-Error-Type`` header and no body.
+    """
+    try:
+        doc = json.loads(body) if body else {}
+    except ValueError:
+        doc = {"errorMessage": body.decode("utf-8", "replace")}
+    if not isinstance(doc, dict):
+        doc = {"errorMessage": json.dumps(doc)}
+    if "stackTrace" not in doc and "trace" in doc:
+        doc["stackTrace"] = doc.pop("trace")
+    error_type = str(doc.get("errorType") or header_type or wire.FN_UNHANDLED)
+    doc["errorType"] = error_type
+    doc.setdefault("errorMessage", "")
+    doc.pop("requestId", None)
+    ordered = {"errorMessage": doc.pop("errorMessage"), "errorType": doc.pop("errorType")}
+    ordered.update(doc)
+    return error_type, json.dumps(ordered).encode()
+
+
+def _err(error_type: str, message: str) -> bytes:
+    return json.dumps({"errorMessage": message, "errorType": error_type}).encode()
+
+
+@dataclass
+class RuntimeSession:
+    """The Runtime API of one worker. Create with :meth:`open`."""
+
+    log: Callable[[str], None] = print
+    max_response_bytes: int = wire.MAX_RESPONSE_BYTES
+    state: SessionState = SessionState.INIT
+    init_error: InitError | None = None
+    address: str = ""
+    _server: asyncio.Server | None = None
+    _conns: set[Connection] = field(default_factory=set)
+    _parked: Connection | None = None
+    _pending: _Pending | None = None
+    _done_ids: deque[str] = field(default_factory=lambda: deque(maxlen=64))
+    _ready: asyncio.Event = field(default_factory=asyncio.Event)
+    _failed: asyncio.Event = field(default_factory=asyncio.Event)
+    invocations: int = 0
+
+    @classmethod
+    async def open(cls, *, log: Callable[[str], None] = print,
+                   max_response_bytes: int = wire.MAX_RESPONSE_BYTES) -> RuntimeSession:
+        """Start a listener on 127.0.0.1 with a free port; ``address`` is ``host:port``."""
+        self = cls(log=log, max_response_bytes=max_response_bytes)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(self._new_connection, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        self.address = f"127.0.0.1:{port}"
+        return self
+
+    # -- the manager's side ----------------------------------------------------------------
+    @property
+    def ready(self) -> bool:
+        """True once the runtime asked for its first invocation (init finished)."""
+        return self._ready.is_set()
+
+    async def wait_ready(self, timeout: float | None = None) -> None:
+        """Wait for the first ``/next``.
+
+        Raises:
+            InitFailedError: the runtime posted ``/init/error`` (or the session was aborted).
+            TimeoutError: no ``/next`` within ``timeout``.
+        """
+        if not self._ready.is_set() and not self._failed.is_set():
+            waiters = [asyncio.ensure_future(self._ready.wait()),
+                       asyncio.ensure_future(self._failed.wait())]
+            try:
+                done, _ = await asyncio.wait(waiters, timeout=timeout,
+                                             return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waiters:
+                    w.cancel()
+            if not done:
+                raise TimeoutError("the runtime did not ask for an invocation in time")
+        if self.init_error is not None:
+            raise InitFailedError(self.init_error)
+        if not self._ready.is_set():
+            raise InitFailedError(InitError("Runtime.ExitError", "the worker stopped during init"))
+
+    async def failed(self) -> None:
+        """Return when the session failed (init error or abort)."""
+        await self._failed.wait()
+
+    def submit(self, job: Job) -> asyncio.Future[Outcome]:
+        """Hand ``job`` to the worker (now if it is parked on /next, else on its next /next).
+
+        The future resolves with the worker's :class:`Outcome`, or fails with
+        :class:`SessionAborted` via :meth:`abort`. Only one job may be outstanding.
+        """
+        if self._pending is not None:
+            raise RuntimeError("a job is already outstanding on this worker")
+        if self.state in (SessionState.FAILED, SessionState.CLOSED):
+            raise SessionAborted(f"the worker's runtime session is {self.state}")
+        fut: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._pending = _Pending(job, fut)
+        if self._parked is not None:
+            conn, self._parked = self._parked, None
+            self._deliver(conn)
+        return fut
+
+    async def run(self, job: Job) -> Outcome:
+        """:meth:`submit` and wait for the outcome (callers add their own timeout)."""
+        return await self.submit(job)
+
+    def abort(self, reason: str) -> None:
+        """Abandon the outstanding job (if any) and refuse further work: the worker is gone."""
+        if self._pending is not None:
+            self._done_ids.append(self._pending.job.request_id)
+            if not self._pending.future.done():
+                self._pending.future.set_exception(SessionAborted(reason))
+            self._pending = None
+        if self.state is not SessionState.CLOSED:
+            self.state = SessionState.FAILED
+        self._failed.set()
+
+    async def aclose(self) -> None:
+        """Stop listening and drop the worker's connections."""
+        self.abort("the runtime session closed")
+        self.state = SessionState.CLOSED
+        if self._server is not None:
+            self._server.close()
+        for conn in list(self._conns):
+            conn.close()
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    # -- the worker's side -----------------------------------------------------------------
+    def _new_connection(self) -> Connection:
+        conn = Connection(self._on_request, self._on_lost, self.max_response_bytes)
+        self._conns.add(conn)
+        return conn
+
+    def _on_lost(self, conn: Connection) -> None:
+        self._conns.discard(conn)
+        if self._parked is conn:
+            self._parked = None
+
+    def _on_request(self, conn: Connection, req: Request) -> None:
+        path = req.path.split("?", 1)[0]
+        if path == wire.PATH_NEXT and req.method == "GET":
+            self._next(conn)
+        elif path.startswith(wire.INVOCATION_PREFIX) and req.method == "POST":
+            rest = path[len(wire.INVOCATION_PREFIX):]
+            if rest.endswith(wire.SUFFIX_RESPONSE):
+                self._response(conn, req, rest[:-len(wire.SUFFIX_RESPONSE)])
+            elif rest.endswith(wire.SUFFIX_ERROR):
+                self._error(conn, req, rest[:-len(wire.SUFFIX_ERROR)])
+            else:
+                self._refuse(conn, 404, wire.ERR_NOT_FOUND, f"no such path: {req.method} {path}")
+        elif path == wire.PATH_INIT_ERROR and req.method == "POST":
+            self._init_error(conn, req)
+        else:
+            self._refuse(conn, 404, wire.ERR_NOT_FOUND, f"no such path: {req.method} {path}")
+
+    def _refuse(self, conn: Connection, status: int, error_type: str, message: str) -> None:
+        self.log(f"runtime API refused a request: {status} {error_type}: {message}")
+        conn.respond(status, _err(error_type, message))
+
+    def _transition_error(self, conn: Connection, what: str) -> None:
+        self._refuse(conn, 403, wire.ERR_INVALID_STATE,
+                     f"State transition from {self.state} to {what} failed for runtime. "
+                     "Error: State transition is not allowed")
+
+    def _next(self, conn: Connection) -> None:
+        if self.state in (SessionState.FAILED, SessionState.CLOSED):
+            conn.respond(500, _err("Runtime.Unavailable",
+                                   "Container error. Non-recoverable state. "
+                                   "Runtime should exit promptly."))
+            return
+        if self.state is SessionState.BUSY or self._parked is not None:
+            self._transition_error(conn, "InvocationNext")
+            return
+        self.state = SessionState.IDLE
+        self._ready.set()
+        if self._pending is not None and not self._pending.delivered:
+            self._deliver(conn)
+        else:
+            self._parked = conn
+
+    def _deliver(self, conn: Connection) -> None:
+        assert self._pending is not None
+        job = self._pending.job
+        self._pending.delivered = True
+        self.state = SessionState.BUSY
+        self.invocations += 1
+        conn.respond(200, job.payload,
+                     content_type=wire.CT_BINARY if job.binary else wire.CT_JSON,
+                     headers=job.headers())
+
+    def _check_id(self, conn: Connection, request_id: str, what: str) -> _Pending | None:
+        """The outstanding job if ``request_id`` names it; else answer 403 (stale) or 400."""
+        pending = self._pending
+        if pending is not None and pending.delivered and pending.job.request_id == request_id:
+            return pending
+        if request_id in self._done_ids:
+            self._transition_error(conn, what)          # already answered or abandoned
+        else:
+            self._refuse(conn, 400, wire.ERR_INVALID_REQUEST_ID,
+                         f"Invalid request ID: {request_id!r}")
+        return None
+
+    def _finish(self, pending: _Pending, outcome: Outcome) -> None:
+        self._pending = None
+        self._done_ids.append(pending.job.request_id)
+        self.state = SessionState.IDLE
+        if not pending.future.done():
+            pending.future.set_result(outcome)
+
+    def _response(self, conn: Connection, req: Request, request_id: str) -> None:
+        pending = self._check_id(conn, request_id, "InvocationResponse")
+        if pending is None:
+            return
+        if req.truncated:
+            message = wire.too_large_message(req.size)
+            self._refuse(conn, 413, wire.ERR_TOO_LARGE, wire.too_large_message())
+            self._finish(pending, Outcome(OutcomeKind.TOO_LARGE,
+                                          error_document(wire.FN_RESPONSE_TOO_LARGE, message),
+                                          wire.FN_RESPONSE_TOO_LARGE))
+            return
+        conn.respond(202, wire.STATUS_OK_BODY)
+        ctype = req.headers.get("content-type", wire.CT_JSON)
+        self._finish(pending, Outcome(OutcomeKind.RESPONSE, req.body, None, ctype))
+
+    def _error(self, conn: Connection, req: Request, request_id: str) -> None:
+        pending = self._check_id(conn, request_id, "InvocationErrorResponse")
+        if pending is None:
+            return
+        conn.respond(202, wire.STATUS_OK_BODY)
+        error_type, doc = _normalise_error(req.body[:wire.MAX_RESPONSE_BYTES],
+                                           req.headers.get(wire.H_FUNCTION_ERROR_TYPE))
+        self._finish(pending, Outcome(OutcomeKind.ERROR, doc, error_type))
+
+    def _init_error(self, conn: Connection, req: Request) -> None:
+        if self.state is not SessionState.INIT:
+            self._transition_error(conn, "InitError")
+            return
+        conn.respond(202, wire.STATUS_OK_BODY)
+        error_type, doc = _normalise_error(req.body, req.headers.get(wire.H_FUNCTION_ERROR_TYPE))
+        message = str(json.loads(doc).get("errorMessage", ""))
+        self.init_error = InitError(error_type, message, doc)
+        self.log(f"runtime init failed: {error_type}: {message}")
+        self.abort(f"init failed: {error_type}: {message}")
+
+
+class InitFailedError(Exception):
+    """The runtime could not initialise (``/init/error``, or it exited before its first /next)."""
+
+    def __init__(self, error: InitError) -> None:
+        self.error = error
+        super().__init__(str(error))

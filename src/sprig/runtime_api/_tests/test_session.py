@@ -241,7 +241,7 @@ async def test_abort_fails_pending_and_refuses_work(session: RuntimeSession) -> 
 async def test_init_error_is_202_and_recorded(session: RuntimeSession) -> None:
     c = await Raw.connect(session.address)
     try:
-        st, _, body = await c.call(
+        st, _, _ = await c.call(
             "POST", f"{P}/init/error", b'{"errorMessage":"bad","errorType":"X","stackTrace":[]}',
             headers={"Lambda-Runtime-Function-Error-Type": "Runtime.HandlerNotFound"})
         assert st == 202

@@ -1,0 +1,413 @@
+'use strict';
+/*
+ * Sprig's Node.js Lambda bootstrap: the runtime loop between the Lambda Runtime API (2018-06-01)
+ * and a user's handler.
+ *
+ * Why our own and not the aws-lambda-ric npm package: that client needs a native addon built at
+ * install time (cmake, g++, curl) and Node >= 22; this file has no dependencies at all, so every
+ * device that has `node` can run Node functions. It follows the AWS runtime's behaviour (handler
+ * strings, module loading, the context object, callback/async semantics, error documents) so that
+ * functions written for AWS Lambda or Greengrass run unchanged.
+ *
+ * Environment: AWS_LAMBDA_RUNTIME_API (host:port), _HANDLER (e.g. "src/app.handler"),
+ * LAMBDA_TASK_ROOT (the code directory), the AWS_LAMBDA_FUNCTION_* / AWS_LAMBDA_LOG_* context
+ * variables, and AWS_GREENGRASS_LAMBDA_ENCODING_TYPE ("json" or "binary").
+ */
+
+const http = require('node:http');
+const fs = require('node:fs');
+const path = require('node:path');
+const { pathToFileURL } = require('node:url');
+
+const API_PREFIX = '/2018-06-01/runtime';
+
+const ERR_IMPORT = 'Runtime.ImportModuleError';
+const ERR_HANDLER_NOT_FOUND = 'Runtime.HandlerNotFound';
+const ERR_MALFORMED = 'Runtime.MalformedHandlerName';
+const ERR_SYNTAX = 'Runtime.UserCodeSyntaxError';
+const ERR_UNMARSHAL = 'Runtime.UnmarshalError';
+const ERR_SERIALIZE = 'Runtime.SerializationError';
+const ERR_REJECTION = 'Runtime.UnhandledPromiseRejection';
+
+class RuntimeError extends Error {
+  constructor(name, message) {
+    super(message);
+    this.name = name;
+  }
+}
+
+// ---- Runtime API client (node:http, one keep-alive connection) ----------------------------------
+
+function parseEndpoint(value) {
+  const match = /^([^:]+|\[[^\]]+\]):(\d+)$/.exec(value || '');
+  if (!match) {
+    throw new RuntimeError('Runtime.PlatformError',
+      `AWS_LAMBDA_RUNTIME_API must be host:port (got ${JSON.stringify(value)})`);
+  }
+  return { host: match[1].replace(/^\[|\]$/g, ''), port: Number(match[2]) };
+}
+
+const endpoint = parseEndpoint(process.env.AWS_LAMBDA_RUNTIME_API);
+// Idle keep-alive sockets are unref'd by the agent, so they never keep the event loop alive:
+// callbackWaitsForEmptyEventLoop sees only the user's own work.
+const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+
+function request(method, urlPath, headers, body) {
+  return new Promise((resolve, reject) => {
+    const req = http.request({
+      host: endpoint.host, port: endpoint.port, method, path: urlPath, agent,
+      headers: Object.assign({ 'User-Agent': 'sprig-nodejs-runtime' }, headers,
+        body !== undefined ? { 'Content-Length': body.length } : {}),
+    }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers,
+        body: Buffer.concat(chunks) }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    if (body !== undefined) req.write(body);
+    req.end();
+  });
+}
+
+async function post(urlPath, headers, body) {
+  const res = await request('POST', urlPath, headers, body);
+  if (res.status < 200 || res.status > 299) {
+    // The server refused the result (e.g. 413 for an oversize response): it has recorded the
+    // failure for the caller; we carry on with the next invocation.
+    console.error(`Runtime API answered ${res.status} to POST ${urlPath}: ${res.body.toString()}`);
+  }
+  return res;
+}
+
+// ---- Error documents ---------------------------------------------------------------------------
+
+function errorDocument(err) {
+  if (err instanceof Error) {
+    const stack = typeof err.stack === 'string' ? err.stack.split('\n') : [];
+    return { errorType: err.name || (err.constructor && err.constructor.name) || 'Error',
+      errorMessage: err.message === undefined ? '' : String(err.message),
+      stackTrace: stack, trace: stack };
+  }
+  let message;
+  try {
+    message = typeof err === 'string' ? err : JSON.stringify(err);
+  } catch (_e) {
+    message = String(err);
+  }
+  return { errorType: typeof err, errorMessage: message === undefined ? String(err) : message,
+    stackTrace: [], trace: [] };
+}
+
+function errorBody(err) {
+  return Buffer.from(JSON.stringify(errorDocument(err)));
+}
+
+async function postInitError(err) {
+  const doc = errorDocument(err);
+  console.error(`${doc.errorType}: ${doc.errorMessage}`);
+  try {
+    await post(`${API_PREFIX}/init/error`, {
+      'Content-Type': 'application/json',
+      'Lambda-Runtime-Function-Error-Type': doc.errorType,
+    }, Buffer.from(JSON.stringify(doc)));
+  } finally {
+    process.exit(1);
+  }
+}
+
+// ---- Loading the handler -----------------------------------------------------------------------
+
+/** Split "dir/sub/module.fn.nested" into the module path and the property path, as AWS does. */
+function splitHandler(handler) {
+  if (!handler) throw new RuntimeError(ERR_MALFORMED, '_HANDLER is not set');
+  if (handler.includes('..')) {
+    throw new RuntimeError(ERR_MALFORMED, `'${handler}' is not a valid handler name: '..' is not allowed`);
+  }
+  const slash = handler.lastIndexOf('/');
+  const moduleRoot = handler.slice(0, slash + 1);
+  const rest = handler.slice(slash + 1);
+  const match = /^([^.]+)\.(.+)$/.exec(rest);
+  if (!match || match[2].split('.').some((p) => p === '')) {
+    throw new RuntimeError(ERR_MALFORMED,
+      `Bad handler ${handler}: expected <path/>module.function, e.g. index.handler`);
+  }
+  return { modulePath: moduleRoot + match[1], fnPath: match[2].split('.') };
+}
+
+/** The "type" of the nearest package.json above `dir` ("commonjs" when there is none). */
+function packageType(dir) {
+  for (let d = dir; ; d = path.dirname(d)) {
+    const pkg = path.join(d, 'package.json');
+    if (fs.existsSync(pkg)) {
+      try {
+        return JSON.parse(fs.readFileSync(pkg, 'utf8')).type === 'module' ? 'module' : 'commonjs';
+      } catch (_e) {
+        return 'commonjs';
+      }
+    }
+    if (path.dirname(d) === d) return 'commonjs';
+  }
+}
+
+function isFile(p) {
+  try {
+    return fs.statSync(p).isFile();
+  } catch (_e) {
+    return false;
+  }
+}
+
+function loadError(err, what) {
+  if (err instanceof SyntaxError) {
+    return new RuntimeError(ERR_SYNTAX, `${err.name}: ${err.message}`);
+  }
+  if (err && (err.code === 'MODULE_NOT_FOUND' || err.code === 'ERR_MODULE_NOT_FOUND')) {
+    return new RuntimeError(ERR_IMPORT, `Error: Cannot load module '${what}': ${err.message}`);
+  }
+  return err;
+}
+
+async function loadModule(taskRoot, modulePath) {
+  const base = path.resolve(taskRoot, modulePath);
+  const candidates = [
+    [base + '.js', null], [base + '.mjs', 'module'], [base + '.cjs', 'commonjs'], [base, null],
+  ];
+  for (const [file, fixed] of candidates) {
+    if (!isFile(file)) continue;
+    const kind = fixed || (file.endsWith('.js') ? packageType(path.dirname(file)) : 'commonjs');
+    try {
+      if (kind === 'module') return await import(pathToFileURL(file).href);
+      return require(file);
+    } catch (err) {
+      throw loadError(err, modulePath);
+    }
+  }
+  // Not a file in the code directory: a package from node_modules or NODE_PATH, as AWS allows.
+  try {
+    return require(require.resolve(modulePath, { paths: [taskRoot] }));
+  } catch (err) {
+    if (err && err.code === 'MODULE_NOT_FOUND' && String(err.message).includes(`'${modulePath}'`)) {
+      throw new RuntimeError(ERR_IMPORT, `Error: Cannot find module '${modulePath}' in ${taskRoot}`);
+    }
+    throw loadError(err, modulePath);
+  }
+}
+
+async function loadHandler(taskRoot, handler) {
+  const { modulePath, fnPath } = splitHandler(handler);
+  const mod = await loadModule(taskRoot, modulePath);
+  const lookup = (root) => fnPath.reduce((o, k) => (o == null ? undefined : o[k]), root);
+  let fn = lookup(mod);
+  // A CommonJS module loaded by import() exposes module.exports as `default`.
+  if (fn === undefined && mod && mod.default !== undefined) fn = lookup(mod.default);
+  if (fn === undefined) {
+    throw new RuntimeError(ERR_HANDLER_NOT_FOUND, `${handler} is undefined or not exported`);
+  }
+  if (typeof fn !== 'function') {
+    throw new RuntimeError(ERR_HANDLER_NOT_FOUND, `${handler} is not a function`);
+  }
+  return fn;
+}
+
+// ---- One invocation ----------------------------------------------------------------------------
+
+const env = process.env;
+const binaryEncoding = (env.AWS_GREENGRASS_LAMBDA_ENCODING_TYPE || '').toLowerCase() === 'binary';
+
+function parseJsonHeader(value) {
+  if (value === undefined || value === '') return undefined;
+  return JSON.parse(value);
+}
+
+function decodeEvent(res) {
+  const type = String(res.headers['content-type'] || 'application/json').split(';')[0].trim();
+  if (binaryEncoding || type.toLowerCase() !== 'application/json') return res.body;
+  if (res.body.length === 0) return null;
+  return JSON.parse(res.body.toString('utf8'));
+}
+
+function buildContext(headers, complete) {
+  const deadline = Number(headers['lambda-runtime-deadline-ms'] || 0);
+  const context = {
+    awsRequestId: headers['lambda-runtime-aws-request-id'],
+    invokedFunctionArn: headers['lambda-runtime-invoked-function-arn'] || '',
+    functionName: env.AWS_LAMBDA_FUNCTION_NAME || '',
+    functionVersion: env.AWS_LAMBDA_FUNCTION_VERSION || '$LATEST',
+    memoryLimitInMB: env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE || '',
+    logGroupName: env.AWS_LAMBDA_LOG_GROUP_NAME || '',
+    logStreamName: env.AWS_LAMBDA_LOG_STREAM_NAME || '',
+    clientContext: parseJsonHeader(headers['lambda-runtime-client-context']),
+    identity: parseJsonHeader(headers['lambda-runtime-cognito-identity']),
+    xRayTraceId: headers['lambda-runtime-trace-id'],
+    callbackWaitsForEmptyEventLoop: true,
+    getRemainingTimeInMillis: () => (deadline ? Math.max(0, deadline - Date.now()) : 0),
+    // The legacy completion API: ends the invocation at once, whatever the event loop holds.
+    done: (err, result) => complete(err, result, false),
+    succeed: (result) => complete(null, result, false),
+    fail: (err) => complete(err === undefined || err === null ? 'handled' : err, undefined, false),
+  };
+  return context;
+}
+
+function encodeResult(result) {
+  if (Buffer.isBuffer(result)) return { body: result, type: 'application/octet-stream' };
+  if (result instanceof Uint8Array) {
+    return { body: Buffer.from(result.buffer, result.byteOffset, result.byteLength),
+      type: 'application/octet-stream' };
+  }
+  const text = JSON.stringify(result === undefined ? null : result);
+  return { body: Buffer.from(text === undefined ? 'null' : text), type: 'application/json' };
+}
+
+let current = null; // { id, finish(err, result) } while an invocation runs
+
+/** Run one invocation; resolves once its result or error has been posted. */
+function invoke(handler, res) {
+  const id = res.headers['lambda-runtime-aws-request-id'];
+  return new Promise((resolveDone) => {
+    let finished = false;
+    let waiting = null; // beforeExit listener of a callback that waits for the empty event loop
+    let idle = null; // beforeExit listener answering null when the handler never completes
+
+    const send = async (err, result) => {
+      try {
+        if (err !== null && err !== undefined) {
+          await post(`${API_PREFIX}/invocation/${id}/error`,
+            { 'Content-Type': 'application/json' }, errorBody(err));
+          return;
+        }
+        let encoded;
+        try {
+          encoded = encodeResult(result);
+        } catch (e) {
+          await post(`${API_PREFIX}/invocation/${id}/error`, { 'Content-Type': 'application/json' },
+            errorBody(new RuntimeError(ERR_SERIALIZE, `Unable to stringify response body: ${e.message}`)));
+          return;
+        }
+        await post(`${API_PREFIX}/invocation/${id}/response`,
+          { 'Content-Type': encoded.type }, encoded.body);
+      } finally {
+        resolveDone();
+      }
+    };
+
+    const finish = (err, result) => {
+      if (finished) return;
+      finished = true;
+      current = null;
+      for (const listener of [waiting, idle]) {
+        if (listener) process.removeListener('beforeExit', listener);
+      }
+      waiting = null;
+      idle = null;
+      send(err, result).catch((e) => {
+        console.error(`Could not post the result of ${id}: ${e.message}`);
+        process.exit(1);
+      });
+    };
+
+    let context;
+    // `wait` is true for the handler's callback, which honours callbackWaitsForEmptyEventLoop;
+    // context.done/succeed/fail and promises finish at once. Only the first completion counts.
+    const complete = (err, result, wait) => {
+      if (finished || waiting) return;
+      if (wait && context.callbackWaitsForEmptyEventLoop) {
+        waiting = () => finish(err, result);
+        process.on('beforeExit', waiting);
+        return;
+      }
+      finish(err, result);
+    };
+
+    let event;
+    try {
+      context = buildContext(res.headers, complete);
+      event = decodeEvent(res);
+    } catch (e) {
+      finish(new RuntimeError(ERR_UNMARSHAL, `Could not decode the invocation: ${e.message}`));
+      return;
+    }
+    current = { id };
+    // A handler that neither returns a promise nor calls back answers null once the event
+    // loop is empty, as in AWS Lambda.
+    idle = () => complete(null, null, false);
+    process.on('beforeExit', idle);
+    let returned;
+    try {
+      returned = handler(event, context, (err, result) => complete(err, result, true));
+    } catch (e) {
+      finish(e);
+      return;
+    }
+    if (returned && typeof returned.then === 'function') {
+      returned.then((r) => complete(null, r, false),
+        (e) => complete(e === undefined || e === null ? new Error(String(e)) : e, undefined, false));
+    }
+  });
+}
+
+// ---- Main loop ---------------------------------------------------------------------------------
+
+process.on('uncaughtException', (err) => {
+  console.error('Uncaught exception:', err);
+  if (current) {
+    const { id } = current;
+    current = null;
+    post(`${API_PREFIX}/invocation/${id}/error`, { 'Content-Type': 'application/json' },
+      errorBody(err)).finally(() => process.exit(129));
+  } else {
+    process.exit(129);
+  }
+});
+
+process.on('unhandledRejection', (reason) => {
+  const err = new RuntimeError(ERR_REJECTION,
+    reason instanceof Error ? `${reason.name}: ${reason.message}` : String(reason));
+  if (reason instanceof Error && reason.stack) err.stack = reason.stack;
+  console.error('Unhandled promise rejection:', reason);
+  if (current) {
+    const { id } = current;
+    current = null;
+    post(`${API_PREFIX}/invocation/${id}/error`, { 'Content-Type': 'application/json' },
+      errorBody(err)).finally(() => process.exit(128));
+  } else {
+    process.exit(128);
+  }
+});
+
+async function main() {
+  const taskRoot = path.resolve(env.LAMBDA_TASK_ROOT || process.cwd());
+  let handler;
+  try {
+    handler = await loadHandler(taskRoot, env._HANDLER);
+  } catch (err) {
+    await postInitError(err);
+    return;
+  }
+  for (;;) {
+    let res;
+    try {
+      res = await request('GET', `${API_PREFIX}/invocation/next`, {});
+    } catch (err) {
+      console.error(`Encountered error during attempt to get work: ${err}`);
+      process.exit(1);
+    }
+    if (res.status !== 200 || !res.headers['lambda-runtime-aws-request-id']) {
+      console.error(`Runtime API answered ${res.status} to GET next: ${res.body.toString()}`);
+      process.exit(1);
+    }
+    if (res.headers['lambda-runtime-trace-id']) {
+      env._X_AMZN_TRACE_ID = res.headers['lambda-runtime-trace-id'];
+    } else {
+      delete env._X_AMZN_TRACE_ID;
+    }
+    await invoke(handler, res);
+  }
+}
+
+main().catch((err) => {
+  console.error('Sprig Node.js runtime failed:', err);
+  process.exit(1);
+});

@@ -1,0 +1,175 @@
+"""Sprig's Python bootstrap against the real Runtime API server, on every installed Python."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from sprig.runtime_api import InitFailedError, Job, OutcomeKind, RuntimeSession
+from sprig.runtimes.python import bootstrap_path
+
+ARN = "arn:aws:lambda:us-east-1:123456789012:function:f:1"
+
+APP = '''
+import os
+count = 0
+def handler(event, context):
+    global count
+    count += 1
+    print("hello from handler %d" % count)
+    if isinstance(event, dict) and event.get("fail"):
+        raise ValueError("boom")
+    if isinstance(event, dict) and "big" in event:
+        return "x" * event["big"]
+    if isinstance(event, bytes):
+        return b"raw:" + event
+    cc = context.client_context
+    return {
+        "echo": event, "count": count, "rid": context.aws_request_id,
+        "arn": context.invoked_function_arn, "remaining": context.get_remaining_time_in_millis(),
+        "custom": cc.custom if cc else None, "env": cc.env if cc else None,
+        "app_title": cc.client.app_title if cc and cc.client else None,
+        "name": context.function_name, "version": context.function_version,
+        "memory": context.memory_limit_in_mb, "group": context.log_group_name,
+        "stream": context.log_stream_name,
+        "identity": context.identity.cognito_identity_id,
+    }
+'''
+
+
+def interpreters() -> list[str]:
+    """The venv's Python, plus the oldest installed Python 3 and 2.7 (real ELF files)."""
+    found = [sys.executable]
+    for v in ("3.7", "2.7"):
+        for base in sorted(Path("/root/.pyenv/versions").glob(f"{v}.*")):
+            exe = base / "bin" / f"python{v}"
+            if exe.exists():
+                found.append(str(exe))
+    return found
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[RuntimeSession]:
+    s = await RuntimeSession.open(log=lambda _: None)
+    yield s
+    await s.aclose()
+
+
+@pytest.fixture
+def code(tmp_path: Path) -> Path:
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "app.py").write_text(APP)
+    (tmp_path / "syntax.py").write_text("def broken(:\n")
+    (tmp_path / "raises.py").write_text("raise KeyError('at import')\n")
+    return tmp_path
+
+
+async def start(session: RuntimeSession, code: Path, handler: str, python: str = sys.executable,
+                ) -> asyncio.subprocess.Process:
+    env = {"PATH": os.environ["PATH"], "AWS_LAMBDA_RUNTIME_API": session.address,
+           "LAMBDA_TASK_ROOT": str(code), "_HANDLER": handler,
+           "AWS_LAMBDA_FUNCTION_NAME": "f", "AWS_LAMBDA_FUNCTION_VERSION": "1",
+           "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "16", "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/f",
+           "AWS_LAMBDA_LOG_STREAM_NAME": "s"}
+    return await asyncio.create_subprocess_exec(
+        python, "-u", str(bootstrap_path()), cwd="/", env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+
+
+async def finish(proc: asyncio.subprocess.Process) -> str:
+    if proc.returncode is None:
+        proc.kill()
+    out, _ = await proc.communicate()
+    return out.decode()
+
+
+def job(payload: bytes, **kw: object) -> Job:
+    return Job.for_payload(payload, function_arn=ARN, timeout_s=30, **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("python", interpreters())
+async def test_round_trip_state_errors_and_binary(session: RuntimeSession, code: Path,
+                                                  python: str) -> None:
+    proc = await start(session, code, "pkg.app.handler", python)
+    try:
+        await session.wait_ready(timeout=30)
+        cc = {"custom": {"k": "v"}, "env": {"e": 1}, "client": {"app_title": "t"}}
+        j = job(b'{"a": [1, "\\u00e9"]}', client_context=cc)
+        out = await asyncio.wait_for(session.run(j), 30)
+        assert out.kind is OutcomeKind.RESPONSE, out
+        doc = json.loads(out.body)
+        assert doc["echo"] == {"a": [1, "é"]} and doc["count"] == 1
+        assert doc["rid"] == j.request_id and doc["arn"] == ARN
+        assert 0 < doc["remaining"] <= 30000
+        assert (doc["custom"], doc["env"], doc["app_title"]) == ({"k": "v"}, {"e": 1}, "t")
+        assert (doc["name"], doc["version"], doc["memory"]) == ("f", "1", "16")
+        assert (doc["group"], doc["stream"], doc["identity"]) == ("/aws/lambda/f", "s", None)
+
+        out = await asyncio.wait_for(session.run(job(b"{}")), 30)
+        assert json.loads(out.body)["count"] == 2          # module state survives
+
+        if "python2" not in python:     # Python 2 cannot tell bytes from str
+            out = await asyncio.wait_for(session.run(job(b"\x00\x01", binary=True)), 30)
+            assert out.ok and out.body == b"raw:\x00\x01"
+            assert out.content_type == "application/octet-stream"
+
+        out = await asyncio.wait_for(session.run(job(b'{"fail": true}')), 30)
+        assert out.kind is OutcomeKind.ERROR and out.error_type == "ValueError"
+        err = json.loads(out.body)
+        assert err["errorMessage"] == "boom"
+        assert any("raise ValueError" in line for line in err["stackTrace"])
+        assert all("bootstrap.py" not in line for line in err["stackTrace"])
+    finally:
+        log = await finish(proc)
+    assert "hello from handler 1" in log and "[ERROR] ValueError: boom" in log
+
+
+@pytest.mark.parametrize(("handler", "error_type"), [
+    ("nohandler", "Runtime.MalformedHandlerName"),
+    ("missing.handler", "Runtime.ImportModuleError"),
+    ("pkg.app.nope", "Runtime.HandlerNotFound"),
+    ("syntax.handler", "Runtime.UserCodeSyntaxError"),
+    ("raises.handler", "KeyError"),
+])
+async def test_init_errors(session: RuntimeSession, code: Path, handler: str,
+                           error_type: str) -> None:
+    proc = await start(session, code, handler)
+    try:
+        with pytest.raises(InitFailedError) as e:
+            await session.wait_ready(timeout=30)
+        assert e.value.error.error_type == error_type
+        assert await asyncio.wait_for(proc.wait(), 30) == 1
+    finally:
+        await finish(proc)
+
+
+async def test_oversize_response_fails_and_exits(session: RuntimeSession, code: Path) -> None:
+    proc = await start(session, code, "pkg.app.handler")
+    try:
+        await session.wait_ready(timeout=30)
+        out = await asyncio.wait_for(session.run(job(b'{"big": 6300000}')), 30)
+        assert out.kind is OutcomeKind.TOO_LARGE
+        assert await asyncio.wait_for(proc.wait(), 30) == 1
+    finally:
+        await finish(proc)
+
+
+async def test_small_footprint(session: RuntimeSession, code: Path) -> None:
+    """The idle runtime must leave room for user code in a 16 MB cgroup."""
+    proc = await start(session, code, "pkg.app.handler")
+    try:
+        await session.wait_ready(timeout=30)
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+        fields = dict(ln.split(":", 1) for ln in status.splitlines())
+        rss_kb, anon_kb = (int(fields[k].split()[0]) for k in ("VmRSS", "RssAnon"))
+        # The bare interpreter is ~9.7 MB RSS (6 MB of it shared library pages): we add ~2 MB.
+        assert rss_kb < 12 * 1024 and anon_kb < 6 * 1024, (rss_kb, anon_kb)
+    finally:
+        await finish(proc)

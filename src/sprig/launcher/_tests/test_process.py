@@ -1,0 +1,200 @@
+"""spawn(): real processes — exit codes, signals, output, run-as, tree kills, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from sprig.errors import LaunchError
+from sprig.launcher.process import ExitStatus, exit_status, spawn
+from sprig.launcher.spec import LaunchSpec, ResourceLimits, RunAs
+
+PY = sys.executable
+SYSTEM_PY = "/usr/bin/python3"
+ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+
+
+def spec(code: str, tmp_path: Path, **kw: object) -> LaunchSpec:
+    return LaunchSpec(argv=(PY, "-c", textwrap.dedent(code)), env=dict(ENV), cwd=tmp_path,
+                      **kw)  # type: ignore[arg-type]
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie is dead for our purposes
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_describe() -> None:
+    assert ExitStatus(3, None, False).describe() == "exited with code 3"
+    assert ExitStatus(None, 9, False).describe() == "killed by signal 9 (SIGKILL)"
+    assert (ExitStatus(None, 9, True, 16384).describe()
+            == "killed: memory limit of 16384 KB exceeded")
+    assert exit_status(-15, sandboxed=False, oom_killed=False, memory_limit_kb=None).signal == 15
+    assert exit_status(137, sandboxed=True, oom_killed=False, memory_limit_kb=None).signal == 9
+    assert exit_status(137, sandboxed=False, oom_killed=False,
+                       memory_limit_kb=None).returncode == 137
+
+
+async def test_exit_code_and_output(tmp_path: Path) -> None:
+    lines: list[tuple[str, bytes]] = []
+    p = await spawn(spec("""
+        import sys
+        print("hello"); print("x" * 70000)
+        sys.stderr.write("oops\\n"); sys.stdout.write("tail")
+        sys.exit(3)""", tmp_path), on_output=lambda s, line: lines.append((s, line)))
+    st = await p.wait()
+    assert st == ExitStatus(3, None, False)
+    assert p.returncode == 3
+    out = [line for s, line in lines if s == "stdout"]
+    assert out[0] == b"hello"
+    assert b"".join(out[1:3]) == b"x" * 70000 and len(out[1]) == 65536
+    assert out[-1] == b"tail"
+    assert ("stderr", b"oops") in lines
+    assert (await p.aclose()) == st
+    assert (await p.aclose()) == st   # twice is fine
+
+
+async def test_stdin_cwd_env(tmp_path: Path) -> None:
+    lines: list[bytes] = []
+    env = dict(ENV, GREETING="hi")
+    s = LaunchSpec(argv=(PY, "-c", "import os,sys; print(os.environ['GREETING'], os.getcwd(), "
+                         "sys.stdin.read())"), env=env, cwd=tmp_path)
+    p = await spawn(s, on_output=lambda _s, line: lines.append(line), stdin=b"payload")
+    assert (await p.wait()).returncode == 0
+    await p.aclose()
+    assert lines == [f"hi {tmp_path} payload".encode()]
+
+
+async def test_killed_by_signal(tmp_path: Path) -> None:
+    p = await spawn(spec("import time; time.sleep(60)", tmp_path))
+    p.send_signal(signal.SIGKILL)
+    st = await p.wait()
+    assert st.signal == signal.SIGKILL and st.returncode is None
+    assert st.describe() == "killed by signal 9 (SIGKILL)"
+    await p.aclose()
+
+
+async def test_own_session(tmp_path: Path) -> None:
+    lines: list[bytes] = []
+    p = await spawn(spec("import os; print(os.getsid(0), os.getpgid(0), os.getpid())", tmp_path),
+                    on_output=lambda _s, line: lines.append(line))
+    await p.wait()
+    await p.aclose()
+    sid, pgid, pid = map(int, lines[0].split())
+    assert sid == pgid == pid == p.pid
+
+
+async def test_tree_kill_ignoring_sigterm(tmp_path: Path) -> None:
+    """A parent and children that ignore SIGTERM, one in its own session: all die."""
+    ready = asyncio.Event()
+    pids: list[int] = []
+
+    def out(_s: str, line: bytes) -> None:
+        pids.extend(int(x) for x in line.split())
+        ready.set()
+
+    p = await spawn(spec("""
+        import os, signal, time, subprocess, sys
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        code = "import signal,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
+        a = subprocess.Popen([sys.executable, "-c", code])
+        b = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+        print(os.getpid(), a.pid, b.pid, flush=True)
+        time.sleep(600)""", tmp_path), on_output=out)
+    await asyncio.wait_for(ready.wait(), 10)
+    assert all(pid_alive(x) for x in pids)
+    st = await p.aclose(grace_s=0.3)
+    assert st.signal == signal.SIGKILL
+    assert not any(pid_alive(x) for x in pids[:2])
+    if p.cgroup is not None:   # the setsid grandchild is only reachable through the cgroup
+        assert not pid_alive(pids[2])
+    else:
+        os.kill(pids[2], signal.SIGKILL)
+
+
+async def test_graceful_sigterm(tmp_path: Path) -> None:
+    ready = asyncio.Event()
+    lines: list[bytes] = []
+
+    def out(_s: str, line: bytes) -> None:
+        lines.append(line)
+        ready.set()
+
+    p = await spawn(spec("""
+        import os, signal, sys, time
+        def bye(*a):
+            os.write(1, b"bye\\n"); sys.exit(7)
+        signal.signal(signal.SIGTERM, bye)
+        print("up", flush=True)
+        time.sleep(60)""", tmp_path), on_output=out)
+    await asyncio.wait_for(ready.wait(), 10)
+    st = await p.aclose(grace_s=10)
+    assert st.returncode == 7, lines
+    assert lines == [b"up", b"bye"]
+
+
+async def test_missing_executable(tmp_path: Path) -> None:
+    s = LaunchSpec(argv=("no-such-program-xyz",), env=dict(ENV), cwd=tmp_path)
+    with pytest.raises(LaunchError, match="no-such-program-xyz"):
+        await spawn(s)
+    s = LaunchSpec(argv=(str(tmp_path / "nope"),), env=dict(ENV), cwd=tmp_path)
+    with pytest.raises(LaunchError, match="not found"):
+        await spawn(s)
+    s = LaunchSpec(argv=(PY,), env=dict(ENV), cwd=tmp_path / "missing")
+    with pytest.raises(LaunchError, match="cwd"):
+        await spawn(s)
+
+
+async def test_unknown_user(tmp_path: Path) -> None:
+    with pytest.raises(LaunchError, match="no_such_user_q"):
+        await spawn(spec("pass", tmp_path, run_as=RunAs("no_such_user_q")))
+    with pytest.raises(LaunchError, match="no_such_group_q"):
+        await spawn(spec("pass", tmp_path, run_as=RunAs("nobody", "no_such_group_q")))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
+async def test_run_as_user_and_group(tmp_path: Path) -> None:
+    import grp
+    import pwd
+    nobody = pwd.getpwnam("nobody")
+    group = grp.getgrnam("nogroup")
+    lines: list[bytes] = []
+    # the venv's interpreter and pytest's tmp_path live under /root, which nobody cannot enter
+    s = LaunchSpec(argv=(SYSTEM_PY, "-c", "import os; print(os.getuid(), os.geteuid(), "
+                         "os.getgid(), os.getegid(), sorted(os.getgroups()))"),
+                   env=dict(ENV), cwd=Path("/"), run_as=RunAs("nobody", "nogroup"))
+    p = await spawn(s,
+                    on_output=lambda _s, line: lines.append(line))
+    assert (await p.wait()).returncode == 0
+    await p.aclose()
+    u, eu, g, eg, *_ = lines[0].decode().split(" ", 4)
+    assert (int(u), int(eu)) == (nobody.pw_uid, nobody.pw_uid)
+    assert (int(g), int(eg)) == (group.gr_gid, group.gr_gid)
+    assert "0" not in lines[0].decode().split("[", 1)[1].replace("]", "").split(", ")
+
+
+async def test_memory_limit_no_container(tmp_path: Path) -> None:
+    """systemResourceLimits.memory for a NoContainer process kills an over-allocation."""
+    from sprig.launcher.process import default_driver
+    if default_driver() is None:
+        pytest.skip("no writable memory cgroup on this machine")
+    p = await spawn(spec("b = bytearray(64 * 1024 * 1024); b[::4096] = b'x' * (len(b) // 4096)",
+                         tmp_path, limits=ResourceLimits(memory_kb=32768)))
+    st = await p.wait()
+    await p.aclose()
+    assert st.oom_killed and st.signal == signal.SIGKILL
+    assert st.describe() == "killed: memory limit of 32768 KB exceeded"

@@ -1,0 +1,378 @@
+"""Start, watch and kill one process described by a :class:`LaunchSpec`.
+
+Every process gets its own session (so its process group is its tree) and, when a cgroup
+driver is available, its own cgroup joined *between fork and exec* so that nothing it
+allocates escapes the limit and nothing it forks escapes the kill. NoContainer processes run
+directly as the run-as user; GreengrassContainer processes run inside a bubblewrap sandbox
+(see :mod:`sprig.launcher.bubblewrap`) that is started as the run-as user.
+
+Cgroup policy (see :func:`needs_cgroup`): GreengrassContainer always uses one (memory limit,
+and the only way to reach processes inside the sandbox's PID namespace); NoContainer uses one
+when ``systemResourceLimits`` are set, and otherwise only when a driver is usable, for clean
+tree kills of processes that leave their process group (``setsid`` daemons) — without a usable
+driver a NoContainer process still runs, since that mode promises no isolation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sprig.errors import LaunchError, SandboxUnavailable
+from sprig.launcher import cgroups, users
+from sprig.launcher.spec import ContainerMode, LaunchSpec
+
+OutputCallback = Callable[[str, bytes], None]
+
+MAX_LINE = 64 * 1024          # longer lines are delivered in chunks of this size
+_DRAIN_AFTER_EXIT_S = 1.0     # how long to keep reading output after the leader exited
+_counter = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class ExitStatus:
+    """How a process ended."""
+
+    returncode: int | None      # exit code, None if killed by a signal
+    signal: int | None          # the signal that killed it
+    oom_killed: bool            # the memory cgroup killed it (limit exceeded)
+    memory_limit_kb: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and not self.oom_killed
+
+    def describe(self) -> str:
+        if self.oom_killed:
+            limit = f"of {self.memory_limit_kb} KB " if self.memory_limit_kb else ""
+            return f"killed: memory limit {limit}exceeded"
+        if self.signal is not None:
+            try:
+                name = signal.Signals(self.signal).name
+            except ValueError:
+                name = "unknown"
+            return f"killed by signal {self.signal} ({name})"
+        return f"exited with code {self.returncode}"
+
+
+def exit_status(returncode: int, *, sandboxed: bool, oom_killed: bool,
+                memory_limit_kb: int | None) -> ExitStatus:
+    """Map a wait status to :class:`ExitStatus`.
+
+    bubblewrap reports a child killed by signal N as exit code 128+N (as shells do), so inside
+    a sandbox codes 129..128+NSIG are read as signals.
+    """
+    if returncode < 0:
+        return ExitStatus(None, -returncode, oom_killed, memory_limit_kb)
+    if sandboxed and 128 < returncode < 128 + signal.NSIG:
+        return ExitStatus(None, returncode - 128, oom_killed, memory_limit_kb)
+    return ExitStatus(returncode, None, oom_killed, memory_limit_kb)
+
+
+def needs_cgroup(spec: LaunchSpec) -> bool:
+    """True if the spec cannot be honoured without a cgroup."""
+    if spec.container_mode is ContainerMode.GREENGRASS_CONTAINER:
+        return True
+    return spec.limits.memory_kb is not None or spec.limits.cpus is not None
+
+
+class LaunchedProcess:
+    """A running process started by :func:`spawn`; always finish with :meth:`aclose`."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, spec: LaunchSpec,
+                 cgroup: cgroups.Cgroup | None, readers: list[asyncio.Task[None]],
+                 sandboxed: bool) -> None:
+        self._proc = proc
+        self._spec = spec
+        self._cgroup = cgroup
+        self._readers = readers
+        self._sandboxed = sandboxed
+        self._status: ExitStatus | None = None
+        self._peak_kb: int | None = None
+        self._closed = False
+        self._close_lock = asyncio.Lock()
+        self.pid: int = proc.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self._status.returncode if self._status else None
+
+    @property
+    def cgroup(self) -> cgroups.Cgroup | None:
+        return self._cgroup
+
+    @property
+    def status(self) -> ExitStatus | None:
+        """The exit status once :meth:`wait` has seen the process end."""
+        return self._status
+
+    async def wait(self) -> ExitStatus:
+        """Wait until the process ends (output is drained briefly after it)."""
+        if self._status is not None:
+            return self._status
+        rc = await self._proc.wait()
+        if self._status is None:
+            oom = self._cgroup.oom_killed() if self._cgroup else False
+            if self._cgroup:
+                self._peak_kb = self._cgroup.memory_peak_kb()
+            self._status = exit_status(rc, sandboxed=self._sandboxed, oom_killed=oom,
+                                       memory_limit_kb=self._spec.limits.memory_kb)
+            await self._drain()
+        return self._status
+
+    async def _drain(self) -> None:
+        if self._readers:
+            await asyncio.wait(self._readers, timeout=_DRAIN_AFTER_EXIT_S)
+
+    def send_signal(self, sig: int) -> None:
+        """Send ``sig`` to the whole tree (process group and every process in the cgroup).
+
+        In a sandbox the bubblewrap monitor itself is skipped: killing it would SIGKILL the
+        workload through ``--die-with-parent`` before it could handle the signal.
+        """
+        if self._status is not None and self._cgroup is None:
+            return
+        if not self._sandboxed:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, sig)
+        if self._cgroup is not None:
+            for pid in self._cgroup.pids():
+                if pid == self.pid or (not self._sandboxed and _pgid(pid) == self.pid):
+                    continue   # the monitor (sandbox), or already signalled with its group
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, sig)
+        elif self._sandboxed and self._status is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, sig)
+
+    def _tree_alive(self) -> bool:
+        if self._cgroup is not None:
+            return bool(self._cgroup.pids())
+        if self._sandboxed:
+            return self._status is None
+        try:
+            os.killpg(self.pid, 0)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+
+    def _kill_tree(self) -> None:
+        if not self._sandboxed:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)
+        if self._cgroup is not None:
+            self._cgroup.kill_all()
+        elif self._status is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+
+    def memory_peak_kb(self) -> int | None:
+        """Peak memory of the whole tree from its cgroup, or None without a cgroup."""
+        if self._cgroup is not None and not self._closed:
+            peak = self._cgroup.memory_peak_kb()
+            if peak is not None:
+                self._peak_kb = peak
+        return self._peak_kb
+
+    async def aclose(self, grace_s: float = 5.0) -> ExitStatus:
+        """SIGTERM the tree, give it ``grace_s``, SIGKILL what is left, reap, remove the cgroup.
+
+        Safe to call twice and after the process has exited.
+        """
+        async with self._close_lock:
+            if self._closed:
+                assert self._status is not None
+                return self._status
+            deadline = time.monotonic() + grace_s
+            if self._status is None or self._tree_alive():
+                self.send_signal(signal.SIGTERM)
+                waiter = asyncio.ensure_future(self.wait())
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(waiter), grace_s)
+                while self._tree_alive() and time.monotonic() < deadline:
+                    await asyncio.sleep(0.02)
+            await asyncio.to_thread(self._kill_tree)
+            status = await self.wait()
+            for task in self._readers:
+                task.cancel()
+            await asyncio.gather(*self._readers, return_exceptions=True)
+            self.memory_peak_kb()
+            self._closed = True
+            if self._cgroup is not None:
+                with contextlib.suppress(OSError):
+                    await asyncio.to_thread(self._cgroup.remove)
+            return status
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
+
+
+async def _read_lines(stream: asyncio.StreamReader, name: str, cb: OutputCallback) -> None:
+    buf = b""
+    while True:
+        chunk = await stream.read(MAX_LINE)
+        if not chunk:
+            break
+        buf += chunk
+        *lines, buf = buf.split(b"\n")
+        for line in lines:
+            for i in range(0, max(len(line), 1), MAX_LINE):
+                cb(name, line[i:i + MAX_LINE])
+        while len(buf) >= MAX_LINE:
+            cb(name, buf[:MAX_LINE])
+            buf = buf[MAX_LINE:]
+    if buf:
+        cb(name, buf)
+
+
+async def _feed(stream: asyncio.StreamWriter, data: bytes) -> None:
+    with contextlib.suppress(ConnectionError):
+        stream.write(data)
+        await stream.drain()
+        stream.close()
+
+
+def _resolve_executable(spec: LaunchSpec) -> str:
+    exe = spec.argv[0] if spec.argv else ""
+    if not exe:
+        raise LaunchError("argv: the command is empty; allowed: a program and its arguments")
+    if "/" in exe:
+        path = exe if os.path.isabs(exe) else os.path.join(spec.cwd, exe)
+        if not os.path.exists(path):
+            raise LaunchError(f"argv[0]: executable {exe!r} not found")
+        if not os.access(path, os.X_OK) or os.path.isdir(path):
+            raise LaunchError(f"argv[0]: {exe!r} is not an executable file")
+        return path
+    found = shutil.which(exe, path=spec.env.get("PATH", os.defpath))
+    if found is None:
+        raise LaunchError(
+            f"argv[0]: executable {exe!r} not found on PATH {spec.env.get('PATH', os.defpath)!r}")
+    return found
+
+
+def _make_preexec(join_files: tuple[str, ...],
+                  creds: users.Credentials | None) -> Callable[[], None] | None:
+    """The code run in the child between fork and exec: join the cgroup, then drop to the user.
+
+    Joining first (as root) is required: an unprivileged process may not move itself into a
+    cgroup. Only ``os`` calls, all values precomputed, to stay safe after fork.
+    """
+    if not join_files and creds is None:
+        return None
+    groups = list(creds.groups) if creds else []
+
+    def preexec() -> None:
+        pid = str(os.getpid()).encode()
+        for f in join_files:
+            fd = os.open(f, os.O_WRONLY)
+            try:
+                os.write(fd, pid)
+            finally:
+                os.close(fd)
+        if creds is not None:
+            os.setgroups(groups)
+            os.setresgid(creds.gid, creds.gid, creds.gid)
+            os.setresuid(creds.uid, creds.uid, creds.uid)
+
+    return preexec
+
+
+def _create_cgroup(spec: LaunchSpec, driver: cgroups.CgroupDriver | None,
+                   required: bool) -> cgroups.Cgroup | None:
+    if driver is None:
+        if required:
+            what = ("GreengrassContainer"
+                    if spec.container_mode is ContainerMode.GREENGRASS_CONTAINER
+                    else "systemResourceLimits")
+            raise SandboxUnavailable(
+                f"no usable memory cgroup on this device (needed for {what}): mount a writable "
+                "cgroup v1 memory controller or a cgroup v2 hierarchy with "
+                "the memory controller (kernel parameters `cgroup_enable=memory cgroup_memory=1`)"
+                "; or use NoContainer without systemResourceLimits")
+        return None
+    name = spec.cgroup_name or f"p{os.getpid()}-{next(_counter)}"
+    if not spec.cgroup_name:
+        name = f"{name}-{time.monotonic_ns()}"
+    try:
+        return driver.create(name, spec.limits.memory_kb, spec.limits.cpus)
+    except (OSError, ValueError) as e:
+        if required:
+            raise LaunchError(f"cgroup for {spec.argv[0]!r}: {e}") from None
+        return None
+
+
+_driver_cache: list[cgroups.CgroupDriver | None] = []
+
+
+def default_driver() -> cgroups.CgroupDriver | None:
+    """The host's cgroup driver (detected once)."""
+    if not _driver_cache:
+        _driver_cache.append(cgroups.detect())
+    return _driver_cache[0]
+
+
+async def spawn(spec: LaunchSpec, *, on_output: OutputCallback | None = None,
+                stdin: bytes | None = None, pass_fds: tuple[int, ...] = (),
+                cgroup_driver: cgroups.CgroupDriver | None = None) -> LaunchedProcess:
+    """Start ``spec``; raise LaunchError (or SandboxUnavailable) if it cannot be started.
+
+    ``on_output(stream, line)`` receives each line of "stdout"/"stderr" (no newline; lines
+    longer than 64 KB in chunks) on the event loop. ``cgroup_driver`` overrides detection.
+    """
+    exe = _resolve_executable(spec)
+    if not spec.cwd.is_dir():
+        raise LaunchError(f"cwd: working directory {str(spec.cwd)!r} does not exist")
+    creds = users.credentials_for(spec.run_as)
+    sandboxed = spec.container_mode is ContainerMode.GREENGRASS_CONTAINER
+    driver = cgroup_driver if cgroup_driver is not None else default_driver()
+    cgroup = _create_cgroup(spec, driver, needs_cgroup(spec))
+    argv: list[str]
+    cwd: str
+    if sandboxed:
+        from sprig.launcher import sandbox
+
+        argv = await asyncio.to_thread(sandbox.prepare, spec, creds)
+        cwd = "/"
+    else:
+        argv = [exe, *spec.argv[1:]]
+        cwd = str(spec.cwd)
+    join = tuple(str(f) for f in cgroup.join_files()) if cgroup else ()
+    out = subprocess.PIPE if on_output else subprocess.DEVNULL
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, cwd=cwd, env=spec.env, stdout=out, stderr=out,
+            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            start_new_session=True, pass_fds=pass_fds,
+            preexec_fn=_make_preexec(join, creds))
+    except subprocess.SubprocessError as e:
+        if cgroup:
+            cgroup.remove()
+        who = f" as {spec.run_as}" if spec.run_as else ""
+        raise LaunchError(
+            f"cannot start {spec.argv[0]!r}{who}: joining its cgroup or switching user failed ({e})"
+        ) from None
+    except OSError as e:
+        if cgroup:
+            cgroup.remove()
+        raise LaunchError(f"cannot start {spec.argv[0]!r}: {e.strerror}") from None
+    readers: list[asyncio.Task[None]] = []
+    if on_output is not None:
+        assert proc.stdout is not None and proc.stderr is not None
+        readers.append(asyncio.create_task(_read_lines(proc.stdout, "stdout", on_output)))
+        readers.append(asyncio.create_task(_read_lines(proc.stderr, "stderr", on_output)))
+    if stdin is not None:
+        assert proc.stdin is not None
+        readers.append(asyncio.create_task(_feed(proc.stdin, stdin)))
+    return LaunchedProcess(proc, spec, cgroup, readers, sandboxed)

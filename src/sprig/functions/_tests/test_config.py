@@ -1,0 +1,92 @@
+"""LambdaConfig: Greengrass keys, defaults, float/str numbers and errors that name the key."""
+
+from __future__ import annotations
+
+import pytest
+
+from sprig.errors import ValidationError
+from sprig.functions.config import (
+    DeviceMount,
+    EventSource,
+    EventSourceType,
+    LambdaConfig,
+    PayloadEncoding,
+    VolumeMount,
+)
+from sprig.launcher.spec import ContainerMode
+
+
+def test_defaults_match_greengrass() -> None:
+    c = LambdaConfig.from_configuration({})
+    assert (c.pinned, c.timeout_s, c.max_idle_s, c.max_instances, c.max_queue_size,
+            c.status_timeout_s) == (True, 3, 60, 100, 1000, 60)
+    assert c.encoding is PayloadEncoding.JSON
+    assert c.container_mode is ContainerMode.GREENGRASS_CONTAINER
+    assert (c.memory_kb, c.mount_ro_sysfs, c.volumes, c.devices) == (16384, False, (), ())
+    assert c == LambdaConfig()
+
+
+def test_generated_recipe_configuration_with_floats() -> None:
+    cfg = {
+        "lambdaExecutionParameters": {"EnvironmentVariables": {"A": "1", "N": 2.0}},
+        "containerParams": {
+            "memorySize": 32768.0, "mountROSysfs": "true",
+            "volumes": {"1": {"sourcePath": "/b", "destinationPath": "/y"},
+                        "0": {"sourcePath": "/a", "destinationPath": "/x", "permission": "rw",
+                              "addGroupOwner": True}},
+            "devices": {"0": {"path": "/dev/ttyS2", "permission": "rw"}},
+        },
+        "containerMode": "NoContainer", "timeoutInSeconds": "5", "maxInstancesCount": 2.0,
+        "inputPayloadEncodingType": "binary", "maxQueueSize": 10, "pinned": False,
+        "maxIdleTimeInSeconds": 30.0, "statusTimeoutInSeconds": 60,
+        "pubsubTopics": {"0": {"topic": "a/+", "type": "IOT_CORE"}, "1": {"topic": "b"}},
+    }
+    c = LambdaConfig.from_configuration(cfg, "recipe.yaml")
+    assert c.environment == {"A": "1", "N": "2"}
+    assert c.memory_kb == 32768 and c.mount_ro_sysfs
+    assert c.volumes == (VolumeMount("/a", "/x", True, True), VolumeMount("/b", "/y"))
+    assert c.devices == (DeviceMount("/dev/ttyS2", True),)
+    assert c.container_mode is ContainerMode.NO_CONTAINER
+    assert (c.timeout_s, c.max_instances, c.max_queue_size, c.pinned) == (5, 2, 10, False)
+    assert c.encoding is PayloadEncoding.BINARY
+    assert c.event_sources == (EventSource("a/+", EventSourceType.IOT_CORE), EventSource("b"))
+
+
+@pytest.mark.parametrize(("cfg", "path", "allowed"), [
+    ({"timeoutInSeconds": 0}, "timeoutInSeconds", "from 1 to 2147483647"),
+    ({"timeoutInSeconds": 2.5}, "timeoutInSeconds", "whole number"),
+    ({"maxIdleTimeInSeconds": 10}, "maxIdleTimeInSeconds", "from 30"),
+    ({"statusTimeoutInSeconds": "abc"}, "statusTimeoutInSeconds", "from 30"),
+    ({"maxQueueSize": True}, "maxQueueSize", "from 1"),
+    ({"containerParams": {"memorySize": 1024}}, "containerParams.memorySize", "from 2048"),
+    ({"pinned": "yes"}, "pinned", "true or false"),
+    ({"inputPayloadEncodingType": "xml"}, "inputPayloadEncodingType", "json or binary"),
+    ({"containerMode": "Docker"}, "containerMode", "GreengrassContainer or NoContainer"),
+    ({"containerParams": {"devices": {"0": {"path": "/tmp/x"}}}},
+     "containerParams.devices.0.path", "/dev/"),
+    ({"containerParams": {"volumes": {"0": {"sourcePath": "/sys/x", "destinationPath": "/x"}}}},
+     "containerParams.volumes.0.sourcePath", "outside /sys"),
+    ({"containerParams": {"volumes": {"0": {"sourcePath": "/a", "destinationPath": "rel"}}}},
+     "containerParams.volumes.0.destinationPath", "absolute path"),
+    ({"containerParams": {"volumes": {"0": {"sourcePath": "/a", "destinationPath": "/b",
+                                            "permission": "x"}}}},
+     "containerParams.volumes.0.permission", "ro or rw"),
+    ({"pubsubTopics": {"0": {"topic": "t", "type": "MQTT"}}}, "pubsubTopics.0.type",
+     "PUB_SUB or IOT_CORE"),
+    ({"lambdaExecutionParameters": {"EnvironmentVariables": {"A": ["x"]}}},
+     "lambdaExecutionParameters.EnvironmentVariables.A", "a string"),
+])
+def test_errors_name_key_value_and_allowed(cfg: dict[str, object], path: str,
+                                           allowed: str) -> None:
+    with pytest.raises(ValidationError) as e:
+        LambdaConfig.from_configuration(cfg, "recipe.yaml")
+    assert e.value.path == path and e.value.source == "recipe.yaml"
+    assert e.value.allowed and allowed in e.value.allowed
+    assert path in str(e.value) and "got" in str(e.value)
+
+
+def test_needs_restart() -> None:
+    base = LambdaConfig()
+    assert not base.needs_restart(LambdaConfig(timeout_s=10, max_instances=3))
+    assert base.needs_restart(LambdaConfig(environment={"A": "b"}))
+    assert base.needs_restart(LambdaConfig(pinned=False))

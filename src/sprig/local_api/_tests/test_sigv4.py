@@ -1,4 +1,8 @@
-"""sigv4.verify against botocore's real SigV4Auth: what botocore signs, we accept."""
+"""sigv4.verify against botocore's real signers: what boto3 signs, we accept.
+
+boto3 signs with the awscrt (C) signer when awscrt is installed, as it is here for awsiotsdk, and
+with the pure-Python SigV4Auth otherwise: every case runs against both.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials as BotoCredentials
+from botocore.crt.auth import CrtSigV4Auth
 
 from sprig.local_api import sigv4
 from sprig.local_api.credentials import Credentials
@@ -17,6 +22,15 @@ from sprig.local_api.sigv4 import AuthError, AuthFailure
 
 KEY = Credentials("SPRIGABCDEFGHIJ12345", "s" * 40)
 ENDPOINT = "http://127.0.0.1:4567"
+SIGNERS = {"python": SigV4Auth, "crt": CrtSigV4Auth}
+
+
+@pytest.fixture(params=sorted(SIGNERS), autouse=True)
+def signer(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run each test with one of botocore's two SigV4 signers."""
+    name: str = request.param
+    monkeypatch.setitem(SIGNERS, "current", SIGNERS[name])
+    return name
 
 
 def boto_sign(
@@ -32,7 +46,7 @@ def boto_sign(
 ) -> AWSRequest:
     """Sign a request exactly as boto3 does (same class, same code path)."""
     request = AWSRequest("POST", url, data=body, headers=headers or {}, params=params or {})
-    SigV4Auth(BotoCredentials(access_key, secret), service, region).add_auth(request)
+    SIGNERS["current"](BotoCredentials(access_key, secret), service, region).add_auth(request)
     return request
 
 

@@ -1,0 +1,354 @@
+"""The Lambda ``Invoke`` REST API on loopback: ``boto3.client("lambda", endpoint_url=...)`` works.
+
+``POST /2015-03-31/functions/{FunctionName}/invocations`` as AWS Lambda serves it (protocol
+``rest-json``): the same headers, status codes and error shapes, so boto3 and the AWS CLI raise
+their usual modelled exceptions (``c.exceptions.ResourceNotFoundException`` ...). Every request,
+including one for an unknown route, must be signed (SigV4) with the key pair the core generated
+(:mod:`sprig.local_api.credentials`).
+
+The edge stays thin: parsing and validation are pure functions (:func:`parse_invoke_headers`,
+:func:`decode_client_context`), the work is the :class:`~sprig.functions.invocation.Invoker`'s, and
+Sprig's errors are mapped to AWS's here (:func:`map_function_error`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import enum
+import ipaddress
+import json
+import logging
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import unquote
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from sprig.errors import SprigError, ValidationError
+from sprig.functions.errors import (
+    FunctionNotFound,
+    FunctionNotRunnable,
+    PayloadTooLarge,
+    QueueFull,
+)
+from sprig.functions.invocation import (
+    EVENT_PAYLOAD_LIMIT,
+    SYNC_PAYLOAD_LIMIT,
+    Invocation,
+    InvocationResult,
+    InvocationType,
+    Invoker,
+)
+from sprig.local_api import sigv4
+from sprig.local_api.credentials import Credentials
+
+log = logging.getLogger(__name__)
+
+API_VERSION = "2015-03-31"
+INVOKE_ROUTE = f"/{API_VERSION}/functions/{{function_name}}/invocations"
+_INVOKE_PATH = re.compile(rf"^/{API_VERSION}/functions/(?P<name>[^/?]+)/invocations/?$")
+
+CLIENT_CONTEXT_LIMIT = 3583      # bytes of base64, as AWS documents for X-Amz-Client-Context
+LOG_TAIL_LIMIT = 4096            # X-Amz-Log-Result carries the last 4 KB of the log
+FUNCTION_NAME_MAX = 256
+_QUALIFIER = re.compile(r"[a-zA-Z0-9$_-]{1,128}")
+RETRY_AFTER_S = 1
+
+
+class ErrorType(enum.StrEnum):
+    """``x-amzn-ErrorType`` values; botocore maps them to its modelled exceptions."""
+
+    RESOURCE_NOT_FOUND = "ResourceNotFoundException"
+    TOO_MANY_REQUESTS = "TooManyRequestsException"
+    INVALID_REQUEST_CONTENT = "InvalidRequestContentException"
+    INVALID_PARAMETER_VALUE = "InvalidParameterValueException"
+    REQUEST_TOO_LARGE = "RequestTooLargeException"
+    RESOURCE_CONFLICT = "ResourceConflictException"
+    SERVICE = "ServiceException"
+    UNKNOWN_OPERATION = "UnknownOperationException"
+
+
+# AWS's error shapes differ in the case of their message member (service-2.json).
+_UPPER_MESSAGE = {ErrorType.RESOURCE_NOT_FOUND, ErrorType.SERVICE}
+
+
+class ApiError(SprigError):
+    """An error answered in AWS's shape: status, ``x-amzn-ErrorType`` and a JSON body."""
+
+    def __init__(self, status: int, error_type: str, message: str, *,
+                 body: Mapping[str, str] | None = None,
+                 headers: Mapping[str, str] | None = None) -> None:
+        self.status = status
+        self.error_type = error_type
+        self.message = message
+        self.body = dict(body or {})
+        self.headers = dict(headers or {})
+        super().__init__(message)
+
+    def response(self, request_id: str) -> web.Response:
+        key = "Message" if self.error_type in _UPPER_MESSAGE else "message"
+        kind = "Service" if self.status >= 500 else "User"
+        document = {"Type": kind, key: self.message, **self.body}
+        headers = {"x-amzn-ErrorType": self.error_type, "x-amzn-RequestId": request_id,
+                   **self.headers}
+        return web.Response(status=self.status, body=json.dumps(document).encode(),
+                            content_type="application/json", headers=headers)
+
+
+def too_large(size: int, limit: int) -> ApiError:
+    return ApiError(413, ErrorType.REQUEST_TOO_LARGE, str(PayloadTooLarge(size, limit)))
+
+
+def map_function_error(exc: SprigError) -> ApiError:
+    """Sprig's Lambda-manager errors as the AWS errors boto3 knows."""
+    if isinstance(exc, FunctionNotFound):
+        return ApiError(404, ErrorType.RESOURCE_NOT_FOUND, str(exc))
+    if isinstance(exc, QueueFull):
+        return ApiError(429, ErrorType.TOO_MANY_REQUESTS, str(exc),
+                        body={"Reason": "ConcurrentInvocationLimitExceeded"},
+                        headers={"Retry-After": str(RETRY_AFTER_S)})
+    if isinstance(exc, PayloadTooLarge):
+        return too_large(exc.size, exc.limit)
+    if isinstance(exc, FunctionNotRunnable):
+        return ApiError(409, ErrorType.RESOURCE_CONFLICT, str(exc))
+    if isinstance(exc, ApiError):
+        return exc
+    return ApiError(500, ErrorType.SERVICE, str(exc))
+
+
+def _invalid_parameter(name: str, value: str, allowed: str) -> ApiError:
+    return ApiError(
+        400, ErrorType.INVALID_PARAMETER_VALUE,
+        f"1 validation error detected: Value {value!r} at '{name}' failed to satisfy "
+        f"constraint: {allowed}",
+    )
+
+
+@dataclass(frozen=True)
+class InvokeRequest:
+    """An Invoke call after validation of its URI, query and headers."""
+
+    function_name: str
+    invocation_type: InvocationType = InvocationType.REQUEST_RESPONSE
+    log_tail: bool = False
+    client_context: dict[str, Any] | None = field(default=None, hash=False)
+    qualifier: str | None = None
+
+
+def function_name_from_path(raw_path: str) -> str | None:
+    """The URL-decoded ``FunctionName`` of an invoke path, or None for another route."""
+    match = _INVOKE_PATH.match(raw_path.partition("?")[0])
+    return unquote(match["name"]) if match else None
+
+
+def decode_client_context(value: str) -> dict[str, Any]:
+    """``X-Amz-Client-Context``: base64 of a JSON object, at most 3583 bytes of base64."""
+    if len(value.encode()) > CLIENT_CONTEXT_LIMIT:
+        raise ApiError(
+            400, ErrorType.INVALID_REQUEST_CONTENT,
+            f"X-Amz-Client-Context is {len(value.encode())} bytes; allowed: up to "
+            f"{CLIENT_CONTEXT_LIMIT} bytes of base64-encoded JSON",
+        )
+    try:
+        decoded = json.loads(base64.b64decode(value, validate=True))
+    except (binascii.Error, ValueError) as exc:
+        raise ApiError(
+            400, ErrorType.INVALID_REQUEST_CONTENT,
+            "Client context must be a valid Base64-encoded JSON object "
+            f"(X-Amz-Client-Context: {value[:64]!r})",
+        ) from exc
+    if not isinstance(decoded, dict):
+        raise ApiError(
+            400, ErrorType.INVALID_REQUEST_CONTENT,
+            "Client context must be a valid Base64-encoded JSON object "
+            f"(got a JSON {type(decoded).__name__})",
+        )
+    return decoded
+
+
+def parse_invoke_headers(function_name: str, query: Mapping[str, str],
+                         headers: Mapping[str, str]) -> InvokeRequest:
+    """Validate the Invoke inputs; raise :class:`ApiError` naming the field, value, allowed."""
+    if not 1 <= len(function_name) <= FUNCTION_NAME_MAX:
+        raise _invalid_parameter("functionName", function_name,
+                                 f"Member must have length between 1 and {FUNCTION_NAME_MAX}")
+    kind = headers.get("X-Amz-Invocation-Type", InvocationType.REQUEST_RESPONSE.value)
+    try:
+        invocation_type = InvocationType(kind)
+    except ValueError:
+        raise _invalid_parameter(
+            "invocationType", kind,
+            "Member must satisfy enum value set: [Event, RequestResponse, DryRun]",
+        ) from None
+    log_type = headers.get("X-Amz-Log-Type", "None")
+    if log_type not in ("None", "Tail"):
+        raise _invalid_parameter("logType", log_type,
+                                 "Member must satisfy enum value set: [None, Tail]")
+    qualifier = query.get("Qualifier")
+    if qualifier is not None and not _QUALIFIER.fullmatch(qualifier):
+        raise _invalid_parameter(
+            "qualifier", qualifier,
+            "Member must have length between 1 and 128 and match [a-zA-Z0-9$_-]+",
+        )
+    context_header = headers.get("X-Amz-Client-Context")
+    client_context = decode_client_context(context_header) if context_header else None
+    return InvokeRequest(
+        function_name=function_name,
+        invocation_type=invocation_type,
+        # AWS: "Applies to synchronously invoked functions only".
+        log_tail=log_type == "Tail" and invocation_type is InvocationType.REQUEST_RESPONSE,
+        client_context=client_context,
+        qualifier=qualifier,
+    )
+
+
+def check_payload_size(size: int, invocation_type: InvocationType) -> None:
+    limit = EVENT_PAYLOAD_LIMIT if invocation_type is InvocationType.EVENT else \
+        SYNC_PAYLOAD_LIMIT
+    if size > limit:
+        raise too_large(size, limit)
+
+
+def result_response(result: InvocationResult, request: InvokeRequest) -> web.Response:
+    """The HTTP answer for a finished invocation (200, 202 or 204)."""
+    headers = {"x-amzn-RequestId": result.request_id,
+               "X-Amz-Executed-Version": result.executed_version}
+    if request.invocation_type is InvocationType.EVENT:
+        return web.Response(status=202, headers=headers)
+    if request.invocation_type is InvocationType.DRY_RUN:
+        return web.Response(status=204, headers=headers)
+    if result.function_error is not None:
+        headers["X-Amz-Function-Error"] = result.function_error.value
+    if request.log_tail:
+        tail = result.log_tail[-LOG_TAIL_LIMIT:]
+        headers["X-Amz-Log-Result"] = base64.b64encode(tail).decode("ascii")
+    return web.Response(status=200, body=result.payload, headers=headers,
+                        content_type="application/json")
+
+
+class _InvokeApi:
+    """The handlers, bound to one invoker and one key pair."""
+
+    def __init__(self, invoker: Invoker, credentials: Credentials) -> None:
+        self.invoker = invoker
+        self.credentials = credentials
+
+    @web.middleware
+    async def authenticate(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Size check, then SigV4, then the route; every error leaves in AWS's shape."""
+        request_id = str(uuid.uuid4())
+        try:
+            length = request.content_length
+            if length is not None and length > SYNC_PAYLOAD_LIMIT:
+                raise too_large(length, SYNC_PAYLOAD_LIMIT)
+            try:
+                body = await request.read()
+            except web.HTTPRequestEntityTooLarge:
+                raise too_large(length or SYNC_PAYLOAD_LIMIT + 1, SYNC_PAYLOAD_LIMIT) from None
+            raw_path, _, query = request.raw_path.partition("?")
+            try:
+                sigv4.verify(request.method, raw_path, query, request.headers.items(), body,
+                             self.credentials, datetime.now(UTC))
+            except sigv4.AuthError as exc:
+                raise ApiError(403, exc.failure.value, exc.reason) from None
+            try:
+                return await handler(request)
+            except web.HTTPNotFound:
+                raise ApiError(404, ErrorType.UNKNOWN_OPERATION,
+                               f"No such operation: {request.method} {raw_path}; allowed: "
+                               f"POST /{API_VERSION}/functions/<FunctionName>/invocations") \
+                    from None
+            except web.HTTPMethodNotAllowed as exc:
+                raise ApiError(405, ErrorType.UNKNOWN_OPERATION,
+                               f"Method {request.method} is not allowed on {raw_path}; "
+                               f"allowed: {', '.join(sorted(exc.allowed_methods))}") from None
+        except ApiError as exc:
+            return exc.response(request_id)
+
+    async def invoke(self, request: web.Request) -> web.StreamResponse:
+        name = function_name_from_path(request.raw_path)
+        if name is None:     # an encoded "/" in the name: not a function name AWS allows
+            name = request.match_info["function_name"]
+        parsed = parse_invoke_headers(name, request.query, request.headers)
+        body = await request.read()     # cached by the middleware: no second read
+        if parsed.invocation_type is not InvocationType.DRY_RUN:
+            check_payload_size(len(body), parsed.invocation_type)
+        invocation = Invocation(
+            payload=b"" if parsed.invocation_type is InvocationType.DRY_RUN else body,
+            invocation_type=parsed.invocation_type,
+            client_context=parsed.client_context,
+            source="api",
+        )
+        try:
+            result = await self.invoker.invoke(parsed.function_name, invocation,
+                                               want_log_tail=parsed.log_tail)
+        except SprigError as exc:
+            error = map_function_error(exc)
+            if error.status >= 500:
+                log.error("invoke %s failed: %s", parsed.function_name, exc, exc_info=exc)
+            raise error from exc
+        except Exception as exc:
+            log.exception("invoke %s failed unexpectedly", parsed.function_name)
+            raise ApiError(500, ErrorType.SERVICE,
+                           f"Internal error while invoking {parsed.function_name}; "
+                           f"see the core log (request {invocation.request_id})") from exc
+        return result_response(result, parsed)
+
+
+def create_invoke_app(invoker: Invoker, credentials: Credentials) -> web.Application:
+    """The aiohttp application serving the Invoke API (not yet listening anywhere)."""
+    api = _InvokeApi(invoker, credentials)
+    # aiohttp refuses a body over client_max_size: a payload of exactly the limit is allowed.
+    app = web.Application(middlewares=[api.authenticate], client_max_size=SYNC_PAYLOAD_LIMIT)
+    app.router.add_post(INVOKE_ROUTE, api.invoke)
+    return app
+
+
+def loopback_host(host: str) -> str:
+    """``host`` if it is a loopback address (``localhost`` becomes 127.0.0.1), else an error."""
+    if host == "localhost":
+        return "127.0.0.1"
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        address = None
+    if address is None or not address.is_loopback:
+        raise ValidationError(
+            "host", "the invoke API listens on loopback only", value=host,
+            allowed="a loopback address: 127.0.0.1 (any 127.x.y.z), ::1 or localhost",
+        )
+    return str(address)
+
+
+async def start_invoke_api(invoker: Invoker, credentials: Credentials,
+                           host: str = "127.0.0.1",
+                           port: int = 0) -> tuple[web.AppRunner, str]:
+    """Serve the Invoke API on ``host:port`` (0 = any free port); return the runner and URL.
+
+    The caller stops it with ``await runner.cleanup()``.
+
+    Raises:
+        ValidationError: ``host`` is not a loopback address or ``port`` is out of range.
+        SprigError: the address cannot be bound (in use, permission).
+    """
+    address = loopback_host(host)
+    if not 0 <= port <= 65535:
+        raise ValidationError("port", "not a TCP port", value=port, allowed="0..65535 (0: any)")
+    runner = web.AppRunner(create_invoke_app(invoker, credentials), access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, address, port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise SprigError(
+            f"cannot listen for the invoke API on {address}:{port}: {exc.strerror or exc}"
+        ) from exc
+    bound = runner.addresses[0]
+    shown = f"[{address}]" if ":" in address else address
+    return runner, f"http://{shown}:{bound[1]}"

@@ -1,0 +1,406 @@
+"""The Greengrass Core SDK v1 local HTTP IPC on ``127.0.0.1:<port>`` (client-protocols §3.4).
+
+Two endpoints, as the SDK's ``IPCClient`` calls them:
+
+* ``POST /2016-11-01/functions/{arn}`` (the ARN raw, colons included) with
+  ``X-Amz-Invocation-Type``, ``X-Amz-Client-Context`` (base64 JSON or empty) and the payload as
+  body → ``X-Amz-InvocationId``.
+* ``GET /2016-11-01/functions/{arn}`` with ``X-Amz-InvocationId`` → the result body and
+  ``X-Amz-Function-Error`` (always present: ``''`` on success, else ``Handled``/``Unhandled``).
+
+Every request carries ``Authorization: <token>``; the core gives each function its own token
+(:meth:`SdkIpcServer.register_function`), which tells us *who* is calling: the SDK's own claim
+(``custom.source``) is never trusted. Targets:
+
+* ``GGRouter`` — a publish, routed by the legacy subscriptions (:mod:`sprig.sdk_ipc.router`) to
+  the cloud (the MQTT bridge, QoS 0 as the V1 SDK), a component (a Lambda component is invoked,
+  any other gets a bus message) or a function ARN (invoked). No route → 400 with Greengrass's text.
+* ``GGSecretManager`` — ``get_secret_value`` from the local secret store.
+* ``GGShadowService`` — refused with 400: Sprig has no V1 shadow service.
+* any other function ARN — a Lambda invoke (RequestResponse or Event) through the Invoker.
+
+Errors the caller causes are 4xx with a plain-text sentence (the SDK raises ``IPCException``
+with it); they never disturb the core or other callers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from sprig.functions.errors import (
+    FunctionError,
+    FunctionNotFound,
+    FunctionNotRunnable,
+    PayloadTooLarge,
+    QueueFull,
+)
+from sprig.functions.invocation import (
+    Invocation,
+    InvocationResult,
+    InvocationType,
+    Invoker,
+)
+from sprig.pubsub.authorization import GET_SECRET_VALUE, IpcService, authorize
+from sprig.pubsub.bus import Bus
+from sprig.pubsub.topic import InvalidTopic, Topic
+from sprig.sdk_ipc.router import (
+    FunctionArn,
+    LegacySubscription,
+    TargetKind,
+    no_subscription_message,
+    parse_subscriptions,
+    route,
+)
+
+log = logging.getLogger(__name__)
+
+BASE = "/2016-11-01/functions/"
+RESULT_WAIT_SECONDS = 60.0       # LambdaManager's get-result timeout (reference §9)
+RESULT_TTL_SECONDS = 300.0       # an RR result nobody fetched is forgotten after this
+
+
+class CloudPublisher(Protocol):
+    """What the router needs from the MQTT bridge."""
+
+    async def publish(self, topic: str, payload: bytes, qos: int = 0) -> None: ...
+
+
+class SecretSource(Protocol):
+    """What ``GGSecretManager`` needs from the secret store."""
+
+    def get_secret_value(self, secret_id: str, version_stage: str | None = None
+                         ) -> dict[str, Any]: ...
+
+
+class SecretNotFoundError(Exception):
+    """Raised by a :class:`SecretSource` for an unknown secret id or stage."""
+
+
+@dataclass(frozen=True)
+class Caller:
+    arn: str
+    component: str
+    access_control: Mapping[str, Any] | None
+
+
+@dataclass
+class _Pending:
+    caller_token: str
+    task: asyncio.Task[InvocationResult]
+    created: float
+
+
+def _text(status: int, message: str) -> web.Response:
+    return web.Response(status=status, text=message,
+                        headers={"X-Amz-Function-Error": ""} if status < 400 else None)
+
+
+class SdkIpcServer:
+    """The V1 IPC HTTP server. ``await start()``, then read :attr:`port`; ``await aclose()``."""
+
+    def __init__(self, *, invoker: Invoker, bus: Bus | None = None,
+                 cloud: CloudPublisher | None = None, secrets: SecretSource | None = None,
+                 host: str = "127.0.0.1", port: int = 0) -> None:
+        self._invoker = invoker
+        self._bus = bus
+        self._cloud = cloud
+        self._secrets = secrets
+        self._host = host
+        self._port = port
+        self._callers: dict[str, Caller] = {}
+        self._subscriptions: tuple[LegacySubscription, ...] = ()
+        self._pending: dict[str, _Pending] = {}
+        self._runner: web.AppRunner | None = None
+        self.published = 0
+        self.cloud_unavailable = 0
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=7 * 1024 * 1024)
+        app.router.add_route("POST", BASE + "{arn:.+}", self._post)
+        app.router.add_route("GET", BASE + "{arn:.+}", self._get)
+        app.router.add_route("PUT", BASE + "{arn:.+}", self._unsupported)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self._host, self._port)
+        await site.start()
+        self._port = int(self._runner.addresses[0][1])
+        log.info("V1 SDK IPC listening on %s:%d", self._host, self._port)
+
+    async def aclose(self) -> None:
+        for p in self._pending.values():
+            p.task.cancel()
+        for p in list(self._pending.values()):
+            with contextlib.suppress(BaseException):
+                await p.task
+        self._pending.clear()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    # --- configuration ---------------------------------------------------------------------
+
+    def register_function(self, arn: str, token: str, component_name: str,
+                          access_control: Mapping[str, Any] | None = None) -> None:
+        """Let the function ``arn`` (component ``component_name``) call in with ``token``."""
+        self._callers[token] = Caller(arn, component_name, access_control)
+
+    def unregister_function(self, token: str) -> None:
+        self._callers.pop(token, None)
+
+    def set_subscriptions(self, subscriptions: Any, *, source: str | None = None) -> None:
+        """Replace the legacy router subscriptions (the router component's ``subscriptions``)."""
+        self._subscriptions = parse_subscriptions(subscriptions, source=source)
+
+    # --- handlers --------------------------------------------------------------------------
+
+    def _caller(self, request: web.Request) -> Caller | web.Response:
+        token = request.headers.get("Authorization", "")
+        if not token:
+            return _text(401, "Missing Authorization header: the Greengrass SDK sends "
+                              "AWS_CONTAINER_AUTHORIZATION_TOKEN; run the code as a Sprig function")
+        caller = self._callers.get(token)
+        if caller is None:
+            return _text(403, "Invalid Authorization token: it belongs to no running function")
+        return caller
+
+    async def _unsupported(self, request: web.Request) -> web.Response:
+        return _text(404, f"{request.method} {request.path} is not served: Sprig runs functions "
+                          "with its own runtime, not the Greengrass V1 worker protocol")
+
+    async def _post(self, request: web.Request) -> web.Response:
+        caller = self._caller(request)
+        if isinstance(caller, web.Response):
+            return caller
+        target = request.match_info["arn"]
+        if "/" in target:
+            return await self._unsupported(request)
+        kind = request.headers.get("X-Amz-Invocation-Type", "RequestResponse")
+        if kind not in (InvocationType.REQUEST_RESPONSE, InvocationType.EVENT):
+            return _text(400, f"X-Amz-Invocation-Type: unsupported value {kind!r}; allowed: "
+                              "RequestResponse, Event")
+        context = _decode_context(request.headers.get("X-Amz-Client-Context", ""))
+        if isinstance(context, web.Response):
+            return context
+        payload = await request.read()
+        arn = FunctionArn.parse(target)
+        if arn is None:
+            return _text(400, f"function ARN: {target!r} is not a Lambda function ARN; allowed: "
+                              "arn:aws:lambda:<region>:<account>:function:<name>[:<qualifier>]")
+        system = arn.name if not arn.region and not arn.account else None
+        if system == "GGRouter":
+            return await self._publish(caller, context, payload)
+        if system == "GGShadowService":
+            return _text(400, "GGShadowService is not supported: use the shadow manager "
+                              "(aws.greengrass.ShadowManager with the AWS IoT Device SDK v2); "
+                              "Sprig has no V1 local shadow service")
+        if system == "GGSecretManager":
+            result = self._secret(caller, payload)
+            return self._remember(request, InvocationResult(str(uuid.uuid4()), result))
+        return await self._invoke(request, caller, target, InvocationType(kind), context,
+                                  payload)
+
+    async def _get(self, request: web.Request) -> web.Response:
+        caller = self._caller(request)
+        if isinstance(caller, web.Response):
+            return caller
+        if "/" in request.match_info["arn"]:
+            return await self._unsupported(request)
+        self._expire()
+        inv_id = request.headers.get("X-Amz-InvocationId", "")
+        pending = self._pending.get(inv_id)
+        if not inv_id or pending is None or pending.caller_token != request.headers[
+                "Authorization"]:
+            return _text(404, f"X-Amz-InvocationId: no pending result for {inv_id!r}")
+        try:
+            result = await asyncio.wait_for(asyncio.shield(pending.task), RESULT_WAIT_SECONDS)
+        except TimeoutError:
+            return _text(504, f"the result of invocation {inv_id} is not ready after "
+                              f"{RESULT_WAIT_SECONDS:.0f} s; fetch it again")
+        except FunctionError as e:
+            self._pending.pop(inv_id, None)
+            return _function_error_response(e)
+        self._pending.pop(inv_id, None)
+        return web.Response(body=result.payload, headers={
+            "X-Amz-Function-Error": str(result.function_error or ""),
+            "X-Amz-InvocationId": inv_id,
+            "X-Amz-Executed-Version": result.executed_version,
+        })
+
+    # --- targets ---------------------------------------------------------------------------
+
+    async def _invoke(self, request: web.Request, caller: Caller, target: str,
+                      kind: InvocationType, context: dict[str, Any] | None,
+                      payload: bytes) -> web.Response:
+        invocation = Invocation(payload=payload, invocation_type=kind, client_context=context,
+                                source="sdk")
+        if kind is InvocationType.EVENT:
+            try:
+                await self._invoker.invoke(target, invocation)
+            except FunctionError as e:
+                return _function_error_response(e)
+            return web.Response(status=202, headers={"X-Amz-InvocationId": invocation.request_id})
+        task = asyncio.get_running_loop().create_task(
+            self._invoker.invoke(target, invocation), name=f"sdk-invoke-{invocation.request_id}")
+        # Unknown functions, full queues and oversize payloads are known at once: report
+        # them on the POST, as Lambda does, rather than on the later GET.
+        done, _ = await asyncio.wait({task}, timeout=0)
+        if done and task.exception() is not None:
+            exc = task.exception()
+            if isinstance(exc, FunctionError):
+                return _function_error_response(exc)
+        self._pending[invocation.request_id] = _Pending(
+            request.headers["Authorization"], task, time.monotonic())
+        task.add_done_callback(_consume)
+        return web.Response(status=200, headers={"X-Amz-InvocationId": invocation.request_id})
+
+    def _remember(self, request: web.Request, result: InvocationResult) -> web.Response:
+        fut: asyncio.Future[InvocationResult] = asyncio.get_running_loop().create_future()
+        fut.set_result(result)
+
+        async def done() -> InvocationResult:
+            return await fut
+
+        task = asyncio.get_running_loop().create_task(done())
+        self._pending[result.request_id] = _Pending(request.headers["Authorization"], task,
+                                                    time.monotonic())
+        return web.Response(status=200, headers={"X-Amz-InvocationId": result.request_id})
+
+    async def _publish(self, caller: Caller, context: dict[str, Any] | None,
+                       payload: bytes) -> web.Response:
+        custom = (context or {}).get("custom")
+        subject = custom.get("subject") if isinstance(custom, dict) else None
+        if not isinstance(subject, str):
+            return _text(400, "X-Amz-Client-Context: a publish needs custom.subject (the topic)")
+        try:
+            topic = Topic.parse(subject, path="topic")
+        except InvalidTopic as e:
+            return _text(400, str(e))
+        policy = custom.get("queueFullPolicy", "") if isinstance(custom, dict) else ""
+        routes = route(self._subscriptions, source_arn=caller.arn,
+                       source_component=caller.component, topic=topic)
+        if not routes:
+            return _text(400, no_subscription_message(caller.arn, topic.value))
+        errors: list[str] = []
+        for sub in routes:
+            try:
+                await self._deliver(caller, sub, topic, payload)
+            except FunctionError as e:
+                log.warning("V1 publish from %s on %r to %s failed: %s", caller.component,
+                            topic.value, sub.target, e)
+                errors.append(f"{sub.target}: {e}")
+        self.published += 1
+        if errors and policy == "AllOrError":
+            return _text(429, "publish not delivered to every target (queueFullPolicy "
+                              "AllOrError): " + "; ".join(errors))
+        return web.Response(status=202, headers={"X-Amz-InvocationId": str(uuid.uuid4())})
+
+    def _lambda_components(self) -> set[str]:
+        return {c.component for c in self._callers.values()}
+
+    async def _deliver(self, caller: Caller, sub: LegacySubscription, topic: Topic,
+                       payload: bytes) -> None:
+        kind = sub.target_kind
+        context = {"custom": {"source": caller.arn, "subject": topic.value}}
+        if kind is TargetKind.CLOUD:
+            if self._cloud is None:
+                self.cloud_unavailable += 1
+                log.warning("V1 publish from %s on %r to the cloud dropped: no MQTT broker is "
+                            "configured (%d so far)", caller.component, topic.value,
+                            self.cloud_unavailable)
+                return
+            await self._cloud.publish(topic.value, payload, 0)
+        elif kind is TargetKind.COMPONENT and sub.target_name not in self._lambda_components():
+            if self._bus is None:
+                log.warning("V1 publish to %s dropped: no local bus", sub.target)
+                return
+            self._bus.publish(topic, payload, source=caller.component)
+        else:
+            await self._invoker.invoke(sub.target_name, Invocation(
+                payload=payload, invocation_type=InvocationType.EVENT, client_context=context,
+                source="pubsub"))
+
+    def _secret(self, caller: Caller, payload: bytes) -> bytes:
+        try:
+            request = json.loads(payload)
+            secret_id = request["SecretId"]
+            stage = request.get("VersionStage") or None
+            if not isinstance(secret_id, str) or not (stage is None or isinstance(stage, str)):
+                raise TypeError
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return _secret_error(400, "the request must be JSON {\"SecretId\": <string>"
+                                      "[, \"VersionStage\": <string>]}")
+        if self._secrets is None:
+            return _secret_error(404, "no secret store: deploy secrets with the "
+                                      "aws.greengrass.SecretManager component")
+        try:
+            value = self._secrets.get_secret_value(secret_id, stage)
+        except SecretNotFoundError as e:
+            return _secret_error(404, str(e))
+        arn = str(value.get("ARN", secret_id))
+        if not any(authorize(caller.access_control, IpcService.SECRET_MANAGER,
+                             GET_SECRET_VALUE, r) for r in {arn, secret_id}):
+            return _secret_error(403, f"Principal {caller.component} is not authorized to "
+                                      f"perform {IpcService.SECRET_MANAGER}:{GET_SECRET_VALUE} "
+                                      f"on resource {arn}")
+        return json.dumps(value).encode()
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        for inv_id, p in list(self._pending.items()):
+            if p.task.done() and now - p.created > RESULT_TTL_SECONDS:
+                del self._pending[inv_id]
+
+
+def _consume(task: asyncio.Task[InvocationResult]) -> None:
+    """Mark a background invocation's exception as retrieved (it is reported on GET)."""
+    if not task.cancelled():
+        task.exception()
+
+
+def _secret_error(status: int, message: str) -> bytes:
+    """A GGSecretManager error as the SDK expects it: ``Status`` + ``Message`` in the body."""
+    return json.dumps({"Status": status, "Message": message}).encode()
+
+
+def _decode_context(header: str) -> dict[str, Any] | web.Response | None:
+    if not header:
+        return None
+    try:
+        value = json.loads(base64.b64decode(header, validate=True))
+    except (binascii.Error, ValueError):
+        return _text(400, "X-Amz-Client-Context: must be base64-encoded JSON")
+    if not isinstance(value, dict):
+        return _text(400, "X-Amz-Client-Context: must be a base64-encoded JSON object")
+    return value
+
+
+def _function_error_response(e: FunctionError) -> web.Response:
+    status = 500
+    if isinstance(e, FunctionNotFound):
+        status = 404
+    elif isinstance(e, QueueFull):
+        status = 429
+    elif isinstance(e, PayloadTooLarge):
+        status = 413
+    elif isinstance(e, FunctionNotRunnable):
+        status = 409
+    return _text(status, str(e))
+

@@ -81,16 +81,14 @@ class RuntimeApi:
         if self._runner is not None:
             await self._runner.cleanup()
 
-    async def invoke(self, payload: bytes | str | Any, *, content_type: str = "application/json",
+    async def invoke(self, payload: bytes | Any, *, content_type: str = "application/json",
                      client_context: dict[str, Any] | None = None, timeout_ms: int = 60_000,
                      wait_s: float = WAIT_S) -> Outcome:
-        """Queue one invocation and wait for what the worker posts back."""
-        if isinstance(payload, str):
-            body = payload.encode()
-        elif isinstance(payload, bytes):
-            body = payload
-        else:
-            body = json.dumps(payload).encode()
+        """Queue one invocation and wait for what the worker posts back.
+
+        ``payload`` is sent as is when it is bytes, else as JSON.
+        """
+        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         request_id = str(uuid.uuid4())
         headers = {
             "Content-Type": content_type,

@@ -1,0 +1,272 @@
+"""The Java runtime against a Runtime API server: handler kinds, code layouts, errors.
+
+The runtime jar is compiled once per session (into a temporary cache); the sample function in
+``fixtures/java`` is compiled against it with javac, and packaged as a jar (with the ``jar``
+tool), as a directory with ``classes/`` + ``lib/*.jar`` and as a zip with that layout.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import threading
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sprig.runtimes import java
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "java"
+JAVA = shutil.which("java")
+JAVAC = shutil.which("javac")
+JAR = shutil.which("jar")
+
+pytestmark = pytest.mark.skipif(JAVA is None or JAVAC is None or JAR is None,
+                                reason="needs a JDK (java, javac, jar) on PATH")
+
+
+@dataclass(frozen=True)
+class Code:
+    runtime_jar: Path
+    directory: Path     # classes/ + lib/greeting.jar
+    jar: Path           # one jar with the function and its library
+    zip: Path           # classes/ + lib/greeting.jar, zipped
+
+
+def _javac(classpath: str, out: Path, sources: list[Path]) -> None:
+    assert JAVAC is not None
+    subprocess.run([JAVAC, "--release", "8", "-nowarn", "-cp", classpath, "-d", str(out),
+                    *map(str, sources)], check=True, capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def code(tmp_path_factory: pytest.TempPathFactory) -> Code:
+    base = tmp_path_factory.mktemp("java")
+    runtime_jar = java.ensure_runtime_jar(base / "cache")
+    lib_classes = base / "lib-classes"
+    _javac("", lib_classes, sorted((FIXTURES / "lib-src").rglob("*.java")))
+    directory = base / "code-dir"
+    (directory / "lib").mkdir(parents=True)
+    assert JAR is not None
+    subprocess.run([JAR, "cf", str(directory / "lib" / "greeting.jar"), "-C", str(lib_classes),
+                    "."], check=True)
+    classes = directory / "classes"
+    _javac(f"{runtime_jar}:{lib_classes}", classes, sorted((FIXTURES / "src").rglob("*.java")))
+    fat = base / "function.jar"
+    subprocess.run([JAR, "cf", str(fat), "-C", str(classes), ".", "-C", str(lib_classes), "."],
+                   check=True)
+    package = base / "function.zip"
+    with zipfile.ZipFile(package, "w") as zf:
+        for path in sorted(directory.rglob("*")):
+            if path.is_file():
+                zf.write(path, path.relative_to(directory).as_posix())
+    return Code(runtime_jar, directory, fat, package)
+
+
+async def start(workers: Any, make_env: Any, code: Code, handler: str, *,
+                layout: str = "directory", memory_mb: int = 128, **extra: str) -> Any:
+    assert JAVA is not None
+    code_path: Path = getattr(code, layout)
+    argv = java.launch_argv(JAVA, code.runtime_jar, code_path, handler, memory_mb)
+    root = code_path if code_path.is_dir() else code_path.parent
+    return await workers.start(argv, make_env(handler, root, **extra), cwd=root)
+
+
+# ---- Building and launching ---------------------------------------------------------------
+
+
+def test_java_major_version() -> None:
+    assert JAVA is not None
+    out = subprocess.run([JAVA, "-version"], capture_output=True, text=True).stderr
+    assert f'version "{java.java_major_version(JAVA)}' in out
+    with pytest.raises(java.JavaRuntimeUnavailable, match="no-such-java"):
+        java.java_major_version("/nonexistent/no-such-java")
+
+
+def test_launch_argv() -> None:
+    jar = Path("/cache/rt.jar")
+    argv = java.launch_argv("java", jar, Path("/code"), "a.B::c", 512)
+    assert argv[0] == "java"
+    assert "-XX:+UseSerialGC" in argv and "-XX:TieredStopAtLevel=1" in argv
+    assert "-Xmx435m" in argv
+    cp = argv[argv.index("-cp") + 1].split(":")
+    assert cp == ["/cache/rt.jar", "/code", "/code/classes", "/code/lib/*", "/code/*"]
+    assert argv[-2:] == [java.MAIN_CLASS, "a.B::c"]
+    assert not any(a.startswith("-Xmx") for a in java.launch_argv("java", jar, Path("/c"), "h", 0))
+    zipped = java.launch_argv("java", jar, Path("/f.zip"), "h", 128)
+    assert "-Dsprig.codeZip=/f.zip" in zipped and "-Xmx80m" in zipped
+    assert zipped[zipped.index("-cp") + 1] == "/cache/rt.jar"
+    jarred = java.launch_argv("java", jar, Path("/f.jar"), "h", 64)
+    assert jarred[jarred.index("-cp") + 1] == "/cache/rt.jar:/f.jar"
+    assert "-Xmx16m" in jarred
+
+
+def test_runtime_jar_is_built_once_concurrently(tmp_path: Path) -> None:
+    results: list[Path] = []
+    threads = [threading.Thread(target=lambda: results.append(java.ensure_runtime_jar(tmp_path)))
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert len(results) == 2 and results[0] == results[1]
+    jar = results[0]
+    assert jar.name == f"sprig-java-runtime-{java.sources_digest()}.jar"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".jar") == [jar.name]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".build-")]
+    with zipfile.ZipFile(jar) as zf:
+        names = set(zf.namelist())
+        assert "io/sprig/runtime/Bootstrap.class" in names
+        assert "com/amazonaws/services/lambda/runtime/RequestHandler.class" in names
+        assert b"Main-Class: io.sprig.runtime.Bootstrap" in zf.read("META-INF/MANIFEST.MF")
+        # --release 8: class file major version 52, so java8 functions can use the jar.
+        header = zf.read("io/sprig/runtime/Bootstrap.class")[:8]
+        assert int.from_bytes(header[6:8], "big") == 52
+    stamp = jar.stat().st_mtime_ns
+    assert java.ensure_runtime_jar(tmp_path) == jar
+    assert jar.stat().st_mtime_ns == stamp
+
+
+def test_missing_javac_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(java.JavaRuntimeUnavailable, match="javac was not found on PATH"):
+        java.ensure_runtime_jar(tmp_path / "cache")
+    with pytest.raises(java.JavaRuntimeUnavailable, match="cannot run /nonexistent/javac"):
+        java.ensure_runtime_jar(tmp_path / "cache", javac="/nonexistent/javac")
+
+
+def test_heap_leaves_room_for_the_jvm() -> None:
+    assert java.heap_mb(0) is None
+    assert java.heap_mb(64) == 16
+    assert java.heap_mb(128) == 80
+    assert java.heap_mb(1024) == 870
+
+
+# ---- Handlers -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("layout", ["directory", "jar", "zip"])
+async def test_request_handler_map_to_string_in_every_layout(
+        rapi: Any, workers: Any, make_env: Any, code: Code, layout: str) -> None:
+    await start(workers, make_env, code, "example.MapHandler", layout=layout)
+    out = await rapi.invoke({"a": 1})
+    assert out.kind == "response", out.body
+    text = out.json
+    assert isinstance(text, str)
+    assert "input={a=1};calls=1;greeting=hello java;" in text
+    assert "functionName=sample;functionVersion=$LATEST;memory=128;" in text
+    again = await rapi.invoke({"b": [True, None]})
+    assert "input={b=[true, null]};calls=2;" in again.json
+
+
+async def test_context_and_client_context(rapi: Any, workers: Any, make_env: Any,
+                                          code: Code) -> None:
+    await start(workers, make_env, code, "example.ContextEcho::handle")
+    before = time.time()
+    out = await rapi.invoke({"x": [1, 2.5, "é"]}, client_context={
+        "custom": {"subject": "topic/1", "n": 3}, "env": {"k": "v"},
+        "client": {"installation_id": "inst"}})
+    doc = out.json
+    assert doc["input"] == {"x": [1, 2.5, "é"]}
+    assert doc["calls"] == 1
+    assert doc["functionName"] == "sample" and doc["functionVersion"] == "$LATEST"
+    assert doc["memory"] == 128
+    assert doc["logGroup"] == "/aws/lambda/sample"
+    assert doc["logStream"] == "2026/11/27/[$LATEST]sprig"
+    assert doc["arn"].endswith(":function:sample:$LATEST")
+    assert 0 < doc["remaining"] <= 60_000 - int((time.time() - before) * 1000) + 1000
+    assert doc["custom"] == {"subject": "topic/1", "n": "3"}
+    assert doc["env"] == {"k": "v"}
+    assert doc["installationId"] == "inst"
+    assert len(doc["requestId"]) == 36
+    assert (await rapi.invoke(None)).json["input"] is None
+
+
+async def test_request_handler_string_to_string(rapi: Any, workers: Any, make_env: Any,
+                                                code: Code) -> None:
+    await start(workers, make_env, code, "example.StringHandler")
+    out = await rapi.invoke("hello")
+    assert out.headers["Content-Type"] == "application/json"
+    assert out.json == 'HELLO "quoted" é'
+
+
+async def test_request_stream_handler(rapi: Any, workers: Any, make_env: Any,
+                                      code: Code) -> None:
+    await start(workers, make_env, code, "example.StreamHandler")
+    out = await rapi.invoke(b'{"ab": 1}')
+    assert out.body == b'}1 :"ba"{'
+
+
+async def test_pojo_in_and_out(rapi: Any, workers: Any, make_env: Any, code: Code) -> None:
+    await start(workers, make_env, code, "example.PojoHandler")
+    order = {"id": "o-1", "quantity": 2, "discount": 1, "unknown": "ignored",
+             "items": [{"sku": "a", "price": 1.5}, {"sku": "b", "price": 2}]}
+    out = await rapi.invoke(order)
+    assert out.kind == "response", out.body
+    assert out.json == {"orderId": "o-1", "paid": False, "total": 6.0}
+    bad = await rapi.invoke({"id": "o-2", "quantity": "two", "items": []})
+    assert bad.kind == "error"
+    assert bad.json["errorType"] == "Runtime.UnmarshalError"
+    assert "event.quantity" in bad.json["errorMessage"]
+
+
+@pytest.mark.parametrize(("handler", "payload", "expected"), [
+    ("example.Plain::sum", [1, 2, 3], b"6"),
+    ("example.Plain::describe", {"a": 1, "b": 2}, b'[2,"sample"]'),
+    ("example.Plain::copy", "x", b'copied:"x"'),
+    ("example.Plain::nothing", {}, b"null"),
+])
+async def test_plain_methods(rapi: Any, workers: Any, make_env: Any, code: Code, handler: str,
+                             payload: Any, expected: bytes) -> None:
+    await start(workers, make_env, code, handler)
+    out = await rapi.invoke(payload)
+    assert out.kind == "response", out.body
+    assert out.body == expected
+
+
+async def test_binary_encoding_gives_bytes(rapi: Any, workers: Any, make_env: Any,
+                                           code: Code) -> None:
+    await start(workers, make_env, code, "example.Plain::binary",
+                AWS_GREENGRASS_LAMBDA_ENCODING_TYPE="binary")
+    out = await rapi.invoke(b"\x00\x01{", content_type="application/json")
+    assert out.body == b"\xff\x00\x01{"
+    assert out.headers["Content-Type"] == "application/octet-stream"
+
+
+async def test_exception_becomes_error_document(rapi: Any, workers: Any, make_env: Any,
+                                                code: Code) -> None:
+    await start(workers, make_env, code, "example.Failing")
+    out = await rapi.invoke({"id": 7})
+    assert out.kind == "error"
+    doc = out.json
+    assert doc["errorType"] == "example.Failing$OrderRejected"
+    assert doc["errorMessage"] == "order 7 rejected"
+    assert doc["stackTrace"][0].startswith("example.Failing.handleRequest(Failing.java:")
+    assert doc["cause"]["errorType"] == "java.lang.IllegalStateException"
+    assert doc["cause"]["errorMessage"] == "stock is empty"
+    # The worker survives a handled error.
+    assert (await rapi.invoke({"id": 8})).json["errorMessage"] == "order 8 rejected"
+
+
+@pytest.mark.parametrize(("handler", "error_type", "message"), [
+    ("example.Nope", "Runtime.ImportModuleError", "Class not found: example.Nope"),
+    ("example.Plain", "Runtime.HandlerNotFound", "does not implement RequestHandler"),
+    ("example.Plain::missing", "Runtime.HandlerNotFound", "No public method named missing"),
+    ("example.Plain::notAHandler", "Runtime.HandlerNotFound", "notAHandler"),
+    ("example.Plain:sum", "Runtime.MalformedHandlerName", "example.Plain:sum"),
+    ("example.BrokenInit", "java.lang.IllegalArgumentException", "missing configuration"),
+])
+async def test_init_errors(rapi: Any, workers: Any, make_env: Any, code: Code, handler: str,
+                           error_type: str, message: str) -> None:
+    proc = await start(workers, make_env, code, handler)
+    out = await rapi.wait_init_error()
+    assert out.headers["Lambda-Runtime-Function-Error-Type"] == error_type
+    assert out.json["errorType"] == error_type
+    assert message in out.json["errorMessage"]
+    assert isinstance(out.json["stackTrace"], list)
+    assert await workers.exit_code(proc) == 1
+

@@ -1,0 +1,9 @@
+package com.amazonaws.services.lambda.runtime;
+
+/** Writes to the function's log (the worker's standard output). */
+public interface LambdaLogger {
+
+    void log(String message);
+
+    void log(byte[] message);
+}

@@ -98,6 +98,7 @@ class LaunchedProcess:
         self._status: ExitStatus | None = None
         self._peak_kb: int | None = None
         self._closed = False
+        self._cgroup_removed = False   # once removed, its name may belong to another worker
         self._close_lock = asyncio.Lock()
         self.pid: int = proc.pid
 
@@ -110,6 +111,10 @@ class LaunchedProcess:
         return self._cgroup
 
     @property
+    def _live_cgroup(self) -> cgroups.Cgroup | None:
+        return None if self._cgroup_removed else self._cgroup
+
+    @property
     def status(self) -> ExitStatus | None:
         """The exit status once :meth:`wait` has seen the process end."""
         return self._status
@@ -120,11 +125,17 @@ class LaunchedProcess:
             return self._status
         rc = await self._proc.wait()
         if self._status is None:
-            oom = self._cgroup.oom_killed() if self._cgroup else False
-            if self._cgroup:
-                self._peak_kb = self._cgroup.memory_peak_kb()
+            cg = self._live_cgroup
+            oom = cg.oom_killed() if cg else False
+            if cg:
+                self._peak_kb = cg.memory_peak_kb()
             self._status = exit_status(rc, sandboxed=self._sandboxed, oom_killed=oom,
                                        memory_limit_kb=self._spec.limits.memory_kb)
+            if cg is not None and not cg.pids():
+                # nothing left: remove it now so a caller that forgets aclose leaks nothing
+                with contextlib.suppress(OSError):
+                    cg.remove()
+                    self._cgroup_removed = True
             await self._drain()
         return self._status
 
@@ -138,13 +149,12 @@ class LaunchedProcess:
         In a sandbox the bubblewrap monitor itself is skipped: killing it would SIGKILL the
         workload through ``--die-with-parent`` before it could handle the signal.
         """
-        if self._status is not None and self._cgroup is None:
-            return
+        cg = self._live_cgroup
         if not self._sandboxed:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.pid, sig)
-        if self._cgroup is not None:
-            for pid in self._cgroup.pids():
+        if cg is not None:
+            for pid in cg.pids():
                 if pid == self.pid or (not self._sandboxed and _pgid(pid) == self.pid):
                     continue   # the monitor (sandbox), or already signalled with its group
                 with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -154,9 +164,10 @@ class LaunchedProcess:
                 os.kill(self.pid, sig)
 
     def _tree_alive(self) -> bool:
-        if self._cgroup is not None:
-            return bool(self._cgroup.pids())
-        if self._sandboxed:
+        cg = self._live_cgroup
+        if cg is not None:
+            return bool(cg.pids())
+        if self._sandboxed or self._cgroup is not None:
             return self._status is None
         try:
             os.killpg(self.pid, 0)
@@ -168,16 +179,18 @@ class LaunchedProcess:
         if not self._sandboxed:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.pid, signal.SIGKILL)
-        if self._cgroup is not None:
-            self._cgroup.kill_all()
+        cg = self._live_cgroup
+        if cg is not None:
+            cg.kill_all()
         elif self._status is None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGKILL)
 
     def memory_peak_kb(self) -> int | None:
         """Peak memory of the whole tree from its cgroup, or None without a cgroup."""
-        if self._cgroup is not None and not self._closed:
-            peak = self._cgroup.memory_peak_kb()
+        cg = self._live_cgroup
+        if cg is not None:
+            peak = cg.memory_peak_kb()
             if peak is not None:
                 self._peak_kb = peak
         return self._peak_kb
@@ -206,9 +219,11 @@ class LaunchedProcess:
             await asyncio.gather(*self._readers, return_exceptions=True)
             self.memory_peak_kb()
             self._closed = True
-            if self._cgroup is not None:
+            cg = self._live_cgroup
+            if cg is not None:
                 with contextlib.suppress(OSError):
-                    await asyncio.to_thread(self._cgroup.remove)
+                    await asyncio.to_thread(cg.remove)
+                self._cgroup_removed = True
             return status
 
 
@@ -289,8 +304,9 @@ def _make_preexec(join_files: tuple[str, ...],
     return preexec
 
 
-def _create_cgroup(spec: LaunchSpec, driver: cgroups.CgroupDriver | None,
-                   required: bool) -> cgroups.Cgroup | None:
+def _create_cgroup(spec: LaunchSpec, driver: cgroups.CgroupDriver | None, required: bool,
+                   read_only_devices: tuple[tuple[str, int, int], ...] = ()
+                   ) -> cgroups.Cgroup | None:
     if driver is None:
         if required:
             what = ("GreengrassContainer"
@@ -306,7 +322,8 @@ def _create_cgroup(spec: LaunchSpec, driver: cgroups.CgroupDriver | None,
     if not spec.cgroup_name:
         name = f"{name}-{time.monotonic_ns()}"
     try:
-        return driver.create(name, spec.limits.memory_kb, spec.limits.cpus)
+        return driver.create(name, spec.limits.memory_kb, spec.limits.cpus,
+                             read_only_devices=read_only_devices)
     except (OSError, ValueError) as e:
         if required:
             raise LaunchError(f"cgroup for {spec.argv[0]!r}: {e}") from None
@@ -337,17 +354,20 @@ async def spawn(spec: LaunchSpec, *, on_output: OutputCallback | None = None,
     creds = users.credentials_for(spec.run_as)
     sandboxed = spec.container_mode is ContainerMode.GREENGRASS_CONTAINER
     driver = cgroup_driver if cgroup_driver is not None else default_driver()
-    cgroup = _create_cgroup(spec, driver, needs_cgroup(spec))
-    argv: list[str]
-    cwd: str
+    argv: list[str] = [exe, *spec.argv[1:]]
+    cwd = str(spec.cwd)
+    ro_devices: tuple[tuple[str, int, int], ...] = ()
     if sandboxed:
         from sprig.launcher import sandbox
 
-        argv = await asyncio.to_thread(sandbox.prepare, spec, creds)
-        cwd = "/"
-    else:
-        argv = [exe, *spec.argv[1:]]
-        cwd = str(spec.cwd)
+        plan = await asyncio.to_thread(sandbox.prepare, spec, exe, creds)
+        argv, cwd, ro_devices = plan.argv, "/", plan.read_only_devices
+        if ro_devices and driver is not None and "devices" not in driver.controllers():
+            raise SandboxUnavailable(
+                "devices: read-only devices need the cgroup v1 devices controller, which this "
+                f"device lacks (cgroup v{driver.version}); allowed here: permission rw, or "
+                "containerMode NoContainer")
+    cgroup = _create_cgroup(spec, driver, needs_cgroup(spec), ro_devices)
     join = tuple(str(f) for f in cgroup.join_files()) if cgroup else ()
     out = subprocess.PIPE if on_output else subprocess.DEVNULL
     try:

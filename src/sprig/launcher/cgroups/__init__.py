@@ -63,11 +63,17 @@ class CgroupDriver(Protocol):
     @property
     def root(self) -> Path: ...
 
-    def create(self, name: str, memory_kb: int | None = None,
-               cpus: float | None = None) -> Cgroup: ...
+    def create(self, name: str, memory_kb: int | None = None, cpus: float | None = None,
+               *, read_only_devices: tuple[tuple[str, int, int], ...] = ()) -> Cgroup:
+        """Create the cgroup ``sprig/<name>`` with its limits.
+
+        ``read_only_devices`` are ``("c"|"b", major, minor)`` whose writes are denied (needs the
+        ``devices`` controller, v1 only; see :meth:`controllers`).
+        """
+        ...
 
     def controllers(self) -> tuple[str, ...]:
-        """Controllers this driver can use (``memory``, ``cpu``)."""
+        """Controllers this driver can use (``memory``, ``cpu``, ``devices``)."""
         ...
 
 
@@ -158,6 +164,30 @@ def rmdir_retry(path: Path, timeout_s: float = 2.0) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.005)
+
+
+def make_fresh_dir(path: Path) -> None:
+    """Create a worker's cgroup directory, never sharing one with a running worker.
+
+    An existing directory without processes is a leftover (e.g. of a core killed with -9) and
+    is replaced, so its old counters (oom_kill, peak) do not leak into the new worker.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir()
+        return
+    except FileExistsError:
+        pass
+    except OSError as e:
+        raise CgroupError(e.errno, f"cannot create cgroup {path}: {e.strerror}") from None
+    if read_pids(path / "cgroup.procs"):
+        raise CgroupError(17, f"cgroup {path} is in use by running processes; allowed: a "
+                              "cgroup name no running worker uses")
+    try:
+        rmdir_retry(path)
+        path.mkdir()
+    except OSError as e:
+        raise CgroupError(e.errno, f"cannot recreate cgroup {path}: {e.strerror}") from None
 
 
 def _v1_memory_usable(mem: Path) -> bool:

@@ -17,6 +17,7 @@ from sprig.launcher.cgroups import (
     CgroupError,
     check_name,
     kill_pids,
+    make_fresh_dir,
     read_int,
     read_int_field,
     read_pids,
@@ -31,14 +32,17 @@ CFS_PERIOD_US = 100_000
 class V1Cgroup:
     memory_dir: Path
     cpu_dir: Path | None
+    devices_dir: Path | None = None
 
     @property
     def path(self) -> Path:
         return self.memory_dir
 
+    def _dirs(self) -> list[Path]:
+        return [d for d in (self.memory_dir, self.cpu_dir, self.devices_dir) if d is not None]
+
     def join_files(self) -> tuple[Path, ...]:
-        dirs = [self.memory_dir] + ([self.cpu_dir] if self.cpu_dir else [])
-        return tuple(d / "cgroup.procs" for d in dirs)
+        return tuple(d / "cgroup.procs" for d in self._dirs())
 
     def add(self, pid: int) -> None:
         for f in self.join_files():
@@ -65,9 +69,8 @@ class V1Cgroup:
         return None if peak is None else peak // 1024
 
     def remove(self) -> None:
-        for d in (self.memory_dir, self.cpu_dir):
-            if d is not None:
-                rmdir_retry(d)
+        for d in self._dirs():
+            rmdir_retry(d)
 
 
 class V1Driver:
@@ -80,24 +83,33 @@ class V1Driver:
         self._memory = root / "memory" / PARENT
         cpu_mount = root / "cpu"
         self._cpu = cpu_mount / PARENT if (cpu_mount / "cpu.cfs_quota_us").exists() else None
+        dev_mount = root / "devices"
+        self._devices = dev_mount / PARENT if (dev_mount / "devices.deny").exists() else None
 
     @property
     def root(self) -> Path:
         return self._root
 
     def controllers(self) -> tuple[str, ...]:
-        return ("memory", "cpu") if self._cpu else ("memory",)
+        return ("memory",) + (("cpu",) if self._cpu else ()) + (
+            ("devices",) if self._devices else ())
 
-    def create(self, name: str, memory_kb: int | None = None,
-               cpus: float | None = None) -> V1Cgroup:
+    def create(self, name: str, memory_kb: int | None = None, cpus: float | None = None,
+               *, read_only_devices: tuple[tuple[str, int, int], ...] = ()) -> V1Cgroup:
         check_name(name)
         mem = self._memory / name
-        try:
-            mem.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise CgroupError(e.errno, f"cannot create cgroup {mem}: {e.strerror}") from None
+        make_fresh_dir(mem)
         cpu_dir: Path | None = None
+        dev_dir: Path | None = None
         try:
+            if read_only_devices:
+                if self._devices is None:
+                    raise CgroupError(0, "read-only devices need the cgroup v1 devices "
+                                         "controller, which is not mounted")
+                dev_dir = self._devices / name
+                make_fresh_dir(dev_dir)
+                for kind, major, minor in read_only_devices:
+                    write(dev_dir / "devices.deny", f"{kind} {major}:{minor} w")
             if memory_kb is not None:
                 limit = str(memory_kb * 1024)
                 write(mem / "memory.limit_in_bytes", limit)
@@ -109,11 +121,11 @@ class V1Driver:
                         write(mem / "memory.swappiness", "0")
             if self._cpu is not None:
                 cpu_dir = self._cpu / name
-                cpu_dir.mkdir(parents=True, exist_ok=True)
+                make_fresh_dir(cpu_dir)
                 if cpus is not None:
                     write(cpu_dir / "cpu.cfs_period_us", str(CFS_PERIOD_US))
                     write(cpu_dir / "cpu.cfs_quota_us", str(max(1000, int(cpus * CFS_PERIOD_US))))
         except OSError:
-            V1Cgroup(mem, cpu_dir).remove()
+            V1Cgroup(mem, cpu_dir, dev_dir).remove()
             raise
-        return V1Cgroup(mem, cpu_dir)
+        return V1Cgroup(mem, cpu_dir, dev_dir)

@@ -17,6 +17,7 @@ from sprig.launcher.cgroups import (
     CgroupError,
     check_name,
     kill_pids,
+    make_fresh_dir,
     read_int,
     read_int_field,
     read_pids,
@@ -93,16 +94,19 @@ class V2Driver:
         if missing:
             write(ctl, " ".join(f"+{c}" for c in missing))
 
-    def create(self, name: str, memory_kb: int | None = None,
-               cpus: float | None = None) -> V2Cgroup:
+    def create(self, name: str, memory_kb: int | None = None, cpus: float | None = None,
+               *, read_only_devices: tuple[tuple[str, int, int], ...] = ()) -> V2Cgroup:
         check_name(name)
+        if read_only_devices:
+            # v2 controls devices with eBPF programs only; not implemented (yet).
+            raise CgroupError(0, "read-only devices are not supported on cgroup v2 hosts")
         parent = self._mount / PARENT
         wanted = self.controllers()
         try:
             parent.mkdir(exist_ok=True)
             self._enable(self._mount, wanted)
             self._enable(parent, wanted)
-            (parent / name).mkdir(exist_ok=True)
+            make_fresh_dir(parent / name)
         except CgroupError:
             raise
         except OSError as e:

@@ -1,0 +1,267 @@
+"""GreengrassContainer: real bubblewrap sandboxes in real cgroups, run as an unprivileged user.
+
+The sandboxed program is the system's /usr/bin/python3 (the venv interpreter lives under
+/root, which the run-as user cannot enter). Each check runs inside and reports JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import grp
+import json
+import os
+import pwd
+import shutil
+import stat
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from sprig.errors import LaunchError, SandboxUnavailable
+from sprig.launcher.process import ExitStatus, LaunchedProcess, default_driver, spawn
+from sprig.launcher.spec import ContainerMode, LaunchSpec, Mount, ResourceLimits, RunAs
+
+PY = "/usr/bin/python3"
+ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+NOBODY = RunAs("nobody", "nogroup")
+
+pytestmark = [
+    pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed"),
+    pytest.mark.skipif(os.geteuid() != 0, reason="run-as switching and cgroups need root"),
+    pytest.mark.skipif(not os.path.exists(PY), reason="no system python3 at /usr/bin"),
+    pytest.mark.skipif(default_driver() is None, reason="no writable memory cgroup"),
+]
+
+
+def container(code: str, cwd: Path = Path("/tmp"), **kw: object) -> LaunchSpec:
+    kw.setdefault("run_as", NOBODY)
+    kw.setdefault("limits", ResourceLimits(memory_kb=16384))
+    return LaunchSpec(argv=(PY, "-c", textwrap.dedent(code)), env=dict(ENV), cwd=cwd,
+                      container_mode=ContainerMode.GREENGRASS_CONTAINER,
+                      **kw)  # type: ignore[arg-type]
+
+
+async def run(spec: LaunchSpec) -> tuple[ExitStatus, list[str], LaunchedProcess]:
+    lines: list[str] = []
+    p = await spawn(spec, on_output=lambda _s, line: lines.append(line.decode()))
+    st = await p.wait()
+    await p.aclose()
+    return st, lines, p
+
+
+PROBE = """
+import json, os, errno
+def can_read(p):
+    try:
+        with open(p, "rb") as f: f.read(1); return True
+    except OSError as e: return errno.errorcode[e.errno]
+def can_write(p):
+    try:
+        with open(p, "ab") as f: f.write(b"x"); return True
+    except OSError as e: return errno.errorcode[e.errno]
+def dev_write(p):
+    try: fd = os.open(p, os.O_WRONLY)
+    except OSError as e: return errno.errorcode[e.errno]
+    os.close(fd); return True
+R = {}
+R["ids"] = [os.getuid(), os.geteuid(), os.getgid(), os.getegid()]
+R["pids"] = sorted(int(x) for x in os.listdir("/proc") if x.isdigit())
+R["root"] = sorted(os.listdir("/"))
+R["sys"] = os.path.exists("/sys/kernel")
+R["write_root"] = can_write("/newfile")
+R["write_usr"] = can_write("/usr/newfile")
+R["tmp_write"] = can_write("/tmp/inside")
+R["tmp"] = sorted(os.listdir("/tmp"))
+R["dev"] = sorted(os.listdir("/dev"))
+R.update(json.loads(os.environ.get("EXTRA", "{}")))
+for name, path in json.loads(os.environ["READ"]).items(): R["read:" + name] = can_read(path)
+for name, path in json.loads(os.environ["WRITE"]).items(): R["write:" + name] = can_write(path)
+for name, path in json.loads(os.environ["DEVW"]).items(): R["devw:" + name] = dev_write(path)
+print(json.dumps(R))
+"""
+
+
+@pytest.fixture
+def sprig_root(world_dir: Path) -> Path:
+    """A fake Sprig root: state, credentials, this function's code and another's."""
+    root = world_dir / "root"
+    (root / "packages/artifacts/me/1.0.0").mkdir(parents=True)
+    (root / "packages/artifacts/other/1.0.0").mkdir(parents=True)
+    for p in (root, root / "packages", root / "packages/artifacts",
+              root / "packages/artifacts/me", root / "packages/artifacts/me/1.0.0",
+              root / "packages/artifacts/other", root / "packages/artifacts/other/1.0.0"):
+        os.chmod(p, 0o755)
+    for f in ("state.db", "credentials", "packages/artifacts/me/1.0.0/handler.py",
+              "packages/artifacts/other/1.0.0/secret.py"):
+        (root / f).write_text("data\n")
+        os.chmod(root / f, 0o666)   # so only the sandbox, not file modes, can hide them
+    return root
+
+
+async def test_isolation(sprig_root: Path, world_dir: Path) -> None:
+    code_dir = sprig_root / "packages/artifacts/me/1.0.0"
+    vol_ro, vol_rw = world_dir / "vol_ro", world_dir / "vol_rw"
+    for d in (vol_ro, vol_rw):
+        d.mkdir()
+        (d / "f.txt").write_text("v\n")
+    os.chmod(vol_ro, 0o755)
+    os.chmod(vol_ro / "f.txt", 0o666)   # the mount, not the file mode, must refuse writes
+    os.chmod(vol_rw, 0o777)
+    os.chmod(vol_rw / "f.txt", 0o666)
+    host_tmp_marker = Path("/tmp") / f"sprig-host-marker-{os.getpid()}"
+    host_tmp_marker.write_text("host")
+    try:
+        env_read = {"code": str(code_dir / "handler.py"), "state": str(sprig_root / "state.db"),
+                    "creds": str(sprig_root / "credentials"),
+                    "other": str(sprig_root / "packages/artifacts/other/1.0.0/secret.py"),
+                    "vol_ro": "/data/ro/f.txt", "vol_rw": "/data/rw/f.txt",
+                    "host_tmp": str(host_tmp_marker), "passwd": "/etc/passwd",
+                    "shadow": "/etc/shadow", "ro_dev": "/dev/sprig-ro"}
+        env_write = {"code": str(code_dir / "handler.py"), "vol_ro": "/data/ro/f.txt",
+                     "vol_rw": "/data/rw/f.txt"}
+        devw = {"rw": "/dev/sprig-rw", "ro": "/dev/sprig-ro", "null": "/dev/null"}
+        spec = container(PROBE, code_dir, read_only_paths=(code_dir,),
+                         volumes=(Mount(vol_ro, Path("/data/ro")),
+                                  Mount(vol_rw, Path("/data/rw"), writable=True)),
+                         devices=(Mount(Path("/dev/zero"), Path("/dev/sprig-rw"), writable=True),
+                                  Mount(Path("/dev/full"), Path("/dev/sprig-ro"))))
+        spec.env.update(READ=json.dumps(env_read), WRITE=json.dumps(env_write),
+                        DEVW=json.dumps(devw))
+        st, lines, _ = await run(spec)
+        assert st.ok, (st, lines)
+        r = json.loads(lines[-1])
+    finally:
+        host_tmp_marker.unlink()
+    nobody, nogroup = pwd.getpwnam("nobody").pw_uid, grp.getgrnam("nogroup").gr_gid
+    assert r["ids"] == [nobody, nobody, nogroup, nogroup]
+    # Sprig's root: only the listed code directory is visible, read-only
+    assert r["read:code"] is True and r["write:code"] == "EROFS"
+    assert r["read:state"] == r["read:creds"] == r["read:other"] == "ENOENT"
+    # host processes invisible: bwrap's init and the function only
+    assert len(r["pids"]) <= 3 and os.getpid() not in r["pids"]
+    # root file system read-only, no homes, no /sys, no host files outside the system view
+    assert r["write_root"] == "EROFS" and r["write_usr"] == "EROFS"
+    assert "root" not in r["root"] and "home" not in r["root"] and "sys" not in r["root"]
+    assert "work" not in r["root"] and not r["sys"]
+    assert r["read:passwd"] is True and r["read:shadow"] == "ENOENT"
+    # /tmp is private and writable
+    assert r["tmp_write"] is True and r["read:host_tmp"] == "ENOENT"
+    assert not Path("/tmp/inside").exists()
+    # volumes with their permissions; the rw write reached the host
+    assert r["read:vol_ro"] is True and r["write:vol_ro"] == "EROFS"
+    assert r["read:vol_rw"] is True and r["write:vol_rw"] is True
+    assert (vol_rw / "f.txt").read_text() == "v\nx"
+    # devices: declared ones with their permission, undeclared host devices absent
+    assert r["devw:rw"] is True and r["devw:null"] is True
+    assert r["devw:ro"] == "EPERM" and r["read:ro_dev"] is True
+    assert "sprig-rw" in r["dev"] and "sprig-ro" in r["dev"]
+    for undeclared in ("kmsg", "vda", "loop0", "ttyS0", "mem"):
+        assert undeclared not in r["dev"]
+
+
+async def test_sysfs_only_with_mount_ro_sysfs(world_dir: Path) -> None:
+    code = """
+        import os, errno
+        try: open("/sys/kernel/newfile", "w"); w = "ok"
+        except OSError as e: w = errno.errorcode[e.errno]
+        print(os.path.isdir("/sys/kernel"), w)"""
+    st, lines, _ = await run(container(code))
+    assert st.ok and lines == ["False ENOENT"]
+    st, lines, _ = await run(container(code, mount_ro_sysfs=True))
+    assert st.ok and lines == ["True EROFS"]
+
+
+async def test_memory_limit_kills_and_next_run_works(world_dir: Path) -> None:
+    hog = "b = bytearray(64 * 1024 * 1024); b[::4096] = b'x' * (len(b) // 4096); print('ok')"
+    st, lines, p = await run(container(hog))
+    assert st.oom_killed and st.signal == 9 and lines == []
+    assert st.describe() == "killed: memory limit of 16384 KB exceeded"
+    assert p.cgroup is not None and not p.cgroup.path.exists()   # removed on close
+    st, lines, p = await run(container("print('hello world')"))
+    assert st == ExitStatus(0, None, False, 16384) and lines == ["hello world"]
+    peak = p.memory_peak_kb()
+    print(f"\nhello-world python in a sandbox: peak {peak} KB of the 16384 KB limit")
+    assert peak is not None and peak < 16384
+
+
+async def test_two_workers_two_cgroups(world_dir: Path) -> None:
+    ready = [asyncio.Event(), asyncio.Event()]
+    procs = [await spawn(container("import time; print('up', flush=True); time.sleep(60)",
+                                   ),
+                         on_output=lambda _s, _l, e=e: e.set())  # type: ignore[misc]
+             for e in ready]
+    try:
+        await asyncio.wait_for(asyncio.gather(*(e.wait() for e in ready)), 10)
+        groups = [p.cgroup for p in procs]
+        assert groups[0] is not None and groups[1] is not None
+        assert groups[0].path != groups[1].path
+        pids0, pids1 = set(groups[0].pids()), set(groups[1].pids())
+        assert procs[0].pid in pids0 and procs[1].pid in pids1 and not pids0 & pids1
+        # killing one leaves the other running
+        st = await procs[0].aclose(grace_s=5)
+        assert st.signal == 15 and procs[1].returncode is None and groups[1].pids()
+    finally:
+        for p in procs:
+            await p.aclose(grace_s=1)
+
+
+async def test_tree_kill_inside_sandbox(world_dir: Path) -> None:
+    """Children that ignore SIGTERM inside the PID namespace are killed through the cgroup."""
+    ready = asyncio.Event()
+    code = """
+        import os, signal, subprocess, sys, time
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        c = "import signal,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
+        subprocess.Popen([sys.executable, "-c", c], start_new_session=True)
+        print("up", flush=True)
+        time.sleep(600)"""
+    p = await spawn(container(code), on_output=lambda _s, _l: ready.set())
+    await asyncio.wait_for(ready.wait(), 10)
+    assert p.cgroup is not None
+    group = p.cgroup
+    assert len(group.pids()) >= 4   # bwrap, its init, the function, its child
+    st = await p.aclose(grace_s=0.2)
+    assert st.signal == 9 and not group.path.exists()
+
+
+async def test_add_group_owner(world_dir: Path) -> None:
+    src = world_dir / "private"
+    src.mkdir()
+    (src / "f").write_text("hi")
+    os.chmod(src / "f", 0o644)
+    os.chmod(src, 0o700)
+    code = "import os; print(os.listdir('/data'))"
+    st, lines, _ = await run(container(code, volumes=(
+        Mount(src, Path("/data"), writable=True, add_group_owner=True),)))
+    assert st.ok, lines
+    assert lines == ["['f']"]
+    info = src.stat()
+    assert info.st_gid == grp.getgrnam("nogroup").gr_gid
+    assert stat.S_IMODE(info.st_mode) == 0o770
+
+
+async def test_bad_mounts_are_named(world_dir: Path) -> None:
+    missing = world_dir / "missing"
+    with pytest.raises(LaunchError, match=r"volumes\[0\].*missing.*does not exist"):
+        await spawn(container("pass", Path("/tmp"), volumes=(Mount(missing, Path("/m")),)))
+    with pytest.raises(LaunchError, match=r"devices\[0\]\.path.*not a character or block"):
+        await spawn(container("pass", Path("/tmp"), devices=(Mount(Path("/dev/shm"),
+                                                                Path("/dev/shm")),)))
+    with pytest.raises(LaunchError, match=r"cwd.*would not exist inside"):
+        await spawn(container("pass", world_dir))
+    with pytest.raises(LaunchError, match=r"volumes\[0\].*/proc"):
+        await spawn(container("pass", Path("/tmp"), volumes=(Mount(world_dir, Path("/proc/x")),)))
+
+
+async def test_missing_bwrap_is_named(world_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(world_dir))   # the core's PATH without bubblewrap
+    with pytest.raises(SandboxUnavailable, match=r"apt-get install bubblewrap.*NoContainer"):
+        await spawn(container("pass"))
+
+
+async def test_no_container_reaches_host_files(sprig_root: Path) -> None:
+    code = f"print(open({str(sprig_root / 'state.db')!r}).read(), end='')"
+    spec = LaunchSpec(argv=(PY, "-c", code), env=dict(ENV), cwd=sprig_root, run_as=NOBODY)
+    st, lines, _ = await run(spec)
+    assert st.ok and lines == ["data"]

@@ -1,0 +1,109 @@
+"""The bubblewrap command line of a GreengrassContainer sandbox, as a pure function.
+
+:func:`build_argv` turns a :class:`LaunchSpec` plus a :class:`HostView` (what exists on the
+host, probed by :mod:`sprig.launcher.sandbox`) into the ``bwrap`` argv. Keeping it pure means
+every mount decision is visible and testable without starting anything.
+
+The sandbox starts from an empty root: nothing of the host is visible unless listed here. In
+particular nothing of Sprig's root directory (state, credentials, other functions' code and
+work directories) and no home directory appears, except paths the spec lists explicitly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sprig.launcher.spec import LaunchSpec
+
+# Host directories with the shared libraries and programs every runtime needs (python3, node,
+# java, sh, coreutils). /usr holds them all on a merged-/usr system (Debian 12, Raspberry Pi OS
+# bookworm); on older layouts /bin, /sbin and /lib* are real directories and are bound too.
+SYSTEM_DIRS: tuple[str, ...] = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32")
+
+# Single files and directories of /etc, each for a reason; anything else of /etc (shadow,
+# ssh keys, sudoers, the core's own configuration) stays invisible.
+ETC_PATHS: tuple[str, ...] = (
+    "/etc/passwd", "/etc/group",        # uid/gid → names (getpass, `id`, Java's user.name)
+    "/etc/nsswitch.conf",                # how glibc resolves names, users and hosts
+    "/etc/hosts", "/etc/resolv.conf",    # DNS: the network is shared with the host
+    "/etc/host.conf", "/etc/gai.conf",   # resolver and getaddrinfo ordering
+    "/etc/ssl", "/etc/ca-certificates",  # CA bundle: TLS to AWS endpoints from the function
+    "/etc/alternatives",                 # Debian's /usr/bin/java, node... are symlinks into it
+    "/etc/java-17-openjdk",              # JVM security/config files (symlinked from /usr/lib/jvm)
+    "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d",  # dynamic linker lookup
+    "/etc/localtime", "/etc/timezone",   # local time in logs and datetime
+    "/etc/mime.types",                   # Python mimetypes, Java URLConnection
+    "/etc/protocols", "/etc/services",   # getprotobyname / getservbyname (sockets)
+    "/etc/os-release",                   # platform detection (boto3 user agent, node os)
+    "/etc/python3", "/etc/python3.11",   # Debian's python3 site configuration
+)
+
+# The only thing the function sees beyond the system is what the spec lists; the sandbox
+# user's home (HOME) does not exist inside unless listed.
+
+
+@dataclass(frozen=True)
+class HostView:
+    """What exists on the host, as probed by :func:`sprig.launcher.sandbox.probe_host`.
+
+    ``symlinks`` are top-level links such as ``/lib -> usr/lib`` (recreated as links);
+    ``system_dirs`` and ``etc`` are existing paths bound read-only; ``runtime_prefixes`` are
+    installation directories of the interpreter outside /usr (e.g. a pyenv or a venv), bound
+    read-only at the same path so ``argv[0]`` works inside.
+    """
+
+    symlinks: tuple[tuple[str, str], ...] = ()
+    system_dirs: tuple[str, ...] = ()
+    etc: tuple[str, ...] = ()
+    runtime_prefixes: tuple[str, ...] = ()
+
+
+def _bind(flag: str, source: Path | str, dest: Path | str) -> list[str]:
+    return [flag, str(source), str(dest)]
+
+
+def build_argv(spec: LaunchSpec, host: HostView, *, bwrap: str = "bwrap",
+               argv: tuple[str, ...] | None = None) -> list[str]:
+    """The full command line: ``bwrap <options> -- <argv>``.
+
+    Mount order matters: bwrap applies options left to right and later mounts cover earlier
+    ones, so the private /tmp comes before the spec's paths (a function directory under /tmp
+    stays visible) and the final ``--remount-ro /`` makes the root itself read-only.
+    """
+    cmd: list[str] = [
+        bwrap,
+        "--die-with-parent",   # the core dies → the sandbox dies, no orphans
+        "--new-session",       # no TIOCSTI into the core's terminal
+        "--unshare-pid",       # host processes invisible; pid 1 is bwrap's init
+        "--unshare-ipc",       # no System V IPC / POSIX mqueues shared with the host
+        "--unshare-uts",       # own hostname namespace
+        # the mount namespace is always new; the network namespace is shared on purpose
+        # (Runtime API on loopback, MQTT, AWS endpoints), as in Greengrass.
+        "--proc", "/proc",     # a /proc of the new PID namespace only
+        "--dev", "/dev",       # minimal /dev: null zero full random urandom tty, pts, shm
+        "--tmpfs", "/tmp",     # private writable /tmp
+    ]
+    for link, target in host.symlinks:
+        cmd += ["--symlink", target, link]
+    for d in host.system_dirs:
+        cmd += _bind("--ro-bind", d, d)
+    for p in host.etc:
+        cmd += _bind("--ro-bind", p, p)
+    for p in host.runtime_prefixes:
+        cmd += _bind("--ro-bind", p, p)
+    if spec.mount_ro_sysfs:
+        cmd += _bind("--ro-bind", "/sys", "/sys")
+    for path in spec.read_only_paths:
+        cmd += _bind("--ro-bind", path, path)
+    for path in spec.writable_paths:
+        cmd += _bind("--bind", path, path)
+    for m in spec.volumes:
+        cmd += _bind("--bind" if m.writable else "--ro-bind", m.source, m.destination)
+    for m in spec.devices:
+        # bubblewrap mounts plain binds "nodev", so a device always needs --dev-bind; read-only
+        # devices are enforced by the devices cgroup (see sandbox.prepare).
+        cmd += _bind("--dev-bind", m.source, m.destination)
+    cmd += ["--remount-ro", "/", "--chdir", str(spec.cwd), "--"]
+    cmd += list(argv if argv is not None else spec.argv)
+    return cmd

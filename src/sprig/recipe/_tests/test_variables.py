@@ -1,0 +1,101 @@
+"""Recipe variable interpolation: own and direct-dependency paths, configuration, the rest."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sprig.paths import RootLayout
+from sprig.recipe import (
+    ComponentVariables,
+    Recipe,
+    VariableContext,
+    context_for,
+    interpolate,
+    parse_recipe,
+)
+
+CONFIG = {
+    "containerMode": "GreengrassContainer",
+    "timeoutInSeconds": 3.0,
+    "maxInstancesCount": 100,
+    "pinned": True,
+    "nothing": None,
+    "containerParams": {"memorySize": 16384, "volumes": {}},
+    "list": [1, "two"],
+    "a/b": {"~x": "escaped"},
+}
+
+CTX = VariableContext(
+    component="app",
+    components={
+        "app": ComponentVariables("/r/packages/artifacts/app/1.0.0",
+                                  "/r/packages/artifacts-unarchived/app/1.0.0", "/r/work/app",
+                                  CONFIG),
+        "aws.greengrass.LambdaLauncher": ComponentVariables(
+            "/r/packages/artifacts/aws.greengrass.LambdaLauncher/2.0.10",
+            "/r/packages/artifacts-unarchived/aws.greengrass.LambdaLauncher/2.0.10",
+            "/r/work/aws.greengrass.LambdaLauncher", {"port": 8000}),
+    },
+    kernel_root_path="/r",
+    thing_name="MyThing",
+)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("{artifacts:path}/run.sh", "/r/packages/artifacts/app/1.0.0/run.sh"),
+    ("{artifacts:decompressedPath}/lambda-artifact",
+     "/r/packages/artifacts-unarchived/app/1.0.0/lambda-artifact"),
+    ("cd {work:path}", "cd /r/work/app"),
+    ("{kernel:rootPath}", "/r"),
+    ("thing={iot:thingName}", "thing=MyThing"),
+    ("{configuration:/containerMode}", "GreengrassContainer"),
+    ("{configuration:/timeoutInSeconds}", "3.0"),
+    ("{configuration:/maxInstancesCount}", "100"),
+    ("{configuration:/pinned}", "true"),
+    ("{configuration:/nothing}", ""),
+    ("{configuration:/containerParams}", '{"memorySize":16384,"volumes":{}}'),
+    ("{configuration:/list}", '[1,"two"]'),
+    ("{configuration:/list/1}", "two"),
+    ("{configuration:/a~1b/~0x}", "escaped"),
+    ("[{configuration:/missing}]", "[]"),
+    ("{aws.greengrass.LambdaLauncher:artifacts:path}/lambda-launcher start",
+     "/r/packages/artifacts/aws.greengrass.LambdaLauncher/2.0.10/lambda-launcher start"),
+    ("{aws.greengrass.LambdaLauncher:configuration:/port}", "8000"),
+    ("{aws.greengrass.LambdaLauncher:work:path}", "/r/work/aws.greengrass.LambdaLauncher"),
+    # Left alone: unknown namespaces, non-direct dependencies, shell syntax, bad pointers.
+    ("${HOME} {unknown:thing} {other.Component:artifacts:path}",
+     "${HOME} {unknown:thing} {other.Component:artifacts:path}"),
+    ("{artifacts:size} {configuration:noslash}", "{artifacts:size} {configuration:noslash}"),
+    ("awk '{print $1}'", "awk '{print $1}'"),
+])
+def test_interpolate(text: str, expected: str) -> None:
+    assert interpolate(text, CTX) == expected
+
+
+def test_substituted_values_are_not_interpolated_again() -> None:
+    ctx = VariableContext("app", {"app": ComponentVariables("a", "d", "w",
+                                                            {"x": "{iot:thingName}"})}, "/r",
+                          "T")
+    assert interpolate("{configuration:/x}", ctx) == "{iot:thingName}"
+
+
+def test_context_for_uses_the_layout_and_only_direct_dependencies(tmp_path: Path) -> None:
+    def recipe(name: str, version: str, deps: dict[str, str]) -> Recipe:
+        return parse_recipe({"RecipeFormatVersion": "2020-01-25", "ComponentName": name,
+                             "ComponentVersion": version,
+                             "ComponentDependencies": {d: {"VersionRequirement": r}
+                                                       for d, r in deps.items()}}, name)
+    app = recipe("app", "1.0.0", {"lib": "^2.0.0"})
+    lib = recipe("lib", "2.3.0", {"base": "*"})
+    base = recipe("base", "1.0.0", {})
+    layout = RootLayout(tmp_path)
+    ctx = context_for(app, {"app": app, "lib": lib, "base": base}, layout,
+                      {"app": {"k": "v"}, "lib": {"n": 1}}, thing_name="T")
+    assert interpolate("{lib:artifacts:path}", ctx) == str(layout.artifact_dir("lib", "2.3.0"))
+    assert interpolate("{configuration:/k} {lib:configuration:/n}", ctx) == "v 1"
+    assert interpolate("{base:artifacts:path}", ctx) == "{base:artifacts:path}"
+    assert interpolate("{kernel:rootPath}", ctx) == str(tmp_path)
+    assert json.loads(interpolate("{configuration:}", ctx)) == {"k": "v"}

@@ -28,6 +28,6 @@ def without_digest(recipe: dict[str, Any]) -> dict[str, Any]:
 
 def python_code(tmp: Path) -> Path:
     code = tmp / "code"
-    code.mkdir()
+    code.mkdir(parents=True)
     (code / "lambda_function.py").write_text(PYTHON_HANDLER)
     return code

@@ -7,7 +7,7 @@ Everything here is pure except :func:`load_recipe`, :func:`load_recipe_dir` (rea
 
 from __future__ import annotations
 
-from sprig.recipe.artifacts import stage_artifacts, verify_staged
+from sprig.recipe.artifacts import chown_staged, stage_artifacts, verify_staged
 from sprig.recipe.load import load_document, load_recipe, load_recipe_dir
 from sprig.recipe.model import (
     DEFAULT_TIMEOUTS_S,
@@ -61,6 +61,7 @@ __all__ = [
     "StepName",
     "Unarchive",
     "VariableContext",
+    "chown_staged",
     "component_variables",
     "context_for",
     "current_platform",

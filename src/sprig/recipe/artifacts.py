@@ -40,11 +40,15 @@ class _Source:
 def file_mode(read: Permission, execute: Permission, *, zip_executable: bool = False) -> int:
     """The mode bits of a staged file.
 
-    OWNER gives the bit to the owner (the user running Sprig), ALL to everyone. Files are never
+    OWNER gives the bit to the file's owner (the component's run-as user once
+    :func:`chown_staged` has run), ALL to everyone; Execute implies Read. Files are never
     writable: artifacts are immutable. A file the ZIP marks executable keeps its owner execute
     bit (AWS Lambda honours it: a ``provided`` runtime's ``bootstrap``), and everyone who may
     read it may also execute it.
     """
+    # "The Execute permission implies the Read permission" (recipe reference).
+    if execute is Permission.ALL or (execute is Permission.OWNER and read is Permission.NONE):
+        read = execute
     mode = 0
     if read is not Permission.NONE:
         mode |= stat.S_IRUSR
@@ -148,18 +152,27 @@ def _verify_source(recipe: Recipe, src: _Source, where: str) -> None:
 
 
 def stage_artifacts(recipe: Recipe, manifest: Manifest, source_dir: Path,
-                    layout: RootLayout) -> None:
+                    layout: RootLayout, *, owner: tuple[int, int] | None = None) -> None:
     """Copy, verify, unpack and protect the artifacts of ``manifest``.
 
-    Idempotent: staging the same artifacts again changes nothing on disk.
+    ``owner`` (uid, gid) is the component's run-as user: Greengrass's ``OWNER`` permission
+    means "readable by the user that runs the component", so staged files are given to it.
+
+    Idempotent: staging the same artifacts again changes nothing on disk (but the owner).
 
     Raises:
         ValidationError: an artifact is missing, does not match its digest, or is a broken or
             unsafe ZIP; names the artifact, and for digests the expected and actual values.
     """
     sources = _inspect(recipe, manifest, source_dir)
-    if _already_staged(recipe, sources, layout):
-        return
+    if not _already_staged(recipe, sources, layout):
+        _stage(recipe, manifest, sources, layout)
+    if owner is not None:
+        chown_staged(recipe, layout, *owner)
+
+
+def _stage(recipe: Recipe, manifest: Manifest, sources: list[_Source],
+           layout: RootLayout) -> None:
     prefix = _manifest_path(recipe, manifest)
     for src in sources:
         _verify_source(recipe, src, f"{prefix}Artifacts[{src.index}]")
@@ -191,6 +204,22 @@ def stage_artifacts(recipe: Recipe, manifest: Manifest, source_dir: Path,
         for leftover in (tmp_files, tmp_unzip):
             if leftover.exists():
                 _rmtree(leftover)
+
+
+def chown_staged(recipe: Recipe, layout: RootLayout, uid: int, gid: int) -> None:
+    """Give a staged version's files and directories to ``uid:gid`` (the run-as user).
+
+    Changes ownership only, in place, so it is safe while the version is in use; run it again
+    when a deployment changes the component's run-as user.
+    """
+    for top in (layout.artifact_dir(recipe.name, recipe.version),
+                layout.unarchived_dir(recipe.name, recipe.version)):
+        if not top.exists():
+            continue
+        for path in [top, *top.rglob("*")]:
+            st = path.lstat()
+            if (st.st_uid, st.st_gid) != (uid, gid):
+                os.lchown(path, uid, gid)
 
 
 def _replace_dir(new: Path, final: Path) -> None:

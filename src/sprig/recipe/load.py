@@ -79,7 +79,7 @@ def load_recipe(path: Path | str) -> Recipe:
     path = Path(path)
     source = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # tolerate a byte-order mark
     except UnicodeDecodeError as exc:
         raise ValidationError("", f"is not UTF-8 text ({exc.reason} at byte {exc.start})",
                               source=source) from None

@@ -220,6 +220,9 @@ def _platform(value: Any, path: str) -> dict[str, str]:
             except re.error as exc:
                 raise ValidationError(at, f"is not a valid regular expression ({exc})",
                                       value=text, allowed=PLATFORM_ALLOWED) from None
+        elif text != "*" and not text[:1].isalnum():
+            raise ValidationError(at, "exact values must start with a letter or a number",
+                                  value=text, allowed=PLATFORM_ALLOWED)
         out[key] = text
     return out
 

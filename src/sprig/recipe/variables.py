@@ -3,8 +3,9 @@
 Interpolation is pure: a :class:`VariableContext` carries everything a component's scripts may
 refer to (its own paths and configuration, those of its DIRECT dependencies, the root path and
 the thing name); :func:`interpolate` replaces what it knows and leaves anything else (unknown
-namespaces, indirect dependencies, shell text like ``${HOME}``'s braces) untouched, as
-Greengrass does. Substituted values are not interpolated again.
+namespaces, indirect dependencies, configuration keys that do not exist, shell text like
+``${HOME}``'s braces) untouched, as the Greengrass nucleus does (KernelConfigResolver).
+Substituted values are not interpolated again.
 """
 
 from __future__ import annotations
@@ -102,9 +103,9 @@ def _lookup(expr: str, ctx: VariableContext) -> str | None:
         return comp.work_path
     if rest.startswith("configuration:"):
         found = json_pointer(comp.configuration, rest[len("configuration:"):])
-        if found is _INVALID:
-            return None
-        return "" if found is _MISSING else config_text(found)
+        if found is _INVALID or found is _MISSING:
+            return None  # Greengrass leaves a variable it cannot resolve as written
+        return config_text(found)
     return None
 
 
@@ -134,9 +135,11 @@ def json_pointer(document: Any, pointer: str) -> Any:
 
 
 def config_text(value: Any) -> str:
-    """A configuration value as scripts see it: strings as is, null as empty, else JSON."""
+    """A configuration value as the nucleus renders it (Jackson ``asText``/``toString``).
+
+    Strings as is; numbers, booleans and null as JSON text (``3.0``, ``true``, ``null``);
+    objects and lists as compact JSON with object keys sorted (the nucleus's mapper sorts them).
+    """
     if isinstance(value, str):
         return value
-    if value is None:
-        return ""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import stat
 import zipfile
 from pathlib import Path
@@ -98,6 +99,34 @@ def test_zip_is_unarchived_into_its_stem(src: Path, layout: RootLayout) -> None:
     assert mode(out / "bootstrap") == 0o555  # the ZIP marks it executable
     assert mode(out / "pkg") == 0o755
     assert (layout.artifact_dir(NAME, VERSION) / "lambda-artifact.zip").read_bytes() == data
+
+
+@pytest.mark.parametrize(("read", "execute", "expected"), [
+    ("NONE", "NONE", 0o000), ("OWNER", "NONE", 0o400), ("ALL", "NONE", 0o444),
+    ("OWNER", "OWNER", 0o500), ("NONE", "OWNER", 0o500),  # Execute implies Read
+    ("OWNER", "ALL", 0o555), ("ALL", "OWNER", 0o544), ("NONE", "ALL", 0o555)])
+def test_permission_modes(src: Path, layout: RootLayout, read: str, execute: str,
+                          expected: int) -> None:
+    (src / "f").write_bytes(b"x")
+    recipe = make_recipe([{"URI": "s3://b/f", "Permission": {"Read": read, "Execute": execute}}])
+    stage(recipe, src, layout)
+    assert mode(layout.artifact_dir(NAME, VERSION) / "f") == expected
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing a file's owner needs root")
+def test_owner_gets_the_staged_files(src: Path, layout: RootLayout) -> None:
+    make_zip(src / "code.zip", {"d/a.py": b"A"})
+    recipe = make_recipe([{"URI": "s3://b/code.zip", "Unarchive": "ZIP"}])
+    nobody = (65534, 65534)
+    stage_artifacts(recipe, recipe.manifests[0], src.parent.parent, layout, owner=nobody)
+    staged = [layout.artifact_dir(NAME, VERSION) / "code.zip",
+              layout.unarchived_dir(NAME, VERSION) / "code" / "d" / "a.py",
+              layout.unarchived_dir(NAME, VERSION) / "code" / "d"]
+    assert all((p.stat().st_uid, p.stat().st_gid) == nobody for p in staged)
+    # Already staged: only the owner changes, in place.
+    ino = staged[1].stat().st_ino
+    stage_artifacts(recipe, recipe.manifests[0], src.parent.parent, layout, owner=(0, 0))
+    assert staged[1].stat().st_ino == ino and staged[1].stat().st_uid == 0
 
 
 def test_missing_artifact_names_it(src: Path, layout: RootLayout) -> None:

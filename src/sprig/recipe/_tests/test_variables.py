@@ -23,7 +23,7 @@ CONFIG = {
     "maxInstancesCount": 100,
     "pinned": True,
     "nothing": None,
-    "containerParams": {"memorySize": 16384, "volumes": {}},
+    "containerParams": {"volumes": {}, "memorySize": 16384},
     "list": [1, "two"],
     "a/b": {"~x": "escaped"},
 }
@@ -55,12 +55,15 @@ CTX = VariableContext(
     ("{configuration:/timeoutInSeconds}", "3.0"),
     ("{configuration:/maxInstancesCount}", "100"),
     ("{configuration:/pinned}", "true"),
-    ("{configuration:/nothing}", ""),
+    ("{configuration:/nothing}", "null"),
+    # Objects are compact JSON with sorted keys (the nucleus's Jackson mapper sorts them).
     ("{configuration:/containerParams}", '{"memorySize":16384,"volumes":{}}'),
     ("{configuration:/list}", '[1,"two"]'),
     ("{configuration:/list/1}", "two"),
     ("{configuration:/a~1b/~0x}", "escaped"),
-    ("[{configuration:/missing}]", "[]"),
+    # A key that does not exist is left as written, as the nucleus does.
+    ("[{configuration:/missing}]", "[{configuration:/missing}]"),
+    ("{configuration:/list/7}", "{configuration:/list/7}"),
     ("{aws.greengrass.LambdaLauncher:artifacts:path}/lambda-launcher start",
      "/r/packages/artifacts/aws.greengrass.LambdaLauncher/2.0.10/lambda-launcher start"),
     ("{aws.greengrass.LambdaLauncher:configuration:/port}", "8000"),

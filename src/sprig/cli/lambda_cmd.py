@@ -78,7 +78,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     imp.add_argument("--device", action="append", default=[], metavar="PATH[:ro|rw]",
                      help="device under /dev (repeatable)")
     imp.add_argument("--exec-arg", action="append", default=[], metavar="ARG",
-                     help="argument appended to the runtime's arguments (repeatable)")
+                     help="argument appended to the runtime's arguments (repeatable; write "
+                          "--exec-arg=-x for one that starts with -)")
     imp.set_defaults(func=run_import)
 
     exp = sub.add_parser("export-params",
@@ -101,9 +102,21 @@ def flags_from_args(args: argparse.Namespace) -> ImportFlags:
 
 def _management_client(args: argparse.Namespace) -> Any:
     """The core's management client; imported late so the import works without a core."""
-    client_module = importlib.import_module("sprig.cli.client")
+    try:
+        client_module = importlib.import_module("sprig.cli.client")
+    except ImportError as exc:
+        raise SprigError(f"cannot reach the core: its management client is missing ({exc})",
+                         ) from exc
     root = getattr(args, "root", None)
     return client_module.ManagementClient(Path(root) if root else default_root())
+
+
+def _call(args: argparse.Namespace, method: str, params: dict[str, Any]) -> Any:
+    try:
+        return _management_client(args).call(method, params)
+    except OSError as exc:
+        raise SprigError(f"cannot reach the core ({exc.strerror or exc}); is `sprig core run` "
+                         "running with the same --root?") from exc
 
 
 def _load(path: Path | None, source: str) -> Any:
@@ -151,7 +164,7 @@ def _report(result: ImportResult) -> None:
 
 def _deploy(args: argparse.Namespace, result: ImportResult) -> int:
     c = result.component
-    reply = _management_client(args).call("deployment.create", {
+    reply = _call(args, "deployment.create", {
         "recipe_dir": str(result.recipe_dir), "artifact_dir": str(result.artifact_dir),
         "merge": {c.component_name: c.component_version}, "wait": True})
     print(json.dumps(reply, indent=2))
@@ -161,7 +174,7 @@ def _deploy(args: argparse.Namespace, result: ImportResult) -> int:
 
 def run_export_params(args: argparse.Namespace) -> int:
     try:
-        details = _management_client(args).call("component.details", {"name": args.name})
+        details = _call(args, "component.details", {"name": args.name})
     except SprigError as exc:
         print(f"sprig lambda export-params: {exc}", file=sys.stderr)
         return 1

@@ -33,6 +33,7 @@ from sprig.lambda_import.model import (
 
 LAMBDA_FUNCTION_KEYS = ("lambdaArn", "componentName", "componentVersion", "componentPlatforms",
                         "componentDependencies", "componentLambdaParameters")
+CREATE_COMPONENT_VERSION_KEYS = ("inlineRecipe", "lambdaFunction", "tags", "clientToken")
 PARAMETER_KEYS = ("eventSources", "maxQueueSize", "maxInstancesCount", "maxIdleTimeInSeconds",
                   "timeoutInSeconds", "statusTimeoutInSeconds", "pinned",
                   "inputPayloadEncodingType", "execArgs", "environmentVariables",
@@ -241,10 +242,15 @@ def check_lambda_function(value: Any, source: str | None = LAMBDA_FUNCTION_SOURC
     """Validate a ``lambdaFunction`` document, given whole (``{"lambdaFunction": {...}}``, as
     ``--cli-input-json`` takes it) or as the inner object. ``lambdaArn`` is optional here: an
     offline import may build one (see :mod:`sprig.lambda_import.params`)."""
-    if isinstance(value, dict) and set(value) == {"lambdaFunction"}:
-        value, path = value["lambdaFunction"], "lambdaFunction"
-    else:
-        path = "lambdaFunction"
+    path = "lambdaFunction"
+    if isinstance(value, dict) and ("lambdaFunction" in value or "inlineRecipe" in value):
+        # The whole CreateComponentVersion input: tags and clientToken are accepted and unused.
+        outer = c.obj(value, "", source, CREATE_COMPONENT_VERSION_KEYS)
+        if "inlineRecipe" in outer:
+            raise c.fail("inlineRecipe", "is refused: this input already holds a recipe; deploy "
+                         "it as it is with `sprig deployment create --recipe-dir`", source,
+                         has_value=False, allowed="lambdaFunction")
+        value = outer["lambdaFunction"]
     doc = c.obj(value, path, source, LAMBDA_FUNCTION_KEYS)
     out: dict[str, Any] = {}
     if c.get(doc, "lambdaArn") is not None:

@@ -141,6 +141,8 @@ CASES: dict[str, dict[str, Any]] = {
     "flag_region": flags(region="mars"),
     "handler_space": {"flags": ImportFlags(runtime="python3.11", handler="a b", name="f")},
     "wrapper_type": {"doc": ["lambdaArn"]},
+    "wrapper_inline_recipe": {"doc": {"inlineRecipe": "e30=", "tags": {}}},
+    "wrapper_unknown_key": {"doc": {"lambdaFunction": {"lambdaArn": ARN + ":1"}, "tag": {}}},
 }
 MESSAGES: dict[str, str] = golden("validation_errors.json")
 
@@ -154,6 +156,11 @@ def test_rule(name: str) -> None:
     with pytest.raises(ValidationError) as info:
         run(CASES[name])
     assert str(info.value) == MESSAGES[name]
+
+
+def test_the_whole_cli_input_json_is_accepted() -> None:
+    run({"doc": {"lambdaFunction": {"lambdaArn": ARN + ":1"}, "tags": {"team": "a"},
+                 "clientToken": "abc-123"}})
 
 
 def test_the_bounds_themselves_pass() -> None:

@@ -56,7 +56,8 @@ class Obj:
         if not isinstance(data, Mapping):
             raise wrong_type(path, data, "an object")
         self.path = path
-        canonical = {k.lower(): k for k in (*known, *extra)}
+        # Known keys win over extra ones (selection keys) that spell the same word.
+        canonical = {k.lower(): k for k in (*extra, *known)}
         self.values: dict[str, Any] = {}
         self.spelled: dict[str, str] = {}
         for key, value in data.items():

@@ -41,6 +41,7 @@ MANIFEST_KEYS = ("Name", "Platform", "Lifecycle", "Selections", "Artifacts")
 ARTIFACT_KEYS = ("URI", "Unarchive", "Permission", "Digest", "Algorithm")
 STEP_KEYS = ("Script", "RequiresPrivilege", "Skipif", "Timeout", "Setenv")
 LIFECYCLE_KEYS = ("Setenv", *(str(s) for s in StepName))
+_LIFECYCLE_LOWER = {k.lower() for k in LIFECYCLE_KEYS}
 
 # Names become directory names and variable prefixes ({name:artifacts:path}), so no '/', ':',
 # whitespace or braces.
@@ -291,7 +292,7 @@ def _lifecycle(value: Any, path: str, sections: set[str]) -> Lifecycle:
             steps[name] = _step(raw, lc.at(str(name)))
     subs: dict[str, Lifecycle] = {}
     for key in sorted(sections):
-        if lc.get(key) is not None:
+        if key.lower() not in _LIFECYCLE_LOWER and lc.get(key) is not None:
             sub = _lifecycle(lc.get(key), lc.at(key), set())
             _check_run_startup({**steps, **sub.steps}, lc.at(key))
             subs[key] = sub

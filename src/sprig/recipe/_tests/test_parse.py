@@ -360,3 +360,12 @@ def test_selection_keys_of_global_lifecycle() -> None:
     assert parse_recipe(recipe.to_dict(), "stored") == recipe
     data["Lifecycle"] = {"Startup": "a", "linux": {"Run": "b"}}
     assert "both Run and Startup" in str(error(data))
+
+
+def test_a_selection_key_spelled_like_a_step_is_the_step() -> None:
+    data = base()
+    data["Manifests"] = [{"Selections": ["run"]}]
+    data["Lifecycle"] = {"run": "echo step"}
+    recipe = parse_recipe(data, "x")
+    assert recipe.lifecycle.steps[StepName.RUN].script == "echo step"
+    assert recipe.lifecycle.sections == {}

@@ -59,6 +59,7 @@ LOG_TAIL_LIMIT = 4096            # X-Amz-Log-Result carries the last 4 KB of the
 FUNCTION_NAME_MAX = 256
 _QUALIFIER = re.compile(r"[a-zA-Z0-9$_-]{1,128}")
 RETRY_AFTER_S = 1
+DISCARD_LIMIT = 4 * SYNC_PAYLOAD_LIMIT   # how much of an oversized body is read and dropped
 
 
 class ErrorType(enum.StrEnum):
@@ -101,8 +102,14 @@ class ApiError(SprigError):
                             content_type="application/json", headers=headers)
 
 
-def too_large(size: int, limit: int) -> ApiError:
-    return ApiError(413, ErrorType.REQUEST_TOO_LARGE, str(PayloadTooLarge(size, limit)))
+def too_large(size: int | None, limit: int) -> ApiError:
+    """RequestTooLargeException; ``size`` is None when a chunked body was cut off unmeasured."""
+    if size is None:
+        message = (f"Request must be smaller than {limit} bytes for the InvokeFunction "
+                   "operation (the chunked body went over it)")
+    else:
+        message = str(PayloadTooLarge(size, limit))
+    return ApiError(413, ErrorType.REQUEST_TOO_LARGE, message)
 
 
 def map_function_error(exc: SprigError) -> ApiError:
@@ -232,6 +239,19 @@ def result_response(result: InvocationResult, request: InvokeRequest) -> web.Res
                         content_type="application/json")
 
 
+async def _discard_body(request: web.Request) -> None:
+    """Read and drop the rest of an oversized body before answering 413.
+
+    botocore stops sending once it sees an early answer, and aiohttp then waits up to 10 s
+    for the rest of the body before it lets the connection (and a shutdown) go. Reading it
+    here keeps the connection usable; past :data:`DISCARD_LIMIT` we stop reading, answer
+    anyway, and leave the rest to aiohttp's lingering close.
+    """
+    seen = 0
+    while seen <= DISCARD_LIMIT and (chunk := await request.content.readany()):
+        seen += len(chunk)
+
+
 class _InvokeApi:
     """The handlers, bound to one invoker and one key pair."""
 
@@ -246,11 +266,13 @@ class _InvokeApi:
         try:
             length = request.content_length
             if length is not None and length > SYNC_PAYLOAD_LIMIT:
+                await _discard_body(request)
                 raise too_large(length, SYNC_PAYLOAD_LIMIT)
             try:
                 body = await request.read()
             except web.HTTPRequestEntityTooLarge:
-                raise too_large(length or SYNC_PAYLOAD_LIMIT + 1, SYNC_PAYLOAD_LIMIT) from None
+                await _discard_body(request)
+                raise too_large(length, SYNC_PAYLOAD_LIMIT) from None
             raw_path, _, query = request.raw_path.partition("?")
             try:
                 sigv4.verify(request.method, raw_path, query, request.headers.items(), body,

@@ -203,9 +203,11 @@ def request_time(headers: Iterable[tuple[str, str]]) -> tuple[str, datetime]:
         return raw, when
     if "date" in found:
         try:
-            when = parsedate_to_datetime(found["date"]).astimezone(UTC)
+            when = parsedate_to_datetime(found["date"])
         except (TypeError, ValueError) as exc:
             raise AuthError(f"Date header {found['date']!r} is malformed") from exc
+        # "-0000" (what botocore sends) parses as naive, but it means UTC, never local time.
+        when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
         return when.strftime(TIMESTAMP_FORMAT), when
     raise AuthError(
         "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header."
@@ -215,6 +217,8 @@ def request_time(headers: Iterable[tuple[str, str]]) -> tuple[str, datetime]:
 def check_clock(timestamp: str, when: datetime, now: datetime) -> None:
     """Refuse a request signed more than :data:`MAX_CLOCK_SKEW` away from ``now``."""
     fmt = TIMESTAMP_FORMAT
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
     if when < now - MAX_CLOCK_SKEW:
         raise AuthError(
             f"Signature expired: {timestamp} is now earlier than "

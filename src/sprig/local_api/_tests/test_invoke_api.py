@@ -222,6 +222,22 @@ async def test_too_large_payloads_are_refused(api: Api, kind: str, size: int,
     assert (status, code) == (413, "RequestTooLargeException")
     assert f"smaller than {limit} bytes" in message and f"got {size} bytes" in message
     assert api.manager.calls == []
+    # The oversized body was drained: the next call goes through normally.
+    assert (await api.invoke(FunctionName="echo", Payload=b"{}"))["StatusCode"] == 200
+
+
+async def test_too_large_chunked_body_is_refused(api: Api) -> None:
+    """Without a Content-Length the limit still holds while the body streams in."""
+    url = f"{api.url}/2015-03-31/functions/echo/invocations"
+    chunks = (b"x" * 65536 for _ in range(SYNC_PAYLOAD_LIMIT // 65536 + 2))
+    request = urllib.request.Request(url, data=chunks, method="POST",
+                                     headers={"Transfer-Encoding": "chunked"})
+    with pytest.raises(urllib.error.HTTPError) as info:
+        await asyncio.to_thread(urllib.request.urlopen, request, timeout=10)
+    assert info.value.code == 413
+    assert info.value.headers["x-amzn-ErrorType"] == "RequestTooLargeException"
+    assert f"smaller than {SYNC_PAYLOAD_LIMIT} bytes" in json.loads(info.value.read())["message"]
+    info.value.close()
 
 
 async def test_payload_of_exactly_the_event_limit_is_accepted(api: Api) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from urllib.parse import quote, urlsplit
 
 import pytest
@@ -220,3 +221,16 @@ def test_canonical_uri_double_encodes_like_botocore(raw: str, expected: str) -> 
     assert sigv4.canonical_uri(raw) == expected
     assert SigV4Auth(BotoCredentials("a", "b"), "lambda", "r")._normalize_url_path(raw) \
         == expected
+
+
+def test_date_header_instead_of_x_amz_date(signer: str) -> None:
+    """botocore signs with the Date header when the request carries one (no X-Amz-Date)."""
+    request = boto_sign(invoke_url("f"), headers={"Date": "Mon, 01 Jan 2001 00:00:00 GMT"})
+    if "X-Amz-Date" in request.headers:    # the CRT signer uses X-Amz-Date (and signs Date)
+        check(request)
+        return
+    assert request.headers["Date"].endswith("-0000")
+    sent = parsedate_to_datetime(request.headers["Date"]).replace(tzinfo=UTC)
+    check(request, now=sent + timedelta(seconds=30))
+    with pytest.raises(AuthError, match="Signature expired"):
+        check(request, now=sent + timedelta(minutes=6))

@@ -50,3 +50,14 @@ class PayloadTooLarge(FunctionError):
 
 class FunctionNotRunnable(FunctionError):
     """The function's component is BROKEN or stopped and cannot take invocations."""
+
+
+class FunctionInitError(FunctionError):
+    """A worker could not initialise (``/init/error``, exit before its first /next, or a
+    timeout); ``error_type`` is AWS's (``Runtime.ImportModuleError``, ``Runtime.ExitError``...)."""
+
+    def __init__(self, name: str, error_type: str, message: str) -> None:
+        self.name = name
+        self.error_type = error_type
+        self.error_message = message
+        super().__init__(f"function {name} failed to initialise: {error_type}: {message}")

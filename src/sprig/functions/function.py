@@ -1,0 +1,438 @@
+"""One Lambda function at run time: its queue, its workers and how each invocation ends.
+
+:class:`Function` executes the decisions of the pure :class:`~sprig.functions.pool.Pool`
+(start a worker, dispatch, reap) and turns what happened into AWS's results:
+
+* success → the handler's payload; a handler exception → ``Handled`` with its
+  ``errorType``/``errorMessage``/``stackTrace``;
+* past ``timeoutInSeconds`` → the worker is killed, ``Unhandled`` ``Sandbox.Timeout``
+  ("Task timed out after 3.00 seconds"); the next invocation gets a fresh worker;
+* the process ended → ``Unhandled`` ``Runtime.ExitError`` with the exit reason, or
+  ``Runtime.OutOfMemory`` naming the memory limit; an oversize response → ``Unhandled``
+  ``Function.ResponseSizeTooLarge`` and a new worker.
+
+For a pinned function a crash, a timeout or a failed init calls ``on_fatal(reason)`` so the
+kernel can mark the component ERRORED (and restart it with :meth:`stop` / :meth:`start`).
+Log lines (the worker's stdout/stderr and START/END/REPORT) go to ``log(stream, line)`` where
+``stream`` is ``"stdout"``, ``"stderr"`` or ``"sprig"``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import enum
+import json
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from sprig.errors import LaunchError
+from sprig.functions import errors
+from sprig.functions.config import PayloadEncoding
+from sprig.functions.invocation import (
+    EVENT_PAYLOAD_LIMIT,
+    SYNC_PAYLOAD_LIMIT,
+    FunctionErrorKind,
+    Invocation,
+    InvocationResult,
+    InvocationType,
+)
+from sprig.functions.pool import Dispatch, Pool, StartWorker, StopWorker, WorkerState
+from sprig.functions.runtimes import ResolvedRuntime, resolve
+from sprig.functions.worker import FunctionSpec, Worker, WorkerExited, WorkerTimeout
+from sprig.runtime_api import Job, OutcomeKind, error_document
+
+LogSink = Callable[[str, str], None]
+LOG_TAIL_BYTES = 4096
+
+
+class FunctionState(enum.StrEnum):
+    NEW = "NEW"
+    RUNNING = "RUNNING"
+    FAILED = "FAILED"        # pinned worker failed; waiting for the kernel to restart us
+    STOPPED = "STOPPED"
+
+
+@dataclass(eq=False)
+class _Item:
+    invocation: Invocation
+    future: asyncio.Future[InvocationResult] | None
+    want_tail: bool
+    tail: list[str] = field(default_factory=list)
+    tail_size: int = 0
+
+    def add_line(self, line: str) -> None:
+        if self.want_tail:
+            self.tail.append(line)
+            self.tail_size += len(line) + 1
+            while self.tail_size > 2 * LOG_TAIL_BYTES and len(self.tail) > 1:
+                self.tail_size -= len(self.tail.pop(0)) + 1
+
+    def tail_bytes(self) -> bytes:
+        return "\n".join(self.tail).encode()[-LOG_TAIL_BYTES:] if self.want_tail else b""
+
+
+def _noop_log(stream: str, line: str) -> None:
+    pass
+
+
+class Function:
+    """A deployed Lambda function. ``runtime`` defaults to :func:`resolve` (may raise
+    ValidationError); ``init_timeout_s`` bounds a worker's init."""
+
+    def __init__(self, spec: FunctionSpec, *, log: LogSink = _noop_log,
+                 on_fatal: Callable[[str], None] | None = None,
+                 runtime: ResolvedRuntime | None = None, init_timeout_s: float = 60.0) -> None:
+        self.spec = spec
+        self.runtime = runtime or resolve(spec.runtime, spec.code_dir)
+        self.log = log
+        self.on_fatal = on_fatal
+        self.init_timeout_s = init_timeout_s
+        self.state = FunctionState.NEW
+        self.event_drops = 0
+        cfg = spec.config
+        self._pool: Pool[_Item] = Pool(spec.component_name, cfg.pinned, cfg.max_instances,
+                                       cfg.max_queue_size, cfg.max_idle_s, paused=True)
+        self._workers: dict[str, Worker] = {}
+        self._generation: dict[str, int] = {}
+        self._gen = 0
+        self._busy: dict[str, _Item] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._ready_waiter: asyncio.Future[None] | None = None
+        if self.runtime.warning:
+            self.log("sprig", f"WARNING: {self.runtime.warning}")
+
+    @property
+    def name(self) -> str:
+        return self.spec.component_name
+
+    @property
+    def warning(self) -> str | None:
+        """The runtime substitution warning (for ``component details``), if any."""
+        return self.runtime.warning
+
+    @property
+    def pool(self) -> Pool[_Item]:
+        return self._pool
+
+    def __repr__(self) -> str:
+        return f"<Function {self.name} {self.state}: {self._pool!r}>"
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Accept invocations; a pinned function starts its worker and waits for its init.
+
+        Raises:
+            FunctionInitError: the pinned worker failed init (type and message as AWS's).
+        """
+        self.state = FunctionState.RUNNING
+        self._pool.paused = False
+        if self.spec.config.pinned:
+            await self._wait_pinned_ready()
+        else:
+            self._kick()
+
+    async def _wait_pinned_ready(self) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        self._ready_waiter = waiter
+        self._kick()
+        ready = (WorkerState.IDLE, WorkerState.BUSY)
+        if any(slot.state in ready and self._generation.get(wid) == self._gen
+               for wid, slot in self._pool.workers.items()):
+            waiter.set_result(None)                         # a current worker is already up
+        try:
+            await waiter
+        finally:
+            self._ready_waiter = None
+
+    async def stop(self) -> None:
+        """Stop every worker; queued invocations fail with FunctionNotRunnable."""
+        self.state = FunctionState.STOPPED
+        self._pool.paused = True
+        if self._timer is not None:
+            self._timer.cancel()
+        for item in self._pool.take_all():
+            self._fail(item, errors.FunctionNotRunnable(f"function {self.name} stopped"))
+        workers = list(self._workers.values())
+        self._workers.clear()
+        await asyncio.gather(*(w.stop() for w in workers), return_exceptions=True)
+        for w in workers:
+            self._pool.worker_gone(w.id)
+        tasks = list(self._tasks)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for item in list(self._busy.values()):
+            self._fail(item, errors.FunctionNotRunnable(f"function {self.name} stopped"))
+        self._busy.clear()
+
+    async def reconfigure(self, spec: FunctionSpec) -> None:
+        """Apply a new spec; workers started with the old one are replaced when needed
+        (idle ones now, busy ones after their invocation). Raises ValidationError first."""
+        runtime = resolve(spec.runtime, spec.code_dir)
+        old = self.spec
+        restart = (old.config.needs_restart(spec.config)
+                   or dataclasses.replace(old, config=spec.config) != spec)
+        self.spec, self.runtime = spec, runtime
+        cfg = spec.config
+        p = self._pool
+        p.pinned, p.max_instances, p.max_queue_size, p.max_idle_s = (
+            cfg.pinned, cfg.max_instances, cfg.max_queue_size, cfg.max_idle_s)
+        if not restart:
+            self._kick()
+            return
+        self.log("sprig", "configuration changed: replacing workers")
+        self._gen += 1
+        for wid, slot in list(p.workers.items()):
+            if slot.state is WorkerState.IDLE:
+                slot.state = WorkerState.STOPPING
+                self._spawn(self._stop_worker(wid, "configuration changed"))
+        if self.state is FunctionState.RUNNING and cfg.pinned:
+            await self._wait_pinned_ready()
+        else:
+            self._kick()
+
+    # -- invocation --------------------------------------------------------------------------
+    async def invoke(self, inv: Invocation, want_log_tail: bool = False) -> InvocationResult:
+        """Queue ``inv`` and wait for its result (Event: return once queued).
+
+        Raises: QueueFull, PayloadTooLarge, FunctionNotRunnable.
+        """
+        limit = (EVENT_PAYLOAD_LIMIT if inv.invocation_type is InvocationType.EVENT
+                 else SYNC_PAYLOAD_LIMIT)
+        if len(inv.payload) > limit:
+            raise errors.PayloadTooLarge(len(inv.payload), limit)
+        if self.state is FunctionState.STOPPED or self.state is FunctionState.NEW:
+            raise errors.FunctionNotRunnable(f"function {self.name} is not running "
+                                             f"({self.state})")
+        version = self.spec.function_version
+        if inv.invocation_type is InvocationType.DRY_RUN:
+            return InvocationResult(inv.request_id, b"", executed_version=version)
+        if inv.invocation_type is InvocationType.EVENT:
+            item = _Item(inv, None, False)
+            try:
+                self._pool.enqueue(item)
+            except errors.QueueFull:
+                self.event_drops += 1
+                self.log("sprig", f"queue full (maxQueueSize {self._pool.max_queue_size}): "
+                         f"dropped event {inv.request_id} from {inv.source}; "
+                         f"{self.event_drops} dropped so far")
+                raise
+            self._kick()
+            return InvocationResult(inv.request_id, b"", executed_version=version)
+        fut: asyncio.Future[InvocationResult] = asyncio.get_running_loop().create_future()
+        item = _Item(inv, fut, want_log_tail)
+        self._pool.enqueue(item)
+        self._kick()
+        try:
+            return await asyncio.shield(fut)
+        except asyncio.CancelledError:
+            self._pool.cancel(item)
+            raise
+
+    # -- executing the pool's decisions ------------------------------------------------------
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _kick(self) -> None:
+        if self.state is FunctionState.STOPPED:
+            return
+        loop = asyncio.get_running_loop()
+        for action in self._pool._assign(loop.time()):
+            if isinstance(action, Dispatch):
+                self._spawn(self._dispatch(action.worker_id, action.item))
+            elif isinstance(action, StartWorker):
+                self._spawn(self._start_worker(action.worker_id))
+            elif isinstance(action, StopWorker):
+                self._spawn(self._stop_worker(action.worker_id, action.reason))
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        deadline = self._pool.next_deadline()
+        if deadline is not None:
+            self._timer = loop.call_at(deadline, self._kick)
+
+    def _on_output(self, worker_id: str, stream: str, line: str) -> None:
+        self.log(stream, line)
+        item = self._busy.get(worker_id)
+        if item is not None:
+            item.add_line(line)
+
+    async def _start_worker(self, wid: str) -> None:
+        gen = self._gen
+        try:
+            worker = await Worker.start(self.spec, self.runtime, wid, on_output=self._on_output,
+                                        log=lambda m: self.log("sprig", m))
+        except LaunchError as e:
+            self._pool.worker_gone(wid)
+            self._start_failed(errors.RUNTIME_INIT_ERROR, f"cannot start the worker: {e}")
+            return
+        self._workers[wid] = worker
+        self._generation[wid] = gen
+        try:
+            await worker.wait_ready(self.init_timeout_s)
+        except (WorkerExited, TimeoutError) as e:
+            await self._retire(wid)
+            if isinstance(e, TimeoutError):
+                etype, msg = errors.RUNTIME_INIT_ERROR, (
+                    f"the runtime did not finish init within {self.init_timeout_s:g} s")
+            elif worker.session.init_error is not None:
+                etype = worker.session.init_error.error_type
+                msg = worker.session.init_error.error_message
+            else:
+                etype, msg = errors.RUNTIME_EXIT_ERROR, f"Runtime exited during init: {e}"
+            self._start_failed(etype, msg)
+            return
+        if self.state is FunctionState.STOPPED:
+            await self._retire(wid)
+            return
+        self._pool.worker_ready(wid, asyncio.get_running_loop().time())
+        self._spawn(self._watch(wid, worker))
+        if self._ready_waiter is not None and not self._ready_waiter.done():
+            self._ready_waiter.set_result(None)
+        self._kick()
+
+    def _start_failed(self, error_type: str, message: str) -> None:
+        self.log("sprig", f"worker init failed: {error_type}: {message}")
+        if self.spec.config.pinned:
+            if self._ready_waiter is not None and not self._ready_waiter.done():
+                self._pool.paused = True
+                self._ready_waiter.set_exception(
+                    errors.FunctionInitError(self.name, error_type, message))
+                return
+            self._fatal(f"{error_type}: {message}")
+            for item in self._pool.take_all():
+                self._deliver(item, self._unhandled(item, error_type, message))
+            return
+        if self._pool.queue:
+            item = self._pool.queue.popleft()
+            self._deliver(item, self._unhandled(item, error_type, message))
+        self._kick()
+
+    def _fatal(self, reason: str) -> None:
+        if self.on_fatal is None:
+            return                     # no kernel: the pool simply starts a new pinned worker
+        self.state = FunctionState.FAILED
+        self._pool.paused = True
+        self.on_fatal(reason)
+
+    async def _watch(self, wid: str, worker: Worker) -> None:
+        status = await asyncio.shield(worker.exited)
+        if worker.stopping or wid in self._busy or self._workers.get(wid) is not worker:
+            return
+        self.log("sprig", f"worker {wid} {status.describe()}")
+        await self._retire(wid)
+        if self.spec.config.pinned:
+            self._fatal(f"the pinned worker {status.describe()}")
+        self._kick()
+
+    async def _retire(self, wid: str, grace_s: float = 2.0) -> None:
+        worker = self._workers.pop(wid, None)
+        self._generation.pop(wid, None)
+        if worker is not None:
+            await worker.stop(grace_s)
+        self._pool.worker_gone(wid)
+
+    async def _stop_worker(self, wid: str, reason: str) -> None:
+        self.log("sprig", f"stopping worker {wid}: {reason}")
+        await self._retire(wid)
+        self.log("sprig", f"worker {wid} stopped")
+        self._kick()
+
+    def _unhandled(self, item: _Item, error_type: str, message: str) -> InvocationResult:
+        return InvocationResult(item.invocation.request_id, error_document(error_type, message),
+                                FunctionErrorKind.UNHANDLED, self.spec.function_version,
+                                item.tail_bytes())
+
+    async def _dispatch(self, wid: str, item: _Item) -> None:
+        worker = self._workers[wid]
+        inv = item.invocation
+        rid = inv.request_id
+        cfg = self.spec.config
+        self._busy[wid] = item
+        self._line(item, f"START RequestId: {rid} Version: {self.spec.function_version}")
+        job = Job(rid, inv.payload, int(time.time() * 1000 + cfg.timeout_s * 1000),
+                  self.spec.function_arn, cfg.encoding is PayloadEncoding.BINARY,
+                  None if inv.client_context is None else json.dumps(inv.client_context))
+        t0 = time.perf_counter()
+        retire = fatal = False
+        result: InvocationResult
+        try:
+            outcome = await worker.run(job, cfg.timeout_s)
+        except WorkerTimeout:
+            retire = fatal = True
+            result = self._unhandled(item, errors.SANDBOX_TIMEOUT,
+                                     f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} "
+                                     f"{rid} Task timed out after {cfg.timeout_s:.2f} seconds")
+        except WorkerExited as e:
+            retire = fatal = True
+            status = e.status
+            if status is not None and status.oom_killed:
+                limit = status.memory_limit_kb or cfg.memory_kb
+                result = self._unhandled(
+                    item, errors.RUNTIME_OUT_OF_MEMORY,
+                    f"RequestId: {rid} Error: Runtime exited: memory limit of {limit} KB "
+                    "(containerParams.memorySize) exceeded")
+            else:
+                why = status.describe() if status else "the worker is gone"
+                result = self._unhandled(item, errors.RUNTIME_EXIT_ERROR,
+                                         f"RequestId: {rid} Error: Runtime exited: {why}")
+        else:
+            kind = outcome.kind
+            if kind is OutcomeKind.RESPONSE:
+                result = InvocationResult(rid, outcome.body, None, self.spec.function_version)
+            elif kind is OutcomeKind.ERROR:
+                result = InvocationResult(rid, outcome.body, FunctionErrorKind.HANDLED,
+                                          self.spec.function_version)
+            else:
+                retire = True
+                result = InvocationResult(rid, outcome.body, FunctionErrorKind.UNHANDLED,
+                                          self.spec.function_version)
+        ms = (time.perf_counter() - t0) * 1000
+        peak = worker.memory_peak_kb()
+        self._line(item, f"END RequestId: {rid}")
+        self._line(item, f"REPORT RequestId: {rid}\tDuration: {ms:.2f} ms\t"
+                         f"Memory Size: {max(1, cfg.memory_kb // 1024)} MB\t"
+                         f"Max Memory Used: {(peak or 0) // 1024} MB")
+        if result.function_error is not None and item.future is None:
+            self.log("sprig", f"event {rid} failed: {result.payload.decode(errors='replace')}")
+        self._busy.pop(wid, None)
+        if item.want_tail:
+            result = InvocationResult(result.request_id, result.payload, result.function_error,
+                                      result.executed_version, item.tail_bytes())
+        if fatal and self.spec.config.pinned:
+            self._fatal(json.loads(result.payload).get("errorMessage", "worker failed"))
+        if retire:                      # kill it before answering: the next call gets a new one
+            await self._retire(wid, grace_s=0.0)
+        self._deliver(item, result)
+        if retire:
+            pass
+        elif self._generation.get(wid) != self._gen:
+            await self._retire(wid)
+        else:
+            self._pool.worker_done(wid, asyncio.get_running_loop().time())
+        self._kick()
+
+    def _line(self, item: _Item, line: str) -> None:
+        self.log("sprig", line)
+        item.add_line(line)
+
+    def _deliver(self, item: _Item, result: InvocationResult) -> None:
+        if item.future is not None and not item.future.done():
+            item.future.set_result(result)
+
+    def _fail(self, item: _Item, exc: Exception) -> None:
+        if item.future is not None and not item.future.done():
+            item.future.set_exception(exc)
+        elif item.future is None:
+            self.log("sprig", f"event {item.invocation.request_id} dropped: {exc}")
+
+    async def aclose(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.stop()

@@ -1,0 +1,261 @@
+"""One function worker: its spec, its environment, and a process talking to its own Runtime API.
+
+:class:`FunctionSpec` is what the kernel knows about a Lambda component; :func:`worker_env` and
+:func:`launch_spec` turn it into the exact environment (Lambda's and Greengrass's variables) and
+:class:`~sprig.launcher.spec.LaunchSpec` of a worker; :class:`Worker` runs one process with one
+:class:`~sprig.runtime_api.RuntimeSession` and reports how each invocation ended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sprig.functions.config import LambdaConfig
+from sprig.functions.runtimes import ResolvedRuntime
+from sprig.launcher.process import ExitStatus, LaunchedProcess, spawn
+from sprig.launcher.spec import ContainerMode, LaunchSpec, Mount, ResourceLimits, RunAs
+from sprig.runtime_api import Job, Outcome, RuntimeSession, SessionAborted
+
+ROUTER_FUNCTION_ARN = "arn:aws:lambda:::function:GGRouter"
+SHADOW_FUNCTION_ARN = "arn:aws:lambda:::function:GGShadowService"
+SECRETS_MANAGER_FUNCTION_ARN = "arn:aws:lambda:::function:GGSecretManager:1"
+GGC_MAX_INTERFACE_VERSION = "1.5"
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """A deployed Lambda component, as the Lambda manager needs it.
+
+    ``function_arn`` is the versioned ARN (``arn:aws:lambda:r:acct:function:name:3``);
+    ``core_env`` holds what the core gives every component (``AWS_IOT_THING_NAME``,
+    ``AWS_REGION``, ``SVCUID``, ``AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT``...).
+    """
+
+    component_name: str
+    component_version: str
+    function_name: str
+    function_version: str
+    function_arn: str
+    runtime: str
+    handler: str
+    code_dir: Path
+    config: LambdaConfig
+    work_dir: Path
+    exec_args: tuple[str, ...] = ()
+    run_as: RunAs | None = None
+    core_env: Mapping[str, str] = field(default_factory=dict)
+    system_limits: ResourceLimits = field(default_factory=ResourceLimits)
+
+    @property
+    def unversioned_arn(self) -> str:
+        head, _, last = self.function_arn.rpartition(":")
+        return head if last == self.function_version else self.function_arn
+
+
+def worker_env(spec: FunctionSpec, runtime: ResolvedRuntime, worker_id: str,
+               runtime_api: str) -> dict[str, str]:
+    """The worker's environment: the function's own variables, then the core's, then Lambda's
+    and Greengrass's reserved ones (which the function cannot override, as in AWS)."""
+    cfg = spec.config
+    region = spec.core_env.get("AWS_REGION", "us-east-1")
+    interpreter_dir = str(Path(runtime.argv[0]).parent) if runtime.argv else ""
+    path = ":".join(p for p in (interpreter_dir, "/usr/local/bin", "/usr/bin", "/bin") if p)
+    runtime_dir = str(runtime.read_only_paths[-1]) if runtime.read_only_paths else ""
+    stream = time.strftime("%Y/%m/%d", time.gmtime()) + f"/[{spec.function_version}]{worker_id}"
+    env: dict[str, str] = {"PATH": path, "LANG": "en_US.UTF-8", "TZ": ":UTC",
+                           "HOME": str(spec.work_dir)}
+    env.update(cfg.environment)
+    env.update(spec.core_env)
+    env.update(runtime.env)
+    env.update({
+        "AWS_LAMBDA_FUNCTION_NAME": spec.function_name,
+        "AWS_LAMBDA_FUNCTION_VERSION": spec.function_version,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(max(1, cfg.memory_kb // 1024)),
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.function_name}",
+        "AWS_LAMBDA_LOG_STREAM_NAME": stream,
+        "AWS_REGION": region,
+        "AWS_DEFAULT_REGION": spec.core_env.get("AWS_DEFAULT_REGION", region),
+        "LAMBDA_TASK_ROOT": str(spec.code_dir),
+        "LAMBDA_RUNTIME_DIR": runtime_dir,
+        "_HANDLER": spec.handler,
+        "AWS_LAMBDA_RUNTIME_API": runtime_api,
+        "AWS_EXECUTION_ENV": f"AWS_Lambda_{spec.runtime}",
+        "MY_FUNCTION_ARN": spec.function_arn,
+        "AWS_GREENGRASS_LAMBDA_ARN": spec.function_arn,
+        "AWS_GREENGRASS_LAMBDA_FUNCTION_HANDLER": spec.handler,
+        "AWS_GREENGRASS_LAMBDA_RUNTIME": spec.runtime,
+        "AWS_GREENGRASS_LAMBDA_ARTIFACT_PATH": str(spec.code_dir),
+        "AWS_GREENGRASS_LAMBDA_CONTAINER_MODE": cfg.container_mode.value,
+        "AWS_GREENGRASS_LAMBDA_CONTAINER_PARAMS": json.dumps({
+            "devices": {str(i): {"path": d.path, "permission": "rw" if d.writable else "ro",
+                                 "addGroupOwner": d.add_group_owner}
+                        for i, d in enumerate(cfg.devices)},
+            "memorySize": cfg.memory_kb, "mountROSysfs": cfg.mount_ro_sysfs,
+            "volumes": {str(i): {"sourcePath": v.source_path,
+                                 "destinationPath": v.destination_path,
+                                 "permission": "rw" if v.writable else "ro",
+                                 "addGroupOwner": v.add_group_owner}
+                        for i, v in enumerate(cfg.volumes)}}),
+        "AWS_GREENGRASS_LAMBDA_PARAMS": json.dumps({"EnvironmentVariables": cfg.environment}),
+        "AWS_GREENGRASS_LAMBDA_EXEC_ARGS": json.dumps(
+            [spec.runtime, *runtime.argv[1:], f"--handler={spec.handler}", *spec.exec_args]),
+        "AWS_GREENGRASS_LAMBDA_STATUS_TIMEOUT_SECONDS": f"{cfg.status_timeout_s:g}",
+        "AWS_GREENGRASS_LAMBDA_ENCODING_TYPE": cfg.encoding.value,
+        "ENCODING_TYPE": cfg.encoding.value,
+        "AWS_GREENGRASS_LAMBDA_WORKER_ID": worker_id,
+        "GGC_MAX_INTERFACE_VERSION": GGC_MAX_INTERFACE_VERSION,
+        "ROUTER_FUNCTION_ARN": ROUTER_FUNCTION_ARN,
+        "SHADOW_FUNCTION_ARN": SHADOW_FUNCTION_ARN,
+        "SECRETS_MANAGER_FUNCTION_ARN": SECRETS_MANAGER_FUNCTION_ARN,
+    })
+    if spec.run_as is not None:
+        env["AWS_GREENGRASS_LAMBDA_LINUX_PROCESS_PARAMS"] = json.dumps(
+            {"user": spec.run_as.user, "group": spec.run_as.group or spec.run_as.user})
+    return env
+
+
+def launch_spec(spec: FunctionSpec, runtime: ResolvedRuntime, worker_id: str,
+                runtime_api: str) -> LaunchSpec:
+    """The LaunchSpec of one worker; the launcher does the sandbox (GreengrassContainer)."""
+    cfg = spec.config
+    container = cfg.container_mode is ContainerMode.GREENGRASS_CONTAINER
+    return LaunchSpec(
+        argv=(*runtime.argv, *spec.exec_args),
+        env=worker_env(spec, runtime, worker_id, runtime_api),
+        cwd=spec.work_dir,
+        run_as=spec.run_as,
+        container_mode=cfg.container_mode,
+        limits=ResourceLimits(memory_kb=cfg.memory_kb) if container else spec.system_limits,
+        read_only_paths=(spec.code_dir, *runtime.read_only_paths) if container else (),
+        writable_paths=(spec.work_dir,) if container else (),
+        volumes=tuple(Mount(Path(v.source_path), Path(v.destination_path), v.writable,
+                            v.add_group_owner) for v in cfg.volumes) if container else (),
+        devices=tuple(Mount(Path(d.path), Path(d.path), d.writable, d.add_group_owner)
+                      for d in cfg.devices) if container else (),
+        mount_ro_sysfs=cfg.mount_ro_sysfs and container,
+        cgroup_name=f"sprig-{spec.component_name}-{worker_id}",
+    )
+
+
+class WorkerTimeout(Exception):
+    """The invocation ran past its deadline; the worker must be killed."""
+
+
+class WorkerExited(Exception):
+    """The worker's process ended (crash, OOM kill, exit) while it had work or during init."""
+
+    def __init__(self, status: ExitStatus | None, init_error: str | None = None) -> None:
+        self.status = status
+        self.init_error = init_error
+        super().__init__(init_error or (status.describe() if status else "the worker is gone"))
+
+
+OutputSink = Callable[[str, str, str], None]     # (worker_id, stream, line)
+
+
+class Worker:
+    """One process + its Runtime API session. Create with :meth:`start`."""
+
+    def __init__(self, worker_id: str, session: RuntimeSession, process: LaunchedProcess,
+                 ) -> None:
+        self.id = worker_id
+        self.session = session
+        self.process = process
+        self.stopping = False
+        self._exit: asyncio.Task[ExitStatus] = asyncio.ensure_future(process.wait())
+
+    @classmethod
+    async def start(cls, spec: FunctionSpec, runtime: ResolvedRuntime, worker_id: str, *,
+                    on_output: OutputSink, log: Callable[[str], None]) -> Worker:
+        """Open a session, spawn the process (raises LaunchError)."""
+        session = await RuntimeSession.open(log=log)
+        lspec = launch_spec(spec, runtime, worker_id, session.address)
+
+        def output(stream: str, line: bytes) -> None:
+            on_output(worker_id, stream, line.decode("utf-8", "replace"))
+
+        try:
+            process = await spawn(lspec, on_output=output)
+        except BaseException:
+            await session.aclose()
+            raise
+        return cls(worker_id, session, process)
+
+    @property
+    def exited(self) -> asyncio.Task[ExitStatus]:
+        return self._exit
+
+    async def wait_ready(self, timeout: float) -> None:
+        """Wait for init (first /next). Raises WorkerExited with the init error or exit reason,
+        or TimeoutError."""
+        ready = asyncio.ensure_future(self.session.wait_ready(timeout))
+        waiting: set[asyncio.Future[Any]] = {ready, self._exit}
+        done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        if ready in done:
+            try:
+                ready.result()
+                return
+            except TimeoutError:
+                raise
+            except Exception as e:          # InitFailedError
+                status = await self._wait_exit(2.0)
+                raise WorkerExited(status, str(e)) from None
+        ready.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await ready
+        status = self._exit.result()
+        init = self.session.init_error
+        raise WorkerExited(status, str(init) if init else None)
+
+    async def _wait_exit(self, timeout: float) -> ExitStatus | None:
+        with contextlib.suppress(TimeoutError):
+            return await asyncio.wait_for(asyncio.shield(self._exit), timeout)
+        return None
+
+    async def run(self, job: Job, timeout: float) -> Outcome:
+        """Run one job. Raises WorkerTimeout, or WorkerExited if the process ended first."""
+        fut = self.session.submit(job)
+        waiting: set[asyncio.Future[Any]] = {fut, self._exit}
+        done, _ = await asyncio.wait(waiting, timeout=timeout,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        if fut in done:
+            try:
+                return fut.result()
+            except SessionAborted:
+                raise WorkerExited(self.process.status) from None
+        self.session.abort("the invocation was abandoned")
+        with contextlib.suppress(SessionAborted, asyncio.CancelledError):
+            await fut
+        if self._exit in done:
+            raise WorkerExited(self._exit.result())
+        raise WorkerTimeout()
+
+    def memory_peak_kb(self) -> int | None:
+        """Peak memory of the worker (its cgroup, else the process's VmHWM)."""
+        peak = self.process.memory_peak_kb()
+        if peak is not None:
+            return peak
+        try:
+            with open(f"/proc/{self.process.pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1])
+        except OSError:
+            pass
+        return None
+
+    async def stop(self, grace_s: float = 2.0) -> ExitStatus:
+        """Stop the process tree and close the session."""
+        self.stopping = True
+        self.session.abort("the worker is stopping")
+        try:
+            return await self.process.aclose(grace_s)
+        finally:
+            await self.session.aclose()

@@ -1,8 +1,9 @@
-"""Fixtures for the runtime tests: a small Runtime API server and worker processes.
+"""Fixtures for the runtime tests: Runtime API servers and worker processes.
 
-The server is a faithful-enough Runtime API (2018-06-01) written on aiohttp for these tests: it
-hands out queued invocations on ``/next`` with the headers the real clients need (client-protocols
-§0), and records what comes back on ``/response``, ``/error`` and ``/init/error``.
+``rapi`` is Sprig's own Runtime API (:class:`sprig.runtime_api.RuntimeSession`, one per worker),
+behind a small adapter. ``recorder`` is an aiohttp Runtime API written for these tests that also
+keeps the HTTP headers a runtime sends, for the wire-level checks (``test_wire.py``).
+Both hand out invocations with the headers the real clients need (client-protocols §0).
 """
 
 from __future__ import annotations
@@ -18,21 +19,32 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import shutil
+import subprocess
+import zipfile
+
 import pytest
 from aiohttp import web
 
+from sprig.runtime_api import InitFailedError, Job, RuntimeSession
+from sprig.runtimes import java
+
 PREFIX = "/2018-06-01/runtime"
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+JAVA_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "java"
 WAIT_S = 30.0
+
+
+ARN = "arn:aws:lambda:us-east-1:123456789012:function:sample:$LATEST"
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a worker posted for one invocation."""
+    """What a worker posted for one invocation (or on /init/error)."""
 
-    kind: str                    # "response" or "error"
+    kind: str                    # "response", "error" or "init_error"
     body: bytes
-    headers: Mapping[str, str]
+    content_type: str = "application/json"
+    headers: Mapping[str, str] = field(default_factory=dict)   # only from the recorder
 
     @property
     def json(self) -> Any:
@@ -48,8 +60,35 @@ class _Pending:
                                           .create_future())
 
 
-class RuntimeApi:
-    """An in-test Runtime API server on 127.0.0.1 (one worker at a time)."""
+class SprigRuntimeApi:
+    """Sprig's Runtime API (one :class:`RuntimeSession`, so one worker) with the test interface."""
+
+    def __init__(self, session: RuntimeSession) -> None:
+        self.session = session
+        self.address = session.address
+
+    async def invoke(self, payload: bytes | Any, *, content_type: str = "application/json",
+                     client_context: dict[str, Any] | None = None, timeout_ms: int = 60_000,
+                     wait_s: float = WAIT_S) -> Outcome:
+        """Run one invocation; ``payload`` is sent as is when it is bytes, else as JSON.
+
+        Sprig's server says ``application/json`` or, for binary jobs, ``application/octet-stream``.
+        """
+        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        job = Job.for_payload(body, function_arn=ARN, timeout_s=timeout_ms / 1000,
+                              binary=content_type != "application/json",
+                              client_context=client_context)
+        out = await asyncio.wait_for(self.session.run(job), wait_s)
+        return Outcome(str(out.kind), out.body, out.content_type)
+
+    async def wait_init_error(self, wait_s: float = WAIT_S) -> Outcome:
+        with pytest.raises(InitFailedError) as info:
+            await self.session.wait_ready(timeout=wait_s)
+        return Outcome("init_error", info.value.error.body)
+
+
+class RecordingRuntimeApi:
+    """An in-test Runtime API server on 127.0.0.1 that records the headers it receives."""
 
     def __init__(self) -> None:
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
@@ -57,6 +96,7 @@ class RuntimeApi:
         self.init_error: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self.port = 0
         self._runner: web.AppRunner | None = None
+        self.peers: list[tuple[str, int]] = []   # client address of every request, in order
 
     @property
     def address(self) -> str:
@@ -94,8 +134,7 @@ class RuntimeApi:
             "Content-Type": content_type,
             "Lambda-Runtime-Aws-Request-Id": request_id,
             "Lambda-Runtime-Deadline-Ms": str(int(time.time() * 1000) + timeout_ms),
-            "Lambda-Runtime-Invoked-Function-Arn":
-                "arn:aws:lambda:us-east-1:123456789012:function:sample:$LATEST",
+            "Lambda-Runtime-Invoked-Function-Arn": ARN,
             "Lambda-Runtime-Trace-Id": "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1",
         }
         if client_context is not None:
@@ -108,7 +147,13 @@ class RuntimeApi:
     async def wait_init_error(self, wait_s: float = WAIT_S) -> Outcome:
         return await asyncio.wait_for(asyncio.shield(self.init_error), wait_s)
 
+    def _peer(self, request: web.Request) -> None:
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        if peer is not None:
+            self.peers.append((str(peer[0]), int(peer[1])))
+
     async def _next(self, request: web.Request) -> web.StreamResponse:
+        self._peer(request)
         pending = await self._queue.get()
         return web.Response(body=pending.payload, headers=pending.headers)
 
@@ -122,25 +167,39 @@ class RuntimeApi:
         return web.json_response({"status": "OK"}, status=202)
 
     async def _response(self, request: web.Request) -> web.Response:
+        self._peer(request)
         body = await request.read()
-        return self._finish(request.match_info["id"], Outcome("response", body,
-                                                              dict(request.headers)))
+        return self._finish(request.match_info["id"], Outcome(
+            "response", body, request.headers.get("Content-Type", ""), dict(request.headers)))
 
     async def _error(self, request: web.Request) -> web.Response:
+        self._peer(request)
         body = await request.read()
-        return self._finish(request.match_info["id"], Outcome("error", body,
-                                                              dict(request.headers)))
+        return self._finish(request.match_info["id"], Outcome(
+            "error", body, request.headers.get("Content-Type", ""), dict(request.headers)))
 
     async def _init_error(self, request: web.Request) -> web.Response:
+        self._peer(request)
         body = await request.read()
         if not self.init_error.done():
-            self.init_error.set_result(Outcome("init_error", body, dict(request.headers)))
+            self.init_error.set_result(Outcome("init_error", body,
+                                               request.headers.get("Content-Type", ""),
+                                               dict(request.headers)))
         return web.json_response({"status": "OK"}, status=202)
 
 
 @pytest.fixture
-async def rapi() -> AsyncIterator[RuntimeApi]:
-    server = RuntimeApi()
+async def rapi() -> AsyncIterator[SprigRuntimeApi]:
+    session = await RuntimeSession.open(log=lambda line: None)
+    try:
+        yield SprigRuntimeApi(session)
+    finally:
+        await session.aclose()
+
+
+@pytest.fixture
+async def recorder() -> AsyncIterator[RecordingRuntimeApi]:
+    server = RecordingRuntimeApi()
     await server.start()
     try:
         yield server
@@ -187,7 +246,8 @@ async def workers() -> AsyncIterator[Workers]:
         await w.close()
 
 
-def lambda_env(rapi: RuntimeApi, handler: str, task_root: Path, **extra: str) -> dict[str, str]:
+def lambda_env(rapi: SprigRuntimeApi | RecordingRuntimeApi, handler: str, task_root: Path,
+               **extra: str) -> dict[str, str]:
     """The environment the Lambda manager gives a worker."""
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
     env.update({
@@ -206,8 +266,65 @@ def lambda_env(rapi: RuntimeApi, handler: str, task_root: Path, **extra: str) ->
 
 
 @pytest.fixture
-def make_env(rapi: RuntimeApi) -> Any:
-    """``make_env(handler, task_root, **extra)``: :func:`lambda_env` bound to this test's server."""
+def make_env(rapi: SprigRuntimeApi) -> Any:
+    """``make_env(handler, task_root, **extra)``: :func:`lambda_env` bound to ``rapi``."""
     def make(handler: str, task_root: Path, **extra: str) -> dict[str, str]:
         return lambda_env(rapi, handler, task_root, **extra)
     return make
+
+
+@pytest.fixture
+def recorder_env(recorder: RecordingRuntimeApi) -> Any:
+    """``recorder_env(handler, task_root, **extra)``: :func:`lambda_env` bound to ``recorder``."""
+    def make(handler: str, task_root: Path, **extra: str) -> dict[str, str]:
+        return lambda_env(recorder, handler, task_root, **extra)
+    return make
+
+
+# ---- The sample Java function, compiled once per session -------------------------------------
+
+JAVAC = shutil.which("javac")
+JAR = shutil.which("jar")
+
+
+@dataclass(frozen=True)
+class Code:
+    runtime_jar: Path
+    directory: Path     # classes/ + lib/greeting.jar
+    jar: Path           # one jar with the function and its library
+    zip: Path           # classes/ + lib/greeting.jar, zipped
+
+
+def _javac(classpath: str, out: Path, sources: list[Path]) -> None:
+    assert JAVAC is not None
+    subprocess.run([JAVAC, "--release", "8", "-nowarn", "-cp", classpath, "-d", str(out),
+                    *map(str, sources)], check=True, capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def code(tmp_path_factory: pytest.TempPathFactory) -> Code:
+    """The runtime jar (built by ensure_runtime_jar into a temporary cache) and the sample
+    function in ``fixtures/java`` compiled against it: as a jar made with the ``jar`` tool, as a
+    directory with ``classes/`` + ``lib/greeting.jar``, and as a zip with that layout."""
+    if JAVAC is None or JAR is None:
+        pytest.skip("needs a JDK (javac, jar) on PATH")
+    base = tmp_path_factory.mktemp("java")
+    runtime_jar = java.ensure_runtime_jar(base / "cache")
+    lib_classes = base / "lib-classes"
+    _javac("", lib_classes, sorted((JAVA_FIXTURES / "lib-src").rglob("*.java")))
+    directory = base / "code-dir"
+    (directory / "lib").mkdir(parents=True)
+    assert JAR is not None
+    subprocess.run([JAR, "cf", str(directory / "lib" / "greeting.jar"), "-C", str(lib_classes),
+                    "."], check=True)
+    classes = directory / "classes"
+    _javac(f"{runtime_jar}:{lib_classes}", classes, sorted((JAVA_FIXTURES / "src").rglob("*.java")))
+    fat = base / "function.jar"
+    subprocess.run([JAR, "cf", str(fat), "-C", str(classes), ".", "-C", str(lib_classes), "."],
+                   check=True)
+    package = base / "function.zip"
+    with zipfile.ZipFile(package, "w") as zf:
+        for path in sorted(directory.rglob("*")):
+            if path.is_file():
+                zf.write(path, path.relative_to(directory).as_posix())
+    return Code(runtime_jar, directory, fat, package)

@@ -1,8 +1,7 @@
-"""The Java runtime against a Runtime API server: handler kinds, code layouts, errors.
+"""The Java runtime against Sprig's Runtime API server: handler kinds, code layouts, errors.
 
-The runtime jar is compiled once per session (into a temporary cache); the sample function in
-``fixtures/java`` is compiled against it with javac, and packaged as a jar (with the ``jar``
-tool), as a directory with ``classes/`` + ``lib/*.jar`` and as a zip with that layout.
+The ``code`` fixture (conftest) compiles the runtime jar once per session and the sample function
+in ``fixtures/java`` against it, packaged as a jar, a directory and a zip.
 """
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ import subprocess
 import threading
 import time
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +18,6 @@ import pytest
 
 from sprig.runtimes import java
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "java"
 JAVA = shutil.which("java")
 JAVAC = shutil.which("javac")
 JAR = shutil.which("jar")
@@ -29,45 +26,7 @@ pytestmark = pytest.mark.skipif(JAVA is None or JAVAC is None or JAR is None,
                                 reason="needs a JDK (java, javac, jar) on PATH")
 
 
-@dataclass(frozen=True)
-class Code:
-    runtime_jar: Path
-    directory: Path     # classes/ + lib/greeting.jar
-    jar: Path           # one jar with the function and its library
-    zip: Path           # classes/ + lib/greeting.jar, zipped
-
-
-def _javac(classpath: str, out: Path, sources: list[Path]) -> None:
-    assert JAVAC is not None
-    subprocess.run([JAVAC, "--release", "8", "-nowarn", "-cp", classpath, "-d", str(out),
-                    *map(str, sources)], check=True, capture_output=True)
-
-
-@pytest.fixture(scope="session")
-def code(tmp_path_factory: pytest.TempPathFactory) -> Code:
-    base = tmp_path_factory.mktemp("java")
-    runtime_jar = java.ensure_runtime_jar(base / "cache")
-    lib_classes = base / "lib-classes"
-    _javac("", lib_classes, sorted((FIXTURES / "lib-src").rglob("*.java")))
-    directory = base / "code-dir"
-    (directory / "lib").mkdir(parents=True)
-    assert JAR is not None
-    subprocess.run([JAR, "cf", str(directory / "lib" / "greeting.jar"), "-C", str(lib_classes),
-                    "."], check=True)
-    classes = directory / "classes"
-    _javac(f"{runtime_jar}:{lib_classes}", classes, sorted((FIXTURES / "src").rglob("*.java")))
-    fat = base / "function.jar"
-    subprocess.run([JAR, "cf", str(fat), "-C", str(classes), ".", "-C", str(lib_classes), "."],
-                   check=True)
-    package = base / "function.zip"
-    with zipfile.ZipFile(package, "w") as zf:
-        for path in sorted(directory.rglob("*")):
-            if path.is_file():
-                zf.write(path, path.relative_to(directory).as_posix())
-    return Code(runtime_jar, directory, fat, package)
-
-
-async def start(workers: Any, make_env: Any, code: Code, handler: str, *,
+async def start(workers: Any, make_env: Any, code: Any, handler: str, *,
                 layout: str = "directory", memory_mb: int = 128, **extra: str) -> Any:
     assert JAVA is not None
     code_path: Path = getattr(code, layout)
@@ -151,7 +110,7 @@ def test_heap_leaves_room_for_the_jvm() -> None:
 
 @pytest.mark.parametrize("layout", ["directory", "jar", "zip"])
 async def test_request_handler_map_to_string_in_every_layout(
-        rapi: Any, workers: Any, make_env: Any, code: Code, layout: str) -> None:
+        rapi: Any, workers: Any, make_env: Any, code: Any, layout: str) -> None:
     await start(workers, make_env, code, "example.MapHandler", layout=layout)
     out = await rapi.invoke({"a": 1})
     assert out.kind == "response", out.body
@@ -164,7 +123,7 @@ async def test_request_handler_map_to_string_in_every_layout(
 
 
 async def test_context_and_client_context(rapi: Any, workers: Any, make_env: Any,
-                                          code: Code) -> None:
+                                          code: Any) -> None:
     await start(workers, make_env, code, "example.ContextEcho::handle")
     before = time.time()
     out = await rapi.invoke({"x": [1, 2.5, "é"]}, client_context={
@@ -187,21 +146,21 @@ async def test_context_and_client_context(rapi: Any, workers: Any, make_env: Any
 
 
 async def test_request_handler_string_to_string(rapi: Any, workers: Any, make_env: Any,
-                                                code: Code) -> None:
+                                                code: Any) -> None:
     await start(workers, make_env, code, "example.StringHandler")
     out = await rapi.invoke("hello")
-    assert out.headers["Content-Type"] == "application/json"
+    assert out.content_type == "application/json"
     assert out.json == 'HELLO "quoted" é'
 
 
 async def test_request_stream_handler(rapi: Any, workers: Any, make_env: Any,
-                                      code: Code) -> None:
+                                      code: Any) -> None:
     await start(workers, make_env, code, "example.StreamHandler")
     out = await rapi.invoke(b'{"ab": 1}')
     assert out.body == b'}1 :"ba"{'
 
 
-async def test_pojo_in_and_out(rapi: Any, workers: Any, make_env: Any, code: Code) -> None:
+async def test_pojo_in_and_out(rapi: Any, workers: Any, make_env: Any, code: Any) -> None:
     await start(workers, make_env, code, "example.PojoHandler")
     order = {"id": "o-1", "quantity": 2, "discount": 1, "unknown": "ignored",
              "items": [{"sku": "a", "price": 1.5}, {"sku": "b", "price": 2}]}
@@ -220,7 +179,7 @@ async def test_pojo_in_and_out(rapi: Any, workers: Any, make_env: Any, code: Cod
     ("example.Plain::copy", "x", b'copied:"x"'),
     ("example.Plain::nothing", {}, b"null"),
 ])
-async def test_plain_methods(rapi: Any, workers: Any, make_env: Any, code: Code, handler: str,
+async def test_plain_methods(rapi: Any, workers: Any, make_env: Any, code: Any, handler: str,
                              payload: Any, expected: bytes) -> None:
     await start(workers, make_env, code, handler)
     out = await rapi.invoke(payload)
@@ -229,16 +188,16 @@ async def test_plain_methods(rapi: Any, workers: Any, make_env: Any, code: Code,
 
 
 async def test_binary_encoding_gives_bytes(rapi: Any, workers: Any, make_env: Any,
-                                           code: Code) -> None:
+                                           code: Any) -> None:
     await start(workers, make_env, code, "example.Plain::binary",
                 AWS_GREENGRASS_LAMBDA_ENCODING_TYPE="binary")
     out = await rapi.invoke(b"\x00\x01{", content_type="application/json")
     assert out.body == b"\xff\x00\x01{"
-    assert out.headers["Content-Type"] == "application/octet-stream"
+    assert out.content_type == "application/octet-stream"
 
 
 async def test_exception_becomes_error_document(rapi: Any, workers: Any, make_env: Any,
-                                                code: Code) -> None:
+                                                code: Any) -> None:
     await start(workers, make_env, code, "example.Failing")
     out = await rapi.invoke({"id": 7})
     assert out.kind == "error"
@@ -260,11 +219,10 @@ async def test_exception_becomes_error_document(rapi: Any, workers: Any, make_en
     ("example.Plain:sum", "Runtime.MalformedHandlerName", "example.Plain:sum"),
     ("example.BrokenInit", "java.lang.IllegalArgumentException", "missing configuration"),
 ])
-async def test_init_errors(rapi: Any, workers: Any, make_env: Any, code: Code, handler: str,
+async def test_init_errors(rapi: Any, workers: Any, make_env: Any, code: Any, handler: str,
                            error_type: str, message: str) -> None:
     proc = await start(workers, make_env, code, handler)
     out = await rapi.wait_init_error()
-    assert out.headers["Lambda-Runtime-Function-Error-Type"] == error_type
     assert out.json["errorType"] == error_type
     assert message in out.json["errorMessage"]
     assert isinstance(out.json["stackTrace"], list)

@@ -56,7 +56,7 @@ async def test_cjs_async_handler_sees_event_and_context(rapi: Any, workers: Any,
     assert 0 < doc["remaining"] <= 60_000 - int((time.time() - before) * 1000) + 1000
     assert doc["waits"] is True
     assert doc["isBuffer"] is False
-    assert out.headers["Content-Type"] == "application/json"
+    assert out.content_type == "application/json"
     # The same worker serves the next invocation (keep-alive loop).
     again = await rapi.invoke([1, 2, 3])
     assert again.json["echo"] == [1, 2, 3]
@@ -138,7 +138,7 @@ async def test_binary_encoding_and_buffer_result(rapi: Any, workers: Any, make_e
     out = await rapi.invoke(b"\x01\x02\x03", content_type="application/json")
     assert out.kind == "response", out.body
     assert out.body == b"\xff\x00\x03\x02\x01"
-    assert out.headers["Content-Type"] == "application/octet-stream"
+    assert out.content_type == "application/octet-stream"
 
 
 async def test_non_json_content_type_gives_a_buffer(rapi: Any, workers: Any,
@@ -154,11 +154,10 @@ async def test_handled_errors(rapi: Any, workers: Any, make_env: Any) -> None:
     assert out.kind == "error"
     assert out.json["errorType"] == "ValidationFailed"
     assert out.json["errorMessage"] == "field x is 5"
-    assert out.json["stackTrace"] == out.json["trace"]
     assert any("errors.js" in line for line in out.json["stackTrace"])
     thrown = await rapi.invoke({"kind": "string"})
     assert thrown.json == {"errorType": "string", "errorMessage": "just a string",
-                           "stackTrace": [], "trace": []}
+                           "stackTrace": []}
 
 
 async def test_unhandled_rejection_fails_the_invocation_and_exits(rapi: Any, workers: Any,
@@ -192,7 +191,6 @@ async def test_init_errors(rapi: Any, workers: Any, make_env: Any, handler: str,
                            error_type: str, message: str) -> None:
     proc = await start(workers, make_env, handler, FIXTURES / "cjs")
     out = await rapi.wait_init_error()
-    assert out.headers["Lambda-Runtime-Function-Error-Type"] == error_type
     assert out.json["errorType"] == error_type
     assert message in out.json["errorMessage"]
     assert isinstance(out.json["stackTrace"], list)

@@ -88,7 +88,7 @@ function errorDocument(err) {
     const stack = typeof err.stack === 'string' ? err.stack.split('\n') : [];
     return { errorType: err.name || (err.constructor && err.constructor.name) || 'Error',
       errorMessage: err.message === undefined ? '' : String(err.message),
-      stackTrace: stack, trace: stack };
+      stackTrace: stack };
   }
   let message;
   try {
@@ -97,7 +97,7 @@ function errorDocument(err) {
     message = String(err);
   }
   return { errorType: typeof err, errorMessage: message === undefined ? String(err) : message,
-    stackTrace: [], trace: [] };
+    stackTrace: [] };
 }
 
 function errorBody(err) {

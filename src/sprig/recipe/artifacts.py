@@ -131,12 +131,15 @@ def _already_staged(recipe: Recipe, sources: list[_Source], layout: RootLayout) 
     return True
 
 
-def _verify_source(recipe: Recipe, src: _Source, where: str) -> None:
+def _verify_source(recipe: Recipe, src: _Source, where: str, *, check_digest: bool = True,
+                   shown: Path | None = None) -> None:
+    """Raise unless ``src`` exists and matches the recipe's digest; errors name ``shown``."""
     a = src.artifact
+    shown = shown or src.path
     if src.digest is None:
         raise ValidationError(where, f"artifact {a.file_name} of {recipe} is missing",
-                              value=str(src.path), allowed=f"the file {src.path}")
-    if a.digest is None:
+                              value=str(shown), allowed=f"the file {shown}")
+    if a.digest is None or not check_digest:
         return
     expected = _expected_digest(a)
     if expected is None:
@@ -148,7 +151,7 @@ def _verify_source(recipe: Recipe, src: _Source, where: str) -> None:
         raise ValidationError(
             f"{where}.Digest", f"artifact {a.file_name} of {recipe} does not match its digest: "
             f"expected {a.algorithm} {a.digest}, actual {b64(actual)} (hex {actual.hex()})",
-            value=str(src.path), allowed=f"a file whose {a.algorithm} is {a.digest}")
+            value=str(shown), allowed=f"a file whose {a.algorithm} is {a.digest}")
 
 
 def stage_artifacts(recipe: Recipe, manifest: Manifest, source_dir: Path,
@@ -175,7 +178,7 @@ def _stage(recipe: Recipe, manifest: Manifest, sources: list[_Source],
            layout: RootLayout) -> None:
     prefix = _manifest_path(recipe, manifest)
     for src in sources:
-        _verify_source(recipe, src, f"{prefix}Artifacts[{src.index}]")
+        _verify_source(recipe, src, f"{prefix}Artifacts[{src.index}]", check_digest=False)
     target = layout.artifact_dir(recipe.name, recipe.version)
     unarchived = layout.unarchived_dir(recipe.name, recipe.version)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -184,14 +187,19 @@ def _stage(recipe: Recipe, manifest: Manifest, sources: list[_Source],
     tmp_unzip = Path(tempfile.mkdtemp(prefix=f".staging-{recipe.version}-",
                                       dir=unarchived.parent))
     try:
+        copied: list[_Source] = []
         for src in sources:
             a = src.artifact
             dest = tmp_files / a.file_name
             shutil.copyfile(src.path, dest)
+            # Verify the copy, not the source: what is checked is what gets staged.
+            copy = _Source(a, src.index, dest, file_digest(dest, "SHA-256"))
+            _verify_source(recipe, copy, f"{prefix}Artifacts[{src.index}]", shown=src.path)
             os.chmod(dest, file_mode(a.read, a.execute))
             if a.unarchive is Unarchive.ZIP:
-                _unzip(recipe, src, tmp_unzip / a.unarchived_name, prefix)
-        (tmp_files / MARKER).write_text(json.dumps(_marker(recipe, sources), indent=1),
+                _unzip(recipe, copy, tmp_unzip / a.unarchived_name, prefix, shown=src.path)
+            copied.append(copy)
+        (tmp_files / MARKER).write_text(json.dumps(_marker(recipe, copied), indent=1),
                                         encoding="utf-8")
         os.chmod(tmp_files / MARKER, 0o444)
         os.chmod(tmp_files, DIR_MODE)
@@ -237,7 +245,7 @@ def _rmtree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def _unzip(recipe: Recipe, src: _Source, dest: Path, prefix: str) -> None:
+def _unzip(recipe: Recipe, src: _Source, dest: Path, prefix: str, *, shown: Path) -> None:
     a = src.artifact
     where = f"{prefix}Artifacts[{src.index}].Unarchive"
     try:
@@ -259,7 +267,7 @@ def _unzip(recipe: Recipe, src: _Source, dest: Path, prefix: str) -> None:
                                            zip_executable=bool(unix_mode & stat.S_IXUSR)))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as exc:
         raise ValidationError(where, f"artifact {a.file_name} of {recipe} is not a valid ZIP "
-                              f"({exc})", value=str(src.path),
+                              f"({exc})", value=str(shown),
                               allowed="a ZIP archive, or Unarchive: NONE") from None
     for d in [dest, *(p for p in dest.rglob("*") if p.is_dir())]:
         os.chmod(d, DIR_MODE)

@@ -242,8 +242,8 @@ def result_response(result: InvocationResult, request: InvokeRequest) -> web.Res
 async def _discard_body(request: web.Request) -> None:
     """Read and drop the rest of an oversized body before answering 413.
 
-    botocore stops sending once it sees an early answer, and aiohttp then waits up to 10 s
-    for the rest of the body before it lets the connection (and a shutdown) go. Reading it
+    Observed with boto3: answering before the body is read left aiohttp waiting 10 s (its
+    lingering close) for the rest of the body, which also held up shutdown. Reading it
     here keeps the connection usable; past :data:`DISCARD_LIMIT` we stop reading, answer
     anyway, and leave the rest to aiohttp's lingering close.
     """

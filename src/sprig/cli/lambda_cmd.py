@@ -162,13 +162,22 @@ def _report(result: ImportResult) -> None:
           f"--merge {c.component_name}={c.component_version}")
 
 
-def _deploy(args: argparse.Namespace, result: ImportResult) -> int:
+def deployment_params(result: ImportResult) -> dict[str, Any]:
+    """The ``deployment.create`` call that deploys the imported component and waits."""
     c = result.component
-    reply = _call(args, "deployment.create", {
-        "recipe_dir": str(result.recipe_dir), "artifact_dir": str(result.artifact_dir),
-        "merge": {c.component_name: c.component_version}, "wait": True})
-    print(json.dumps(reply, indent=2))
-    status = str(reply.get("status", "")).upper() if isinstance(reply, dict) else ""
+    return {"deployment": {"merge": {c.component_name: c.component_version}},
+            "recipeDir": str(result.recipe_dir), "artifactDir": str(result.artifact_dir),
+            "wait": True}
+
+
+def _deploy(args: argparse.Namespace, result: ImportResult) -> int:
+    reply = _call(args, "deployment.create", deployment_params(result))
+    reply = reply if isinstance(reply, dict) else {}
+    status = str(reply.get("status", "")).upper()
+    line = f"Deployment {reply.get('deploymentId', '?')}: {status or 'SUBMITTED'}"
+    if reply.get("reason"):
+        line += f" ({reply['reason']})"
+    print(line, file=sys.stderr if status == "FAILED" else sys.stdout)
     return 1 if status == "FAILED" else 0
 
 
@@ -178,8 +187,10 @@ def run_export_params(args: argparse.Namespace) -> int:
     except SprigError as exc:
         print(f"sprig lambda export-params: {exc}", file=sys.stderr)
         return 1
-    recipe = details.get("recipe") if isinstance(details, dict) else None
-    ctype = recipe.get("ComponentType") if isinstance(recipe, dict) else None
+    details = details if isinstance(details, dict) else {}
+    recipe = details.get("recipe")
+    ctype = details.get("componentType") or (
+        recipe.get("ComponentType") if isinstance(recipe, dict) else None)
     if ctype is not None and ctype != "aws.greengrass.lambda":
         print(f"sprig lambda export-params: name: component {args.name} is not a Lambda "
               f"function (got ComponentType {ctype!r}); allowed: a component of type "

@@ -106,11 +106,20 @@ def configuration_to_lambda_parameters(config: Mapping[str, Any]) -> dict[str, A
     }
 
 
+def _get_ci(doc: Mapping[str, Any], key: str) -> Any:
+    """``doc[key]`` with the key matched case-insensitively, as Greengrass matches recipe keys
+    (generated recipes write ``setenv``, the docs ``Setenv``)."""
+    for k, v in doc.items():
+        if str(k).lower() == key.lower():
+            return v
+    return None
+
+
 def _setenv(recipe: Mapping[str, Any]) -> Mapping[str, Any]:
-    lifecycle = recipe.get("Lifecycle") or recipe.get("lifecycle") or {}
+    lifecycle = _get_ci(recipe, "Lifecycle")
     if not isinstance(lifecycle, Mapping):
         return {}
-    setenv = lifecycle.get("setenv") or lifecycle.get("Setenv") or {}
+    setenv = _get_ci(lifecycle, "Setenv")
     return setenv if isinstance(setenv, Mapping) else {}
 
 
@@ -144,10 +153,13 @@ def effective_lambda_function(details: Mapping[str, Any]) -> dict[str, Any]:
     params = configuration_to_lambda_parameters(config if isinstance(config, Mapping) else {})
     params["execArgs"] = exec_args_from_recipe(recipe)
     out: dict[str, Any] = {}
-    arn = _setenv(recipe).get("AWS_GREENGRASS_LAMBDA_ARN") if isinstance(recipe, Mapping) \
-        else None
-    if isinstance(recipe, Mapping) and not arn:
-        arn = recipe.get("ComponentSource")
+    arn: Any = None
+    if isinstance(recipe, Mapping):
+        arn = _setenv(recipe).get("AWS_GREENGRASS_LAMBDA_ARN") or \
+            _get_ci(recipe, "ComponentSource")
+    function = details.get("function")
+    if not arn and isinstance(function, Mapping):
+        arn = function.get("arn")
     if arn:
         out["lambdaArn"] = str(arn)
     if details.get("name"):

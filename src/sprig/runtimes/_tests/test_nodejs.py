@@ -195,3 +195,16 @@ async def test_init_errors(rapi: Any, workers: Any, make_env: Any, handler: str,
     assert message in out.json["errorMessage"]
     assert isinstance(out.json["stackTrace"], list)
     assert await workers.exit_code(proc) == 1
+
+
+async def test_esm_can_import_packages_from_node_path(rapi: Any, workers: Any,
+                                                      make_env: Any) -> None:
+    """ES modules ignore NODE_PATH; the bootstrap's resolve hook makes the shims importable."""
+    assert NODE is not None
+    root = FIXTURES / "esm"
+    node_path = f"{nodejs.node_path(root)}:{FIXTURES / 'cjs' / 'node_modules'}"
+    env = make_env("shimmed.handler", root, NODE_PATH=node_path)
+    await workers.start(nodejs.launch_argv(NODE), env, cwd=root)
+    out = await rapi.invoke({})
+    assert out.kind == "response", out.body
+    assert out.json == {"named": "hello esm", "default": "hello default"}

@@ -169,6 +169,41 @@ function loadError(err, what) {
   return err;
 }
 
+// ES modules ignore NODE_PATH, but functions expect bare imports of the packages it provides
+// (Sprig's Greengrass SDK shims above all). This resolve hook retries a bare specifier that
+// Node could not find with CommonJS resolution, which honours NODE_PATH.
+const NODE_PATH_HOOKS = `
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
+export async function resolve(specifier, context, nextResolve) {
+  try {
+    return await nextResolve(specifier, context);
+  } catch (err) {
+    const bare = !/^(\\.{0,2}\\/|\\/|[a-zA-Z][a-zA-Z0-9+.-]*:)/.test(specifier);
+    if (!bare || !err || err.code !== 'ERR_MODULE_NOT_FOUND') throw err;
+    const parent = context.parentURL && context.parentURL.startsWith('file:')
+      ? context.parentURL : pathToFileURL(process.cwd() + '/').href;
+    let found;
+    try {
+      found = createRequire(parent).resolve(specifier);
+    } catch (_e) {
+      throw err;
+    }
+    return { url: pathToFileURL(found).href, shortCircuit: true };
+  }
+}
+`;
+let hooksRegistered = false;
+
+function registerNodePathHooks() {
+  if (hooksRegistered || !process.env.NODE_PATH) return;
+  hooksRegistered = true;
+  const mod = require('node:module');
+  if (typeof mod.register === 'function') {
+    mod.register('data:text/javascript,' + encodeURIComponent(NODE_PATH_HOOKS));
+  }
+}
+
 async function loadModule(taskRoot, modulePath) {
   const base = path.resolve(taskRoot, modulePath);
   const candidates = [
@@ -178,7 +213,10 @@ async function loadModule(taskRoot, modulePath) {
     if (!isFile(file)) continue;
     const kind = fixed || (file.endsWith('.js') ? packageType(path.dirname(file)) : 'commonjs');
     try {
-      if (kind === 'module') return await import(pathToFileURL(file).href);
+      if (kind === 'module') {
+        registerNodePathHooks();
+        return await import(pathToFileURL(file).href);
+      }
       return require(file);
     } catch (err) {
       throw loadError(err, modulePath);

@@ -80,6 +80,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     imp.add_argument("--exec-arg", action="append", default=[], metavar="ARG",
                      help="argument appended to the runtime's arguments (repeatable; write "
                           "--exec-arg=-x for one that starts with -)")
+    imp.add_argument("--root", help="Sprig root directory (default $SPRIG_ROOT or ~/.sprig)")
     imp.set_defaults(func=run_import)
 
     exp = sub.add_parser("export-params",
@@ -87,6 +88,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     exp.add_argument("name", help="component name")
     exp.add_argument("--full", action="store_true",
                      help="print a whole lambdaFunction document instead")
+    exp.add_argument("--root", help="Sprig root directory (default $SPRIG_ROOT or ~/.sprig)")
     exp.set_defaults(func=run_export_params)
 
 
@@ -109,6 +111,11 @@ def _management_client(args: argparse.Namespace) -> Any:
                          ) from exc
     root = getattr(args, "root", None)
     return client_module.ManagementClient(Path(root) if root else default_root())
+
+
+def _core_not_running(exc: BaseException) -> bool:
+    """The client's CoreNotRunning goes up to ``sprig``'s main, which has its own exit code."""
+    return type(exc).__name__ == "CoreNotRunning"
 
 
 def _call(args: argparse.Namespace, method: str, params: dict[str, Any]) -> Any:
@@ -149,6 +156,8 @@ def run_import(args: argparse.Namespace) -> int:
         with tempfile.TemporaryDirectory(prefix="sprig-lambda-") as tmp:
             return _deploy(args, _do_import(args, Path(tmp)))
     except SprigError as exc:
+        if _core_not_running(exc):
+            raise
         print(f"sprig lambda import: {exc}", file=sys.stderr)
         return 1
 
@@ -185,6 +194,8 @@ def run_export_params(args: argparse.Namespace) -> int:
     try:
         details = _call(args, "component.details", {"name": args.name})
     except SprigError as exc:
+        if _core_not_running(exc):
+            raise
         print(f"sprig lambda export-params: {exc}", file=sys.stderr)
         return 1
     details = details if isinstance(details, dict) else {}

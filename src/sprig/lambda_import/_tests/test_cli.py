@@ -15,7 +15,6 @@ from .helpers import GOLDEN, python_code, without_digest
 
 def run(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="sprig")
-    parser.add_argument("--root")
     add_parser(parser.add_subparsers(dest="command"))
     args = parser.parse_args(argv)
     rc: int = args.func(args)

@@ -77,7 +77,7 @@ def test_deploy_without_out_sends_the_component_and_waits(
         tmp_path: Path, core: Core, capsys: pytest.CaptureFixture[str]) -> None:
     core.replies["deployment.create"] = {"result": {"deploymentId": "d-1",
                                                     "status": "SUCCEEDED", "reason": None}}
-    rc = run(["--root", str(core.layout.root), "lambda", "import", str(python_code(tmp_path)),
+    rc = run(["lambda", "import", "--root", str(core.layout.root), str(python_code(tmp_path)),
               "--deploy", "--name", "hello", "--runtime", "python3.11",
               "--handler", "lambda_function.lambda_handler"])
     assert rc == 0
@@ -95,7 +95,7 @@ def test_a_failed_deployment_exits_1_with_its_reason(
     core.replies["deployment.create"] = {"result": {
         "deploymentId": "d-2", "status": "FAILED",
         "reason": "hello: runtime python3.11 is not installed"}}
-    rc = run(["--root", str(core.layout.root), "lambda", "import", str(python_code(tmp_path)),
+    rc = run(["lambda", "import", "--root", str(core.layout.root), str(python_code(tmp_path)),
               "--out", str(tmp_path / "out"), "--deploy", "--name", "hello",
               "--runtime", "python3.11", "--handler", "lambda_function.lambda_handler"])
     assert rc == 1
@@ -116,13 +116,13 @@ def test_export_params_prints_the_deployed_parameters(
         "name": "hello", "version": "1.0.0", "state": "RUNNING",
         "componentType": "aws.greengrass.lambda", "configuration": config,
         "recipe": result.recipe}}
-    assert run(["--root", str(core.layout.root), "lambda", "export-params", "hello"]) == 0
+    assert run(["lambda", "export-params", "--root", str(core.layout.root), "hello"]) == 0
     expected = lambda_parameters_to_document(result.component.parameters)
     expected["timeoutInSeconds"] = 12
     assert json.loads(capsys.readouterr().out) == expected
     assert core.calls[0][:2] == ("component.details", {"name": "hello"})
 
-    assert run(["--root", str(core.layout.root), "lambda", "export-params", "hello",
+    assert run(["lambda", "export-params", "--root", str(core.layout.root), "hello",
                 "--full"]) == 0
     full = json.loads(capsys.readouterr().out)["lambdaFunction"]
     assert full["lambdaArn"] == "arn:aws:lambda:us-east-1:000000000000:function:hello:1"
@@ -134,7 +134,7 @@ def test_export_params_refuses_a_generic_component(
     core.replies["component.details"] = {"result": {
         "name": "web", "version": "1.0.0", "componentType": "aws.greengrass.generic",
         "configuration": {}, "recipe": {}}}
-    assert run(["--root", str(core.layout.root), "lambda", "export-params", "web"]) == 1
+    assert run(["lambda", "export-params", "--root", str(core.layout.root), "web"]) == 1
     assert capsys.readouterr().err == (
         "sprig lambda export-params: name: component web is not a Lambda function (got "
         "ComponentType 'aws.greengrass.generic'); allowed: a component of type "
@@ -145,14 +145,18 @@ def test_export_params_reports_an_api_error(
         core: Core, capsys: pytest.CaptureFixture[str]) -> None:
     core.replies["component.details"] = {"error": {"type": "ValidationError",
                                                    "message": "name: no such component"}}
-    assert run(["--root", str(core.layout.root), "lambda", "export-params", "nope"]) == 1
+    assert run(["lambda", "export-params", "--root", str(core.layout.root), "nope"]) == 1
     assert capsys.readouterr().err == \
         "sprig lambda export-params: name: no such component\n"
 
 
-def test_without_a_core_the_user_is_told_how_to_start_one(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_without_a_core_the_client_error_goes_to_sprig_main(tmp_path: Path) -> None:
+    from sprig.cli.client import CoreNotRunning
+
     root = tmp_path / "empty-root"
-    assert run(["--root", str(root), "lambda", "export-params", "hello"]) == 1
-    assert capsys.readouterr().err.startswith(
-        f"sprig lambda export-params: no Sprig core is running on {root}")
+    for argv in (["lambda", "export-params", "hello", "--root", str(root)],
+                 ["lambda", "import", str(python_code(tmp_path)), "--deploy", "--name", "f",
+                  "--runtime", "python3.11", "--handler", "a.b", "--root", str(root)]):
+        with pytest.raises(CoreNotRunning) as info:
+            run(argv)
+        assert str(info.value).startswith(f"no Sprig core is running on {root}")

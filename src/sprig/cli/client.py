@@ -1,0 +1,100 @@
+"""The CLI's side of the management API: HTTP over the core's Unix socket (stdlib only, so the
+CLI starts fast)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sprig.errors import SprigError
+from sprig.paths import RootLayout
+
+
+class CoreNotRunning(SprigError):
+    """No core answers on the root's management socket."""
+
+
+class ApiError(SprigError):
+    def __init__(self, kind: str, message: str) -> None:
+        self.kind = kind
+        super().__init__(message)
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float | None) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        if self.timeout is not None:
+            sock.settimeout(self.timeout)
+        sock.connect(self._path)
+        self.sock = sock
+
+
+class ManagementClient:
+    def __init__(self, root: Path, timeout_s: float | None = 600.0) -> None:
+        self.layout = RootLayout(root)
+        self.timeout_s = timeout_s
+
+    def _connect(self) -> _UnixConnection:
+        path = self.layout.management_socket
+        if not path.exists():
+            raise CoreNotRunning(
+                f"no Sprig core is running on {self.layout.root} (no socket {path}); "
+                f"start one with: sprig core run --root {self.layout.root}")
+        conn = _UnixConnection(str(path), self.timeout_s)
+        try:
+            conn.connect()
+        except (ConnectionRefusedError, FileNotFoundError):
+            raise CoreNotRunning(
+                f"no Sprig core is running on {self.layout.root} (socket {path} refused the "
+                f"connection); start one with: sprig core run --root {self.layout.root}"
+            ) from None
+        except PermissionError:
+            raise SprigError(f"permission denied on {path}: the management socket is "
+                             "owner-only; run as the user that runs the core") from None
+        return conn
+
+    def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
+        conn = self._connect()
+        try:
+            body = json.dumps({"method": method, "params": params or {}})
+            conn.request("POST", "/rpc", body, {"Content-Type": "application/json"})
+            resp = conn.getresponse()
+            doc = json.loads(resp.read() or b"{}")
+        finally:
+            conn.close()
+        if "error" in doc:
+            raise ApiError(doc["error"].get("type", "Error"), doc["error"].get("message", ""))
+        return doc.get("result")
+
+    def stream(self, method: str, params: dict[str, Any] | None = None) -> Iterator[Any]:
+        conn = self._connect()
+        conn.timeout = None
+        if conn.sock is not None:
+            conn.sock.settimeout(None)
+        try:
+            body = json.dumps({"method": method, "params": params or {}})
+            conn.request("POST", "/stream", body, {"Content-Type": "application/json"})
+            resp = conn.getresponse()
+            if resp.status != 200:
+                doc = json.loads(resp.read() or b"{}")
+                err = doc.get("error", {})
+                raise ApiError(err.get("type", "Error"), err.get("message", ""))
+            while True:
+                line = resp.readline()
+                if not line:
+                    return
+                item = json.loads(line)
+                if isinstance(item, dict) and "error" in item:
+                    raise ApiError(item["error"].get("type", "Error"),
+                                   item["error"].get("message", ""))
+                yield item
+        finally:
+            conn.close()

@@ -1,0 +1,155 @@
+"""Generic components: the recipe's lifecycle scripts, run as supervised processes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sprig.core.lifecycle import Step
+from sprig.core.service import Service, ServiceError
+from sprig.core.state import State
+from sprig.errors import LaunchError
+from sprig.launcher.process import LaunchedProcess, spawn
+from sprig.launcher.spec import ContainerMode, LaunchSpec, ResourceLimits
+
+if TYPE_CHECKING:
+    from sprig.core.component import Component, StepSpec
+    from sprig.core.kernel import Kernel
+
+log = logging.getLogger("sprig.kernel")
+
+
+class GenericService(Service):
+    """Runs Bootstrap/Install/Startup/Run/Shutdown/Recover scripts in ``work/<name>``."""
+
+    def __init__(self, kernel: Kernel, component: Component) -> None:
+        super().__init__(kernel, component)
+        self._processes: list[LaunchedProcess] = []
+
+    def has_processes(self) -> bool:
+        return any(p.returncode is None for p in self._processes)
+
+    # -- steps ---------------------------------------------------------------------------
+
+    async def install(self) -> None:
+        bootstrap = self.component.steps.get(Step.BOOTSTRAP)
+        if bootstrap is not None and self.kernel.needs_bootstrap(self.component):
+            code = await self._run_step(bootstrap)
+            if code not in (0, 100, 101):
+                raise ServiceError(f"Bootstrap script {self._exit_reason(code)}")
+            self.kernel.bootstrap_done(self.component)
+        install = self.component.steps.get(Step.INSTALL)
+        if install is not None:
+            code = await self._run_step(install)
+            if code != 0:
+                raise ServiceError(f"Install script {self._exit_reason(code)}")
+
+    async def run(self) -> None:
+        startup = self.component.steps.get(Step.STARTUP)
+        run = self.component.steps.get(Step.RUN)
+        if startup is not None and not self._skipped(startup):
+            self.set_state(State.STARTING)
+            code = await self._run_step(startup, keep=True)
+            if code != 0:
+                raise ServiceError(f"Startup script {self._exit_reason(code)}")
+            self.set_state(State.RUNNING)
+            await self._stop_requested.wait()
+            return
+        if run is not None and not self._skipped(run):
+            proc = await self._launch(run)
+            self.set_state(State.RUNNING)
+            status = await proc.wait()
+            self._processes.remove(proc)
+            if status.ok:
+                self.set_state(State.FINISHED)
+                return
+            raise ServiceError(f"Run script {status.describe()}")
+        self.set_state(State.FINISHED)
+
+    async def shutdown(self) -> None:
+        step = self.component.steps.get(Step.SHUTDOWN)
+        if step is not None and self.state is State.STOPPING:
+            try:
+                code = await self._run_step(step)
+                if code != 0:
+                    log.warning("%s: Shutdown script %s", self.name, self._exit_reason(code))
+            except ServiceError as e:
+                log.warning("%s: Shutdown: %s", self.name, e)
+        procs, self._processes = self._processes, []
+        await asyncio.gather(*(asyncio.shield(p.aclose(grace_s=5.0)) for p in procs))
+
+    async def recover(self) -> None:
+        step = self.component.steps.get(Step.RECOVER)
+        if step is not None:
+            code = await self._run_step(step)
+            if code != 0:
+                log.warning("%s: Recover script %s", self.name, self._exit_reason(code))
+
+    # -- helpers -------------------------------------------------------------------------
+
+    @staticmethod
+    def _exit_reason(code: int | None) -> str:
+        if code is None:
+            return "timed out"
+        if code < 0:
+            return f"was killed by signal {-code}"
+        return f"exited with code {code}"
+
+    def _skipped(self, step: StepSpec) -> bool:
+        if not step.skipif:
+            return False
+        ctx = self.kernel.interpolation_context(self.component)
+        kind, _, arg = self.kernel.render(step.skipif, ctx).strip().partition(" ")
+        arg = arg.strip()
+        found = shutil.which(arg) is not None if kind.lower() == "onpath" else Path(arg).exists()
+        if found:
+            log.info("%s: %s skipped (Skipif %s)", self.name, step.name, step.skipif)
+        return found
+
+    async def _launch(self, step: StepSpec) -> LaunchedProcess:
+        ctx = self.kernel.interpolation_context(self.component)
+        script = self.kernel.render(step.script, ctx)
+        env = self.kernel.component_env(self.component, ctx, step.setenv)
+        work = self.kernel.prepare_work_dir(self.component)
+        limits = self.kernel.system_limits(self.component)
+        spec = LaunchSpec(
+            argv=("/bin/sh", "-c", script),
+            env=env,
+            cwd=work,
+            run_as=self.kernel.run_as_for(self.component, privileged=step.requires_privilege),
+            container_mode=ContainerMode.NO_CONTAINER,
+            limits=limits or ResourceLimits(),
+            cgroup_name=f"{self.name}-{step.name.lower()}",
+        )
+        name = self.name
+
+        def on_output(stream: str, line: bytes) -> None:
+            self.kernel.log_line(name, stream, line.decode("utf-8", "replace"))
+
+        try:
+            proc = await spawn(spec, on_output=on_output)
+        except LaunchError as e:
+            raise ServiceError(f"{step.name} script could not start: {e}") from None
+        self._processes.append(proc)
+        return proc
+
+    async def _run_step(self, step: StepSpec, *, keep: bool = False) -> int | None:
+        """Run a step to completion; its exit code, or None on timeout (the tree is killed)."""
+        if self._skipped(step):
+            return 0
+        proc = await self._launch(step)
+        try:
+            async with asyncio.timeout(step.timeout_s):
+                status = await proc.wait()
+        except TimeoutError:
+            await asyncio.shield(proc.aclose(grace_s=2.0))
+            self._processes.remove(proc)
+            return None
+        if not keep:
+            self._processes.remove(proc)
+        if status.returncode is not None:
+            return status.returncode
+        return -(status.signal or 9)

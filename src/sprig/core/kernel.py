@@ -1,0 +1,380 @@
+"""The kernel: owns the services, starts them in dependency order, and reconciles the running
+set with the desired set a deployment writes to the state database."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+import time
+from collections.abc import Callable, Coroutine, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sprig import __version__
+from sprig.core.component import (
+    GENERIC,
+    LAMBDA,
+    Component,
+    interpolation_context,
+    lifecycle_fingerprint,
+    load_component,
+    render,
+)
+from sprig.core.generic import GenericService
+from sprig.core.service import BuiltinService, Service
+from sprig.core.state import State
+from sprig.launcher.spec import ResourceLimits, RunAs
+from sprig.launcher.users import DEFAULT_RUN_AS
+from sprig.logs import ComponentLog
+from sprig.recipe.platform import current_platform
+from sprig.settings import parse_posix_user
+
+if TYPE_CHECKING:
+    from sprig.paths import RootLayout
+    from sprig.recipe.variables import VariableContext
+    from sprig.settings import CoreSettings
+    from sprig.state.db import ComponentRecord, StateDB
+
+log = logging.getLogger("sprig.kernel")
+
+StateListener = Callable[[str, State, State, str], None]
+ServiceFactory = Callable[["Kernel", Component], Service]
+
+# Built-in components: Sprig implements them in the core; the state is what Greengrass shows.
+BUILTIN_STATES: dict[str, State] = {
+    "aws.greengrass.LambdaLauncher": State.FINISHED,
+    "aws.greengrass.LambdaRuntimes": State.FINISHED,
+    "aws.greengrass.LambdaManager": State.RUNNING,
+    "aws.greengrass.TokenExchangeService": State.RUNNING,
+    "aws.greengrass.LegacySubscriptionRouter": State.RUNNING,
+    "aws.greengrass.SecretManager": State.RUNNING,
+}
+
+
+class Kernel:
+    def __init__(self, layout: RootLayout, settings: CoreSettings, db: StateDB) -> None:
+        self.layout = layout
+        self.settings = settings
+        self.db = db
+        self.platform = current_platform()
+        self.services: dict[str, Service] = {}
+        self.components: dict[str, Component] = {}
+        self.tokens: dict[str, str] = {}
+        self._listeners: list[StateListener] = []
+        self._changed = asyncio.Condition()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._logs: dict[str, ComponentLog] = {}
+        self._factories: dict[str, ServiceFactory] = {}
+        self.is_root = os.geteuid() == 0
+        self.builtin_listeners: list[Callable[[BuiltinService], None]] = []
+
+    # -- wiring --------------------------------------------------------------------------
+
+    def register_factory(self, component_type: str, factory: ServiceFactory) -> None:
+        self._factories[component_type] = factory
+
+    def add_state_listener(self, listener: StateListener) -> None:
+        self._listeners.append(listener)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
+        """Run a background task owned by the kernel (cancelled on close)."""
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # -- state ---------------------------------------------------------------------------
+
+    def state_changed(self, service: Service, old: State, new: State, reason: str) -> None:
+        for listener in self._listeners:
+            try:
+                listener(service.name, old, new, reason)
+            except Exception:
+                log.exception("state listener failed")
+        self.spawn(self._notify(), name="notify")
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout_s: float | None) -> bool:
+        """Wait until ``predicate()`` holds (checked at each state change); False on timeout."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                async with self._changed:
+                    await self._changed.wait_for(predicate)
+        except TimeoutError:
+            return predicate()
+        return True
+
+    def component_broken(self, service: Service, reason: str) -> None:
+        self.db.set_health(service.name, broken=True, last_error=reason)
+
+    def builtin_configured(self, service: BuiltinService) -> None:
+        for cb in self.builtin_listeners:
+            cb(service)
+
+    # -- dependencies --------------------------------------------------------------------
+
+    async def wait_for_dependencies(self, service: Service) -> None:
+        deps = [d for d in service.component.dependencies if d in self.services]
+
+        def ready() -> bool:
+            return all(self.services[d].state in (State.RUNNING, State.FINISHED)
+                       for d in deps if d in self.services)
+
+        if deps and not ready():
+            log.info("%s: waiting for dependencies %s", service.name, ", ".join(deps))
+            await self.wait_until(ready, None)
+
+    async def restart_dependents(self, service: Service) -> None:
+        """A HARD dependency errored: its dependents restart (they wait for it to come back)."""
+        for other in list(self.services.values()):
+            if other.component.dependencies.get(service.name) == "HARD" and other.state in (
+                State.RUNNING, State.STARTING, State.FINISHED, State.INSTALLED
+            ):
+                log.info("%s: restarting because its HARD dependency %s errored",
+                         other.name, service.name)
+                self.spawn(other.restart(), name=f"restart:{other.name}")
+
+    def dependency_order(self, names: list[str]) -> list[str]:
+        """``names`` ordered so that dependencies come first (stable)."""
+        order: list[str] = []
+        seen: set[str] = set()
+
+        def visit(n: str, stack: tuple[str, ...]) -> None:
+            if n in seen or n in stack or n not in self.components:
+                return
+            for dep in sorted(self.components[n].dependencies):
+                if dep in names:
+                    visit(dep, (*stack, n))
+            seen.add(n)
+            order.append(n)
+
+        for n in sorted(names):
+            visit(n, ())
+        return order
+
+    # -- reconcile -----------------------------------------------------------------------
+
+    def load(self, records: Mapping[str, ComponentRecord]) -> dict[str, Component]:
+        return {name: load_component(rec, self.platform) for name, rec in records.items()}
+
+    async def reconcile(self, records: Mapping[str, ComponentRecord]) -> None:
+        """Make the running services match ``records``: stop what is removed or changed,
+        reconfigure what can change live, start what is new — in dependency order."""
+        target = self.load(records)
+        health = self.db.health()
+        old_components = self.components
+        removed = [n for n in self.services if n not in target]
+        # Stop removed components, dependents first.
+        self.components = {**old_components, **target}
+        for name in reversed(self.dependency_order(removed)):
+            await self.services.pop(name).stop()
+            self._close_log(name)
+        self.components = target
+        to_start: list[str] = []
+        for name in self.dependency_order(list(target)):
+            comp = target[name]
+            svc = self.services.get(name)
+            fingerprint = lifecycle_fingerprint(comp, self.interpolation_context(comp))
+            if svc is not None and type(svc) is not type(self._make_service(comp)):
+                await self.services.pop(name).stop()
+                svc = None
+            if svc is not None:
+                if svc.component.version == comp.version and svc.fingerprint == fingerprint:
+                    if svc.component.record != comp.record:
+                        await svc.reconfigure(comp)
+                        svc.component = comp
+                    continue
+                if svc.component.version == comp.version and await svc.reconfigure(comp):
+                    svc.component = comp
+                    svc.fingerprint = fingerprint
+                    continue
+                await svc.stop()
+                self.services.pop(name)
+            svc = self._make_service(comp)
+            svc.fingerprint = fingerprint
+            self.services[name] = svc
+            broken, last_error = health.get(name, (False, ""))
+            if broken:
+                svc.mark_broken_from_store(last_error)
+                continue
+            if comp.record.user_stopped:
+                svc.state = State.FINISHED
+                continue
+            to_start.append(name)
+        for name in to_start:
+            self.services[name].start()
+
+    def _make_service(self, comp: Component) -> Service:
+        if comp.name in BUILTIN_STATES:
+            return BuiltinService(self, comp, BUILTIN_STATES[comp.name])
+        factory = self._factories.get(comp.component_type)
+        if factory is not None:
+            return factory(self, comp)
+        if comp.component_type in (GENERIC, LAMBDA):
+            return GenericService(self, comp)
+        return GenericService(self, comp)
+
+    async def aclose(self) -> None:
+        """Stop every service (dependents first), then the background tasks."""
+        for name in reversed(self.dependency_order(list(self.services))):
+            with contextlib.suppress(Exception):
+                await self.services[name].stop()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for name in list(self._logs):
+            self._close_log(name)
+
+    # -- what a component's processes get ------------------------------------------------
+
+    def interpolation_context(self, comp: Component) -> VariableContext:
+        return interpolation_context(comp, self.components, self.layout,
+                                     self.settings.thing_name)
+
+    def render(self, text: str, ctx: VariableContext) -> str:
+        return render(text, ctx)
+
+    def token_for(self, name: str) -> str:
+        token = self.tokens.get(name)
+        if token is None:
+            token = secrets.token_urlsafe(24)
+            self.tokens[name] = token
+        return token
+
+    def component_for_token(self, token: str) -> str | None:
+        for name, t in self.tokens.items():
+            if secrets.compare_digest(t, token):
+                return name
+        return None
+
+    def base_env(self, comp: Component) -> dict[str, str]:
+        """Greengrass's component environment variables that mean something here."""
+        token = self.token_for(comp.name)
+        return {
+            "PATH": os.environ.get("PATH", os.defpath),
+            "LANG": os.environ.get("LANG", "C.UTF-8"),
+            "HOME": str(self.layout.work_dir(comp.name)),
+            "AWS_IOT_THING_NAME": self.settings.thing_name,
+            "AWS_REGION": self.settings.region,
+            "AWS_DEFAULT_REGION": self.settings.region,
+            "GGC_VERSION": __version__,
+            "SVCUID": token,
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN": token,
+            "AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT": str(self.layout.ipc_socket),
+            "AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH": str(self.layout.ipc_socket),
+            "SPRIG_ROOT": str(self.layout.root),
+        }
+
+    def component_env(self, comp: Component, ctx: VariableContext,
+                      step_setenv: Mapping[str, str]) -> dict[str, str]:
+        env = self.base_env(comp)
+        for key, value in comp.setenv.items():
+            env[key] = render(value, ctx)
+        for key, value in step_setenv.items():
+            env[key] = render(value, ctx)
+        return env
+
+    def run_as_for(self, comp: Component, *, privileged: bool = False) -> RunAs | None:
+        """The run-as user: root only when asked (RequiresPrivilege), else the deployment's
+        ``runWith.posixUser``, else ``runWithDefault`` from config.yaml, else sprig_user."""
+        if not self.is_root:
+            return None
+        if privileged:
+            return RunAs("root", "root")
+        run_with = comp.record.run_with or {}
+        if run_with.get("posixUser"):
+            return parse_posix_user(run_with["posixUser"], "runWith.posixUser",
+                                    f"deployment of {comp.name}")
+        return self.settings.run_with_default or DEFAULT_RUN_AS
+
+    def system_limits(self, comp: Component) -> ResourceLimits | None:
+        limits = comp.record.system_limits
+        if not limits:
+            return None
+        mem = limits.get("memory")
+        cpus = limits.get("cpus")
+        return ResourceLimits(memory_kb=int(mem) if mem else None,
+                              cpus=float(cpus) if cpus else None)
+
+    def prepare_work_dir(self, comp: Component) -> Path:
+        work = self.layout.work_dir(comp.name)
+        work.mkdir(parents=True, exist_ok=True)
+        run_as = self.run_as_for(comp)
+        if run_as is not None and self.is_root:
+            from sprig.launcher.users import credentials_for
+
+            creds = credentials_for(run_as)
+            if creds is None:
+                return work
+            with contextlib.suppress(OSError):
+                os.chown(work, creds.uid, creds.gid)
+                os.chmod(work, 0o750)
+        return work
+
+    def needs_bootstrap(self, comp: Component) -> bool:
+        key = f"bootstrap:{comp.name}"
+        return self.db.get_meta(key) != self._bootstrap_key(comp)
+
+    def bootstrap_done(self, comp: Component) -> None:
+        self.db.set_meta(f"bootstrap:{comp.name}", self._bootstrap_key(comp))
+
+    @staticmethod
+    def _bootstrap_key(comp: Component) -> str:
+        from sprig.core.lifecycle import Step
+
+        step = comp.steps.get(Step.BOOTSTRAP)
+        return json.dumps([comp.version, step.script if step else ""])
+
+    # -- logs ----------------------------------------------------------------------------
+
+    def component_log(self, name: str) -> ComponentLog:
+        clog = self._logs.get(name)
+        if clog is None:
+            clog = ComponentLog(self.layout.component_log(name), component=name)
+            self._logs[name] = clog
+        return clog
+
+    def log_line(self, name: str, stream: str, text: str, level: str = "INFO") -> None:
+        self.component_log(name).write_line(stream, text, level=level)
+
+    def _close_log(self, name: str) -> None:
+        clog = self._logs.pop(name, None)
+        if clog is not None:
+            clog.close()
+
+    # -- queries -------------------------------------------------------------------------
+
+    def describe(self, name: str) -> dict[str, Any] | None:
+        svc = self.services.get(name)
+        if svc is None:
+            return None
+        comp = svc.component
+        return {
+            "name": name,
+            "version": comp.version,
+            "state": str(svc.state),
+            "componentType": comp.component_type,
+            "lastError": svc.last_error,
+            "statusDetail": svc.status_detail,
+            "configuration": comp.configuration,
+            "recipe": comp.record.recipe,
+            "dependencies": comp.dependencies,
+            "runWith": comp.record.run_with,
+            "systemResourceLimits": comp.record.system_limits,
+        }
+
+    def list_components(self) -> list[dict[str, Any]]:
+        return [
+            {"name": n, "version": s.component.version, "state": str(s.state)}
+            for n, s in sorted(self.services.items())
+        ]
+
+    def now(self) -> float:
+        return time.time()

@@ -1,0 +1,223 @@
+"""Lambda components: a :class:`~sprig.functions.function.Function` run as a kernel service.
+
+A Lambda component's behaviour comes from its configuration keys (``pinned``,
+``timeoutInSeconds``, ``containerMode`` ...) and from the ``AWS_GREENGRASS_LAMBDA_*`` keys of its
+lifecycle ``setenv`` (ARN, handler, runtime, artifact path, exec args) — exactly what AWS's
+generated recipe holds — whatever its lifecycle scripts say: Sprig's built-in launcher replaces
+``lambda-launcher start``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sprig.core.component import Component, config_state, load_component
+from sprig.core.service import Service, ServiceError
+from sprig.core.state import State
+from sprig.errors import SprigError, ValidationError
+from sprig.functions.config import LambdaConfig
+from sprig.functions.errors import FunctionInitError
+from sprig.functions.function import Function
+from sprig.functions.runtimes import resolve as resolve_runtime
+from sprig.functions.worker import FunctionSpec
+from sprig.launcher.spec import ContainerMode, ResourceLimits
+from sprig.recipe.variables import ComponentVariables, VariableContext, interpolate
+
+if TYPE_CHECKING:
+    from sprig.core.kernel import Kernel
+    from sprig.functions.manager import FunctionManager
+    from sprig.paths import RootLayout
+    from sprig.recipe.model import Recipe
+    from sprig.state.db import ComponentRecord
+
+log = logging.getLogger("sprig.lambda")
+
+ENV_ARN = "AWS_GREENGRASS_LAMBDA_ARN"
+ENV_HANDLER = "AWS_GREENGRASS_LAMBDA_FUNCTION_HANDLER"
+ENV_RUNTIME = "AWS_GREENGRASS_LAMBDA_RUNTIME"
+ENV_ARTIFACT = "AWS_GREENGRASS_LAMBDA_ARTIFACT_PATH"
+ENV_EXEC_ARGS = "AWS_GREENGRASS_LAMBDA_EXEC_ARGS"
+
+#: Hooks called with (component name, function) when a function starts / stops (messaging).
+FunctionHook = Callable[[str, Function | None], None]
+
+
+def _setenv(component: Component, ctx: VariableContext) -> dict[str, str]:
+    return {k: interpolate(v, ctx) for k, v in component.setenv.items()}
+
+
+def parse_arn(arn: str, source: str) -> tuple[str, str]:
+    """(function name, version) of ``arn:aws:lambda:region:account:function:name:version``."""
+    parts = arn.split(":")
+    if len(parts) != 8 or parts[0] != "arn" or parts[2] != "lambda" or parts[5] != "function":
+        raise ValidationError(ENV_ARN, "is not a versioned Lambda function ARN", value=arn,
+                              source=source,
+                              allowed="arn:aws:lambda:<region>:<account>:function:<name>:<version>")
+    name, version = parts[6], parts[7]
+    if not version or version == "$LATEST" or not version.isdigit():
+        raise ValidationError(ENV_ARN, "the function ARN must carry a version number "
+                              "($LATEST and aliases are not allowed)", value=arn, source=source,
+                              allowed="…:function:<name>:<version number>")
+    return name, version
+
+
+def user_exec_args(raw: str | None) -> tuple[str, ...]:
+    """The function's own ``execArgs``: what follows ``--handler=…`` in the exec args."""
+    if not raw:
+        return ()
+    try:
+        args = json.loads(raw)
+    except ValueError:
+        return ()
+    if not isinstance(args, list):
+        return ()
+    for i, arg in enumerate(args):
+        if isinstance(arg, str) and arg.startswith("--handler="):
+            return tuple(str(a) for a in args[i + 1:])
+    return ()
+
+
+def build_spec(component: Component, ctx: VariableContext, *, work_dir: Path,
+               run_as: Any, core_env: Mapping[str, str],
+               system_limits: ResourceLimits | None) -> FunctionSpec:
+    """The function spec of a Lambda component (raises ValidationError naming the field)."""
+    source = f"component {component.name}"
+    env = _setenv(component, ctx)
+    missing = [k for k in (ENV_ARN, ENV_HANDLER, ENV_RUNTIME, ENV_ARTIFACT) if not env.get(k)]
+    if missing:
+        raise ValidationError(
+            f"Lifecycle.Setenv.{missing[0]}", "a Lambda component needs this setenv key",
+            source=source, allowed="a recipe made by `sprig lambda import` or by AWS")
+    name, version = parse_arn(env[ENV_ARN], source)
+    config = LambdaConfig.from_configuration(component.configuration, source)
+    return FunctionSpec(
+        component_name=component.name,
+        component_version=component.version,
+        function_name=name,
+        function_version=version,
+        function_arn=env[ENV_ARN],
+        runtime=env[ENV_RUNTIME],
+        handler=env[ENV_HANDLER],
+        code_dir=Path(env[ENV_ARTIFACT]),
+        config=config,
+        work_dir=work_dir,
+        exec_args=user_exec_args(env.get(ENV_EXEC_ARGS)),
+        run_as=run_as,
+        core_env=dict(core_env),
+        system_limits=system_limits or ResourceLimits(),
+    )
+
+
+def validate_lambda(record: ComponentRecord, recipe: Recipe, layout: RootLayout,
+                    platform: Mapping[str, str], check_container: Callable[[int], None],
+                    previous: ComponentRecord | None = None) -> None:
+    """Deployment-time checks of a Lambda component (nothing is started)."""
+    component = load_component(record, dict(platform))
+    own = ComponentVariables(
+        artifacts_path=str(layout.artifact_dir(record.name, record.version)),
+        decompressed_path=str(layout.unarchived_dir(record.name, record.version)),
+        work_path=str(layout.work_dir(record.name)),
+        configuration=config_state(record).effective,
+    )
+    ctx = VariableContext(record.name, {record.name: own}, str(layout.root))
+    spec = build_spec(component, ctx, work_dir=layout.work_dir(record.name), run_as=None,
+                      core_env={}, system_limits=None)
+    cfg = spec.config
+    source = f"component {record.name}"
+    if cfg.container_mode is ContainerMode.NO_CONTAINER and (cfg.volumes or cfg.devices):
+        what = "volumes" if cfg.volumes else "devices"
+        raise ValidationError(
+            f"containerParams.{what}", "containerMode NoContainer cannot use attached "
+            f"{what}: a function without a container reaches the file system and devices "
+            "directly; remove containerParams.volumes and containerParams.devices in the same "
+            "deployment (RESET them) or keep containerMode GreengrassContainer",
+            value=[v.source_path for v in cfg.volumes] or [d.path for d in cfg.devices],
+            source=source, allowed="no volumes or devices with NoContainer")
+    resolve_runtime(spec.runtime, spec.code_dir)
+    if cfg.container_mode is ContainerMode.GREENGRASS_CONTAINER:
+        check_container(cfg.memory_kb)
+
+
+class LambdaService(Service):
+    """Runs one Lambda function; its workers come and go under the Lambda manager's rules."""
+
+    def __init__(self, kernel: Kernel, component: Component, manager: FunctionManager,
+                 hooks: list[FunctionHook]) -> None:
+        super().__init__(kernel, component)
+        self.manager = manager
+        self.hooks = hooks
+        self.function: Function | None = None
+        self.spec: FunctionSpec | None = None
+
+    def _spec(self, component: Component) -> FunctionSpec:
+        ctx = self.kernel.interpolation_context(component)
+        return build_spec(
+            component, ctx,
+            work_dir=self.kernel.prepare_work_dir(component),
+            run_as=self.kernel.run_as_for(component),
+            core_env=self.kernel.base_env(component),
+            system_limits=self.kernel.system_limits(component),
+        )
+
+    def _log(self, stream: str, line: str) -> None:
+        self.kernel.log_line(self.name, stream, line)
+
+    async def install(self) -> None:
+        try:
+            self.spec = self._spec(self.component)
+        except SprigError as e:
+            raise ServiceError(str(e)) from None
+
+    async def run(self) -> None:
+        assert self.spec is not None
+        try:
+            fn = Function(self.spec, log=self._log, on_fatal=self._fatal)
+        except SprigError as e:
+            raise ServiceError(str(e)) from None
+        self.function = fn
+        self.status_detail = fn.warning or ""
+        self.manager.add(fn)
+        self.set_state(State.STARTING)
+        try:
+            await fn.start()
+        except FunctionInitError as e:
+            raise ServiceError(str(e)) from None
+        for hook in self.hooks:
+            hook(self.name, fn)
+        self.set_state(State.RUNNING)
+        await self._stop_requested.wait()
+
+    def _fatal(self, reason: str) -> None:
+        if self.state in (State.RUNNING, State.STARTING):
+            self.report_error(reason)
+
+    async def shutdown(self) -> None:
+        fn, self.function = self.function, None
+        if fn is None:
+            return
+        for hook in self.hooks:
+            hook(self.name, None)
+        self.manager.remove(self.name)
+        await fn.stop()
+
+    def has_processes(self) -> bool:
+        return self.function is not None
+
+    async def reconfigure(self, component: Component) -> bool:
+        if self.function is None or self.state is not State.RUNNING:
+            return False
+        try:
+            spec = self._spec(component)
+            await self.function.reconfigure(spec)
+        except SprigError as e:
+            log.warning("%s: reconfigure failed, restarting: %s", self.name, e)
+            return False
+        self.spec = spec
+        self.component = component
+        for hook in self.hooks:
+            hook(self.name, self.function)
+        return True

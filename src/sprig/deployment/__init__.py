@@ -1,0 +1,1 @@
+"""Deployments: validate everything first, persist, apply in dependency order, roll back."""

@@ -1,0 +1,95 @@
+"""A deployment request, as ``sprig deployment create`` (and the Greengrass CLI) states it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sprig.config.update import ConfigUpdate, parse_update_document
+from sprig.errors import ValidationError
+from sprig.settings import parse_posix_user
+
+ROLLBACK = "ROLLBACK"
+DO_NOTHING = "DO_NOTHING"
+_KEYS = {"merge", "remove", "configurationUpdate", "runWith", "systemLimits",
+         "failureHandlingPolicy"}
+
+
+@dataclass(frozen=True)
+class DeploymentRequest:
+    """What to change: versions to add or change, components to remove, configuration updates,
+    run-as users and resource limits per component, and what to do on failure."""
+
+    merge: dict[str, str] = field(default_factory=dict)
+    remove: tuple[str, ...] = ()
+    config_updates: dict[str, ConfigUpdate] = field(default_factory=dict)
+    run_with: dict[str, dict[str, Any]] = field(default_factory=dict)
+    system_limits: dict[str, dict[str, Any]] = field(default_factory=dict)
+    failure_handling: str = ROLLBACK
+
+    def to_document(self) -> dict[str, Any]:
+        return {
+            "merge": dict(self.merge),
+            "remove": list(self.remove),
+            "configurationUpdate": {k: u.to_document() for k, u in self.config_updates.items()},
+            "runWith": self.run_with,
+            "systemLimits": self.system_limits,
+            "failureHandlingPolicy": self.failure_handling,
+        }
+
+    @classmethod
+    def from_document(cls, doc: object, source: str = "deployment") -> DeploymentRequest:
+        if not isinstance(doc, Mapping):
+            raise ValidationError("", "a deployment must be an object", value=doc,
+                                  source=source, allowed="a JSON object")
+        unknown = sorted(set(doc) - _KEYS)
+        if unknown:
+            raise ValidationError(unknown[0], "unknown key", source=source,
+                                  allowed=", ".join(sorted(_KEYS)))
+        merge = doc.get("merge") or {}
+        if not isinstance(merge, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in merge.items()
+        ):
+            raise ValidationError("merge", "must map component names to versions", value=merge,
+                                  source=source, allowed='{"name": "1.0.0"}')
+        remove = doc.get("remove") or []
+        if not isinstance(remove, list) or not all(isinstance(r, str) for r in remove):
+            raise ValidationError("remove", "must be a list of component names", value=remove,
+                                  source=source, allowed='["name", ...]')
+        both = sorted(set(merge) & set(remove))
+        if both:
+            raise ValidationError("remove", "a component cannot be merged and removed at once",
+                                  value=both[0], source=source,
+                                  allowed="each name in merge or in remove, not both")
+        updates = parse_update_document(doc.get("configurationUpdate") or {},
+                                        f"{source}: configurationUpdate")
+        run_with: dict[str, dict[str, Any]] = {}
+        for name, value in (doc.get("runWith") or {}).items():
+            path = f"runWith.{name}"
+            if not isinstance(value, Mapping) or set(value) - {"posixUser"}:
+                raise ValidationError(path, "must be {posixUser: user[:group]}", value=value,
+                                      source=source, allowed="posixUser=user[:group]")
+            parse_posix_user(value.get("posixUser"), f"{path}.posixUser", source)
+            run_with[name] = dict(value)
+        limits: dict[str, dict[str, Any]] = {}
+        for name, value in (doc.get("systemLimits") or {}).items():
+            path = f"systemLimits.{name}"
+            if not isinstance(value, Mapping) or set(value) - {"cpus", "memory"}:
+                raise ValidationError(path, "must be {cpus, memory}", value=value, source=source,
+                                      allowed='{"cpus": 0.5, "memory": 102400} (memory in KB)')
+            cpus, memory = value.get("cpus"), value.get("memory")
+            if cpus is not None and (not isinstance(cpus, (int, float)) or isinstance(cpus, bool)
+                                     or cpus <= 0):
+                raise ValidationError(f"{path}.cpus", "must be a positive number", value=cpus,
+                                      source=source, allowed="CPU cores > 0, e.g. 0.5")
+            if memory is not None and (not isinstance(memory, int) or isinstance(memory, bool)
+                                       or memory < 1024):
+                raise ValidationError(f"{path}.memory", "must be a whole number of KB >= 1024",
+                                      value=memory, source=source, allowed="KB >= 1024")
+            limits[name] = dict(value)
+        policy = doc.get("failureHandlingPolicy", ROLLBACK)
+        if policy not in (ROLLBACK, DO_NOTHING):
+            raise ValidationError("failureHandlingPolicy", "unknown failure handling policy",
+                                  value=policy, source=source, allowed="ROLLBACK, DO_NOTHING")
+        return cls(dict(merge), tuple(remove), updates, run_with, limits, str(policy))

@@ -1,0 +1,137 @@
+"""The deployment queue worker: one deployment at a time, all or nothing.
+
+Each deployment: plan (validate) → commit the new desired set together with a snapshot of the
+old one (one SQLite transaction) → reconcile the running services → wait until every component is
+RUNNING or FINISHED (failure: one goes BROKEN, or the timeout passes) → SUCCEEDED, or roll back
+to the snapshot (ROLLBACK, the default) / leave things as they are (DO_NOTHING).
+
+A core killed at any point restarts from the database: the desired set is either the old or the
+new one, never a mix, and an interrupted deployment is resumed (and rolled back if it fails).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from sprig.core.state import State
+from sprig.deployment.request import DO_NOTHING, DeploymentRequest
+from sprig.errors import SprigError, ValidationError
+from sprig.state.db import FAILED, IN_PROGRESS, SUCCEEDED
+
+if TYPE_CHECKING:
+    from sprig.core.kernel import Kernel
+    from sprig.deployment.planner import Planner
+    from sprig.state.db import ComponentRecord, DeploymentRecord, StateDB
+
+log = logging.getLogger("sprig.deployment")
+
+
+class DeploymentService:
+    def __init__(self, kernel: Kernel, planner: Planner, db: StateDB) -> None:
+        self.kernel = kernel
+        self.planner = planner
+        self.db = db
+        self._wakeup = asyncio.Event()
+        self._done = asyncio.Condition()
+        self.current: str | None = None
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        """Process the queue until cancelled."""
+        while True:
+            record = self.db.next_pending()
+            if record is None:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            self.current = record.id
+            try:
+                await self._apply(record)
+            finally:
+                self.current = None
+                async with self._done:
+                    self._done.notify_all()
+
+    async def wait_finished(self, dep_id: str, timeout_s: float | None) -> DeploymentRecord | None:
+        def finished() -> bool:
+            rec = self.db.deployment(dep_id)
+            return rec is None or rec.status in (SUCCEEDED, FAILED)
+
+        try:
+            async with asyncio.timeout(timeout_s):
+                async with self._done:
+                    await self._done.wait_for(finished)
+        except TimeoutError:
+            pass
+        return self.db.deployment(dep_id)
+
+    async def _apply(self, record: DeploymentRecord) -> None:
+        request = DeploymentRequest.from_document(record.document)
+        if record.status == IN_PROGRESS:
+            log.info("deployment %s was interrupted by a core restart; resuming it", record.id)
+            snapshot = record.snapshot or []
+            target = self.db.components()
+        else:
+            try:
+                target = self.planner.plan(request)
+            except SprigError as e:
+                log.warning("deployment %s rejected: %s", record.id, e)
+                self.db.fail_queued(record.id, f"rejected: {e}")
+                return
+            snapshot = list(self.db.components().values())
+            self.db.begin_deployment(record.id, target)
+            log.info("deployment %s: IN_PROGRESS (%s)", record.id,
+                     ", ".join(f"{n}={r.version}" for n, r in sorted(target.items())) or "none")
+        await self.kernel.reconcile(target)
+        reason = await self._wait_healthy(target)
+        if reason is None:
+            self.db.finish_deployment(record.id, SUCCEEDED)
+            log.info("deployment %s: SUCCEEDED", record.id)
+            return
+        if request.failure_handling == DO_NOTHING:
+            self.db.finish_deployment(record.id, FAILED, reason)
+            log.warning("deployment %s: FAILED: %s (DO_NOTHING: left as is)", record.id, reason)
+            return
+        self.db.finish_deployment(record.id, FAILED, f"{reason}; rolled back",
+                                  restore=snapshot)
+        log.warning("deployment %s: FAILED: %s; rolling back", record.id, reason)
+        await self.kernel.reconcile({r.name: r for r in snapshot})
+
+    async def _wait_healthy(self, target: dict[str, ComponentRecord]) -> str | None:
+        names = [n for n, r in target.items() if not r.user_stopped]
+
+        def settled() -> bool:
+            states = [self.kernel.services[n].state for n in names if n in self.kernel.services]
+            return all(s in (State.RUNNING, State.FINISHED, State.BROKEN) for s in states)
+
+        ok = await self.kernel.wait_until(settled, self.kernel.settings.deployment_timeout_s)
+        broken = [n for n in names
+                  if n in self.kernel.services and self.kernel.services[n].state is State.BROKEN]
+        if broken:
+            details = "; ".join(f"{n}: {self.kernel.services[n].last_error}" for n in broken)
+            return f"component {', '.join(broken)} BROKEN ({details})"
+        if not ok:
+            waiting = [f"{n} ({self.kernel.services[n].state})" for n in names
+                       if n in self.kernel.services and self.kernel.services[n].state
+                       not in (State.RUNNING, State.FINISHED)]
+            return (f"timed out after {self.kernel.settings.deployment_timeout_s:g} s waiting "
+                    f"for {', '.join(waiting)} to be RUNNING or FINISHED")
+        return None
+
+    def submit(self, request: DeploymentRequest, recipe_dir: str | None,
+               artifact_dir: str | None) -> DeploymentRecord:
+        """Validate now (raising ValidationError with nothing changed), then enqueue."""
+        from pathlib import Path
+
+        try:
+            self.planner.accept(request, Path(recipe_dir) if recipe_dir else None,
+                                Path(artifact_dir) if artifact_dir else None)
+        except ValidationError:
+            raise
+        record = self.db.enqueue_deployment(request.to_document())
+        self.wake()
+        return record

@@ -1,0 +1,130 @@
+"""Core settings from ``config.yaml`` in the root directory (all optional, embedded defaults).
+
+```yaml
+thingName: my-gateway            # default: the host name
+awsRegion: us-east-1
+runWithDefault:
+  posixUser: sprig_user:sprig_group   # default run-as user for components and functions
+invokeApi:
+  port: 0                        # 0 = any free loopback port; the URL is in run/endpoints.json
+mqtt:                            # optional: a broker to bridge IOT_CORE topics to (see sprig.mqtt)
+  host: localhost
+logging:
+  level: INFO
+```
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sprig.errors import ValidationError
+from sprig.launcher.spec import RunAs
+
+_KEYS = {"thingName", "awsRegion", "runWithDefault", "invokeApi", "mqtt", "logging",
+         "deploymentTimeoutSeconds"}
+_LEVELS = ("DEBUG", "INFO", "WARN", "WARNING", "ERROR")
+
+
+@dataclass(frozen=True)
+class CoreSettings:
+    thing_name: str = field(default_factory=lambda: socket.gethostname() or "sprig-core")
+    region: str = "us-east-1"
+    run_with_default: RunAs | None = None
+    invoke_api_port: int = 0
+    mqtt: Mapping[str, Any] | None = None
+    log_level: str = "INFO"
+    deployment_timeout_s: float = 300.0
+
+    @classmethod
+    def load(cls, path: Path) -> CoreSettings:
+        if not path.exists():
+            return cls.from_mapping({}, str(path))
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ValidationError("", f"not valid YAML: {e}", source=str(path)) from None
+        return cls.from_mapping(data, str(path))
+
+    @classmethod
+    def from_mapping(cls, data: object, source: str) -> CoreSettings:
+        if not isinstance(data, Mapping):
+            raise ValidationError("", "must be a mapping", value=data, source=source,
+                                  allowed="a YAML mapping")
+        unknown = sorted(set(data) - _KEYS)
+        if unknown:
+            raise ValidationError(unknown[0], "unknown key", allowed=", ".join(sorted(_KEYS)),
+                                  source=source)
+        kwargs: dict[str, Any] = {}
+        if "thingName" in data:
+            kwargs["thing_name"] = _string(data, "thingName", source)
+        if "awsRegion" in data:
+            kwargs["region"] = _string(data, "awsRegion", source)
+        run_with = data.get("runWithDefault")
+        if run_with is not None:
+            if not isinstance(run_with, Mapping) or set(run_with) - {"posixUser"}:
+                raise ValidationError("runWithDefault", "must be a mapping with posixUser",
+                                      value=run_with, source=source,
+                                      allowed="{posixUser: user[:group]}")
+            kwargs["run_with_default"] = parse_posix_user(
+                run_with.get("posixUser"), "runWithDefault.posixUser", source)
+        api = data.get("invokeApi")
+        if api is not None:
+            if not isinstance(api, Mapping) or set(api) - {"port"}:
+                raise ValidationError("invokeApi", "must be a mapping with port", value=api,
+                                      source=source, allowed="{port: 0..65535}")
+            port = api.get("port", 0)
+            if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
+                raise ValidationError("invokeApi.port", "must be a port number", value=port,
+                                      source=source, allowed="0..65535 (0 = any free port)")
+            kwargs["invoke_api_port"] = port
+        if data.get("mqtt") is not None:
+            if not isinstance(data["mqtt"], Mapping):
+                raise ValidationError("mqtt", "must be a mapping", value=data["mqtt"],
+                                      source=source, allowed="broker settings")
+            kwargs["mqtt"] = dict(data["mqtt"])
+        logging_cfg = data.get("logging")
+        if logging_cfg is not None:
+            level = logging_cfg.get("level", "INFO") if isinstance(logging_cfg, Mapping) else None
+            if not isinstance(level, str) or level.upper() not in _LEVELS:
+                raise ValidationError("logging.level", "unknown log level", value=level,
+                                      source=source, allowed=", ".join(_LEVELS))
+            kwargs["log_level"] = level.upper()
+        if "deploymentTimeoutSeconds" in data:
+            t = data["deploymentTimeoutSeconds"]
+            if not isinstance(t, (int, float)) or isinstance(t, bool) or t <= 0:
+                raise ValidationError("deploymentTimeoutSeconds", "must be a positive number",
+                                      value=t, source=source, allowed="seconds > 0")
+            kwargs["deployment_timeout_s"] = float(t)
+        return cls(**kwargs)
+
+
+def _string(data: Mapping[str, Any], key: str, source: str) -> str:
+    value = data[key]
+    if not isinstance(value, str) or not value:
+        raise ValidationError(key, "must be a non-empty string", value=value, source=source,
+                              allowed="a string")
+    return value
+
+
+def parse_posix_user(value: object, path: str, source: str) -> RunAs:
+    """``user[:group]`` as Greengrass's ``posixUser``."""
+    if not isinstance(value, str) or not value or value.count(":") > 1:
+        raise ValidationError(path, "must be user or user:group", value=value, source=source,
+                              allowed="a user name (or uid), optionally :group")
+    user, _, group = value.partition(":")
+    if not user:
+        raise ValidationError(path, "the user is empty", value=value, source=source,
+                              allowed="user or user:group")
+    return RunAs(user, group or None)
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0

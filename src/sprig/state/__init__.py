@@ -1,0 +1,1 @@
+"""Persistent core state: components, their configuration, and the deployment queue (SQLite)."""

@@ -229,7 +229,7 @@ class Function:
         self._pool.enqueue(item)
         self._kick()
         try:
-            return await asyncio.shield(fut)
+            return await fut
         except asyncio.CancelledError:
             self._pool.cancel(item)
             raise
@@ -395,6 +395,11 @@ class Function:
                 result = InvocationResult(rid, outcome.body, FunctionErrorKind.UNHANDLED,
                                           self.spec.function_version)
         ms = (time.perf_counter() - t0) * 1000
+        if item.want_tail:
+            # The runtime flushed its output before answering: let the loop read the pipes
+            # (select, feed the stream, run the line reader) so the tail holds those lines.
+            for _ in range(4):
+                await asyncio.sleep(0)
         peak = worker.memory_peak_kb()
         self._line(item, f"END RequestId: {rid}")
         self._line(item, f"REPORT RequestId: {rid}\tDuration: {ms:.2f} ms\t"

@@ -220,22 +220,37 @@ class Worker:
         return None
 
     async def run(self, job: Job, timeout: float) -> Outcome:
-        """Run one job. Raises WorkerTimeout, or WorkerExited if the process ended first."""
+        """Run one job. Raises WorkerTimeout, or WorkerExited if the process ended first.
+
+        The hot path: plain callbacks on the outcome future instead of ``asyncio.wait``.
+        """
         fut = self.session.submit(job)
-        waiting: set[asyncio.Future[Any]] = {fut, self._exit}
-        done, _ = await asyncio.wait(waiting, timeout=timeout,
-                                     return_when=asyncio.FIRST_COMPLETED)
-        if fut in done:
-            try:
-                return fut.result()
-            except SessionAborted:
-                raise WorkerExited(self.process.status) from None
-        self.session.abort("the invocation was abandoned")
-        with contextlib.suppress(SessionAborted, asyncio.CancelledError):
-            await fut
-        if self._exit in done:
-            raise WorkerExited(self._exit.result())
-        raise WorkerTimeout()
+        why: list[str] = []
+
+        def stop_waiting(reason: str) -> None:
+            why.append(reason)
+            if not fut.done():
+                fut.cancel()
+
+        def on_exit(_: object) -> None:
+            stop_waiting("exit")
+
+        timer = asyncio.get_running_loop().call_later(timeout, stop_waiting, "timeout")
+        self._exit.add_done_callback(on_exit)
+        try:
+            return await fut
+        except SessionAborted:
+            raise WorkerExited(self.process.status) from None
+        except asyncio.CancelledError:
+            if not why:
+                raise                                   # our caller was cancelled
+            self.session.abort("the invocation was abandoned")
+            if self._exit.done():
+                raise WorkerExited(self._exit.result()) from None
+            raise WorkerTimeout() from None
+        finally:
+            timer.cancel()
+            self._exit.remove_done_callback(on_exit)
 
     def memory_peak_kb(self) -> int | None:
         """Peak memory of the worker (its cgroup, else the process's VmHWM)."""

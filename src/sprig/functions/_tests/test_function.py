@@ -314,3 +314,40 @@ async def test_manager_finds_functions(code: Path, made: list[Function]) -> None
             m.find(bad)
     r = await asyncio.wait_for(m.invoke("fn", inv({})), 30)
     assert r.ok
+
+
+CONTAINER_APP = '''
+import os
+def handler(event, context):
+    if event.get("op") == "hog":
+        blocks = [bytearray(1 << 20) for _ in range(200)]
+        return len(blocks)
+    try:
+        open(os.path.join(os.environ["LAMBDA_TASK_ROOT"], "x"), "w")
+        writable = True
+    except OSError:
+        writable = False
+    open("scratch", "w").write("ok")            # the work dir (cwd) is writable
+    return {"code_writable": writable, "cwd": os.getcwd()}
+'''
+
+
+def _sandbox_usable() -> bool:
+    import shutil
+    return shutil.which("bwrap") is not None and _memory_cgroup_usable()
+
+
+@pytest.mark.skipif(not _sandbox_usable(), reason="needs bubblewrap and a memory cgroup")
+async def test_greengrass_container_16mb(code: Path, made: list[Function]) -> None:
+    (code / "app.py").write_text(CONTAINER_APP)
+    spec = make_spec(code, container_mode=ContainerMode.GREENGRASS_CONTAINER)
+    assert spec.config.memory_kb == 16384
+    fn = Function(spec)
+    made.append(fn)
+    await asyncio.wait_for(fn.start(), 30)              # our runtime fits in 16 MB
+    d = json.loads((await call(fn, {})).payload)
+    assert d == {"code_writable": False, "cwd": str(code.parent / "work")}
+    r = await call(fn, {"op": "hog"})
+    doc = json.loads(r.payload)
+    assert doc["errorType"] == "Runtime.OutOfMemory" and "16384 KB" in doc["errorMessage"]
+    assert (await call(fn, {})).ok

@@ -39,6 +39,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from sprig.errors import SprigError
 from sprig.functions.errors import (
     FunctionError,
     FunctionNotFound,
@@ -74,7 +75,7 @@ RESULT_TTL_SECONDS = 300.0       # an RR result nobody fetched is forgotten afte
 class CloudPublisher(Protocol):
     """What the router needs from the MQTT bridge."""
 
-    async def publish(self, topic: str, payload: bytes, qos: int = 0) -> None: ...
+    async def publish(self, topic: str, payload: bytes, qos: int = 0) -> object: ...
 
 
 class SecretSource(Protocol):
@@ -302,14 +303,14 @@ class SdkIpcServer:
         for sub in routes:
             try:
                 await self._deliver(caller, sub, topic, payload)
-            except FunctionError as e:
+            except SprigError as e:
                 log.warning("V1 publish from %s on %r to %s failed: %s", caller.component,
                             topic.value, sub.target, e)
                 errors.append(f"{sub.target}: {e}")
         self.published += 1
-        if errors and policy == "AllOrError":
-            return _text(429, "publish not delivered to every target (queueFullPolicy "
-                              "AllOrError): " + "; ".join(errors))
+        if errors and (policy == "AllOrError" or len(errors) == len(routes)):
+            return _text(429 if policy == "AllOrError" else 400,
+                         "publish not delivered to every target: " + "; ".join(errors))
         return web.Response(status=202, headers={"X-Amz-InvocationId": str(uuid.uuid4())})
 
     def _lambda_components(self) -> set[str]:

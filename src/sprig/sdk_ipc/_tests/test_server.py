@@ -6,8 +6,10 @@ import asyncio
 import base64
 import json
 import os
+import shutil
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -300,3 +302,59 @@ def test_bad_subscriptions_are_refused() -> None:
     for cfg, pattern in cases:
         with pytest.raises(ValidationError, match=pattern):
             server.set_subscriptions(cfg)
+
+
+NODE_COMPAT = Path(__file__).resolve().parents[4] / ".compat" / "node" / "node_modules"
+NODE_SCRIPT = r"""
+const GG = require('aws-greengrass-core-sdk');
+const out = {};
+const iot = new GG.IotData();
+const lambda = new GG.Lambda();
+const sm = new GG.SecretsManager();
+const arn = 'arn:aws:lambda:us-east-1:123456789012:function:echo';
+const step = (name, fn) => new Promise((resolve) => fn((err, data) => {
+    out[name] = err ? { error: String(err.message || err) } : data;
+    resolve();
+}));
+(async () => {
+    await step('publish', (cb) => iot.publish({ topic: 'hello/world', payload: '{"n": 1}' }, cb));
+    await step('unrouted', (cb) => iot.publish({ topic: 'no/route', payload: 'x' }, cb));
+    await step('rr', (cb) => lambda.invoke({ FunctionName: arn, Qualifier: '3',
+        Payload: JSON.stringify({ a: 2 }) }, cb));
+    await step('handled', (cb) => lambda.invoke({ FunctionName: arn + ':3',
+        Payload: JSON.stringify({ fail: 'handled' }) }, cb));
+    await step('event', (cb) => lambda.invoke({ FunctionName: arn + ':3', InvocationType: 'Event',
+        Payload: '{}' }, cb));
+    await step('secret', (cb) => sm.getSecretValue({ SecretId: 'db' }, cb));
+    console.log(JSON.stringify(out));
+})();
+"""
+
+
+@pytest.mark.skipif(shutil.which("node") is None or not (
+    NODE_COMPAT / "aws-greengrass-core-sdk").is_dir(),
+    reason="needs node and aws-greengrass-core-sdk (scripts/setup-compat installs it)")
+async def test_node_sdk(env: Any) -> None:
+    server, invoker, _, cloud = env
+    server.set_subscriptions({"up": {"id": "up", "source": ME, "subject": "hello/#",
+                                     "target": "cloud"}})
+    environ = dict(os.environ)
+    environ.update(sdk_env(ME, TOKEN, server.port))
+    environ["NODE_PATH"] = f"{shim_paths()[1]}:{NODE_COMPAT}"
+    proc = await asyncio.create_subprocess_exec(
+        "node", "-e", NODE_SCRIPT, env=environ, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    raw, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()
+    out = json.loads(raw.decode().strip().splitlines()[-1])
+    assert cloud.sent == [("hello/world", b'{"n": 1}', 0)]
+    assert isinstance(out["publish"], str)              # the invocation id
+    assert no_subscription_message(ME, "no/route") in out["unrouted"]["error"]
+    assert out["rr"]["FunctionError"] == ""
+    assert json.loads(out["rr"]["Payload"])["echo"] == {"a": 2}
+    assert out["handled"]["FunctionError"] == "Handled"
+    assert json.loads(out["handled"]["Payload"])["errorMessage"] == "bad input"
+    assert isinstance(out["event"], str)
+    assert json.loads(out["secret"])["SecretString"] == "hunter2"
+    calls = await invoker.wait_calls(3)
+    assert calls[0][0] == ECHO

@@ -175,7 +175,8 @@ def deployment_params(result: ImportResult) -> dict[str, Any]:
     """The ``deployment.create`` call that deploys the imported component and waits."""
     c = result.component
     return {"deployment": {"merge": {c.component_name: c.component_version}},
-            "recipeDir": str(result.recipe_dir), "artifactDir": str(result.artifact_dir),
+            "recipeDir": str(result.recipe_dir.resolve()),
+            "artifactDir": str(result.artifact_dir.resolve()),
             "wait": True}
 
 

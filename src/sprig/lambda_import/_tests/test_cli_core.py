@@ -91,14 +91,19 @@ def test_deploy_without_out_sends_the_component_and_waits(
 
 
 def test_a_failed_deployment_exits_1_with_its_reason(
-        tmp_path: Path, core: Core, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, core: Core, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
     core.replies["deployment.create"] = {"result": {
         "deploymentId": "d-2", "status": "FAILED",
         "reason": "hello: runtime python3.11 is not installed"}}
+    monkeypatch.chdir(tmp_path)
     rc = run(["lambda", "import", "--root", str(core.layout.root), str(python_code(tmp_path)),
-              "--out", str(tmp_path / "out"), "--deploy", "--name", "hello",
+              "--out", "out", "--deploy", "--name", "hello",
               "--runtime", "python3.11", "--handler", "lambda_function.lambda_handler"])
     assert rc == 1
+    # The core runs elsewhere: it is given absolute directories.
+    assert core.calls[0][1]["recipeDir"] == str(tmp_path / "out" / "recipes")
+    assert core.calls[0][1]["artifactDir"] == str(tmp_path / "out" / "artifacts")
     assert capsys.readouterr().err == \
         "Deployment d-2: FAILED (hello: runtime python3.11 is not installed)\n"
     assert (tmp_path / "out/recipes/hello-1.0.0.json").exists()   # --out is kept

@@ -1,0 +1,343 @@
+"""Per-component log files: write (with size-based rotation), tail, and follow.
+
+A component's stdout/stderr go to ``logs/<component>.log`` (Greengrass: ``/greengrass/v2/logs``),
+one line per output line, in Greengrass's TEXT format::
+
+    2026-11-27T10:00:00.123Z [INFO] (stdout) com.example.Hello: the line
+
+Rotation follows Greengrass's figures (reference §6.2, §9): a file is rotated when the next line
+would take it past ``max_file_bytes`` (default 1 MB, ``fileSizeKB`` 1024), and the oldest rotated
+files are deleted so that the current file plus the rotated ones stay within ``max_total_bytes``
+(default 10 MB, ``totalLogsSizeKB`` 10240). A rotated file is named after the UTC time of its
+rotation, ``<name>_<yyyy_mm_dd_HH_MM_SS_ffffff>.log``, so names sort oldest first. Greengrass
+also rotates hourly; :meth:`ComponentLog.rotate` lets the caller do that on its own timer.
+
+Writes are on the hot path of every component's output: one unbuffered ``write(2)`` per call
+(so ``sprig logs`` sees each line at once), no fsync, the timestamp text cached per second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import BinaryIO, Final, Self
+
+from sprig.errors import ValidationError
+
+DEFAULT_MAX_FILE_BYTES: Final = 1024 * 1024
+DEFAULT_MAX_TOTAL_BYTES: Final = 10 * 1024 * 1024
+LEVELS: Final = ("DEBUG", "INFO", "WARN", "ERROR")
+FILE_MODE: Final = 0o640
+_READ_BLOCK: Final = 64 * 1024
+_ROTATED_STAMP = r"\d{4}_\d{2}_\d{2}_\d{2}_\d{2}_\d{2}_\d{6}"
+
+
+class ComponentLog:
+    """The log file of one component. Thread-safe; ``close()`` when the component goes away."""
+
+    def __init__(
+        self,
+        path: Path,
+        max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+        max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES,
+        *,
+        component: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if max_file_bytes < 1:
+            raise ValidationError(
+                "max_file_bytes", "must be positive", value=max_file_bytes,
+                allowed="a number of bytes >= 1",
+            )
+        if max_total_bytes < max_file_bytes:
+            raise ValidationError(
+                "max_total_bytes", "must be at least max_file_bytes", value=max_total_bytes,
+                allowed=f">= {max_file_bytes}",
+            )
+        self.path = Path(path)
+        self.component = component if component is not None else self.path.stem
+        self.max_file_bytes = max_file_bytes
+        self.max_total_bytes = max_total_bytes
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+        self._size = 0
+        self._closed = False
+        self._stamp_second = -1
+        self._stamp_text = ""
+        self._last_rotation_stamp = ""
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def write_line(self, stream: str, text: str, *, level: str = "INFO") -> None:
+        """Append ``text`` (one line; embedded newlines become several lines) from ``stream``."""
+        if level not in LEVELS:
+            raise ValidationError(
+                "level", "unknown log level", value=level, allowed=", ".join(LEVELS)
+            )
+        with self._lock:
+            if self._closed:
+                raise ValueError(f"log {self.path} is closed")
+            now = self._clock()  # under the lock: stamps and rotation names stay in order
+            head = f"{self._stamp(now)} [{level}] ({stream}) {self.component}: "
+            parts = text.rstrip("\r\n").split("\n")
+            data = "".join(f"{head}{part.rstrip(chr(13))}\n" for part in parts).encode(
+                "utf-8", "replace"
+            )
+            fd = self._fd if self._fd is not None else self._open()
+            if self._size > 0 and self._size + len(data) > self.max_file_bytes:
+                fd = self._rotate_locked(now)
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            self._size += len(data)
+
+    def rotate(self) -> Path | None:
+        """Rotate now (e.g. hourly); returns the rotated file, or None when there was nothing."""
+        with self._lock:
+            if self._closed:
+                raise ValueError(f"log {self.path} is closed")
+            if self._fd is None:
+                self._open()
+            if self._size == 0:
+                return None
+            self._rotate_locked(self._clock())
+            rotated = rotated_files(self.path)
+            return rotated[-1] if rotated else None
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _stamp(self, now: float) -> str:
+        second = int(now)
+        if second != self._stamp_second:
+            self._stamp_second = second
+            self._stamp_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        millis = min(int((now - second) * 1000), 999)
+        return f"{self._stamp_text}.{millis:03d}Z"
+
+    def _open(self) -> int:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+        self._fd = fd
+        self._size = os.fstat(fd).st_size
+        self._prune()
+        return fd
+
+    def _rotate_locked(self, now: float) -> int:
+        assert self._fd is not None
+        os.close(self._fd)
+        self._fd = None
+        os.rename(self.path, self._rotated_name(now))
+        return self._open()
+
+    def _rotated_name(self, now: float) -> Path:
+        second = int(now)
+        micros = min(int((now - second) * 1_000_000), 999_999)
+        stamp = time.strftime("%Y_%m_%d_%H_%M_%S", time.gmtime(second)) + f"_{micros:06d}"
+        # Never sort before an earlier rotation, even if the clock steps back.
+        stamp = max(stamp, self._last_rotation_stamp)
+        self._last_rotation_stamp = stamp
+        base = f"{self.path.stem}_{stamp}"
+        candidate = self.path.with_name(base + self.path.suffix)
+        n = 0
+        while candidate.exists():
+            n += 1
+            candidate = self.path.with_name(f"{base}_{n}{self.path.suffix}")
+        return candidate
+
+    def _prune(self) -> None:
+        """Delete the oldest rotated files until they fit beside a full current file."""
+        budget = self.max_total_bytes - max(self.max_file_bytes, self._size)
+        files = []
+        total = 0
+        for f in rotated_files(self.path):
+            try:
+                size = f.stat().st_size
+            except FileNotFoundError:
+                continue
+            files.append((f, size))
+            total += size
+        for f, size in files:
+            if total <= budget:
+                break
+            try:
+                f.unlink()
+            except FileNotFoundError:
+                pass
+            total -= size
+
+
+# -- reading -------------------------------------------------------------------------------
+
+
+def rotated_files(path: Path) -> list[Path]:
+    """The rotated files of the log at ``path``, oldest first."""
+    path = Path(path)
+    pattern = re.compile(
+        re.escape(path.stem) + rf"_({_ROTATED_STAMP})(?:_(\d+))?" + re.escape(path.suffix) + "$"
+    )
+    found: list[tuple[str, int, Path]] = []
+    try:
+        names = os.listdir(path.parent)
+    except FileNotFoundError:
+        return []
+    for name in names:
+        match = pattern.fullmatch(name)
+        if match:
+            found.append((match.group(1), int(match.group(2) or 0), path.with_name(name)))
+    found.sort()
+    return [p for _, _, p in found]
+
+
+def tail_lines(path: Path, n: int) -> list[str]:
+    """The last ``n`` lines of the log (oldest first), reaching into rotated files if needed.
+
+    Reads backwards in blocks, so the cost depends on ``n``, not on the file size.
+    """
+    if n <= 0:
+        return []
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            lines = _tail_fh(fh, n, os.fstat(fh.fileno()).st_size)
+    except FileNotFoundError:
+        lines = []
+    if len(lines) < n:
+        lines = _tail_rotated(path, n - len(lines)) + lines
+    return lines
+
+
+def _tail_rotated(path: Path, n: int) -> list[str]:
+    """The last ``n`` lines of the rotated files only (oldest first)."""
+    lines: list[str] = []
+    for f in reversed(rotated_files(path)):
+        if len(lines) >= n:
+            break
+        try:
+            with open(f, "rb") as fh:
+                lines = _tail_fh(fh, n - len(lines), os.fstat(fh.fileno()).st_size) + lines
+        except FileNotFoundError:
+            continue
+    return lines[-n:]
+
+
+def _tail_fh(fh: BinaryIO, n: int, end: int) -> list[str]:
+    """The last ``n`` lines of the bytes ``[0, end)`` of the binary file ``fh``."""
+    if end <= 0 or n <= 0:
+        return []
+    data = b""
+    pos = end
+    while pos > 0 and data.count(b"\n") <= n:
+        step = min(_READ_BLOCK, pos)
+        pos -= step
+        fh.seek(pos)
+        data = fh.read(step) + data
+    if data.endswith(b"\n"):
+        data = data[:-1]
+    parts = data.split(b"\n")
+    if pos > 0:
+        parts = parts[1:]  # the first part may be the tail of a longer line
+    return [p.decode("utf-8", "replace") for p in parts[-n:]]
+
+
+def _open_binary(path: Path) -> BinaryIO:
+    """Open a local log file for reading (a local open does not block the loop noticeably)."""
+    return open(path, "rb")
+
+
+def follow(
+    path: Path, from_end: bool = True, *, last: int = 0, poll_interval: float = 0.1
+) -> AsyncIterator[str]:
+    """Yield the log's lines as they are written, for ever, surviving rotation (``tail -F``).
+
+    With ``from_end`` (the default) the lines are those written after this call; if the file
+    does not exist yet, all of it is new. ``from_end=False`` starts at the beginning of the
+    current file. ``last`` (which takes precedence) first yields that many existing lines,
+    rotated files included, with no gap or overlap before the new ones. When the file is
+    rotated, the rest of the old file is read before the new one.
+    """
+    path = Path(path)
+    start: int | None = 0
+    if last > 0:
+        start = None  # wherever the file ends once opened
+    elif from_end:
+        try:
+            start = os.stat(path).st_size
+        except FileNotFoundError:
+            start = 0
+    return _follow(path, start, last, poll_interval)
+
+
+async def _follow(
+    path: Path, start: int | None, last: int, poll_interval: float
+) -> AsyncIterator[str]:
+    while True:
+        try:
+            fh = _open_binary(path)
+            break
+        except FileNotFoundError:
+            await asyncio.sleep(poll_interval)
+    try:
+        size = os.fstat(fh.fileno()).st_size
+        if last > 0:
+            earlier = _tail_fh(fh, last, size)
+            if len(earlier) < last:
+                earlier = _tail_rotated(path, last - len(earlier)) + earlier
+            for line in earlier:
+                yield line
+        fh.seek(size if start is None else min(start, size))
+        buf = b""
+        while True:
+            chunk = fh.read(_READ_BLOCK)
+            if chunk:
+                buf += chunk
+                *complete, buf = buf.split(b"\n")
+                for raw in complete:
+                    yield raw.decode("utf-8", "replace")
+                continue
+            try:
+                current = os.stat(path)
+            except FileNotFoundError:
+                current = None
+            mine = os.fstat(fh.fileno())
+            if current is not None and (current.st_ino, current.st_dev) != (
+                mine.st_ino,
+                mine.st_dev,
+            ):
+                rest = fh.read()
+                if rest:  # written before the rename: deliver it first
+                    buf += rest
+                    continue
+                if buf:
+                    yield buf.decode("utf-8", "replace")
+                    buf = b""
+                fh.close()
+                fh = _open_binary(path)
+                continue
+            if current is not None and current.st_size < fh.tell():
+                fh.seek(0)  # truncated in place
+                buf = b""
+                continue
+            await asyncio.sleep(poll_interval)
+    finally:
+        fh.close()
+

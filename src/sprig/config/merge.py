@@ -91,8 +91,9 @@ def apply_update(
     """The configuration after ``update``: RESET (against ``defaults``) then MERGE.
 
     Pure: returns a new dict. With ``strict`` (the default, for a deployment being validated) a
-    RESET pointer into a list or to nothing raises :class:`ValidationError` naming it; without
-    (a replay over new defaults) such a pointer is skipped.
+    RESET pointer into a list or to nothing raises :class:`ValidationError` naming it (path
+    ``RESET[i]``: the caller places it with ``.under(component)`` / ``.with_source(...)``);
+    without (a replay over new defaults) such a pointer is skipped.
     """
     if update.resets_everything:
         # Greengrass: with "" in RESET the other pointers are ignored.
@@ -192,7 +193,8 @@ class ConfigState:
 
     @functools.cached_property
     def effective(self) -> dict[str, Any]:
-        """The configuration the component sees (a fresh copy is cheap to take: ``deepcopy``)."""
+        """The configuration the component sees. Computed once and shared: do not mutate it
+        (``copy.deepcopy`` it to hand it out)."""
         return effective_configuration(self.defaults, self.updates)
 
     def apply(self, update: ConfigUpdate) -> ConfigState:

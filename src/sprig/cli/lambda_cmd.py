@@ -110,7 +110,8 @@ def _management_client(args: argparse.Namespace) -> Any:
         raise SprigError(f"cannot reach the core: its management client is missing ({exc})",
                          ) from exc
     root = getattr(args, "root", None)
-    return client_module.ManagementClient(Path(root) if root else default_root())
+    return client_module.ManagementClient(Path(root).expanduser().resolve() if root
+                                          else default_root())
 
 
 def _core_not_running(exc: BaseException) -> bool:

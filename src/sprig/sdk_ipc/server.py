@@ -64,6 +64,7 @@ from sprig.sdk_ipc.router import (
     parse_subscriptions,
     route,
 )
+from sprig.sdk_ipc.secrets import SecretNotFoundError, SecretStoreError
 
 log = logging.getLogger(__name__)
 
@@ -79,14 +80,11 @@ class CloudPublisher(Protocol):
 
 
 class SecretSource(Protocol):
-    """What ``GGSecretManager`` needs from the secret store."""
+    """What ``GGSecretManager`` needs from the secret store (raises
+    :class:`~sprig.sdk_ipc.secrets.SecretNotFoundError` for unknown ids or stages)."""
 
     def get_secret_value(self, secret_id: str, version_stage: str | None = None
                          ) -> dict[str, Any]: ...
-
-
-class SecretNotFoundError(Exception):
-    """Raised by a :class:`SecretSource` for an unknown secret id or stage."""
 
 
 @dataclass(frozen=True)
@@ -355,6 +353,9 @@ class SdkIpcServer:
             value = self._secrets.get_secret_value(secret_id, stage)
         except SecretNotFoundError as e:
             return _secret_error(404, str(e))
+        except SecretStoreError as e:
+            log.error("secret store: %s", e)
+            return _secret_error(500, f"the local secret store cannot be read: {e}")
         arn = str(value.get("ARN", secret_id))
         if not any(authorize(caller.access_control, IpcService.SECRET_MANAGER,
                              GET_SECRET_VALUE, r) for r in {arn, secret_id}):

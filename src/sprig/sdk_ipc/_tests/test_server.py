@@ -26,7 +26,8 @@ from sprig.functions.invocation import (
 from sprig.pubsub.bus import Bus
 from sprig.sdk_ipc.env import ROUTER_FUNCTION_ARN, sdk_env, shim_paths
 from sprig.sdk_ipc.router import no_subscription_message
-from sprig.sdk_ipc.server import SdkIpcServer, SecretNotFoundError
+from sprig.sdk_ipc.secrets import SecretStore, parse_secrets
+from sprig.sdk_ipc.server import SdkIpcServer
 
 ME = "arn:aws:lambda:us-east-1:123456789012:function:me:1"
 ECHO = "arn:aws:lambda:us-east-1:123456789012:function:echo:3"
@@ -80,21 +81,16 @@ class Cloud:
         self.sent.append((topic, payload, qos))
 
 
-class Secrets:
-    def get_secret_value(self, secret_id: str, version_stage: str | None = None
-                         ) -> dict[str, Any]:
-        if secret_id != "db" or version_stage not in (None, "AWSCURRENT"):
-            raise SecretNotFoundError(f"Secret not found: {secret_id}")
-        return {"ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf",
-                "Name": "db", "VersionId": "v1", "SecretString": "hunter2",
-                "VersionStages": ["AWSCURRENT"], "CreatedDate": 1700000000000}
-
-
 @pytest.fixture
-async def env() -> AsyncIterator[tuple[SdkIpcServer, FunctionsInvoker, Bus, Cloud]]:
+async def env(tmp_path: Path) -> AsyncIterator[tuple[SdkIpcServer, FunctionsInvoker, Bus, Cloud]]:
     invoker, cloud = FunctionsInvoker(), Cloud()
+    store = SecretStore(tmp_path / "secrets.enc", tmp_path / "secrets.key")
+    store.replace(parse_secrets({"secrets": {"db": {
+        "secretString": "hunter2",
+        "arn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf"}}},
+        now_ms=1700000000000))
     async with Bus() as bus:
-        server = SdkIpcServer(invoker=invoker, bus=bus, cloud=cloud, secrets=Secrets())
+        server = SdkIpcServer(invoker=invoker, bus=bus, cloud=cloud, secrets=store)
         await server.start()
         server.register_function(ME, TOKEN, "com.example.Me", {
             "aws.greengrass.SecretManager": {"me:secrets:1": {

@@ -208,3 +208,20 @@ async def test_esm_can_import_packages_from_node_path(rapi: Any, workers: Any,
     out = await rapi.invoke({})
     assert out.kind == "response", out.body
     assert out.json == {"named": "hello esm", "default": "hello default"}
+
+
+@pytest.mark.parametrize(("handler", "expected"), [
+    ("pinned.handler", None),
+    ("pinned.callback", {"timerRan": True}),
+    ("pinned.later", {"later": True}),
+])
+async def test_long_lived_function_with_a_busy_event_loop(rapi: Any, workers: Any,
+                                                          make_env: Any, handler: str,
+                                                          expected: Any) -> None:
+    """A function whose init keeps the event loop busy forever still completes its invocations:
+    waiting for the "empty" event loop waits for the work the invocation itself started."""
+    await start(workers, make_env, handler, FIXTURES / "cjs")
+    for _ in range(2):
+        out = await rapi.invoke({"n": 1}, wait_s=10)
+        assert out.kind == "response", out.body
+        assert out.json == expected

@@ -299,15 +299,82 @@ function encodeResult(result) {
   return { body: Buffer.from(text === undefined ? 'null' : text), type: 'application/json' };
 }
 
-let current = null; // { id, finish(err, result) } while an invocation runs
+// ---- Waiting for the event loop ----------------------------------------------------------------
 
-/** Run one invocation; resolves once its result or error has been posted. */
+// Node opens the stdout/stderr handles on first use; open them now so that a handler's first
+// console.log does not look like new work in whenQuiet's count.
+void process.stdout;
+void process.stderr;
+
+/** How many resources of each type keep the event loop alive (null before Node 16.14). */
+function activeResources() {
+  if (typeof process.getActiveResourcesInfo !== 'function') return null;
+  const counts = new Map();
+  for (const type of process.getActiveResourcesInfo()) counts.set(type, (counts.get(type) || 0) + 1);
+  return counts;
+}
+
+function holdsNoMoreThan(baseline) {
+  const now = activeResources();
+  for (const [type, n] of now) {
+    if (n > (baseline.get(type) || 0)) return false;
+  }
+  return true;
+}
+
+/**
+ * Call `then` once the event loop is empty ('beforeExit', as AWS's runtime does) or, when a
+ * `baseline` is given, once it holds no more than it held then. Returns a cancel function.
+ *
+ * Why the baseline: on AWS the process is frozen between invocations, but a Greengrass function
+ * lives on, and long-lived functions keep timers and connections from their init (the
+ * Greengrass HelloWorld sample runs a setInterval). Their event loop is never empty, so "wait
+ * for the empty event loop" must mean "wait for the work this invocation started".
+ */
+function whenQuiet(baseline, then) {
+  let timer = null;
+  const cancel = () => {
+    process.removeListener('beforeExit', fire);
+    if (timer) clearTimeout(timer);
+    timer = null;
+  };
+  function fire() {
+    cancel();
+    then();
+  }
+  process.on('beforeExit', fire);
+  if (baseline) {
+    const check = (delay) => {
+      timer = setTimeout(() => {
+        timer = null;
+        if (holdsNoMoreThan(baseline)) fire();
+        else check(5);
+      }, delay);
+      timer.unref(); // our own poll must not keep the loop alive
+    };
+    check(1);
+  }
+  return cancel;
+}
+
+// ---- One invocation ----------------------------------------------------------------------------
+
+let current = null; // { id } while an invocation runs
+
+/**
+ * Run one invocation; resolves once its result or error has been posted.
+ *
+ * Completion, as in AWS's runtime: a returned promise settles it at once; so do context.done,
+ * succeed and fail; the callback waits for the event loop (see whenQuiet) unless
+ * context.callbackWaitsForEmptyEventLoop is false. A handler that does none of these answers
+ * null once the event loop is quiet. Only the first completion counts.
+ */
 function invoke(handler, res) {
   const id = res.headers['lambda-runtime-aws-request-id'];
   return new Promise((resolveDone) => {
     let finished = false;
-    let waiting = null; // beforeExit listener of a callback that waits for the empty event loop
-    let idle = null; // beforeExit listener answering null when the handler never completes
+    let waiting = null; // cancels the wait of a callback that waits for the event loop
+    let idle = null; // cancels the wait that answers null when the handler never completes
 
     const send = async (err, result) => {
       try {
@@ -335,9 +402,8 @@ function invoke(handler, res) {
       if (finished) return;
       finished = true;
       current = null;
-      for (const listener of [waiting, idle]) {
-        if (listener) process.removeListener('beforeExit', listener);
-      }
+      if (waiting) waiting();
+      if (idle) idle();
       waiting = null;
       idle = null;
       send(err, result).catch((e) => {
@@ -347,13 +413,12 @@ function invoke(handler, res) {
     };
 
     let context;
-    // `wait` is true for the handler's callback, which honours callbackWaitsForEmptyEventLoop;
-    // context.done/succeed/fail and promises finish at once. Only the first completion counts.
+    let baseline = null;
+    // `wait` is true for the handler's callback, which honours callbackWaitsForEmptyEventLoop.
     const complete = (err, result, wait) => {
       if (finished || waiting) return;
       if (wait && context.callbackWaitsForEmptyEventLoop) {
-        waiting = () => finish(err, result);
-        process.on('beforeExit', waiting);
+        waiting = whenQuiet(baseline, () => finish(err, result));
         return;
       }
       finish(err, result);
@@ -368,10 +433,7 @@ function invoke(handler, res) {
       return;
     }
     current = { id };
-    // A handler that neither returns a promise nor calls back answers null once the event
-    // loop is empty, as in AWS Lambda.
-    idle = () => complete(null, null, false);
-    process.on('beforeExit', idle);
+    baseline = activeResources();
     let returned;
     try {
       returned = handler(event, context, (err, result) => complete(err, result, true));
@@ -379,9 +441,16 @@ function invoke(handler, res) {
       finish(e);
       return;
     }
-    if (returned && typeof returned.then === 'function') {
+    const isPromise = returned && typeof returned.then === 'function';
+    if (isPromise) {
       returned.then((r) => complete(null, r, false),
         (e) => complete(e === undefined || e === null ? new Error(String(e)) : e, undefined, false));
+    }
+    if (!finished && !waiting) {
+      // A pending promise is only given up on when the loop is truly empty (AWS); a handler
+      // without a callback parameter that returned nothing is done once its own work is.
+      const quietBaseline = !isPromise && handler.length < 3 ? baseline : null;
+      idle = whenQuiet(quietBaseline, () => complete(null, null, false));
     }
   });
 }

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sprig.errors import ValidationError
 from sprig.pubsub.authorization import (
@@ -15,6 +17,7 @@ from sprig.pubsub.authorization import (
     resource_matches,
     validate_access_control,
 )
+from sprig.pubsub.topic import TopicFilter
 
 PUBSUB = IpcService.PUBSUB
 MQTT = IpcService.MQTT_PROXY
@@ -99,3 +102,31 @@ def test_validate_access_control() -> None:
         validate_access_control(policies(PUBSUB, ["*"], []))
     with pytest.raises(ValidationError, match=r"accessControl: must be an object"):
         validate_access_control(["x"])
+
+
+# --- properties ------------------------------------------------------------------------------
+
+_level = st.sampled_from(["a", "b", "", "ab"])
+_topic = st.lists(_level, min_size=1, max_size=4).map("/".join).filter(bool)
+_flevel = st.sampled_from(["a", "b", "", "+"])
+_filter = st.builds(lambda levels, hash_: "/".join(levels + (["#"] if hash_ else [])),
+                    st.lists(_flevel, min_size=0, max_size=3), st.booleans()).filter(bool)
+
+
+@given(_filter, _topic)
+def test_mqttproxy_policy_is_mqtt_matching(filt: str, topic: str) -> None:
+    """A policy resource that is a plain MQTT filter grants exactly the topics it matches."""
+    assert resource_matches(filt, topic, mqtt=True) is TopicFilter(filt).matches(topic)
+
+
+@given(_topic, _topic)
+def test_pubsub_star_suffix_is_prefix_match(prefix: str, rest: str) -> None:
+    assert resource_matches(prefix + "*", prefix + rest, mqtt=False)
+    assert resource_matches(prefix + "*", rest, mqtt=False) is rest.startswith(prefix)
+
+
+@given(_filter)
+def test_pubsub_wildcards_are_literal(filt: str) -> None:
+    assert resource_matches(filt, filt, mqtt=False)
+    concrete = filt.replace("+", "x").replace("#", "y")
+    assert resource_matches(filt, concrete, mqtt=False) is (concrete == filt)

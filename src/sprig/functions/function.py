@@ -24,9 +24,12 @@ import contextlib
 import dataclasses
 import enum
 import json
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sprig.errors import LaunchError
@@ -103,8 +106,16 @@ class Function:
         self._tasks: set[asyncio.Task[None]] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._ready_waiter: asyncio.Future[None] | None = None
+        self._sockets: Path | None = None
         if self.runtime.warning:
             self.log("sprig", f"WARNING: {self.runtime.warning}")
+
+    def _socket_dir(self) -> Path:
+        """A private directory for the workers' Unix sockets (random name, mode 0711)."""
+        if self._sockets is None or not self._sockets.is_dir():
+            self._sockets = Path(tempfile.mkdtemp(prefix="sprig-rapi-"))
+            self._sockets.chmod(0o711)
+        return self._sockets
 
     @property
     def name(self) -> str:
@@ -169,6 +180,9 @@ class Function:
         for item in list(self._busy.values()):
             self._fail(item, errors.FunctionNotRunnable(f"function {self.name} stopped"))
         self._busy.clear()
+        if self._sockets is not None:
+            shutil.rmtree(self._sockets, ignore_errors=True)
+            self._sockets = None
 
     async def reconfigure(self, spec: FunctionSpec) -> None:
         """Apply a new spec; workers started with the old one are replaced when needed
@@ -268,7 +282,8 @@ class Function:
         gen = self._gen
         try:
             worker = await Worker.start(self.spec, self.runtime, wid, on_output=self._on_output,
-                                        log=lambda m: self.log("sprig", m))
+                                        log=lambda m: self.log("sprig", m),
+                                        socket_dir=self._socket_dir())
         except LaunchError as e:
             self._pool.worker_gone(wid)
             self._start_failed(errors.RUNTIME_INIT_ERROR, f"cannot start the worker: {e}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -19,9 +20,10 @@ from typing import Any
 
 from sprig.functions.config import LambdaConfig
 from sprig.functions.runtimes import ResolvedRuntime
+from sprig.launcher import users
 from sprig.launcher.process import ExitStatus, LaunchedProcess, spawn
 from sprig.launcher.spec import ContainerMode, LaunchSpec, Mount, ResourceLimits, RunAs
-from sprig.runtime_api import Job, Outcome, RuntimeSession, SessionAborted
+from sprig.runtime_api import Job, Outcome, RuntimeSession, SessionAborted, wire
 
 ROUTER_FUNCTION_ARN = "arn:aws:lambda:::function:GGRouter"
 SHADOW_FUNCTION_ARN = "arn:aws:lambda:::function:GGShadowService"
@@ -60,7 +62,7 @@ class FunctionSpec:
 
 
 def worker_env(spec: FunctionSpec, runtime: ResolvedRuntime, worker_id: str,
-               runtime_api: str) -> dict[str, str]:
+               runtime_api: str, runtime_socket: str | None = None) -> dict[str, str]:
     """The worker's environment: the function's own variables, then the core's, then Lambda's
     and Greengrass's reserved ones (which the function cannot override, as in AWS)."""
     cfg = spec.config
@@ -115,6 +117,8 @@ def worker_env(spec: FunctionSpec, runtime: ResolvedRuntime, worker_id: str,
         "SHADOW_FUNCTION_ARN": SHADOW_FUNCTION_ARN,
         "SECRETS_MANAGER_FUNCTION_ARN": SECRETS_MANAGER_FUNCTION_ARN,
     })
+    if runtime_socket is not None:
+        env[wire.ENV_UNIX_SOCKET] = runtime_socket
     if spec.run_as is not None:
         env["AWS_GREENGRASS_LAMBDA_LINUX_PROCESS_PARAMS"] = json.dumps(
             {"user": spec.run_as.user, "group": spec.run_as.group or spec.run_as.user})
@@ -122,18 +126,20 @@ def worker_env(spec: FunctionSpec, runtime: ResolvedRuntime, worker_id: str,
 
 
 def launch_spec(spec: FunctionSpec, runtime: ResolvedRuntime, worker_id: str,
-                runtime_api: str) -> LaunchSpec:
+                runtime_api: str, runtime_socket: str | None = None) -> LaunchSpec:
     """The LaunchSpec of one worker; the launcher does the sandbox (GreengrassContainer)."""
     cfg = spec.config
     container = cfg.container_mode is ContainerMode.GREENGRASS_CONTAINER
+    socket_dir = (Path(runtime_socket).parent,) if runtime_socket else ()
     return LaunchSpec(
         argv=(*runtime.argv, *spec.exec_args),
-        env=worker_env(spec, runtime, worker_id, runtime_api),
+        env=worker_env(spec, runtime, worker_id, runtime_api, runtime_socket),
         cwd=spec.work_dir,
         run_as=spec.run_as,
         container_mode=cfg.container_mode,
         limits=ResourceLimits(memory_kb=cfg.memory_kb) if container else spec.system_limits,
-        read_only_paths=(spec.code_dir, *runtime.read_only_paths) if container else (),
+        read_only_paths=(spec.code_dir, *runtime.read_only_paths, *socket_dir)
+        if container else (),
         writable_paths=(spec.work_dir,) if container else (),
         volumes=tuple(Mount(Path(v.source_path), Path(v.destination_path), v.writable,
                             v.add_group_owner) for v in cfg.volumes) if container else (),
@@ -169,14 +175,28 @@ class Worker:
         self.session = session
         self.process = process
         self.stopping = False
+        self._peak: int | None = None
+        self._peak_at = -1.0
         self._exit: asyncio.Task[ExitStatus] = asyncio.ensure_future(process.wait())
 
     @classmethod
     async def start(cls, spec: FunctionSpec, runtime: ResolvedRuntime, worker_id: str, *,
-                    on_output: OutputSink, log: Callable[[str], None]) -> Worker:
-        """Open a session, spawn the process (raises LaunchError)."""
-        session = await RuntimeSession.open(log=log)
-        lspec = launch_spec(spec, runtime, worker_id, session.address)
+                    on_output: OutputSink, log: Callable[[str], None],
+                    socket_dir: Path | None = None) -> Worker:
+        """Open a session, spawn the process (raises LaunchError).
+
+        With ``socket_dir`` the session also listens on ``<socket_dir>/<hash>.sock``
+        (owned by the run-as user; the name is a hash of the worker id) for Sprig's own runtimes.
+        """
+        # A short name: sun_path holds 108 bytes and component names may have 128.
+        short = hashlib.sha1(worker_id.encode()).hexdigest()[:16]
+        unix_path = str(socket_dir / f"{short}.sock") if socket_dir else None
+        owner = None
+        if unix_path is not None:
+            creds = users.credentials_for(spec.run_as)
+            owner = (creds.uid, creds.gid) if creds is not None else None
+        session = await RuntimeSession.open(log=log, unix_path=unix_path, unix_owner=owner)
+        lspec = launch_spec(spec, runtime, worker_id, session.address, unix_path)
 
         def output(stream: str, line: bytes) -> None:
             on_output(worker_id, stream, line.decode("utf-8", "replace"))
@@ -253,7 +273,20 @@ class Worker:
             self._exit.remove_done_callback(on_exit)
 
     def memory_peak_kb(self) -> int | None:
-        """Peak memory of the worker (its cgroup, else the process's VmHWM)."""
+        """Peak memory of the worker (its cgroup, else the process's VmHWM).
+
+        Read at most every 100 ms: it costs a file read (tens of µs) on the hot path, and the
+        REPORT line's "Max Memory Used" is a high-water mark, so a slightly older reading is
+        still a true lower bound.
+        """
+        now = time.monotonic()
+        if now - self._peak_at < 0.1:
+            return self._peak
+        self._peak_at = now
+        self._peak = self._read_peak_kb()
+        return self._peak
+
+    def _read_peak_kb(self) -> int | None:
         peak = self.process.memory_peak_kb()
         if peak is not None:
             return peak

@@ -13,6 +13,12 @@ Use it like this (the Lambda manager does; so can a bootstrap's test)::
     outcome.ok, outcome.body, outcome.error_type
     await session.aclose()
 
+Besides the TCP listener that the official clients need, ``open(unix_path=...)`` also listens on
+a Unix socket serving the same session; Sprig's own runtimes use it when
+``SPRIG_RUNTIME_API_SOCKET`` names it (loopback TCP costs several times a Unix socket's round
+trip on small devices). ``unix_owner`` (uid, gid) hands the socket file to the worker's user;
+its mode is 0600.
+
 State machine (one invocation at a time, as the Runtime API defines it):
 ``INIT`` → first ``GET /next`` → ``IDLE`` (parked /next) → a job is handed out → ``BUSY`` →
 ``POST /response`` or ``/error`` → back to waiting for ``/next``. Out-of-order calls get
@@ -23,8 +29,10 @@ already answered (stale, e.g. after a timeout) 403. Everything refused is logged
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import json
+import os
 import time
 import uuid
 from collections import deque
@@ -174,7 +182,9 @@ class RuntimeSession:
     state: SessionState = SessionState.INIT
     init_error: InitError | None = None
     address: str = ""
+    unix_path: str | None = None
     _server: asyncio.Server | None = None
+    _unix_server: asyncio.Server | None = None
     _conns: set[Connection] = field(default_factory=set)
     _parked: Connection | None = None
     _pending: _Pending | None = None
@@ -185,13 +195,26 @@ class RuntimeSession:
 
     @classmethod
     async def open(cls, *, log: Callable[[str], None] = print,
-                   max_response_bytes: int = wire.MAX_RESPONSE_BYTES) -> RuntimeSession:
+                   max_response_bytes: int = wire.MAX_RESPONSE_BYTES,
+                   unix_path: str | None = None,
+                   unix_owner: tuple[int, int] | None = None) -> RuntimeSession:
         """Start a listener on 127.0.0.1 with a free port; ``address`` is ``host:port``."""
         self = cls(log=log, max_response_bytes=max_response_bytes)
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(self._new_connection, "127.0.0.1", 0)
         port = self._server.sockets[0].getsockname()[1]
         self.address = f"127.0.0.1:{port}"
+        if unix_path is not None:
+            try:
+                self._unix_server = await loop.create_unix_server(self._new_connection,
+                                                                  unix_path)
+                os.chmod(unix_path, 0o600)
+                if unix_owner is not None:
+                    os.chown(unix_path, *unix_owner)
+            except BaseException:
+                await self.aclose()
+                raise
+            self.unix_path = unix_path
         return self
 
     # -- the manager's side ----------------------------------------------------------------
@@ -263,12 +286,16 @@ class RuntimeSession:
         """Stop listening and drop the worker's connections."""
         self.abort("the runtime session closed")
         self.state = SessionState.CLOSED
-        if self._server is not None:
-            self._server.close()
+        servers = [s for s in (self._server, self._unix_server) if s is not None]
+        for server in servers:
+            server.close()
         for conn in list(self._conns):
             conn.close()
-        if self._server is not None:
-            await self._server.wait_closed()
+        for server in servers:
+            await server.wait_closed()
+        if self.unix_path is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self.unix_path)
 
     # -- the worker's side -----------------------------------------------------------------
     def _new_connection(self) -> Connection:

@@ -8,6 +8,8 @@ send them with AWS's spelling.
 from __future__ import annotations
 
 API_VERSION = "2018-06-01"
+# Sprig's own runtimes connect here (a Unix socket path) instead of AWS_LAMBDA_RUNTIME_API.
+ENV_UNIX_SOCKET = "SPRIG_RUNTIME_API_SOCKET"
 PREFIX = f"/{API_VERSION}/runtime"
 
 PATH_NEXT = f"{PREFIX}/invocation/next"

@@ -173,3 +173,29 @@ async def test_small_footprint(session: RuntimeSession, code: Path) -> None:
         assert rss_kb < 12 * 1024 and anon_kb < 6 * 1024, (rss_kb, anon_kb)
     finally:
         await finish(proc)
+
+
+async def test_unix_socket_transport(tmp_path: Path, code: Path) -> None:
+    """With SPRIG_RUNTIME_API_SOCKET the runtime never touches TCP (pipelined requests too)."""
+    sock = str(tmp_path / "w.sock")
+    session = await RuntimeSession.open(log=lambda _: None, unix_path=sock)
+    try:
+        env = {"PATH": os.environ["PATH"], "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:1",
+               "SPRIG_RUNTIME_API_SOCKET": sock, "LAMBDA_TASK_ROOT": str(code),
+               "_HANDLER": "pkg.app.handler"}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-u", str(bootstrap_path()), env=env,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+        try:
+            await session.wait_ready(timeout=30)
+            for n in (1, 2, 3):
+                out = await asyncio.wait_for(session.run(job(b"{}")), 30)
+                assert json.loads(out.body)["count"] == n
+            out = await asyncio.wait_for(session.run(job(b'{"fail": true}')), 30)
+            assert out.kind is OutcomeKind.ERROR
+            assert (Path(sock).stat().st_mode & 0o777) == 0o600
+        finally:
+            await finish(proc)
+    finally:
+        await session.aclose()
+    assert not Path(sock).exists()

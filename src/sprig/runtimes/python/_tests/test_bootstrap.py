@@ -185,7 +185,7 @@ async def test_unix_socket_transport(tmp_path: Path, code: Path) -> None:
                "_HANDLER": "pkg.app.handler"}
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-u", str(bootstrap_path()), env=env,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
         try:
             await session.wait_ready(timeout=30)
             for n in (1, 2, 3):

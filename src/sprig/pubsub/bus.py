@@ -52,6 +52,10 @@ class BusClosed(SprigError):
     """The bus is not running (not started yet, or closed)."""
 
 
+class SubscriptionClosed(SprigError):
+    """``get()`` on a subscription that was closed (by its owner or by the bus shutting down)."""
+
+
 def _should_log_drop(count: int) -> bool:
     """Log the 1st drop, then the 10th, 100th, 1000th...: visible, never a log flood."""
     while count % 10 == 0 and count >= 10:
@@ -78,6 +82,7 @@ class Subscription:
         self._deliver = deliver
         self._queue: asyncio.Queue[Message] = asyncio.Queue(max_queue)
         self._task: asyncio.Task[None] | None = None
+        self._closed_event = asyncio.Event()
 
     def __repr__(self) -> str:
         return f"<Subscription {self.id} {self.filter.value!r} owner={self.owner!r}>"
@@ -116,10 +121,28 @@ class Subscription:
                 self._queue.task_done()
 
     async def get(self) -> Message:
-        """The next message (sink subscriptions only)."""
+        """The next message (sink subscriptions only).
+
+        Raises :class:`SubscriptionClosed` once the subscription is closed and drained.
+        """
         if self._deliver is not None:
             raise TypeError("this subscription delivers to a callback; get() is for sinks")
-        message = await self._queue.get()
+        if self._queue.empty():
+            if self.closed:
+                raise SubscriptionClosed(f"subscription to {self.filter.value!r} is closed")
+            getter = asyncio.ensure_future(self._queue.get())
+            closer = asyncio.ensure_future(self._closed_event.wait())
+            try:
+                await asyncio.wait({getter, closer}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                closer.cancel()
+                if not getter.done():
+                    getter.cancel()
+            if getter.cancelled() or not getter.done():
+                raise SubscriptionClosed(f"subscription to {self.filter.value!r} is closed")
+            message = getter.result()
+        else:
+            message = self._queue.get_nowait()
         self._queue.task_done()
         self.delivered += 1
         return message
@@ -128,18 +151,23 @@ class Subscription:
         return self._iterate()
 
     async def _iterate(self) -> AsyncIterator[Message]:
-        while not self.closed:
-            yield await self.get()
+        while True:
+            try:
+                yield await self.get()
+            except SubscriptionClosed:
+                return
 
     async def join(self) -> None:
         """Wait until every message queued so far has been delivered."""
         await self._queue.join()
 
     def close(self) -> None:
-        """Unsubscribe; queued, undelivered messages are discarded. Idempotent."""
+        """Unsubscribe. Idempotent. A callback subscription discards what is still queued; a
+        sink hands out what was queued, then ``get()`` raises :class:`SubscriptionClosed`."""
         if self.closed:
             return
         self.closed = True
+        self._closed_event.set()
         self._bus._remove(self)
         if self._task is not None:
             self._task.cancel()

@@ -8,6 +8,7 @@ modules shipped with Greengrass do (client-protocols §3.3).
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 ROUTER_FUNCTION_ARN = "arn:aws:lambda:::function:GGRouter"
@@ -31,6 +32,11 @@ def sdk_env(function_arn: str, token: str, port: int) -> dict[str, str]:
         "SECRETS_MANAGER_FUNCTION_ARN": SECRETS_MANAGER_FUNCTION_ARN,
         "GGC_MAX_INTERFACE_VERSION": GGC_MAX_INTERFACE_VERSION,
     }
+
+
+def new_token() -> str:
+    """A fresh per-function token for ``AWS_CONTAINER_AUTHORIZATION_TOKEN``."""
+    return secrets.token_urlsafe(24)
 
 
 def shim_paths() -> tuple[Path, Path]:

@@ -97,7 +97,7 @@ class Caller:
 @dataclass
 class _Pending:
     caller_token: str
-    task: asyncio.Task[InvocationResult]
+    task: asyncio.Future[InvocationResult]     # a running invoke, or an already known result
     created: float
 
 
@@ -273,12 +273,7 @@ class SdkIpcServer:
     def _remember(self, request: web.Request, result: InvocationResult) -> web.Response:
         fut: asyncio.Future[InvocationResult] = asyncio.get_running_loop().create_future()
         fut.set_result(result)
-
-        async def done() -> InvocationResult:
-            return await fut
-
-        task = asyncio.get_running_loop().create_task(done())
-        self._pending[result.request_id] = _Pending(request.headers["Authorization"], task,
+        self._pending[result.request_id] = _Pending(request.headers["Authorization"], fut,
                                                     time.monotonic())
         return web.Response(status=200, headers={"X-Amz-InvocationId": result.request_id})
 

@@ -6,7 +6,7 @@ import logging
 import pytest
 
 from sprig.errors import ValidationError
-from sprig.pubsub.bus import Bus, BusClosed, Message, _should_log_drop
+from sprig.pubsub.bus import Bus, BusClosed, Message, SubscriptionClosed, _should_log_drop
 from sprig.pubsub.topic import InvalidTopic
 
 
@@ -124,3 +124,34 @@ async def test_close_owner() -> None:
 
 def test_drop_log_rate() -> None:
     assert [n for n in range(1, 2001) if _should_log_drop(n)] == [1, 10, 100, 1000]
+
+
+async def test_sink_iteration_ends_when_closed() -> None:
+    bus = Bus()
+    await bus.start()
+    sub = bus.subscribe("a", owner="cli")
+    got: list[bytes] = []
+
+    async def consume() -> None:
+        async for m in sub:
+            got.append(m.payload)
+
+    task = asyncio.create_task(consume())
+    bus.publish("a", b"1", source="p")
+    bus.publish("a", b"2", source="p")
+    await bus.aclose()               # wakes the waiting consumer
+    await asyncio.wait_for(task, 5)
+    assert got == [b"1", b"2"]       # what was queued before close is still handed out
+    with pytest.raises(SubscriptionClosed):
+        await sub.get()
+
+
+async def test_waiting_sink_is_woken_by_close() -> None:
+    async with Bus() as bus:
+        sub = bus.subscribe("a", owner="cli")
+        waiting = asyncio.create_task(sub.get())
+        await asyncio.sleep(0)       # let it block on the empty queue (a yield, not a wait)
+        assert not waiting.done()
+        sub.close()
+        with pytest.raises(SubscriptionClosed):
+            await asyncio.wait_for(waiting, 5)

@@ -114,6 +114,7 @@ class Core:
         self._write_endpoints()
         log.info("Sprig %s core on %s; invoke API %s", __version__, self.layout.root, url)
         try:
+            self.kernel.children.reap_orphans()
             await self.kernel.reconcile(self.db.components())
             worker = asyncio.create_task(self.deployments.run(), name="deployments")
             try:
@@ -152,6 +153,7 @@ class Core:
         m("component.restart", self._component_restart)
         m("component.stop", self._component_stop)
         m("invoke", self._invoke)
+        m("component.wait", self._component_wait)
         self.api.stream("deployment.wait", self._deployment_wait)
 
     async def _status(self, params: dict[str, Any]) -> Any:
@@ -225,6 +227,21 @@ class Core:
                 "eventDrops": fn.event_drops,
             }
         return details
+
+    async def _component_wait(self, params: dict[str, Any]) -> Any:
+        """Wait (on state changes, no polling) until a component is in one of ``states``."""
+        name = str(params.get("name", ""))
+        states = set(params.get("states") or [])
+        timeout = float(params.get("timeout", 60))
+
+        def reached() -> bool:
+            svc = self.kernel.services.get(name)
+            return svc is not None and str(svc.state) in states
+
+        ok = await self.kernel.wait_until(reached, timeout)
+        svc = self.kernel.services.get(name)
+        return {"reached": ok, "state": str(svc.state) if svc else None,
+                "lastError": svc.last_error if svc else None}
 
     async def _component_restart(self, params: dict[str, Any]) -> Any:
         names = params.get("names") or []

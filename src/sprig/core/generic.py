@@ -63,6 +63,7 @@ class GenericService(Service):
             self.set_state(State.RUNNING)
             status = await proc.wait()
             self._processes.remove(proc)
+            self.kernel.children.remove(proc.pid)
             if status.ok:
                 self.set_state(State.FINISHED)
                 return
@@ -80,6 +81,8 @@ class GenericService(Service):
                 log.warning("%s: Shutdown: %s", self.name, e)
         procs, self._processes = self._processes, []
         await asyncio.gather(*(asyncio.shield(p.aclose(grace_s=5.0)) for p in procs))
+        for p in procs:
+            self.kernel.children.remove(p.pid)
 
     async def recover(self) -> None:
         step = self.component.steps.get(Step.RECOVER)
@@ -134,6 +137,7 @@ class GenericService(Service):
         except LaunchError as e:
             raise ServiceError(f"{step.name} script could not start: {e}") from None
         self._processes.append(proc)
+        self.kernel.children.add(proc.pid)
         return proc
 
     async def _run_step(self, step: StepSpec, *, keep: bool = False) -> int | None:
@@ -147,9 +151,11 @@ class GenericService(Service):
         except TimeoutError:
             await asyncio.shield(proc.aclose(grace_s=2.0))
             self._processes.remove(proc)
+            self.kernel.children.remove(proc.pid)
             return None
         if not keep:
             self._processes.remove(proc)
+            self.kernel.children.remove(proc.pid)
         if status.returncode is not None:
             return status.returncode
         return -(status.signal or 9)

@@ -25,6 +25,7 @@ from sprig.core.component import (
     render,
 )
 from sprig.core.generic import GenericService
+from sprig.core.orphans import ChildRegistry
 from sprig.core.service import BuiltinService, Service
 from sprig.core.state import State
 from sprig.launcher.spec import ResourceLimits, RunAs
@@ -71,6 +72,7 @@ class Kernel:
         self._factories: dict[str, ServiceFactory] = {}
         self.is_root = os.geteuid() == 0
         self.builtin_listeners: list[Callable[[BuiltinService], None]] = []
+        self.children = ChildRegistry(layout.run / "children.json")
 
     # -- wiring --------------------------------------------------------------------------
 

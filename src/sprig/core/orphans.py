@@ -1,0 +1,67 @@
+"""Processes a killed core left behind.
+
+Component processes run in their own sessions, so a ``kill -9`` of the core (or a power cut of
+the core alone) leaves them running. The kernel records each process group it starts in
+``run/children.json`` with the process's start time (so a recycled pid is never mistaken for
+ours); the next core kills the groups still alive before it starts anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+from pathlib import Path
+
+log = logging.getLogger("sprig.kernel")
+
+
+def _start_time(pid: int) -> str | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # Field 22 (starttime); the command name (field 2) may contain spaces, so split after ')'.
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+class ChildRegistry:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._children: dict[int, str] = {}
+
+    def reap_orphans(self) -> int:
+        """Kill the process groups a previous core recorded and that still run; return how many."""
+        try:
+            recorded = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            recorded = {}
+        killed = 0
+        for pid_text, started in recorded.items():
+            pid = int(pid_text)
+            if _start_time(pid) == started:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, signal.SIGKILL)
+                    killed += 1
+        if killed:
+            log.warning("killed %d process group(s) left running by a previous core", killed)
+        self._children.clear()
+        self._save()
+        return killed
+
+    def add(self, pid: int) -> None:
+        started = _start_time(pid)
+        if started is not None:
+            self._children[pid] = started
+            self._save()
+
+    def remove(self, pid: int) -> None:
+        if self._children.pop(pid, None) is not None:
+            self._save()
+
+    def _save(self) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({str(k): v for k, v in self._children.items()}))
+        tmp.replace(self.path)

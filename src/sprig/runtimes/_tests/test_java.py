@@ -143,6 +143,12 @@ async def test_context_and_client_context(rapi: Any, workers: Any, make_env: Any
     assert doc["installationId"] == "inst"
     assert len(doc["requestId"]) == 36
     assert (await rapi.invoke(None)).json["input"] is None
+    proc = workers.procs[-1]
+    proc.kill()
+    await proc.wait()
+    log = await workers.output(proc)
+    assert "ContextEcho call 1\n" in log and "ContextEcho call 2\n" in log
+    assert "via LambdaRuntime\n" in log
 
 
 async def test_request_handler_string_to_string(rapi: Any, workers: Any, make_env: Any,

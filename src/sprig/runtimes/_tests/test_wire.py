@@ -91,6 +91,7 @@ async def test_java_uses_one_keep_alive_connection(recorder: Any, workers: Any,
         out = await recorder.invoke({"i": i})
         assert out.headers["Content-Type"] == "application/json"
         assert out.json["input"] == {"i": i}
+        assert out.json["traceId"] == "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1"
     assert len(recorder.peers) >= 6
     assert len(set(recorder.peers)) == 1
 

@@ -109,7 +109,7 @@ final class RuntimeApiClient {
         boolean json = !binaryEncoding && mediaType.equalsIgnoreCase("application/json");
         SprigContext context = new SprigContext(id, c.getHeaderField("Lambda-Runtime-Invoked-Function-Arn"),
                 deadline, c.getHeaderField("Lambda-Runtime-Client-Context"),
-                c.getHeaderField("Lambda-Runtime-Cognito-Identity"));
+                c.getHeaderField("Lambda-Runtime-Cognito-Identity"), trace);
         return new Invocation(id, body, json, context);
     }
 

@@ -24,10 +24,12 @@ final class SprigContext implements Context {
     private final long deadlineMs;
     private final ClientContext clientContext;
     private final CognitoIdentity identity;
+    private final String traceId;
 
     SprigContext(String requestId, String functionArn, long deadlineMs, String clientContextJson,
-                 String identityJson) {
+                 String identityJson, String traceId) {
         this.requestId = requestId;
+        this.traceId = traceId;
         this.functionArn = functionArn == null ? "" : functionArn;
         this.deadlineMs = deadlineMs;
         this.clientContext = clientContextJson == null || clientContextJson.isEmpty()
@@ -112,6 +114,11 @@ final class SprigContext implements Context {
         return LOGGER;
     }
 
+    @Override
+    public String getXrayTraceId() {
+        return traceId;
+    }
+
     /** Logs to standard output, one message per line, as the function's log. */
     static final class StdoutLogger implements LambdaLogger {
         private final PrintStream out;
@@ -144,8 +151,8 @@ final class SprigContext implements Context {
 
         SprigClientContext(Map<?, ?> doc) {
             this.client = doc.get("client") instanceof Map ? new SprigClient(asMap(doc.get("client"))) : null;
-            this.custom = strings(doc.get("custom"));
-            this.environment = strings(doc.get("env"));
+            this.custom = strings(doc.get("custom")); // mutable, as AWS documents it
+            this.environment = Collections.unmodifiableMap(strings(doc.get("env")));
         }
 
         private static Map<String, String> strings(Object v) {
@@ -153,7 +160,7 @@ final class SprigContext implements Context {
             for (Map.Entry<?, ?> e : asMap(v).entrySet()) {
                 out.put(String.valueOf(e.getKey()), str(e.getValue()));
             }
-            return Collections.unmodifiableMap(out);
+            return out;
         }
 
         @Override

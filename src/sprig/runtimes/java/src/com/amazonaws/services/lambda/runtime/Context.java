@@ -31,4 +31,9 @@ public interface Context {
     int getMemoryLimitInMB();
 
     LambdaLogger getLogger();
+
+    /** The X-Ray trace header of this invocation, or null (aws-lambda-java-core 1.2.3+). */
+    default String getXrayTraceId() {
+        return null;
+    }
 }

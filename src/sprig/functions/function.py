@@ -339,8 +339,10 @@ class Function:
 
     async def _watch(self, wid: str, worker: Worker) -> None:
         status = await asyncio.shield(worker.exited)
-        if worker.stopping or wid in self._busy or self._workers.get(wid) is not worker:
-            return
+        slot = self._pool.workers.get(wid)
+        if (worker.stopping or wid in self._busy or self._workers.get(wid) is not worker
+                or (slot is not None and slot.state is WorkerState.BUSY)):
+            return                      # _dispatch reports it (the invocation failed)
         self.log("sprig", f"worker {wid} {status.describe()}")
         await self._retire(wid)
         if self.spec.config.pinned:
@@ -366,7 +368,12 @@ class Function:
                                 item.tail_bytes())
 
     async def _dispatch(self, wid: str, item: _Item) -> None:
-        worker = self._workers[wid]
+        worker = self._workers.get(wid)
+        if worker is None:              # it died between the pool's decision and now
+            self._pool.worker_gone(wid)
+            self._pool.queue.appendleft(item)
+            self._kick()
+            return
         inv = item.invocation
         rid = inv.request_id
         cfg = self.spec.config

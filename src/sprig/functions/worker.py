@@ -244,7 +244,10 @@ class Worker:
 
         The hot path: plain callbacks on the outcome future instead of ``asyncio.wait``.
         """
-        fut = self.session.submit(job)
+        try:
+            fut = self.session.submit(job)
+        except SessionAborted:
+            raise WorkerExited(await self._wait_exit(2.0)) from None
         why: list[str] = []
 
         def stop_waiting(reason: str) -> None:

@@ -9,11 +9,18 @@ from pathlib import Path
 ENV_ROOT = "SPRIG_ROOT"
 
 
+SYSTEM_ROOT = Path("/var/lib/sprig")
+
+
 def default_root() -> Path:
-    """``$SPRIG_ROOT`` if set, else ``~/.sprig``."""
+    """``$SPRIG_ROOT`` if set, else ``~/.sprig`` — except for root, whose home is private
+    (0700) so the unprivileged run-as user could not reach the components' work directories:
+    root's default is ``/var/lib/sprig`` (as Greengrass uses ``/greengrass/v2``)."""
     env = os.environ.get(ENV_ROOT)
     if env:
         return Path(env).expanduser().resolve()
+    if os.geteuid() == 0:
+        return SYSTEM_ROOT
     return (Path.home() / ".sprig").resolve()
 
 

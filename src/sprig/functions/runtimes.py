@@ -55,8 +55,22 @@ def _is_elf(path: Path) -> bool:
         return False
 
 
+def world_executable(path: Path) -> bool:
+    """True if any user can run ``path``: the file is o+x and every directory on its real
+    path is o+x. Functions run as an unprivileged user (sprig_user), so an interpreter under
+    a private home (e.g. pyenv in /root) cannot be theirs."""
+    real = Path(os.path.realpath(path))
+    try:
+        if not real.stat().st_mode & 0o001:
+            return False
+        return all(parent.stat().st_mode & 0o001 for parent in real.parents)
+    except OSError:
+        return False
+
+
 def _search_dirs() -> list[Path]:
-    dirs = [Path(sys.base_prefix) / "bin", Path("/usr/bin"), Path("/usr/local/bin")]
+    # System locations first: they are what a device has and what any run-as user can reach.
+    dirs = [Path("/usr/local/bin"), Path("/usr/bin"), Path(sys.base_prefix) / "bin"]
     dirs += [Path(p) for p in os.environ.get("PATH", "").split(os.pathsep) if p]
     pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
     if pyenv.is_dir():
@@ -89,7 +103,8 @@ def installed_pythons(dirs: Iterable[Path] | None = None) -> dict[tuple[int, int
             if version in found:
                 continue
             real = Path(os.path.realpath(d / name))
-            if real.is_file() and os.access(real, os.X_OK) and _is_elf(real):
+            if (real.is_file() and os.access(real, os.X_OK) and _is_elf(real)
+                    and world_executable(real)):
                 found[version] = d / name
     return found
 

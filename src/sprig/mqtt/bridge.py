@@ -287,7 +287,7 @@ class MqttBridge:
             await self._offline()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), delay)
-            delay = min(delay * 2, self.settings.reconnect_max_seconds)
+            delay = next_delay(delay, self.settings)
 
     async def _offline(self) -> None:
         """Going offline: QoS 0 messages still queued are dropped unless kept."""
@@ -343,6 +343,11 @@ class MqttBridge:
         if set(self._wanted) != self._active:
             self._subs_dirty.set()      # changed while we were talking to the broker
         await self._notify()
+
+
+def next_delay(delay: float, settings: MqttSettings) -> float:
+    """Exponential backoff: double the wait after each failed attempt, up to the cap."""
+    return min(delay * 2, settings.reconnect_max_seconds)
 
 
 def _describe(e: BaseException) -> str:

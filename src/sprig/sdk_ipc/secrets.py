@@ -53,6 +53,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from sprig.errors import SprigError, ValidationError
+from sprig.paths import RootLayout
 
 MAGIC = b"SPRIGSEC1"
 NONCE_BYTES = 12
@@ -183,6 +184,11 @@ class SecretStore:
         self.data_file = data_file
         self.key_file = key_file
         self._records: dict[str, SecretRecord] | None = None
+
+    @classmethod
+    def for_root(cls, layout: RootLayout) -> SecretStore:
+        """The store of a Sprig root: ``<root>/secrets.enc`` and ``<root>/secrets.key``."""
+        return cls(layout.root / "secrets.enc", layout.secrets_key)
 
     # --- key and file ----------------------------------------------------------------------
 

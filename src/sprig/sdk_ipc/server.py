@@ -13,8 +13,9 @@ Every request carries ``Authorization: <token>``; the core gives each function i
 (``custom.source``) is never trusted. Targets:
 
 * ``GGRouter`` — a publish, routed by the legacy subscriptions (:mod:`sprig.sdk_ipc.router`) to
-  the cloud (the MQTT bridge, QoS 0 as the V1 SDK), a component (a Lambda component is invoked,
-  any other gets a bus message) or a function ARN (invoked). No route → 400 with Greengrass's text.
+  the cloud (the MQTT bridge, QoS 0 as the V1 SDK), a component (a Lambda component is invoked
+  as an Event; any other component gets the message on the local bus) or a function ARN
+  (invoked). No route → 400 with Greengrass's text.
 * ``GGSecretManager`` — ``get_secret_value`` from the local secret store.
 * ``GGShadowService`` — refused with 400: Sprig has no V1 shadow service.
 * any other function ARN — a Lambda invoke (RequestResponse or Event) through the Invoker.
@@ -306,9 +307,6 @@ class SdkIpcServer:
                          "publish not delivered to every target: " + "; ".join(errors))
         return web.Response(status=202, headers={"X-Amz-InvocationId": str(uuid.uuid4())})
 
-    def _lambda_components(self) -> set[str]:
-        return {c.component for c in self._callers.values()}
-
     async def _deliver(self, caller: Caller, sub: LegacySubscription, topic: Topic,
                        payload: bytes) -> None:
         kind = sub.target_kind
@@ -321,15 +319,20 @@ class SdkIpcServer:
                             self.cloud_unavailable)
                 return
             await self._cloud.publish(topic.value, payload, 0)
-        elif kind is TargetKind.COMPONENT and sub.target_name not in self._lambda_components():
+        else:
+            invocation = Invocation(payload=payload, invocation_type=InvocationType.EVENT,
+                                    client_context=context, source="pubsub")
+            try:
+                await self._invoker.invoke(sub.target_name, invocation)
+                return
+            except FunctionNotFound:
+                if kind is TargetKind.FUNCTION:
+                    raise
+            # component:NAME that is not a Lambda: a generic component reads the local bus
             if self._bus is None:
                 log.warning("V1 publish to %s dropped: no local bus", sub.target)
                 return
             self._bus.publish(topic, payload, source=caller.component)
-        else:
-            await self._invoker.invoke(sub.target_name, Invocation(
-                payload=payload, invocation_type=InvocationType.EVENT, client_context=context,
-                source="pubsub"))
 
     def _secret(self, caller: Caller, payload: bytes) -> bytes:
         try:

@@ -11,7 +11,7 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from sprig.mqtt.bridge import MqttBridge, MqttPublishError, PublishOutcome
+from sprig.mqtt.bridge import MqttBridge, MqttPublishError, PublishOutcome, next_delay
 from sprig.mqtt.mosquitto import BrokerTls, Mosquitto, free_port
 from sprig.mqtt.settings import MqttProtocol, MqttSettings, TlsSettings
 from sprig.pubsub.bus import Message
@@ -149,3 +149,26 @@ async def test_mutual_tls(tmp_path: Path, pki: object) -> None:
         async with MqttBridge(bad_ca) as wrong:
             await wrong.wait_until(lambda: wrong.failures >= 1, 10)
             assert "certificate verify failed" in (wrong.last_error or "")
+
+
+def test_backoff_doubles_up_to_the_cap() -> None:
+    s = MqttSettings(host="h", port=1, client_id="c", reconnect_min_seconds=1,
+                     reconnect_max_seconds=10)
+    delays = [1.0]
+    for _ in range(6):
+        delays.append(next_delay(delays[-1], s))
+    assert delays == [1, 2, 4, 8, 10, 10, 10]
+
+
+async def test_keep_qos0_when_offline(broker: Mosquitto) -> None:
+    async with MqttBridge(settings(broker.port, keep_qos0_when_offline=True)) as bridge:
+        await bridge.wait_connected(10)
+        sub = bridge.subscribe("k", owner="t")
+        await bridge.wait_until(lambda: bridge.broker_filters == {"k"}, 10)
+        await broker.stop()
+        await bridge.wait_until(lambda: not bridge.connected, 10)
+        assert await bridge.publish("k", b"kept", qos=0) is PublishOutcome.QUEUED
+        await broker.start()
+        await bridge.flush(10)
+        assert (await asyncio.wait_for(sub.get(), 10)).payload == b"kept"
+        assert bridge.dropped_qos0 == 0

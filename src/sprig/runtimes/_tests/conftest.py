@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import shutil
+import socket
 import subprocess
 import zipfile
 
@@ -195,6 +196,32 @@ async def rapi() -> AsyncIterator[SprigRuntimeApi]:
         yield SprigRuntimeApi(session)
     finally:
         await session.aclose()
+
+
+@pytest.fixture
+async def unix_rapi(tmp_path: Path) -> AsyncIterator[SprigRuntimeApi]:
+    """Sprig's Runtime API also listening on a Unix socket; ``address`` is a TCP port where
+    nothing listens, so a worker that works at all uses the socket (``unix_env``)."""
+    session = await RuntimeSession.open(log=lambda line: None,
+                                        unix_path=str(tmp_path / "rapi.sock"))
+    api = SprigRuntimeApi(session)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        api.address = f"127.0.0.1:{probe.getsockname()[1]}"
+    try:
+        yield api
+    finally:
+        await session.aclose()
+
+
+@pytest.fixture
+def unix_env(unix_rapi: SprigRuntimeApi) -> Any:
+    """``unix_env(handler, task_root, **extra)``: the environment for ``unix_rapi``."""
+    def make(handler: str, task_root: Path, **extra: str) -> dict[str, str]:
+        assert unix_rapi.session.unix_path is not None
+        return lambda_env(unix_rapi, handler, task_root,
+                          SPRIG_RUNTIME_API_SOCKET=unix_rapi.session.unix_path, **extra)
+    return make
 
 
 @pytest.fixture

@@ -134,3 +134,21 @@ async def test_java_init_error_header(recorder: Any, workers: Any, recorder_env:
     assert out.headers["Lambda-Runtime-Function-Error-Type"] == "Runtime.ImportModuleError"
     assert out.json["errorMessage"] == "Class not found: example.Missing"
     assert await workers.exit_code(proc) == 1
+
+
+@needs_node
+async def test_node_over_the_unix_socket(unix_rapi: Any, workers: Any, unix_env: Any) -> None:
+    await start_node(workers, unix_env, "index.handler")
+    for i in range(2):
+        assert (await unix_rapi.invoke({"i": i})).json["echo"] == {"i": i}
+
+
+@needs_java
+async def test_java_over_the_unix_socket(unix_rapi: Any, workers: Any, unix_env: Any,
+                                         code: Any) -> None:
+    assert JAVA is not None
+    if java.java_major_version(JAVA) < 16:
+        pytest.skip("Unix sockets need Java 16 or later; older JVMs use TCP")
+    await start_java(workers, unix_env, code, "example.ContextEcho::handle")
+    for i in range(2):
+        assert (await unix_rapi.invoke({"i": i})).json["input"] == {"i": i}

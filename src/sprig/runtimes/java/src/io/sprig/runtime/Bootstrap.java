@@ -20,6 +20,8 @@ import java.util.zip.ZipInputStream;
  *
  * <p>Usage: {@code java -cp <runtime jar>:<code> io.sprig.runtime.Bootstrap <handler>}, the
  * handler being {@code package.Class::method} or {@code package.Class} (else {@code _HANDLER}).
+ * The Runtime API is {@code SPRIG_RUNTIME_API_SOCKET} (a Unix socket, Java 16+) when set, else
+ * {@code AWS_LAMBDA_RUNTIME_API} (host:port).
  * The code is on the class path (a jar, or a directory with classes/ and lib/*.jar); a zip with
  * that layout is named by the system property {@code sprig.codeZip} and unpacked to a temporary
  * directory first, as AWS does with a deployment package.
@@ -34,7 +36,8 @@ public final class Bootstrap {
         boolean binary = "binary".equalsIgnoreCase(System.getenv("AWS_GREENGRASS_LAMBDA_ENCODING_TYPE"));
         RuntimeApiClient client;
         try {
-            client = new RuntimeApiClient(System.getenv("AWS_LAMBDA_RUNTIME_API"), binary);
+            client = new RuntimeApiClient(System.getenv("AWS_LAMBDA_RUNTIME_API"),
+                    System.getenv("SPRIG_RUNTIME_API_SOCKET"), binary);
         } catch (IllegalArgumentException e) {
             System.err.println(e.getMessage());
             System.exit(1);

@@ -44,7 +44,7 @@ from sprig.functions.invocation import (
     InvocationType,
 )
 from sprig.functions.pool import Dispatch, Pool, StartWorker, StopWorker, WorkerState
-from sprig.functions.runtimes import ResolvedRuntime, resolve
+from sprig.functions.runtimes import ResolvedRuntime
 from sprig.functions.worker import FunctionSpec, Worker, WorkerExited, WorkerTimeout
 from sprig.runtime_api import Job, OutcomeKind, error_document
 
@@ -90,7 +90,7 @@ class Function:
                  on_fatal: Callable[[str], None] | None = None,
                  runtime: ResolvedRuntime | None = None, init_timeout_s: float = 60.0) -> None:
         self.spec = spec
-        self.runtime = runtime or resolve(spec.runtime, spec.code_dir)
+        self.runtime = runtime or spec.resolve_runtime()
         self.log = log
         self.on_fatal = on_fatal
         self.init_timeout_s = init_timeout_s
@@ -187,7 +187,7 @@ class Function:
     async def reconfigure(self, spec: FunctionSpec) -> None:
         """Apply a new spec; workers started with the old one are replaced when needed
         (idle ones now, busy ones after their invocation). Raises ValidationError first."""
-        runtime = resolve(spec.runtime, spec.code_dir)
+        runtime = spec.resolve_runtime()
         old = self.spec
         restart = (old.config.needs_restart(spec.config)
                    or dataclasses.replace(old, config=spec.config) != spec)

@@ -5,8 +5,9 @@ device has it. Otherwise Sprig picks the nearest installed Python 3 that is at l
 closest newer minor version first (code written for 3.8 nearly always runs on 3.9), else the
 closest older one, and reports a warning (shown in the log and in ``component details``).
 ``python2.7`` needs an installed Python 2.7. Interpreters are found as real executables (ELF
-files, never pyenv's shell shims) in the core's own Python prefix, ``/usr/bin``,
-``/usr/local/bin``, the directories on ``PATH`` and pyenv's ``versions/*/bin``.
+files, never pyenv's shell shims) that every user can run (run-as users are unprivileged), in
+``/usr/local/bin``, ``/usr/bin``, the core's own Python prefix, the directories on ``PATH`` and
+pyenv's ``versions/*/bin``, first found wins.
 
 Node.js (``nodejs10.x`` ... ``nodejs22.x``) runs on the installed ``node``; Java (``java8``,
 ``java11``, ``java17``, ``java21``) on the installed JVM if its major version is at least the
@@ -22,11 +23,12 @@ import os
 import re
 import shutil
 import sys
+import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sprig.errors import ValidationError
+from sprig.errors import LaunchError, ValidationError
 from sprig.runtimes.python import bootstrap_path as python_bootstrap
 
 PYTHON_RUNTIMES = (*(f"python3.{m}" for m in range(7, 14)), "python2.7")
@@ -172,37 +174,34 @@ def java_major(java: Path) -> int | None:
     return int(m.group(2) or 0) if major == 1 else major
 
 
-def _java(name: str, code_dir: Path) -> ResolvedRuntime:
+def _java(name: str, code_dir: Path, handler: str, memory_mb: int,
+          cache_dir: Path | None) -> ResolvedRuntime:
     need = JAVA_RUNTIMES[name]
     java = shutil.which("java")
     if java is None:
         raise ValidationError("runtime", f"{name} needs a Java {need} or newer JVM, "
                               "and none is installed", value=name,
                               allowed=f"install a JDK/JRE ≥ {need}")
-    major = java_major(Path(java))
-    if major is not None and major < need:
+    real = Path(os.path.realpath(java))
+    jmod = importlib.import_module("sprig.runtimes.java")
+    major = java_major(real)
+    if major is None:
+        try:
+            major = int(jmod.java_major_version(str(real)))
+        except LaunchError as e:
+            raise ValidationError("runtime", f"{name}: {e}", value=name,
+                                  allowed=f"a working JVM ≥ {need}") from None
+    if major < need:
         raise ValidationError("runtime", f"{name} needs Java {need} or newer, the device has "
                               f"Java {major}", value=name, allowed=f"install a JVM ≥ {need}")
+    cache = cache_dir or Path(tempfile.gettempdir()) / "sprig-cache"
     try:
-        jmod = importlib.import_module("sprig.runtimes.java")
-    except ImportError:
-        jmod = None
-    launch = getattr(jmod, "launch_argv", None)
-    if launch is None:
-        raise ValidationError("runtime", f"{name}: this Sprig build has no Java bootstrap",
-                              value=name, allowed="a Sprig build with sprig.runtimes.java")
-    real = Path(os.path.realpath(java))
-    argv = tuple(launch(str(real), code_dir)) if _arity(launch) >= 2 else tuple(launch(str(real)))
-    paths = [real.parent.parent]
-    boot_dir = getattr(jmod, "bootstrap_dir", None)
-    if callable(boot_dir):
-        paths.append(Path(boot_dir()))
-    return ResolvedRuntime(name, argv, tuple(paths))
-
-
-def _arity(fn: object) -> int:
-    code = getattr(fn, "__code__", None)
-    return int(getattr(code, "co_argcount", 1))
+        jar = Path(jmod.ensure_runtime_jar(cache))
+    except LaunchError as e:
+        raise ValidationError("runtime", f"{name}: {e}", value=name,
+                              allowed="a JDK (javac) to build Sprig's Java runtime once") from None
+    argv = tuple(jmod.launch_argv(str(real), jar, code_dir, handler, memory_mb))
+    return ResolvedRuntime(name, argv, (real.parent.parent, jar.parent))
 
 
 def _provided(name: str, code_dir: Path) -> ResolvedRuntime:
@@ -214,9 +213,13 @@ def _provided(name: str, code_dir: Path) -> ResolvedRuntime:
     return ResolvedRuntime(name, (str(boot),))
 
 
-def resolve(runtime: str, code_dir: Path, *,
+def resolve(runtime: str, code_dir: Path, *, handler: str = "", memory_mb: int = 0,
+            cache_dir: Path | None = None,
             pythons: dict[tuple[int, int], Path] | None = None) -> ResolvedRuntime:
     """How to start a ``runtime`` worker for the code in ``code_dir`` on this device.
+
+    ``handler`` and ``memory_mb`` matter for Java (its argv names the handler and sets -Xmx);
+    ``cache_dir`` is where Java's runtime jar is built once (the root's ``cache``).
 
     Raises:
         ValidationError: unknown runtime, or one the device cannot run (names what is missing).
@@ -226,7 +229,7 @@ def resolve(runtime: str, code_dir: Path, *,
     if runtime in NODE_RUNTIMES:
         return _node(runtime, code_dir)
     if runtime in JAVA_RUNTIMES:
-        return _java(runtime, code_dir)
+        return _java(runtime, code_dir, handler, memory_mb, cache_dir)
     if runtime in PROVIDED_RUNTIMES:
         return _provided(runtime, code_dir)
     raise ValidationError("runtime", "is not a supported Lambda runtime", value=runtime,

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from sprig.functions.config import LambdaConfig
-from sprig.functions.runtimes import ResolvedRuntime
+from sprig.functions.runtimes import ResolvedRuntime, resolve
 from sprig.launcher import users
 from sprig.launcher.process import ExitStatus, LaunchedProcess, spawn
 from sprig.launcher.spec import ContainerMode, LaunchSpec, Mount, ResourceLimits, RunAs
@@ -54,6 +54,18 @@ class FunctionSpec:
     run_as: RunAs | None = None
     core_env: Mapping[str, str] = field(default_factory=dict)
     system_limits: ResourceLimits = field(default_factory=ResourceLimits)
+    cache_dir: Path | None = None        # the root's cache (Java's runtime jar is built there)
+
+    def memory_mb(self) -> int:
+        """The memory a worker may use, in MB (0: no limit)."""
+        if self.config.container_mode is ContainerMode.GREENGRASS_CONTAINER:
+            return max(1, self.config.memory_kb // 1024)
+        return (self.system_limits.memory_kb or 0) // 1024
+
+    def resolve_runtime(self) -> ResolvedRuntime:
+        """:func:`~sprig.functions.runtimes.resolve` for this function (ValidationError)."""
+        return resolve(self.runtime, self.code_dir, handler=self.handler,
+                       memory_mb=self.memory_mb(), cache_dir=self.cache_dir)
 
     @property
     def unversioned_arn(self) -> str:

@@ -29,7 +29,10 @@ def test_shims_are_not_interpreters(tmp_path: Path) -> None:
     shim = tmp_path / "python3.9"
     shim.write_text("#!/usr/bin/env bash\nexec pyenv exec python3.9 \"$@\"\n")
     shim.chmod(0o755)
-    (tmp_path / "python3.11").symlink_to(os.path.realpath(sys.executable))
+    system = Path(os.path.realpath("/usr/bin/python3"))
+    if not runtimes.world_executable(system):
+        pytest.skip("no system python3 that every user can run")
+    (tmp_path / "python3.11").symlink_to(system)
     found = installed_pythons([tmp_path])
     assert found == {(3, 11): tmp_path / "python3.11"}
 

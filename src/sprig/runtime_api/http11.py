@@ -122,6 +122,8 @@ class Connection(asyncio.Protocol):
             raise _BadRequest("bad Content-Length") from None
         if self._remaining < 0:
             raise _BadRequest("bad Content-Length")
+        if headers.get("expect", "").lower() == "100-continue" and self._transport is not None:
+            self._transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def _add(self, data: bytes | bytearray) -> None:
         self._size += len(data)

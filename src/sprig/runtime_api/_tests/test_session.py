@@ -201,9 +201,12 @@ async def test_protocol_states(session: RuntimeSession) -> None:
         c2.close()
         st, _, body = await c.call("POST", f"{P}/init/error", b"{}")   # after init
         assert st == 403
-        # A chunked response body is accepted.
-        st, _, body = await c.call("POST", f"{P}/invocation/{rid}/response", b'{"ok":true}',
-                                   chunked=True)
+        # A chunked response body is accepted (after a 100 Continue when asked for one).
+        c.send("POST", f"{P}/invocation/{rid}/response", b'{"ok":true}', chunked=True,
+               headers={"Expect": "100-continue"})
+        assert await asyncio.wait_for(c.r.readline(), 5) == b"HTTP/1.1 100 Continue\r\n"
+        assert await asyncio.wait_for(c.r.readline(), 5) == b"\r\n"
+        st, _, body = await asyncio.wait_for(c.read(), 5)
         assert st == 202 and json.loads(body) == {"status": "OK"}
         out = await asyncio.wait_for(fut, 5)
         assert out.ok and out.body == b'{"ok":true}'

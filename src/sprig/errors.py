@@ -4,7 +4,7 @@ Every error a user can cause is a :class:`SprigError` whose ``str()`` is the sen
 user. Packages extend the tree in their own ``errors`` modules::
 
     * SprigError
-      x ValidationError      bad input: names the file, the field path, the value and what is allowed
+      x ValidationError      bad input: names the file, field path, value and what is allowed
       x DeploymentError      a deployment could not be applied (raised after validation passed)
       x LaunchError          a process or sandbox could not be started
         + SandboxUnavailable   the device cannot honour GreengrassContainer (names what is missing)

@@ -8,9 +8,11 @@ directly as the run-as user; GreengrassContainer processes run inside a bubblewr
 
 Cgroup policy (see :func:`needs_cgroup`): GreengrassContainer always uses one (memory limit,
 and the only way to reach processes inside the sandbox's PID namespace); NoContainer uses one
-when ``systemResourceLimits`` are set, and otherwise only when a driver is usable, for clean
-tree kills of processes that leave their process group (``setsid`` daemons) — without a usable
-driver a NoContainer process still runs, since that mode promises no isolation.
+only when ``systemResourceLimits`` are set. Without limits the process group is enough to kill
+an ordinary tree, and joining a cgroup is not free: each join is a cgroup migration that waits
+for an RCU grace period (about 8 ms per spawn measured here on cgroup v1), which would add to
+every NoContainer cold start. The price is that a NoContainer child that leaves its process
+group (``setsid``) survives the kill — as it would in Greengrass's NoContainer mode.
 """
 
 from __future__ import annotations
@@ -304,30 +306,23 @@ def _make_preexec(join_files: tuple[str, ...],
     return preexec
 
 
-def _create_cgroup(spec: LaunchSpec, driver: cgroups.CgroupDriver | None, required: bool,
-                   read_only_devices: tuple[tuple[str, int, int], ...] = ()
-                   ) -> cgroups.Cgroup | None:
+def _create_cgroup(spec: LaunchSpec, driver: cgroups.CgroupDriver | None,
+                   read_only_devices: tuple[tuple[str, int, int], ...] = ()) -> cgroups.Cgroup:
     if driver is None:
-        if required:
-            what = ("GreengrassContainer"
-                    if spec.container_mode is ContainerMode.GREENGRASS_CONTAINER
-                    else "systemResourceLimits")
-            raise SandboxUnavailable(
-                f"no usable memory cgroup on this device (needed for {what}): mount a writable "
-                "cgroup v1 memory controller or a cgroup v2 hierarchy with "
-                "the memory controller (kernel parameters `cgroup_enable=memory cgroup_memory=1`)"
-                "; or use NoContainer without systemResourceLimits")
-        return None
-    name = spec.cgroup_name or f"p{os.getpid()}-{next(_counter)}"
-    if not spec.cgroup_name:
-        name = f"{name}-{time.monotonic_ns()}"
+        what = ("GreengrassContainer" if spec.container_mode is ContainerMode.GREENGRASS_CONTAINER
+                else "systemResourceLimits")
+        raise SandboxUnavailable(
+            f"no usable memory cgroup on this device (needed for {what}): mount a writable "
+            "cgroup v1 memory controller or a cgroup v2 hierarchy with the memory controller "
+            "(kernel parameters `cgroup_enable=memory cgroup_memory=1`, and run the core as "
+            "root); or use NoContainer without systemResourceLimits")
+    # One cgroup per process: the caller's name (per worker) or a unique one.
+    name = spec.cgroup_name or f"p{os.getpid()}-{next(_counter)}-{time.monotonic_ns()}"
     try:
         return driver.create(name, spec.limits.memory_kb, spec.limits.cpus,
                              read_only_devices=read_only_devices)
     except (OSError, ValueError) as e:
-        if required:
-            raise LaunchError(f"cgroup for {spec.argv[0]!r}: {e}") from None
-        return None
+        raise LaunchError(f"cgroup for {spec.argv[0]!r}: {e}") from None
 
 
 _driver_cache: list[cgroups.CgroupDriver | None] = []
@@ -367,7 +362,7 @@ async def spawn(spec: LaunchSpec, *, on_output: OutputCallback | None = None,
                 "devices: read-only devices need the cgroup v1 devices controller, which this "
                 f"device lacks (cgroup v{driver.version}); allowed here: permission rw, or "
                 "containerMode NoContainer")
-    cgroup = _create_cgroup(spec, driver, needs_cgroup(spec), ro_devices)
+    cgroup = _create_cgroup(spec, driver, ro_devices) if needs_cgroup(spec) else None
     join = tuple(str(f) for f in cgroup.join_files()) if cgroup else ()
     out = subprocess.PIPE if on_output else subprocess.DEVNULL
     try:

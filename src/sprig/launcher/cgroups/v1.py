@@ -119,12 +119,13 @@ class V1Driver:
                 else:
                     with contextlib.suppress(CgroupError):
                         write(mem / "memory.swappiness", "0")
-            if self._cpu is not None:
+            # Only the hierarchies that carry a limit are joined: each join is a cgroup
+            # migration that waits for an RCU grace period (milliseconds) on v1.
+            if self._cpu is not None and cpus is not None:
                 cpu_dir = self._cpu / name
                 make_fresh_dir(cpu_dir)
-                if cpus is not None:
-                    write(cpu_dir / "cpu.cfs_period_us", str(CFS_PERIOD_US))
-                    write(cpu_dir / "cpu.cfs_quota_us", str(max(1000, int(cpus * CFS_PERIOD_US))))
+                write(cpu_dir / "cpu.cfs_period_us", str(CFS_PERIOD_US))
+                write(cpu_dir / "cpu.cfs_quota_us", str(max(1000, int(cpus * CFS_PERIOD_US))))
         except OSError:
             V1Cgroup(mem, cpu_dir, dev_dir).remove()
             raise

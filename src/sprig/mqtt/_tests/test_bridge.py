@@ -140,7 +140,9 @@ async def test_mutual_tls(tmp_path: Path, pki: object) -> None:
             await bridge.publish("secure/1", b"tls", qos=1)
             assert (await asyncio.wait_for(sub.get(), 10)).payload == b"tls"
         # no client certificate: the broker refuses the handshake
-        async with MqttBridge(settings(broker.port, tls=TlsSettings(p.ca))) as anon:  # type: ignore[attr-defined]
+        anon_settings = settings(broker.port, tls=TlsSettings(p.ca),  # type: ignore[attr-defined]
+                                 operation_timeout_seconds=1)
+        async with MqttBridge(anon_settings) as anon:
             await anon.wait_until(lambda: anon.failures >= 1, 10)
             assert not anon.connected
         # a CA that did not sign the server's certificate: we refuse the broker

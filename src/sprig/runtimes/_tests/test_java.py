@@ -223,6 +223,7 @@ async def test_exception_becomes_error_document(rapi: Any, workers: Any, make_en
     ("example.Plain::missing", "Runtime.HandlerNotFound", "No public method named missing"),
     ("example.Plain::notAHandler", "Runtime.HandlerNotFound", "notAHandler"),
     ("example.Plain:sum", "Runtime.MalformedHandlerName", "example.Plain:sum"),
+    ("", "Runtime.MalformedHandlerName", "Bad handler"),
     ("example.BrokenInit", "java.lang.IllegalArgumentException", "missing configuration"),
 ])
 async def test_init_errors(rapi: Any, workers: Any, make_env: Any, code: Any, handler: str,
@@ -234,3 +235,13 @@ async def test_init_errors(rapi: Any, workers: Any, make_env: Any, code: Any, ha
     assert isinstance(out.json["stackTrace"], list)
     assert await workers.exit_code(proc) == 1
 
+
+
+async def test_handler_from_the_environment(rapi: Any, workers: Any, make_env: Any,
+                                            code: Any) -> None:
+    """An empty handler argument means _HANDLER, as the other runtimes read it."""
+    assert JAVA is not None
+    argv = java.launch_argv(JAVA, code.runtime_jar, code.directory, "", 0)
+    await workers.start(argv, make_env("example.StringHandler", code.directory),
+                        cwd=code.directory)
+    assert (await rapi.invoke("env")).json == 'ENV "quoted" é'

@@ -30,6 +30,8 @@ def test_argv_and_node_path() -> None:
     assert parts[:2] == ["/code", "/code/node_modules"]
     shims = nodejs.shims_dir()
     assert parts[2:] == ([str(shims)] if shims else [])
+    assert nodejs.runtime_paths() == ((nodejs.bootstrap_path().parent,) if shims is None
+                                      else (nodejs.bootstrap_path().parent, shims))
 
 
 async def test_cjs_async_handler_sees_event_and_context(rapi: Any, workers: Any,

@@ -27,6 +27,13 @@ def shims_dir() -> Path | None:
     return _SHIMS if _SHIMS.is_dir() else None
 
 
+def runtime_paths() -> tuple[Path, ...]:
+    """What a container must see read-only for Node workers: the bootstrap's directory and, when
+    it exists, the shims directory that :func:`node_path` names."""
+    shims = shims_dir()
+    return (_HERE,) if shims is None else (_HERE, shims)
+
+
 def launch_argv(node: str) -> list[str]:
     """The argv of a Node.js worker; ``node`` is the interpreter (a path or a name on PATH)."""
     return [node, str(bootstrap_path())]

@@ -32,7 +32,7 @@ public final class Bootstrap {
     }
 
     public static void main(String[] args) {
-        String handlerName = args.length > 0 ? args[0] : System.getenv("_HANDLER");
+        String handlerName = args.length > 0 && !args[0].isEmpty() ? args[0] : System.getenv("_HANDLER");
         boolean binary = "binary".equalsIgnoreCase(System.getenv("AWS_GREENGRASS_LAMBDA_ENCODING_TYPE"));
         RuntimeApiClient client;
         try {

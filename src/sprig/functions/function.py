@@ -166,17 +166,22 @@ class Function:
         self._pool.paused = True
         if self._timer is not None:
             self._timer.cancel()
+        if self._ready_waiter is not None and not self._ready_waiter.done():
+            self._ready_waiter.set_exception(
+                errors.FunctionNotRunnable(f"function {self.name} stopped while starting"))
         for item in self._pool.take_all():
             self._fail(item, errors.FunctionNotRunnable(f"function {self.name} stopped"))
+        # Tasks first (a start in progress registers its worker only when spawned; retiring
+        # is shielded), then every worker that is left.
+        tasks = list(self._tasks)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         workers = list(self._workers.values())
         self._workers.clear()
         await asyncio.gather(*(w.stop() for w in workers), return_exceptions=True)
         for w in workers:
             self._pool.worker_gone(w.id)
-        tasks = list(self._tasks)
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
         for item in list(self._busy.values()):
             self._fail(item, errors.FunctionNotRunnable(f"function {self.name} stopped"))
         self._busy.clear()
@@ -353,7 +358,8 @@ class Function:
         worker = self._workers.pop(wid, None)
         self._generation.pop(wid, None)
         if worker is not None:
-            await worker.stop(grace_s)
+            # Shielded: a cancelled caller (stop() cancels tasks) must not leave it running.
+            await asyncio.shield(worker.stop(grace_s))
         self._pool.worker_gone(wid)
 
     async def _stop_worker(self, wid: str, reason: str) -> None:

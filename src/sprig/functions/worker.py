@@ -213,8 +213,15 @@ class Worker:
         def output(stream: str, line: bytes) -> None:
             on_output(worker_id, stream, line.decode("utf-8", "replace"))
 
+        spawning = asyncio.ensure_future(spawn(lspec, on_output=output))
         try:
-            process = await spawn(lspec, on_output=output)
+            # Shielded: if our caller is cancelled mid-spawn, the process must not leak.
+            process = await asyncio.shield(spawning)
+        except asyncio.CancelledError:
+            with contextlib.suppress(BaseException):
+                await (await spawning).aclose(0.0)
+            await session.aclose()
+            raise
         except BaseException:
             await session.aclose()
             raise

@@ -351,3 +351,33 @@ async def test_greengrass_container_16mb(code: Path, made: list[Function]) -> No
     doc = json.loads(r.payload)
     assert doc["errorType"] == "Runtime.OutOfMemory" and "16384 KB" in doc["errorMessage"]
     assert (await call(fn, {})).ok
+
+
+def _processes_with(marker: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker.encode() in (entry / "environ").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
+@pytest.mark.parametrize("pinned", [True, False])
+async def test_stop_during_start_leaves_no_process(code: Path, pinned: bool) -> None:
+    import uuid
+    marker = f"MARKER_{uuid.uuid4().hex}"
+    fn = Function(make_spec(code, pinned=pinned, environment={marker: "1"}))
+    if pinned:
+        starting = asyncio.ensure_future(fn.start())
+    else:
+        await fn.start()
+        starting = asyncio.ensure_future(fn.invoke(inv({})))
+    await asyncio.sleep(0)                 # let the start begin (not a wait for a condition)
+    await asyncio.sleep(0)
+    await fn.stop()
+    with pytest.raises((asyncio.CancelledError, errors.FunctionError)):
+        await asyncio.wait_for(starting, 10)
+    assert _processes_with(marker) == []

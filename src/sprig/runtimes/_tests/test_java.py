@@ -245,3 +245,26 @@ async def test_handler_from_the_environment(rapi: Any, workers: Any, make_env: A
     await workers.start(argv, make_env("example.StringHandler", code.directory),
                         cwd=code.directory)
     assert (await rapi.invoke("env")).json == 'ENV "quoted" é'
+
+
+async def test_json_round_trip(rapi: Any, workers: Any, make_env: Any, code: Any) -> None:
+    """The built-in JSON parser and serializer keep every JSON value intact."""
+    await start(workers, make_env, code, "example.ContextEcho::handle")
+    samples: list[Any] = [
+        {"unicode": "é ü 😀 \u2028 \u0001", "escapes": "quote\" backslash\\ \n\t\r\b\f /"},
+        [0, -1, 2**31, -(2**31) - 1, 2**63, 2**70, 1.5, -0.25, 1e-7, 6.02e23, 3.0],
+        {"empty": {}, "list": [], "null": None, "t": True, "f": False, "s": ""},
+        "plain string", 42, None, [[[[[["deep"]]]]]],
+    ]
+    for sample in samples:
+        out = await rapi.invoke(sample)
+        assert out.kind == "response", out.body
+        assert out.json["input"] == sample
+    too_deep = await rapi.invoke(b"[" * 600 + b"]" * 600)
+    assert too_deep.kind == "error"
+    assert too_deep.json["errorType"] == "Runtime.UnmarshalError"
+    assert "nested deeper than 512 levels" in too_deep.json["errorMessage"]
+    bad = await rapi.invoke(b'{"a": tru}')
+    assert bad.json["errorType"] == "Runtime.UnmarshalError"
+    assert "offset" in bad.json["errorMessage"]
+    assert (await rapi.invoke([1])).json["input"] == [1]        # the worker carries on

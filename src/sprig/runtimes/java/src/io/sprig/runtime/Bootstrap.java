@@ -89,8 +89,8 @@ public final class Bootstrap {
                 System.err.println("Could not post the result of " + inv.requestId + ": " + e);
                 System.exit(1);
             }
-            if (failure instanceof VirtualMachineError) {
-                // The JVM may be in no state to go on (out of memory): let the manager restart it.
+            if (failure instanceof OutOfMemoryError || failure instanceof InternalError) {
+                // The JVM may be in no state to go on: let the manager start a fresh worker.
                 System.exit(1);
             }
         }

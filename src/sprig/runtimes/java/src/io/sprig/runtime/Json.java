@@ -22,8 +22,12 @@ import java.util.TreeMap;
  */
 final class Json {
 
+    /** Deeper documents are refused rather than risking the stack. */
+    static final int MAX_DEPTH = 512;
+
     private final String text;
     private int pos;
+    private int depth;
 
     private Json(String text) {
         this.text = text;
@@ -89,12 +93,20 @@ final class Json {
         return value;
     }
 
+    private void enter() {
+        if (++depth > MAX_DEPTH) {
+            throw error("nested deeper than " + MAX_DEPTH + " levels");
+        }
+    }
+
     private Map<String, Object> object() {
+        enter();
         Map<String, Object> map = new LinkedHashMap<String, Object>();
         pos++;
         skipSpace();
         if (pos < text.length() && text.charAt(pos) == '}') {
             pos++;
+            depth--;
             return map;
         }
         while (true) {
@@ -113,16 +125,19 @@ final class Json {
                 continue;
             }
             expect('}');
+            depth--;
             return map;
         }
     }
 
     private List<Object> array() {
+        enter();
         List<Object> list = new ArrayList<Object>();
         pos++;
         skipSpace();
         if (pos < text.length() && text.charAt(pos) == ']') {
             pos++;
+            depth--;
             return list;
         }
         while (true) {
@@ -134,6 +149,7 @@ final class Json {
                 continue;
             }
             expect(']');
+            depth--;
             return list;
         }
     }
@@ -239,8 +255,9 @@ final class Json {
     }
 
     private static void write(StringBuilder sb, Object value, int depth) {
-        if (depth > 200) {
-            throw new IllegalArgumentException("Cannot serialize: nesting deeper than 200 (a cycle?)");
+        if (depth > 2 * MAX_DEPTH) {
+            throw new IllegalArgumentException("Cannot serialize: nested deeper than "
+                    + 2 * MAX_DEPTH + " levels (a cycle?)");
         }
         if (value == null) {
             sb.append("null");

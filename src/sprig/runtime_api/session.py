@@ -336,9 +336,7 @@ class RuntimeSession:
 
     def _next(self, conn: Connection) -> None:
         if self.state in (SessionState.FAILED, SessionState.CLOSED):
-            conn.respond(500, _err("Runtime.Unavailable",
-                                   "Container error. Non-recoverable state. "
-                                   "Runtime should exit promptly."))
+            conn.respond(500, _err(wire.ERR_CONTAINER, wire.CONTAINER_ERROR_MESSAGE))
             return
         if self.state is SessionState.BUSY or self._parked is not None:
             self._transition_error(conn, "InvocationNext")

@@ -41,6 +41,8 @@ ERR_INVALID_REQUEST_ID = "InvalidRequestID"
 ERR_TOO_LARGE = "RequestEntityTooLarge"
 ERR_NOT_FOUND = "NotFound"
 ERR_BAD_REQUEST = "InvalidRequest"
+ERR_CONTAINER = "Runtime.Unavailable"
+CONTAINER_ERROR_MESSAGE = "Container error. Non-recoverable state. Runtime should exit promptly."
 FN_RESPONSE_TOO_LARGE = "Function.ResponseSizeTooLarge"
 FN_UNHANDLED = "Unhandled"
 

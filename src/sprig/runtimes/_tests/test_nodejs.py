@@ -68,6 +68,8 @@ async def test_cjs_async_handler_sees_event_and_context(rapi: Any, workers: Any,
 @pytest.mark.parametrize(("handler", "expected"), [
     ("index.nested.deeper.handler", {"nested": {"x": 1}}),
     ("src/app.handler", {"nestedDir": True, "event": {"x": 1}}),
+    ("lib/tool.handler", "from a directory"),
+    ("greeter.greet", None),    # a package from node_modules (sync: its result is ignored)
 ])
 async def test_nested_handler_path_and_nested_directory(rapi: Any, workers: Any, make_env: Any,
                                                         handler: str, expected: Any) -> None:

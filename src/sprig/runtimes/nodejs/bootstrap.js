@@ -227,9 +227,16 @@ async function loadModule(taskRoot, modulePath) {
       throw loadError(err, modulePath);
     }
   }
-  // Not a file in the code directory: a package from node_modules or NODE_PATH, as AWS allows.
+  // A directory (its package.json "main" or index.js), or a package from node_modules or
+  // NODE_PATH, as AWS allows.
   try {
-    return require(require.resolve(modulePath, { paths: [taskRoot] }));
+    let dir = false;
+    try {
+      dir = fs.statSync(base).isDirectory();
+    } catch (_e) {
+      dir = false;
+    }
+    return require(dir ? base : require.resolve(modulePath, { paths: [taskRoot] }));
   } catch (err) {
     if (err && err.code === 'MODULE_NOT_FOUND' && String(err.message).includes(`'${modulePath}'`)) {
       throw new RuntimeError(ERR_IMPORT, `Error: Cannot find module '${modulePath}' in ${taskRoot}`);

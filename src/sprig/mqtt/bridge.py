@@ -9,7 +9,8 @@
   (at least once). While offline, QoS 1 messages wait in the spool, bounded in *bytes*
   (``spooler.maxSizeInBytes``, 2.5 MB); QoS 0 messages are dropped and counted unless
   ``keepQos0WhenOffline``. Oversize messages (``maxMessageSizeInBytes``, topic + payload) are
-  refused with a clear error.
+  refused with a clear error. A message whose sending fails ``maxPublishRetry`` times (the
+  broker drops the connection each time) is dropped and logged, so it cannot block the spool.
 * **Reconnects** use exponential backoff from ``reconnect.minSeconds`` doubling to
   ``reconnect.maxSeconds``; every reconnect resubscribes and resumes the spool.
 
@@ -106,6 +107,9 @@ class MqttBridge:
         self.sent = 0
         self.received = 0
         self.dropped_qos0 = 0
+        self.dropped_after_retries = 0
+        self._head: _Outgoing | None = None
+        self._head_attempts = 0
         self.last_error: str | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -317,13 +321,31 @@ class MqttBridge:
             async with self._changed:
                 await self._changed.wait_for(lambda: bool(self._spool))
                 head = self._spool[0]
+                if head is self._head:
+                    self._head_attempts += 1
+                else:
+                    self._head, self._head_attempts = head, 1
+                retries = self.settings.max_publish_retry
+                if retries >= 0 and self._head_attempts > retries + 1:
+                    # A message the broker keeps refusing (it drops the connection each
+                    # time) must not block the spool forever: mqtt.maxPublishRetry.
+                    self._pop(head)
+                    self.dropped_after_retries += 1
+                    log.error("mqtt: gave up on a message to %r after %d attempts "
+                              "(mqtt.maxPublishRetry %d)", head.topic, self._head_attempts - 1,
+                              retries)
+                    continue
             await client.publish(head.topic, head.payload, qos=head.qos)
             async with self._changed:
-                if self._spool and self._spool[0] is head:
-                    self._spool.popleft()
-                    self._spool_bytes -= head.size
+                self._pop(head)
                 self.sent += 1
-                self._changed.notify_all()
+
+    def _pop(self, head: _Outgoing) -> None:
+        """Remove ``head`` from the front of the spool (caller holds ``_changed``)."""
+        if self._spool and self._spool[0] is head:
+            self._spool.popleft()
+            self._spool_bytes -= head.size
+        self._changed.notify_all()
 
     async def _keep_subscriptions(self, client: aiomqtt.Client) -> None:
         while True:

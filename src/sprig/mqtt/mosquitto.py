@@ -43,10 +43,12 @@ class Mosquitto:
     """``async with Mosquitto(workdir) as broker:`` → a broker on ``127.0.0.1:broker.port``."""
 
     def __init__(self, workdir: Path, *, port: int | None = None,
-                 tls: BrokerTls | None = None, binary: str = "mosquitto") -> None:
+                 tls: BrokerTls | None = None, binary: str = "mosquitto",
+                 extra_config: tuple[str, ...] = ()) -> None:
         self.workdir = workdir
         self.port = port or free_port()
         self.tls = tls
+        self.extra_config = extra_config
         self.binary = shutil.which(binary) or binary
         self.log: list[str] = []
         self._proc: asyncio.subprocess.Process | None = None
@@ -77,6 +79,7 @@ class Mosquitto:
                 f"require_certificate {'true' if self.tls.require_certificate else 'false'}",
                 "tls_version tlsv1.2",
             ]
+        lines += self.extra_config
         return "\n".join(lines) + "\n"
 
     async def start(self, timeout: float = 10.0) -> None:

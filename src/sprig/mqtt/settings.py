@@ -13,6 +13,7 @@
       spooler: {maxSizeInBytes: 2621440, keepQos0WhenOffline: false}
       reconnect: {minSeconds: 1, maxSeconds: 120}
       operationTimeoutSeconds: 10    # connect (CONNACK), SUBACK, PUBACK
+      maxPublishRetry: 100           # -1: retry forever
 
 AWS IoT Core needs mutual TLS: a CA to check the endpoint, plus the device certificate and its
 private key. Every problem is reported with its field path, the value and what is allowed.
@@ -64,6 +65,7 @@ class MqttSettings:
     reconnect_min_seconds: float = 1.0
     reconnect_max_seconds: float = 120.0
     operation_timeout_seconds: float = 10.0
+    max_publish_retry: int = 100
 
     @classmethod
     def from_mapping(cls, cfg: Mapping[str, Any] | None, source: str, *,
@@ -80,7 +82,7 @@ class MqttSettings:
             raise p.error("", "must be an object", cfg, "{host, port, tls, ...}")
         p.known(cfg, {"host", "port", "clientId", "protocol", "keepAliveSeconds",
                       "maxMessageSizeInBytes", "tls", "spooler", "reconnect",
-                      "operationTimeoutSeconds"})
+                      "operationTimeoutSeconds", "maxPublishRetry"})
         host = cfg.get("host")
         if host is None or host == "":
             return None
@@ -133,6 +135,7 @@ class MqttSettings:
             reconnect_min_seconds=rmin,
             reconnect_max_seconds=rmax,
             operation_timeout_seconds=p.number(cfg, "operationTimeoutSeconds", 10.0, 0.1, 3600),
+            max_publish_retry=p.integer(cfg, "maxPublishRetry", 100, -1, 2**31 - 1),
         )
 
 

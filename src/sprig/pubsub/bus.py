@@ -171,6 +171,9 @@ class Subscription:
         self._bus._remove(self)
         if self._task is not None:
             self._task.cancel()
+            while not self._queue.empty():      # so join()/drain() never wait on them
+                self._queue.get_nowait()
+                self._queue.task_done()
 
 
 class Bus:

@@ -174,3 +174,20 @@ async def test_keep_qos0_when_offline(broker: Mosquitto) -> None:
         await bridge.flush(10)
         assert (await asyncio.wait_for(sub.get(), 10)).payload == b"kept"
         assert bridge.dropped_qos0 == 0
+
+
+async def test_a_message_the_broker_keeps_refusing_is_dropped_after_retries(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    broker = Mosquitto(tmp_path / "small", extra_config=("max_packet_size 200",))
+    async with broker, MqttBridge(settings(broker.port, max_publish_retry=2)) as bridge:
+        await bridge.wait_connected(10)
+        sub = bridge.subscribe("p/#", owner="t")
+        await bridge.wait_until(lambda: bridge.broker_filters == {"p/#"}, 10)
+        with caplog.at_level(logging.ERROR):
+            await bridge.publish("p/big", b"x" * 1000, qos=1)   # the broker disconnects us
+            await bridge.publish("p/small", b"ok", qos=1)
+            await bridge.flush(20)
+        assert bridge.dropped_after_retries == 1
+        assert "gave up on a message to 'p/big' after 3 attempts" in caplog.text
+        m = await asyncio.wait_for(sub.get(), 10)
+        assert (m.topic, m.payload) == ("p/small", b"ok")

@@ -354,3 +354,25 @@ async def test_node_sdk(env: Any) -> None:
     assert json.loads(out["secret"])["SecretString"] == "hunter2"
     calls = await invoker.wait_calls(3)
     assert calls[0][0] == ECHO
+
+
+async def test_queue_full_policy(env: Any) -> None:
+    server, invoker, _, cloud = env
+    server.set_subscriptions({
+        "a": {"id": "a", "source": ME, "subject": "q", "target": SINK},
+        "b": {"id": "b", "source": ME, "subject": "q", "target": "cloud"},
+    })
+    invoker.full.add("sink")
+    url = f"http://127.0.0.1:{server.port}/2016-11-01/functions/{ROUTER_FUNCTION_ARN}"
+
+    def headers(policy: str) -> dict[str, str]:
+        ctx = {"custom": {"source": ME, "subject": "q", "queueFullPolicy": policy}}
+        return {"Authorization": TOKEN, "X-Amz-Invocation-Type": "Event",
+                "X-Amz-Client-Context": base64.b64encode(json.dumps(ctx).encode()).decode()}
+
+    async with aiohttp.ClientSession() as s:
+        async with s.post(url, data=b"1", headers=headers("AllOrError")) as r:
+            assert r.status == 429 and "queue of function" in await r.text()
+        async with s.post(url, data=b"2", headers=headers("BestEffort")) as r:
+            assert r.status == 202
+    assert [p for _, p, _ in cloud.sent] == [b"1", b"2"]   # the cloud target got both

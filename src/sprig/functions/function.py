@@ -24,6 +24,7 @@ import contextlib
 import dataclasses
 import enum
 import json
+import math
 import shutil
 import tempfile
 import time
@@ -296,7 +297,9 @@ class Function:
         self._workers[wid] = worker
         self._generation[wid] = gen
         try:
+            t0 = time.perf_counter()
             await worker.wait_ready(self.init_timeout_s)
+            worker.init_ms = (time.perf_counter() - t0) * 1000
         except (WorkerExited, TimeoutError) as e:
             await self._retire(wid)
             if isinstance(e, TimeoutError):
@@ -430,9 +433,13 @@ class Function:
                 await asyncio.sleep(0)
         peak = worker.memory_peak_kb()
         self._line(item, f"END RequestId: {rid}")
+        init = ""
+        if worker.init_ms is not None:      # the first invocation of a worker: a cold start
+            init, worker.init_ms = f"\tInit Duration: {worker.init_ms:.2f} ms", None
         self._line(item, f"REPORT RequestId: {rid}\tDuration: {ms:.2f} ms\t"
-                         f"Memory Size: {max(1, cfg.memory_kb // 1024)} MB\t"
-                         f"Max Memory Used: {(peak or 0) // 1024} MB")
+                         f"Billed Duration: {math.ceil(ms)} ms\t"
+                         f"Memory Size: {max(1, self.spec.memory_mb())} MB\t"
+                         f"Max Memory Used: {(peak or 0) // 1024} MB{init}")
         if result.function_error is not None and item.future is None:
             self.log("sprig", f"event {rid} failed: {result.payload.decode(errors='replace')}")
         self._busy.pop(wid, None)

@@ -187,6 +187,7 @@ class Worker:
         self.session = session
         self.process = process
         self.stopping = False
+        self.init_ms: float | None = None      # set after init, cleared by the first REPORT
         self._peak: int | None = None
         self._peak_at = -1.0
         self._exit: asyncio.Task[ExitStatus] = asyncio.ensure_future(process.wait())

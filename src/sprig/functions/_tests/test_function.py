@@ -125,6 +125,8 @@ async def test_pinned_state_env_and_logs(code: Path, made: list[Function]) -> No
     tail = r2.log_tail.decode()
     assert f"START RequestId: {r2.request_id}" in tail and "invoked 2" in tail
     assert "REPORT RequestId" in tail and "Max Memory Used" in tail
+    assert "Init Duration" not in tail                      # warm
+    assert any("Init Duration" in line and r1.request_id in line for _, line in logs.lines)
     assert ("stdout", "invoked 1") in logs.lines
     assert any(line.startswith(f"END RequestId: {r1.request_id}") for _, line in logs.lines)
 

@@ -70,10 +70,10 @@ class FunctionSources:
     failed: int = 0
 
 
-def parse_sources(sources: Sequence[tuple[str, str]] | Sequence[Mapping[str, Any]] |
-                  Mapping[str, Mapping[str, Any]],
+def parse_sources(sources: Sequence[Any] | Mapping[str, Mapping[str, Any]],
                   *, path: str = "pubsubTopics") -> tuple[EventSource, ...]:
-    """Validate event sources given as ``(filter, type)`` pairs, or as the recipe's
+    """Validate event sources given as ``(filter, type)`` pairs, objects with ``topic`` and
+    ``type`` attributes (the Lambda manager's ``EventSource``), or as the recipe's
     ``pubsubTopics`` (a list, or an object keyed by index, of ``{topic, type}``)."""
     items: list[tuple[str, Any]]
     if isinstance(sources, Mapping):
@@ -86,6 +86,8 @@ def parse_sources(sources: Sequence[tuple[str, str]] | Sequence[Mapping[str, Any
             topic, kind = item.get("topic"), item.get("type", SourceType.PUB_SUB.value)
         elif isinstance(item, tuple | list) and len(item) == 2:
             topic, kind = item
+        elif hasattr(item, "topic") and hasattr(item, "type"):   # functions.config.EventSource
+            topic, kind = item.topic, item.type
         else:
             raise ValidationError(where, "must be {topic, type}", value=item,
                                   allowed="{topic: <filter>, type: PUB_SUB|IOT_CORE}")
@@ -120,8 +122,7 @@ class EventSources:
         return self._functions.get(function_name)
 
     def set_function_sources(self, function_name: str,
-                             sources: Sequence[tuple[str, str]] | Sequence[Mapping[str, Any]] |
-                             Mapping[str, Mapping[str, Any]],
+                             sources: Sequence[Any] | Mapping[str, Mapping[str, Any]],
                              encoding: str = "json") -> FunctionSources:
         """(Re)wire ``function_name``'s event sources; validates everything first."""
         parsed = parse_sources(sources)

@@ -103,8 +103,7 @@ class Messaging:
     # --- functions -------------------------------------------------------------------------
 
     def add_function(self, *, component: str, function_arn: str,
-                     sources: Sequence[tuple[str, str]] | Sequence[Mapping[str, Any]] |
-                     Mapping[str, Mapping[str, Any]] = (),
+                     sources: Sequence[Any] | Mapping[str, Mapping[str, Any]] = (),
                      encoding: str = "json",
                      access_control: Mapping[str, Any] | None = None) -> dict[str, str]:
         """Wire a Lambda component (event sources, V1 IPC identity); returns the environment

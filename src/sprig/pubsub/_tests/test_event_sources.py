@@ -128,3 +128,17 @@ async def test_iot_core_without_broker_is_inactive_not_fatal(
             es.set_function_sources("f", [("x/#", "IOT_CORE")])
         assert "no MQTT broker" in caplog.text
         es.remove_function("f")
+
+
+async def test_accepts_the_lambda_managers_event_sources() -> None:
+    from sprig.functions.config import EventSource, EventSourceType, PayloadEncoding
+
+    inv = QueueingInvoker({"f": 10})
+    async with Bus() as bus:
+        es = EventSources(bus, None, inv)
+        state = es.set_function_sources(
+            "f", (EventSource("a/+", EventSourceType.PUB_SUB),), PayloadEncoding.BINARY)
+        assert [s.topic.value for s in state.sources] == ["a/+"]
+        bus.publish("a/b", b"\xff", source="p")
+        got = await inv.wait_for("f", 1)
+    assert got[0].payload == b"\xff"

@@ -438,7 +438,7 @@ class Function:
             init, worker.init_ms = f"\tInit Duration: {worker.init_ms:.2f} ms", None
         self._line(item, f"REPORT RequestId: {rid}\tDuration: {ms:.2f} ms\t"
                          f"Billed Duration: {math.ceil(ms)} ms\t"
-                         f"Memory Size: {max(1, self.spec.memory_mb())} MB\t"
+                         f"Memory Size: {max(1, cfg.memory_kb // 1024)} MB\t"
                          f"Max Memory Used: {(peak or 0) // 1024} MB{init}")
         if result.function_error is not None and item.future is None:
             self.log("sprig", f"event {rid} failed: {result.payload.decode(errors='replace')}")

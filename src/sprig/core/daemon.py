@@ -113,6 +113,7 @@ class Core:
         self.endpoints["management"] = f"unix://{self.layout.management_socket}"
         self._write_endpoints()
         log.info("Sprig %s core on %s; invoke API %s", __version__, self.layout.root, url)
+        self._check_root_reachable()
         try:
             self.kernel.children.reap_orphans()
             await self.kernel.reconcile(self.db.components())
@@ -133,6 +134,20 @@ class Core:
             with contextlib.suppress(FileNotFoundError):
                 self.layout.endpoints_file.unlink()
             log.info("stopped")
+
+    def _check_root_reachable(self) -> None:
+        """Components run as an unprivileged user: every directory above the root must let
+        them through, or their scripts and NoContainer functions cannot reach their files."""
+        if os.geteuid() != 0:
+            return
+        for parent in [self.layout.root, *self.layout.root.parents]:
+            if not parent.stat().st_mode & 0o001:
+                log.warning(
+                    "the run-as user cannot traverse %s (mode %o): components and NoContainer "
+                    "functions will not reach their files under %s; use a root in a public "
+                    "directory (default /var/lib/sprig) or chmod o+x %s",
+                    parent, parent.stat().st_mode & 0o777, self.layout.root, parent)
+                return
 
     def _write_endpoints(self) -> None:
         path = self.layout.endpoints_file

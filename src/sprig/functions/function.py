@@ -134,6 +134,18 @@ class Function:
     def __repr__(self) -> str:
         return f"<Function {self.name} {self.state}: {self._pool!r}>"
 
+    def details(self) -> dict[str, object]:
+        """A JSON-able summary for ``component details`` / ``sprig status``."""
+        p = self._pool
+        return {
+            "function": self.spec.function_arn, "runtime": self.spec.runtime,
+            "runtimeWarning": self.warning, "state": self.state.value,
+            "pinned": p.pinned, "queued": len(p.queue), "maxQueueSize": p.max_queue_size,
+            "workers": {s.value: p.count(s) for s in WorkerState},
+            "maxInstancesCount": p.limit, "droppedInvocations": p.dropped,
+            "droppedEvents": self.event_drops,
+        }
+
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
         """Accept invocations; a pinned function starts its worker and waits for its init.

@@ -243,6 +243,9 @@ async def test_queue_full_and_limits(code: Path, made: list[Function]) -> None:
     with pytest.raises(errors.QueueFull):
         await fn.invoke(inv({}, invocation_type=InvocationType.EVENT))
     assert fn.event_drops == 1 and fn.pool.dropped == 2
+    det = fn.details()
+    assert det["droppedEvents"] == 1 and det["queued"] == 1 and det["pinned"] is True
+    assert json.dumps(det)
     assert any("dropped event" in line for _, line in logs.lines)
     assert (await asyncio.wait_for(running, 30)).ok and (await asyncio.wait_for(queued, 30)).ok
     with pytest.raises(errors.PayloadTooLarge):

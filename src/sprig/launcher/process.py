@@ -24,9 +24,11 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import IO
 
 from sprig.errors import LaunchError, SandboxUnavailable
 from sprig.launcher import cgroups, users
@@ -89,10 +91,13 @@ def needs_cgroup(spec: LaunchSpec) -> bool:
 class LaunchedProcess:
     """A running process started by :func:`spawn`; always finish with :meth:`aclose`."""
 
-    def __init__(self, proc: asyncio.subprocess.Process, spec: LaunchSpec,
-                 cgroup: cgroups.Cgroup | None, readers: list[asyncio.Task[None]],
-                 sandboxed: bool) -> None:
+    def __init__(self, proc: subprocess.Popen[bytes], exited: asyncio.Future[int],
+                 spec: LaunchSpec, cgroup: cgroups.Cgroup | None,
+                 readers: list[asyncio.Task[None]], sandboxed: bool,
+                 transports: list[asyncio.BaseTransport] | None = None) -> None:
         self._proc = proc
+        self._transports = transports or []
+        self._exited = exited
         self._spec = spec
         self._cgroup = cgroup
         self._readers = readers
@@ -125,7 +130,7 @@ class LaunchedProcess:
         """Wait until the process ends (output is drained briefly after it)."""
         if self._status is not None:
             return self._status
-        rc = await self._proc.wait()
+        rc = await asyncio.shield(self._exited)
         if self._status is None:
             cg = self._live_cgroup
             oom = cg.oom_killed() if cg else False
@@ -219,6 +224,8 @@ class LaunchedProcess:
             for task in self._readers:
                 task.cancel()
             await asyncio.gather(*self._readers, return_exceptions=True)
+            for transport in self._transports:   # a surviving grandchild may hold the pipe
+                transport.close()
             self.memory_peak_kb()
             self._closed = True
             cg = self._live_cgroup
@@ -254,11 +261,56 @@ async def _read_lines(stream: asyncio.StreamReader, name: str, cb: OutputCallbac
         cb(name, buf)
 
 
-async def _feed(stream: asyncio.StreamWriter, data: bytes) -> None:
-    with contextlib.suppress(ConnectionError):
-        stream.write(data)
-        await stream.drain()
-        stream.close()
+def _write_all(pipe: IO[bytes], data: bytes) -> None:
+    with contextlib.suppress(OSError):
+        try:
+            pipe.write(data)
+        finally:
+            pipe.close()
+
+
+def _watch_exit(proc: subprocess.Popen[bytes]) -> asyncio.Future[int]:
+    """A future resolved with the wait status as soon as the process exits.
+
+    The exit is watched with a pidfd on the event loop, not with asyncio's subprocess
+    transport: that one resolves ``wait()`` only once every pipe is closed, which never happens
+    while a grandchild (a daemon) still holds stdout. Kernels without pidfd (< 5.3) fall back
+    to a waiting thread.
+    """
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[int] = loop.create_future()
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):
+        def resolve(rc: int) -> None:
+            if not fut.done():
+                fut.set_result(rc)
+
+        def waiter() -> None:
+            loop.call_soon_threadsafe(resolve, proc.wait())
+
+        threading.Thread(target=waiter, name=f"wait-{proc.pid}", daemon=True).start()
+        return fut
+
+    def on_ready() -> None:
+        rc = proc.poll()
+        if rc is None:
+            return
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+        if not fut.done():
+            fut.set_result(rc)
+
+    loop.add_reader(pidfd, on_ready)
+    return fut
+
+
+async def _stream_reader(pipe: IO[bytes]) -> tuple[asyncio.StreamReader, asyncio.BaseTransport]:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=MAX_LINE * 2)
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), pipe)
+    return reader, transport
 
 
 def _resolve_executable(spec: LaunchSpec) -> str:
@@ -366,10 +418,12 @@ async def spawn(spec: LaunchSpec, *, on_output: OutputCallback | None = None,
     join = tuple(str(f) for f in cgroup.join_files()) if cgroup else ()
     out = subprocess.PIPE if on_output else subprocess.DEVNULL
     try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv, cwd=cwd, env=spec.env, stdout=out, stderr=out,
+        # Popen in a thread: with a cgroup join the child takes milliseconds to reach exec
+        # and Popen blocks until it does.
+        proc = await asyncio.to_thread(
+            subprocess.Popen, argv, cwd=cwd, env=spec.env, stdout=out, stderr=out,
             stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-            start_new_session=True, pass_fds=pass_fds,
+            start_new_session=True, pass_fds=pass_fds, close_fds=True,
             preexec_fn=_make_preexec(join, creds))
     except subprocess.SubprocessError as e:
         if cgroup:
@@ -382,12 +436,16 @@ async def spawn(spec: LaunchSpec, *, on_output: OutputCallback | None = None,
         if cgroup:
             cgroup.remove()
         raise LaunchError(f"cannot start {spec.argv[0]!r}: {e.strerror}") from None
+    exited = _watch_exit(proc)
     readers: list[asyncio.Task[None]] = []
+    transports: list[asyncio.BaseTransport] = []
     if on_output is not None:
         assert proc.stdout is not None and proc.stderr is not None
-        readers.append(asyncio.create_task(_read_lines(proc.stdout, "stdout", on_output)))
-        readers.append(asyncio.create_task(_read_lines(proc.stderr, "stderr", on_output)))
+        for name, pipe in (("stdout", proc.stdout), ("stderr", proc.stderr)):
+            stream, transport = await _stream_reader(pipe)
+            transports.append(transport)
+            readers.append(asyncio.create_task(_read_lines(stream, name, on_output)))
     if stdin is not None:
         assert proc.stdin is not None
-        readers.append(asyncio.create_task(_feed(proc.stdin, stdin)))
-    return LaunchedProcess(proc, spec, cgroup, readers, sandboxed)
+        readers.append(asyncio.create_task(asyncio.to_thread(_write_all, proc.stdin, stdin)))
+    return LaunchedProcess(proc, exited, spec, cgroup, readers, sandboxed, transports)

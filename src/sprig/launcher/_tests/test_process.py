@@ -198,3 +198,50 @@ async def test_memory_limit_no_container(tmp_path: Path) -> None:
     await p.aclose()
     assert st.oom_killed and st.signal == signal.SIGKILL
     assert st.describe() == "killed: memory limit of 32768 KB exceeded"
+
+
+async def test_wait_returns_while_a_daemon_holds_stdout(tmp_path: Path) -> None:
+    """The leader's exit is seen even though a setsid grandchild keeps the pipe open."""
+    lines: list[bytes] = []
+    p = await spawn(spec("""
+        import subprocess, sys
+        d = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"],
+                             start_new_session=True)
+        print(d.pid, flush=True)""", tmp_path), on_output=lambda _s, line: lines.append(line))
+    st = await asyncio.wait_for(p.wait(), 10)
+    assert st.returncode == 0
+    daemon = int(lines[0])
+    try:
+        assert pid_alive(daemon)
+        await asyncio.wait_for(p.aclose(), 10)
+    finally:
+        os.kill(daemon, signal.SIGKILL)
+
+
+async def test_pass_fds(tmp_path: Path) -> None:
+    r, w = os.pipe()
+    try:
+        p = await spawn(spec(f"import os; os.write({w}, b'via fd')", tmp_path), pass_fds=(w,))
+        assert (await p.wait()).returncode == 0
+        await p.aclose()
+        assert os.read(r, 100) == b"via fd"
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_non_root_core_cannot_switch_user(tmp_path: Path) -> None:
+    """A core that is not root refuses another run-as user (checked in a real nobody process)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to become nobody for the check")
+    import subprocess
+    src = str(Path(__file__).resolve().parents[3])
+    code = ("from sprig.launcher.users import credentials_for\n"
+            "from sprig.launcher.spec import RunAs\n"
+            "from sprig.errors import LaunchError\n"
+            "assert credentials_for(RunAs('nobody')) is None\n"
+            "try:\n    credentials_for(RunAs('root'))\nexcept LaunchError as e:\n    print(e)\n")
+    out = subprocess.run([SYSTEM_PY, "-c", code], env={"PYTHONPATH": src}, cwd="/",
+                         capture_output=True, check=True, user="nobody", group="nogroup",
+                         extra_groups=[]).stdout.decode()
+    assert "cannot run as root because the core runs as 'nobody', not root" in out

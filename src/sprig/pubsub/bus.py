@@ -56,7 +56,7 @@ class SubscriptionClosed(SprigError):
     """``get()`` on a subscription that was closed (by its owner or by the bus shutting down)."""
 
 
-def _should_log_drop(count: int) -> bool:
+def should_log_drop(count: int) -> bool:
     """Log the 1st drop, then the 10th, 100th, 1000th...: visible, never a log flood."""
     while count % 10 == 0 and count >= 10:
         count //= 10
@@ -97,7 +97,7 @@ class Subscription:
             return True
         except asyncio.QueueFull:
             self.dropped += 1
-            if _should_log_drop(self.dropped):
+            if should_log_drop(self.dropped):
                 log.warning(
                     "pubsub: dropped a message on topic %r for subscriber %s (filter %r): its "
                     "queue is full (max %d); %d dropped so far",

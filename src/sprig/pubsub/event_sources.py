@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from sprig.errors import ValidationError
 from sprig.functions.errors import FunctionError, QueueFull
 from sprig.functions.invocation import Invocation, InvocationType, Invoker
-from sprig.pubsub.bus import Bus, Message
+from sprig.pubsub.bus import Bus, Message, should_log_drop
 from sprig.pubsub.topic import TopicFilter
 
 log = logging.getLogger(__name__)
@@ -172,8 +172,9 @@ class EventSources:
             state.invoked += 1
         except QueueFull as e:
             state.dropped += 1
-            log.warning("function %s: dropped a message on topic %r (%s); %d dropped so far",
-                        state.function, message.topic, e, state.dropped)
+            if should_log_drop(state.dropped):
+                log.warning("function %s: dropped a message on topic %r (%s); %d dropped so "
+                            "far", state.function, message.topic, e, state.dropped)
         except FunctionError as e:
             state.failed += 1
             log.warning("function %s: could not invoke for a message on topic %r: %s",

@@ -6,7 +6,7 @@ import logging
 import pytest
 
 from sprig.errors import ValidationError
-from sprig.pubsub.bus import Bus, BusClosed, Message, SubscriptionClosed, _should_log_drop
+from sprig.pubsub.bus import Bus, BusClosed, Message, SubscriptionClosed, should_log_drop
 from sprig.pubsub.topic import InvalidTopic
 
 
@@ -123,7 +123,7 @@ async def test_close_owner() -> None:
 
 
 def test_drop_log_rate() -> None:
-    assert [n for n in range(1, 2001) if _should_log_drop(n)] == [1, 10, 100, 1000]
+    assert [n for n in range(1, 2001) if should_log_drop(n)] == [1, 10, 100, 1000]
 
 
 async def test_sink_iteration_ends_when_closed() -> None:

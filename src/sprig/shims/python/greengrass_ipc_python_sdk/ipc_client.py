@@ -65,7 +65,8 @@ class IPCClient:
     """Talks to Sprig's V1 IPC on ``endpoint`` and ``$GG_DAEMON_PORT``."""
 
     def __init__(self, endpoint="localhost", port=None):
-        self.endpoint = endpoint
+        # Sprig serves IPv4 loopback only; skip a useless ::1 attempt for "localhost".
+        self.endpoint = "127.0.0.1" if endpoint == "localhost" else endpoint
         self.port = int(port or env_vars.GG_DAEMON_PORT or DEFAULT_PORT)
         self.auth_token = env_vars.AUTH_TOKEN or ""
 

@@ -237,6 +237,10 @@ class SdkIpcServer:
         except FunctionError as e:
             self._pending.pop(inv_id, None)
             return _function_error_response(e)
+        except Exception as e:
+            self._pending.pop(inv_id, None)
+            log.exception("V1 IPC: invocation %s failed inside Sprig", inv_id)
+            return _text(500, f"invocation {inv_id} failed inside Sprig: {e!r}")
         self._pending.pop(inv_id, None)
         return web.Response(body=result.payload, headers={
             "X-Amz-Function-Error": str(result.function_error or ""),

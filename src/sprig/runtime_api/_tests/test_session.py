@@ -253,3 +253,28 @@ async def test_init_error_is_202_and_recorded(session: RuntimeSession) -> None:
         assert e.value.error.error_type == "X" and e.value.error.error_message == "bad"
     finally:
         c.close()
+
+
+async def test_pipelined_answer_and_next(session: RuntimeSession) -> None:
+    """A runtime may send its answer and the next /next in one write; answers stay in order."""
+    c = await Raw.connect(session.address)
+    try:
+        c.send("GET", f"{P}/invocation/next")
+        fut = session.submit(Job.for_payload(b'{"n":1}', function_arn=ARN, timeout_s=5))
+        _, h, _ = await c.read()
+        rid = h["lambda-runtime-aws-request-id"]
+        body = b'{"r":1}'
+        c.w.write(f"POST {P}/invocation/{rid}/response HTTP/1.1\r\nHost: x\r\n"
+                  f"Content-Length: {len(body)}\r\n\r\n".encode() + body
+                  + f"GET {P}/invocation/next HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        assert (await asyncio.wait_for(fut, 5)).body == body
+        fut2 = session.submit(Job.for_payload(b'{"n":2}', function_arn=ARN, timeout_s=5))
+        st, _, reply = await asyncio.wait_for(c.read(), 5)
+        assert st == 202 and json.loads(reply) == {"status": "OK"}
+        st, h, event = await asyncio.wait_for(c.read(), 5)
+        assert st == 200 and event == b'{"n":2}'
+        rid2 = h["lambda-runtime-aws-request-id"]
+        st, _, _ = await c.call("POST", f"{P}/invocation/{rid2}/response", b"{}")
+        assert st == 202 and (await asyncio.wait_for(fut2, 5)).ok
+    finally:
+        c.close()

@@ -246,6 +246,9 @@ class MqttBridge:
             tls_context.minimum_version = ssl.TLSVersion.TLSv1_2
             if s.tls.cert_path and s.tls.key_path:
                 tls_context.load_cert_chain(str(s.tls.cert_path), str(s.tls.key_path))
+            if s.port == 443:
+                # AWS IoT Core serves MQTT with client certificates on 443 only with this ALPN.
+                tls_context.set_alpn_protocols(["x-amzn-mqtt-ca"])
         return aiomqtt.Client(
             s.host, s.port, identifier=s.client_id, keepalive=s.keep_alive_seconds,
             protocol=(aiomqtt.ProtocolVersion.V5 if s.protocol is MqttProtocol.V5

@@ -6,6 +6,8 @@ in ``fixtures/java`` against it, packaged as a jar, a directory and a zip.
 
 from __future__ import annotations
 
+import asyncio
+import os
 import shutil
 import subprocess
 import threading
@@ -32,6 +34,9 @@ async def start(workers: Any, make_env: Any, code: Any, handler: str, *,
     code_path: Path = getattr(code, layout)
     argv = java.launch_argv(JAVA, code.runtime_jar, code_path, handler, memory_mb)
     root = code_path if code_path.is_dir() else code_path.parent
+    if layout == "zip":     # unpack into the session's temporary directory, not /tmp
+        (root / "tmp").mkdir(exist_ok=True)
+        argv.insert(1, f"-Djava.io.tmpdir={root / 'tmp'}")
     return await workers.start(argv, make_env(handler, root, **extra), cwd=root)
 
 
@@ -268,3 +273,28 @@ async def test_json_round_trip(rapi: Any, workers: Any, make_env: Any, code: Any
     assert bad.json["errorType"] == "Runtime.UnmarshalError"
     assert "offset" in bad.json["errorMessage"]
     assert (await rapi.invoke([1])).json["input"] == [1]        # the worker carries on
+
+
+async def test_zip_is_unpacked_once_for_all_workers(workers: Any, code: Any,
+                                                    tmp_path: Path) -> None:
+    """Workers of one zip share one unpacked copy in java.io.tmpdir, renamed into place."""
+    from sprig.runtime_api import Job, RuntimeSession
+
+    assert JAVA is not None
+    argv = java.launch_argv(JAVA, code.runtime_jar, code.zip, "example.StringHandler", 128)
+    argv.insert(1, f"-Djava.io.tmpdir={tmp_path}")
+    for _ in range(2):
+        session = await RuntimeSession.open(log=lambda line: None)
+        try:
+            env = {"PATH": os.environ["PATH"], "AWS_LAMBDA_RUNTIME_API": session.address}
+            proc = await workers.start(argv, env, cwd=tmp_path)
+            job = Job.for_payload(b'"zip"', function_arn="arn", timeout_s=30)
+            out = await asyncio.wait_for(session.run(job), 30)
+            assert out.body == b'"ZIP \\"quoted\\" \xc3\xa9"'
+            proc.kill()
+            await proc.wait()
+        finally:
+            await session.aclose()
+    unpacked = [p.name for p in tmp_path.iterdir()]
+    assert len(unpacked) == 1 and unpacked[0].startswith("sprig-java-code-"), unpacked
+    assert (tmp_path / unpacked[0] / "classes" / "example" / "StringHandler.class").is_file()

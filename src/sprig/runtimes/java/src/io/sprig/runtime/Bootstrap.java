@@ -102,8 +102,8 @@ public final class Bootstrap {
         if (zip == null || zip.isEmpty()) {
             return parent;
         }
-        Path dir = Files.createTempDirectory("sprig-java-code");
-        unzip(new File(zip), dir.toFile());
+        File dirFile = unpacked(new File(zip));
+        Path dir = dirFile.toPath();
         List<URL> urls = new ArrayList<URL>();
         urls.add(dir.toUri().toURL());
         urls.add(new File(dir.toFile(), "classes").toURI().toURL());
@@ -117,6 +117,55 @@ public final class Bootstrap {
             }
         }
         return new URLClassLoader(urls.toArray(new URL[0]), parent);
+    }
+
+    /**
+     * The zip unpacked once into the temporary directory, named after its path, size and time,
+     * so that every worker of the same code shares one copy (unpacked aside, then renamed into
+     * place: concurrent workers never see half a tree).
+     */
+    private static File unpacked(File zip) throws IOException {
+        String key = zip.getCanonicalPath() + "\0" + zip.length() + "\0" + zip.lastModified();
+        String digest;
+        try {
+            byte[] hash = java.security.MessageDigest.getInstance("SHA-256")
+                    .digest(key.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+            StringBuilder hex = new StringBuilder();
+            for (int i = 0; i < 8; i++) {
+                hex.append(String.format("%02x", hash[i] & 0xff));
+            }
+            digest = hex.toString();
+        } catch (java.security.NoSuchAlgorithmException e) {
+            throw new IOException(e);
+        }
+        File tmp = new File(System.getProperty("java.io.tmpdir"));
+        File target = new File(tmp, "sprig-java-code-" + digest);
+        if (target.isDirectory()) {
+            return target;
+        }
+        Path partial = Files.createTempDirectory(tmp.toPath(), "sprig-java-code-");
+        unzip(zip, partial.toFile());
+        try {
+            Files.move(partial, target.toPath(), java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+        } catch (IOException e) {
+            if (!target.isDirectory()) {
+                throw e;
+            }
+            delete(partial.toFile()); // another worker won the race: use its copy
+        }
+        return target;
+    }
+
+    private static void delete(File f) {
+        File[] children = f.listFiles();
+        if (children != null) {
+            for (File c : children) {
+                delete(c);
+            }
+        }
+        if (!f.delete()) {
+            f.deleteOnExit();
+        }
     }
 
     private static void unzip(File zip, File dest) throws IOException {

@@ -349,6 +349,9 @@ def build_parser() -> argparse.ArgumentParser:
         for subparser in getattr(action, "choices", {}).values():
             if not any(a.dest == "root" for a in subparser._actions):
                 subparser.add_argument("--root", help="Sprig root directory")
+    from sprig.cli import pubsub_cmd
+
+    pubsub_cmd.add_parser(sub, common)
     return parser
 
 

@@ -27,6 +27,7 @@ from typing import Any
 from sprig import __version__
 from sprig.core.kernel import Kernel
 from sprig.core.lambda_service import FunctionHook, LambdaService, validate_lambda
+from sprig.core.messaging import Messaging
 from sprig.deployment.planner import Planner
 from sprig.deployment.request import DeploymentRequest
 from sprig.deployment.service import DeploymentService
@@ -57,6 +58,9 @@ class Core:
         self.planner = Planner(layout, self.db, self.kernel.platform)
         self.deployments = DeploymentService(self.kernel, self.planner, self.db)
         self.api = ManagementServer(layout.management_socket)
+        self.messaging = Messaging(self.kernel, self.functions)
+        self.function_hooks.append(self.messaging.function_changed)
+        self.kernel.lambda_env_providers.append(self.messaging.function_env)
         self.endpoints: dict[str, str] = {}
         self.started = time.time()
         self._device_report: Any = None
@@ -105,6 +109,7 @@ class Core:
     # -- run -----------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
+        await self.messaging.start()
         await self.api.start()
         credentials = ensure_credentials(self.layout.credentials)
         runner, url = await start_invoke_api(self.functions, credentials,
@@ -117,6 +122,7 @@ class Core:
         try:
             self.kernel.children.reap_orphans()
             await self.kernel.reconcile(self.db.components())
+            self.messaging.start_router_if_deployed()
             worker = asyncio.create_task(self.deployments.run(), name="deployments")
             try:
                 await stop.wait()
@@ -130,6 +136,7 @@ class Core:
             await runner.cleanup()
             await self.kernel.aclose()
             await self.functions.stop_all()
+            await self.messaging.aclose()
             self.db.close()
             with contextlib.suppress(FileNotFoundError):
                 self.layout.endpoints_file.unlink()
@@ -170,6 +177,8 @@ class Core:
         m("invoke", self._invoke)
         m("component.wait", self._component_wait)
         self.api.stream("deployment.wait", self._deployment_wait)
+        m("pubsub.publish", self.messaging.publish)
+        self.api.stream("pubsub.subscribe", self.messaging.subscribe)
 
     async def _status(self, params: dict[str, Any]) -> Any:
         comps = self.kernel.list_components()

@@ -73,6 +73,10 @@ class Kernel:
         self.is_root = os.geteuid() == 0
         self.builtin_listeners: list[Callable[[BuiltinService], None]] = []
         self.children = ChildRegistry(layout.run / "children.json")
+        #: extra environment of Lambda workers: (component, function ARN) -> variables
+        self.lambda_env_providers: list[Callable[[Component, str], dict[str, str]]] = []
+        #: called with (component name, changed key path) when a configuration changes
+        self.config_listeners: list[Callable[[str, list[str]], None]] = []
 
     # -- wiring --------------------------------------------------------------------------
 
@@ -179,6 +183,10 @@ class Kernel:
             await self.services.pop(name).stop()
             self._close_log(name)
         self.components = target
+        for name, comp in target.items():
+            old = old_components.get(name)
+            if old is not None and old.configuration != comp.configuration:
+                self._config_changed(name, old.configuration, comp.configuration)
         to_start: list[str] = []
         for name in self.dependency_order(list(target)):
             comp = target[name]
@@ -212,6 +220,46 @@ class Kernel:
             to_start.append(name)
         for name in to_start:
             self.services[name].start()
+
+    def _config_changed(self, name: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+        """Tell listeners (IPC SubscribeToConfigurationUpdate) which top-level keys changed."""
+        for key in sorted(set(old) | set(new)):
+            if old.get(key) != new.get(key):
+                for listener in self.config_listeners:
+                    try:
+                        listener(name, [key])
+                    except Exception:
+                        log.exception("configuration listener failed")
+
+    def update_configuration(self, name: str, key_path: list[str], value: Any) -> None:
+        """A component changes its own configuration (IPC UpdateConfiguration): MERGE ``value``
+        at ``key_path``, persisted like a deployment's update (no restart, as Greengrass)."""
+        from dataclasses import replace
+
+        from sprig.config.update import ConfigUpdate
+        from sprig.core.component import config_state
+        from sprig.errors import ValidationError
+
+        record = self.db.component(name)
+        if record is None:
+            raise ValidationError("componentName", "no such component", value=name)
+        patch: Any = value
+        for key in reversed(key_path):
+            patch = {key: patch}
+        if not isinstance(patch, dict):
+            raise ValidationError("valueToMerge", "must be an object when keyPath is empty",
+                                  value=value, allowed="a JSON object")
+        state = config_state(record).apply(ConfigUpdate(merge=patch))
+        new_record = replace(record, configuration=state.to_document())
+        self.db.put_component(new_record)
+        old = self.components.get(name)
+        if old is not None:
+            comp = load_component(new_record, self.platform)
+            self.components[name] = comp
+            svc = self.services.get(name)
+            if svc is not None:
+                svc.component = comp
+            self._config_changed(name, old.configuration, comp.configuration)
 
     def _make_service(self, comp: Component) -> Service:
         if comp.name in BUILTIN_STATES:

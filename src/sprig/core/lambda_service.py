@@ -155,11 +155,15 @@ class LambdaService(Service):
 
     def _spec(self, component: Component) -> FunctionSpec:
         ctx = self.kernel.interpolation_context(component)
+        env = self.kernel.base_env(component)
+        arn = _setenv(component, ctx).get(ENV_ARN, "")
+        for provider in self.kernel.lambda_env_providers:
+            env.update(provider(component, arn))
         return build_spec(
             component, ctx,
             work_dir=self.kernel.prepare_work_dir(component),
             run_as=self.kernel.run_as_for(component),
-            core_env=self.kernel.base_env(component),
+            core_env=env,
             system_limits=self.kernel.system_limits(component),
         )
 

@@ -47,7 +47,7 @@ from sprig.functions.invocation import (
 from sprig.functions.pool import Dispatch, Pool, StartWorker, StopWorker, WorkerState
 from sprig.functions.runtimes import ResolvedRuntime
 from sprig.functions.worker import FunctionSpec, Worker, WorkerExited, WorkerTimeout
-from sprig.runtime_api import Job, OutcomeKind, error_document
+from sprig.runtime_api import Job, OutcomeKind, SessionAborted, error_document
 
 LogSink = Callable[[str, str], None]
 LOG_TAIL_BYTES = 4096
@@ -302,7 +302,7 @@ class Function:
             worker = await Worker.start(self.spec, self.runtime, wid, on_output=self._on_output,
                                         log=lambda m: self.log("sprig", m),
                                         socket_dir=self._socket_dir())
-        except LaunchError as e:
+        except (LaunchError, OSError) as e:
             self._pool.worker_gone(wid)
             self._start_failed(errors.RUNTIME_INIT_ERROR, f"cannot start the worker: {e}")
             return
@@ -426,6 +426,10 @@ class Function:
                 why = status.describe() if status else "the worker is gone"
                 result = self._unhandled(item, errors.RUNTIME_EXIT_ERROR,
                                          f"RequestId: {rid} Error: Runtime exited: {why}")
+        except (SessionAborted, RuntimeError) as e:     # should not happen: say so, recover
+            retire = True
+            self.log("sprig", f"internal error running {rid} on {wid}: {e!r}")
+            result = self._unhandled(item, "Sprig.InternalError", f"RequestId: {rid} Error: {e}")
         else:
             kind = outcome.kind
             if kind is OutcomeKind.RESPONSE:

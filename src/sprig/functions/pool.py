@@ -99,9 +99,10 @@ class Pool(Generic[T]):
 
     def worker_ready(self, worker_id: str, now: float) -> None:
         """The worker finished init (its first /next)."""
-        slot = self.workers[worker_id]
-        slot.state = WorkerState.IDLE
-        slot.idle_since = now
+        slot = self.workers.get(worker_id)
+        if slot is not None and slot.state is WorkerState.STARTING:
+            slot.state = WorkerState.IDLE
+            slot.idle_since = now
 
     def worker_done(self, worker_id: str, now: float) -> None:
         """The worker answered its invocation and is warm again."""

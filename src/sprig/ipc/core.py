@@ -1,0 +1,121 @@
+"""What the IPC server needs from the core, and the errors it reports to clients.
+
+The server never reaches into the kernel: it is given an :class:`IpcCore`. The real core (the
+kernel) implements it; tests implement it with a small class around a real :class:`Bus`.
+
+Errors a handler raises become an APPLICATION_ERROR with TERMINATE_STREAM whose
+``service-model-type`` is the Greengrass error shape, so the awsiotsdk client raises the matching
+exception class (``UnauthorizedError``, ``ServiceError``...) with our ``message``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, Protocol
+
+from sprig.errors import SprigError
+from sprig.mqtt.bridge import MqttBridge
+from sprig.pubsub.bus import Bus
+
+
+class IpcCore(Protocol):
+    """The core as the IPC server sees it.
+
+    Callbacks given to :meth:`subscribe_configuration` must be called on the event loop's thread
+    (the server writes to the socket from them without locking).
+    """
+
+    @property
+    def bus(self) -> Bus:
+        """The local pub/sub bus (PublishToTopic / SubscribeToTopic)."""
+        ...
+
+    @property
+    def bridge(self) -> MqttBridge | None:
+        """The MQTT bridge (PublishToIoTCore / SubscribeToIoTCore); None: no broker configured."""
+        ...
+
+    def component_for_token(self, token: str) -> str | None:
+        """The component a SVCUID token was issued to; None for an unknown token."""
+        ...
+
+    def access_control(self, component: str) -> Mapping[str, Any]:
+        """The component's ``accessControl`` configuration ({} when it has none)."""
+        ...
+
+    def get_configuration(self, component: str) -> dict[str, Any] | None:
+        """The component's effective configuration; None when there is no such component."""
+        ...
+
+    async def update_configuration(self, component: str, key_path: list[str],
+                                   value_to_merge: Any) -> None:
+        """Merge ``value_to_merge`` at ``key_path`` (a map merges, anything else replaces).
+
+        Raise :class:`sprig.errors.ValidationError` for a value the core refuses.
+        """
+        ...
+
+    def subscribe_configuration(self, component: str,
+                                callback: Callable[[list[str]], None]) -> Callable[[], None]:
+        """Call ``callback(key_path)`` whenever a key of ``component``'s configuration changes
+        (``key_path`` relative to the configuration). Returns the unsubscribe function."""
+        ...
+
+    def report_state(self, component: str, state: str) -> None:
+        """UpdateState: the component reports ``RUNNING`` or ``ERRORED``."""
+        ...
+
+    def component_details(self, name: str) -> dict[str, Any] | None:
+        """``{componentName, version, state, configuration}``; None: no such component."""
+        ...
+
+
+class IpcError(SprigError):
+    """An error reported to the client as a Greengrass error shape."""
+
+    shape: ClassVar[str] = "aws.greengrass#ServiceError"
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        super().__init__(message)
+
+    def body(self) -> dict[str, Any]:
+        return {"message": self.message}
+
+
+class ServiceError(IpcError):
+    shape = "aws.greengrass#ServiceError"
+
+
+class UnauthorizedError(IpcError):
+    shape = "aws.greengrass#UnauthorizedError"
+
+
+class InvalidArgumentsError(IpcError):
+    shape = "aws.greengrass#InvalidArgumentsError"
+
+
+class ResourceNotFoundError(IpcError):
+    shape = "aws.greengrass#ResourceNotFoundError"
+
+    def __init__(self, message: str, *, resource_type: str | None = None,
+                 resource_name: str | None = None) -> None:
+        super().__init__(message)
+        self.resource_type = resource_type
+        self.resource_name = resource_name
+
+    def body(self) -> dict[str, Any]:
+        out = super().body()
+        if self.resource_type is not None:
+            out["resourceType"] = self.resource_type
+        if self.resource_name is not None:
+            out["resourceName"] = self.resource_name
+        return out
+
+
+def invalid(field: str, message: str, value: Any, allowed: str) -> InvalidArgumentsError:
+    """An InvalidArgumentsError naming the request field, the value and what is allowed."""
+    shown = repr(value)
+    if len(shown) > 200:
+        shown = shown[:200] + "..."
+    return InvalidArgumentsError(f"{field}: {message} (got {shown}); allowed: {allowed}")

@@ -1,0 +1,30 @@
+"""The operations this server implements, by their ``operation`` header (``aws.greengrass#X``).
+
+Anything else is answered with a ServiceError naming the operation and listing these.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Final
+
+from sprig.ipc import config_ops, pubsub_ops
+from sprig.ipc.call import Handler
+
+OPERATIONS: Final = MappingProxyType[str, Handler]({
+    "aws.greengrass#PublishToTopic": pubsub_ops.publish_to_topic,
+    "aws.greengrass#SubscribeToTopic": pubsub_ops.subscribe_to_topic,
+    "aws.greengrass#PublishToIoTCore": pubsub_ops.publish_to_iot_core,
+    "aws.greengrass#SubscribeToIoTCore": pubsub_ops.subscribe_to_iot_core,
+    "aws.greengrass#GetConfiguration": config_ops.get_configuration,
+    "aws.greengrass#UpdateConfiguration": config_ops.update_configuration,
+    "aws.greengrass#SubscribeToConfigurationUpdate": config_ops.subscribe_to_configuration_update,
+    "aws.greengrass#UpdateState": config_ops.update_state,
+    "aws.greengrass#GetComponentDetails": config_ops.get_component_details,
+})
+
+
+def unsupported_message(operation: str) -> str:
+    names = ", ".join(sorted(o.split("#", 1)[1] for o in OPERATIONS))
+    return (f"operation: {operation!r} is not supported by Sprig's IPC server; allowed: "
+            f"{names}")

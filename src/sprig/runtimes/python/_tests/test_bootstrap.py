@@ -44,9 +44,9 @@ def handler(event, context):
 
 
 def interpreters() -> list[str]:
-    """The venv's Python, plus the oldest installed Python 3 and 2.7 (real ELF files)."""
+    """The venv's Python, plus the oldest and newest supported Python 3 and 2.7 if installed."""
     found = [sys.executable]
-    for v in ("3.7", "2.7"):
+    for v in ("3.7", "3.13", "2.7"):
         for base in sorted(Path("/root/.pyenv/versions").glob(f"{v}.*")):
             exe = base / "bin" / f"python{v}"
             if exe.exists():

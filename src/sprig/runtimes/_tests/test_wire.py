@@ -136,19 +136,33 @@ async def test_java_init_error_header(recorder: Any, workers: Any, recorder_env:
     assert await workers.exit_code(proc) == 1
 
 
+def socket_only(unix_env: Any, keep_tcp: bool) -> Any:
+    """``unix_env``, without AWS_LAMBDA_RUNTIME_API when ``keep_tcp`` is false."""
+    def make(handler: str, root: Path, **extra: str) -> dict[str, str]:
+        env: dict[str, str] = unix_env(handler, root, **extra)
+        if not keep_tcp:
+            del env["AWS_LAMBDA_RUNTIME_API"]
+        return env
+    return make
+
+
 @needs_node
-async def test_node_over_the_unix_socket(unix_rapi: Any, workers: Any, unix_env: Any) -> None:
-    await start_node(workers, unix_env, "index.handler")
+@pytest.mark.parametrize("keep_tcp", [True, False])
+async def test_node_over_the_unix_socket(unix_rapi: Any, workers: Any, unix_env: Any,
+                                         keep_tcp: bool) -> None:
+    await start_node(workers, socket_only(unix_env, keep_tcp), "index.handler")
     for i in range(2):
         assert (await unix_rapi.invoke({"i": i})).json["echo"] == {"i": i}
 
 
 @needs_java
+@pytest.mark.parametrize("keep_tcp", [True, False])
 async def test_java_over_the_unix_socket(unix_rapi: Any, workers: Any, unix_env: Any,
-                                         code: Any) -> None:
+                                         code: Any, keep_tcp: bool) -> None:
     assert JAVA is not None
     if java.java_major_version(JAVA) < 16:
         pytest.skip("Unix sockets need Java 16 or later; older JVMs use TCP")
-    await start_java(workers, unix_env, code, "example.ContextEcho::handle")
+    await start_java(workers, socket_only(unix_env, keep_tcp), code,
+                     "example.ContextEcho::handle")
     for i in range(2):
         assert (await unix_rapi.invoke({"i": i})).json["input"] == {"i": i}

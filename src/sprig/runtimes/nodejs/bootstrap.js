@@ -48,11 +48,10 @@ function parseEndpoint(value) {
   return { host: match[1].replace(/^\[|\]$/g, ''), port: Number(match[2]) };
 }
 
-const endpoint = parseEndpoint(process.env.AWS_LAMBDA_RUNTIME_API);
 // Sprig also serves the same session on a Unix socket, several times cheaper per round trip than
 // loopback TCP; the official clients only know AWS_LAMBDA_RUNTIME_API.
 const socketPath = process.env.SPRIG_RUNTIME_API_SOCKET || null;
-const target = socketPath ? { socketPath } : { host: endpoint.host, port: endpoint.port };
+const target = socketPath ? { socketPath } : parseEndpoint(process.env.AWS_LAMBDA_RUNTIME_API);
 // Idle keep-alive sockets are unref'd by the agent, so they never keep the event loop alive:
 // callbackWaitsForEmptyEventLoop sees only the user's own work.
 const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });

@@ -80,14 +80,18 @@ final class RuntimeApiClient {
     private OutputStream out;
 
     RuntimeApiClient(String endpoint, String unixPath, boolean binaryEncoding) {
-        if (endpoint == null || !endpoint.matches("[^:/\\[\\]]+:\\d+|\\[[^\\]]+\\]:\\d+")) {
+        this.unixPath = unixPath == null || unixPath.isEmpty() ? null : unixPath;
+        if (this.unixPath != null && (endpoint == null || endpoint.isEmpty())) {
+            this.host = "localhost";
+            this.port = 0;
+        } else if (endpoint == null || !endpoint.matches("[^:/\\[\\]]+:\\d+|\\[[^\\]]+\\]:\\d+")) {
             throw new IllegalArgumentException(
                     "AWS_LAMBDA_RUNTIME_API must be host:port (got " + endpoint + ")");
+        } else {
+            int colon = endpoint.lastIndexOf(':');
+            this.host = endpoint.substring(0, colon).replace("[", "").replace("]", "");
+            this.port = Integer.parseInt(endpoint.substring(colon + 1));
         }
-        int colon = endpoint.lastIndexOf(':');
-        this.host = endpoint.substring(0, colon).replace("[", "").replace("]", "");
-        this.port = Integer.parseInt(endpoint.substring(colon + 1));
-        this.unixPath = unixPath == null || unixPath.isEmpty() ? null : unixPath;
         this.binaryEncoding = binaryEncoding;
     }
 

@@ -88,6 +88,11 @@ def worker_env(spec: FunctionSpec, runtime: ResolvedRuntime, worker_id: str,
     env.update(cfg.environment)
     env.update(spec.core_env)
     env.update(runtime.env)
+    for var in SEARCH_PATH_VARS:     # module search paths add up instead of replacing
+        joined = _join_paths(runtime.env.get(var), cfg.environment.get(var),
+                             spec.core_env.get(var))
+        if joined:
+            env[var] = joined
     env.update({
         "AWS_LAMBDA_FUNCTION_NAME": spec.function_name,
         "AWS_LAMBDA_FUNCTION_VERSION": spec.function_version,
@@ -137,21 +142,48 @@ def worker_env(spec: FunctionSpec, runtime: ResolvedRuntime, worker_id: str,
     return env
 
 
+SEARCH_PATH_VARS = ("PYTHONPATH", "NODE_PATH")
+
+
+def _join_paths(*values: str | None) -> str:
+    out: list[str] = []
+    for value in values:
+        for entry in (value or "").split(":"):
+            if entry and entry not in out:
+                out.append(entry)
+    return ":".join(out)
+
+
+def _visible_paths(env: Mapping[str, str], mounted: tuple[Path, ...]) -> tuple[Path, ...]:
+    """Directories the environment points the runtime at (module search paths, the Node shims)
+    that a container must also see, read-only, unless already under a mounted path."""
+    extra: list[Path] = []
+    for var in (*SEARCH_PATH_VARS, "SPRIG_NODE_SHIMS"):
+        for entry in env.get(var, "").split(":"):
+            p = Path(entry)
+            if (not p.is_absolute() or not p.exists() or p in extra
+                    or any(p == m or m in p.parents for m in mounted)):
+                continue
+            extra.append(p)
+    return tuple(extra)
+
+
 def launch_spec(spec: FunctionSpec, runtime: ResolvedRuntime, worker_id: str,
                 runtime_api: str, runtime_socket: str | None = None) -> LaunchSpec:
     """The LaunchSpec of one worker; the launcher does the sandbox (GreengrassContainer)."""
     cfg = spec.config
     container = cfg.container_mode is ContainerMode.GREENGRASS_CONTAINER
     socket_dir = (Path(runtime_socket).parent,) if runtime_socket else ()
+    env = worker_env(spec, runtime, worker_id, runtime_api, runtime_socket)
+    mounted = (spec.code_dir, *runtime.read_only_paths, *socket_dir)
     return LaunchSpec(
         argv=(*runtime.argv, *spec.exec_args),
-        env=worker_env(spec, runtime, worker_id, runtime_api, runtime_socket),
+        env=env,
         cwd=spec.work_dir,
         run_as=spec.run_as,
         container_mode=cfg.container_mode,
         limits=ResourceLimits(memory_kb=cfg.memory_kb) if container else spec.system_limits,
-        read_only_paths=(spec.code_dir, *runtime.read_only_paths, *socket_dir)
-        if container else (),
+        read_only_paths=(*mounted, *_visible_paths(env, mounted)) if container else (),
         writable_paths=(spec.work_dir,) if container else (),
         volumes=tuple(Mount(Path(v.source_path), Path(v.destination_path), v.writable,
                             v.add_group_owner) for v in cfg.volumes) if container else (),

@@ -82,3 +82,14 @@ def test_launch_spec_no_container_uses_system_limits() -> None:
     assert ls.container_mode is ContainerMode.NO_CONTAINER
     assert ls.limits == ResourceLimits(memory_kb=1000)
     assert ls.read_only_paths == () and ls.volumes == () and not ls.mount_ro_sysfs
+
+
+def test_search_paths_add_up_and_are_mounted(tmp_path: Path) -> None:
+    shims = tmp_path / "shims"
+    shims.mkdir()
+    s = spec(environment={"PYTHONPATH": "/code/lib"})
+    s = FunctionSpec(**{**s.__dict__, "core_env": {"PYTHONPATH": str(shims)}})
+    env = worker_env(s, RT, "comp-1", "127.0.0.1:1")
+    assert env["PYTHONPATH"] == f"/code/lib:{shims}"
+    ls = launch_spec(s, RT, "comp-1", "127.0.0.1:1")
+    assert shims in ls.read_only_paths and Path("/code/lib") not in ls.read_only_paths

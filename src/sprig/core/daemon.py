@@ -27,7 +27,7 @@ from typing import Any
 from sprig import __version__
 from sprig.core.kernel import Kernel
 from sprig.core.lambda_service import FunctionHook, LambdaService, validate_lambda
-from sprig.core.messaging import Messaging
+from sprig.core.messaging import CoreMessaging
 from sprig.deployment.planner import Planner
 from sprig.deployment.request import DeploymentRequest
 from sprig.deployment.service import DeploymentService
@@ -58,7 +58,7 @@ class Core:
         self.planner = Planner(layout, self.db, self.kernel.platform)
         self.deployments = DeploymentService(self.kernel, self.planner, self.db)
         self.api = ManagementServer(layout.management_socket)
-        self.messaging = Messaging(self.kernel, self.functions)
+        self.messaging = CoreMessaging(self.kernel, self.functions)
         self.function_hooks.append(self.messaging.function_changed)
         self.kernel.lambda_env_providers.append(self.messaging.function_env)
         self.endpoints: dict[str, str] = {}
@@ -122,7 +122,7 @@ class Core:
         try:
             self.kernel.children.reap_orphans()
             await self.kernel.reconcile(self.db.components())
-            self.messaging.start_router_if_deployed()
+            self.messaging.apply_deployed_builtins()
             worker = asyncio.create_task(self.deployments.run(), name="deployments")
             try:
                 await stop.wait()

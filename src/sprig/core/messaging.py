@@ -1,19 +1,20 @@
-"""Messaging in the core: the local bus, the MQTT bridge, functions' event sources, and the
-Greengrass Core SDK v1 endpoints — wired to the kernel and the Lambda manager."""
+"""Messaging in the core: :class:`sprig.sdk_ipc.messaging.Messaging` (local bus, MQTT bridge,
+event sources, Greengrass Core SDK v1 endpoints, secrets) wired to the kernel, the Lambda
+manager and the management API."""
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from sprig.errors import ValidationError
-from sprig.mqtt.bridge import MqttBridge
+from sprig.errors import SprigError, ValidationError
+from sprig.functions.config import LambdaConfig
 from sprig.mqtt.settings import MqttSettings
-from sprig.pubsub.bus import Bus
-from sprig.pubsub.event_sources import EventSources
-from sprig.sdk_ipc.env import sdk_env, shim_paths
-from sprig.sdk_ipc.server import SdkIpcServer
+from sprig.sdk_ipc.env import shim_paths
+from sprig.sdk_ipc.messaging import ROUTER_COMPONENT, SECRET_MANAGER_COMPONENT, Messaging
+from sprig.sdk_ipc.secrets import SecretStore
 
 if TYPE_CHECKING:
     from sprig.core.component import Component
@@ -24,89 +25,78 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sprig.messaging")
 
-ROUTER = "aws.greengrass.LegacySubscriptionRouter"
 
-
-class Messaging:
+class CoreMessaging:
     def __init__(self, kernel: Kernel, functions: FunctionManager) -> None:
         self.kernel = kernel
-        self.functions = functions
-        self.bus = Bus()
         settings = MqttSettings.from_mapping(
             kernel.settings.mqtt, str(kernel.layout.config_file),
             thing_name=kernel.settings.thing_name, base_dir=kernel.layout.root)
-        self.bridge = MqttBridge(settings) if settings is not None else None
-        self.events = EventSources(self.bus, self.bridge, functions)
-        self.sdk = SdkIpcServer(invoker=functions, bus=self.bus, cloud=self.bridge)
-        self._tokens: dict[str, str] = {}
+        self.messaging = Messaging(invoker=functions, mqtt=settings,
+                                   secrets=SecretStore.for_root(kernel.layout))
         kernel.builtin_listeners.append(self._builtin_configured)
 
+    @property
+    def bus(self) -> Any:
+        return self.messaging.bus
+
+    @property
+    def bridge(self) -> Any:
+        return self.messaging.bridge
+
     async def start(self) -> None:
-        await self.bus.start()
-        if self.bridge is not None:
-            await self.bridge.start()
-        await self.sdk.start()
+        await self.messaging.start()
 
     async def aclose(self) -> None:
-        self.events.close()
-        await self.sdk.aclose()
-        if self.bridge is not None:
-            await self.bridge.aclose()
-        await self.bus.aclose()
+        await self.messaging.aclose()
 
     # -- functions -------------------------------------------------------------------------
 
     def function_env(self, component: Component, function_arn: str) -> dict[str, str]:
-        """What a function needs to use the Greengrass Core SDK v1 (shims on the module path)."""
-        token = self.kernel.token_for(component.name)
-        python_shims, node_shims = shim_paths()
-        env = sdk_env(function_arn, token, self.sdk.port)
+        """Wire a Lambda component's event sources and V1 SDK identity; the variables its
+        workers need (with the Core SDK v1 shims on the module path)."""
+        try:
+            cfg = LambdaConfig.from_configuration(component.configuration,
+                                                  f"component {component.name}")
+        except ValidationError:
+            return {}     # the Lambda service reports the configuration error itself
+        access = component.configuration.get("accessControl")
+        env = self.messaging.add_function(
+            component=component.name, function_arn=function_arn,
+            sources=list(cfg.event_sources), encoding=str(cfg.encoding),
+            access_control=access if isinstance(access, dict) else None)
+        python_shims, _node_shims = shim_paths()
         env["PYTHONPATH"] = str(python_shims)
-        env["SPRIG_NODE_SHIMS"] = str(node_shims)
         return env
 
     def function_changed(self, name: str, fn: Function | None) -> None:
-        """Hook: a function started (or was reconfigured), or stopped (``fn`` None)."""
         if fn is None:
-            self.events.remove_function(name)
-            token = self._tokens.pop(name, None)
-            if token is not None:
-                self.sdk.unregister_function(token)
-            return
-        cfg = fn.spec.config
-        sources = [{"topic": s.topic, "type": str(s.type)} for s in cfg.event_sources]
-        try:
-            self.events.set_function_sources(name, sources, str(cfg.encoding))
-        except ValidationError as e:
-            log.warning("function %s: event sources not wired: %s", name, e)
-        token = self.kernel.token_for(name)
-        self._tokens[name] = token
-        component = self.kernel.components.get(name)
-        access = component.configuration.get("accessControl") if component else None
-        self.sdk.register_function(fn.spec.function_arn, token, name,
-                                   access if isinstance(access, dict) else None)
+            self.messaging.remove_function(name)
+
+    # -- built-in components' configuration ------------------------------------------------
 
     def _builtin_configured(self, service: BuiltinService) -> None:
-        if service.name == ROUTER:
-            self.apply_router(service.component.configuration)
+        self.apply_builtin(service.name, service.component.configuration)
 
-    def apply_router(self, configuration: dict[str, Any]) -> None:
+    def apply_builtin(self, name: str, configuration: dict[str, Any]) -> None:
         try:
-            self.sdk.set_subscriptions(configuration.get("subscriptions") or {},
-                                       source=f"{ROUTER} configuration")
-        except ValidationError as e:
-            log.warning("%s: subscriptions not applied: %s", ROUTER, e)
+            if name == ROUTER_COMPONENT:
+                self.messaging.configure_router(configuration, source=f"{name} configuration")
+            elif name == SECRET_MANAGER_COMPONENT:
+                self.messaging.configure_secrets(configuration, source=f"{name} configuration",
+                                                 region=self.kernel.settings.region)
+        except SprigError as e:
+            log.warning("%s: configuration not applied: %s", name, e)
 
-    def start_router_if_deployed(self) -> None:
-        comp = self.kernel.components.get(ROUTER)
-        if comp is not None:
-            self.apply_router(comp.configuration)
+    def apply_deployed_builtins(self) -> None:
+        for name in (ROUTER_COMPONENT, SECRET_MANAGER_COMPONENT):
+            comp = self.kernel.components.get(name)
+            if comp is not None:
+                self.apply_builtin(name, comp.configuration)
 
-    # -- CLI -------------------------------------------------------------------------------
+    # -- management API ----------------------------------------------------------------------
 
     async def publish(self, params: dict[str, Any]) -> Any:
-        import base64
-
         topic = str(params.get("topic", ""))
         payload = base64.b64decode(params.get("payload", ""))
         if params.get("cloud"):
@@ -119,8 +109,6 @@ class Messaging:
         return {"subscribers": delivered}
 
     async def subscribe(self, params: dict[str, Any]) -> AsyncIterator[Any]:
-        import base64
-
         topic_filter = str(params.get("topic", ""))
         if params.get("cloud"):
             if self.bridge is None:

@@ -42,6 +42,9 @@ _DOCS = [
             "Token exchange service placeholder: Sprig runs offline and issues no AWS tokens."),
     _recipe("aws.greengrass.LegacySubscriptionRouter", "2.1.8",
             "Routes Greengrass Core SDK v1 publishes by its 'subscriptions' configuration."),
+    _recipe("aws.greengrass.SecretManager", "2.1.8",
+            "Local secret store (AES-256-GCM at rest) for get_secret_value, filled from its "
+            "'secrets' configuration."),
 ]
 
 BUILTIN_NAMES = frozenset(d["ComponentName"] for d in _DOCS)

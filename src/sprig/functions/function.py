@@ -424,8 +424,9 @@ class Function:
                     "(containerParams.memorySize) exceeded")
             else:
                 why = status.describe() if status else "the worker is gone"
-                result = self._unhandled(item, errors.RUNTIME_EXIT_ERROR,
-                                         f"RequestId: {rid} Error: Runtime exited: {why}")
+                result = self._unhandled(
+                    item, errors.RUNTIME_EXIT_ERROR,
+                    f"RequestId: {rid} Error: Runtime exited with error: {why}")
         except (SessionAborted, RuntimeError) as e:     # should not happen: say so, recover
             retire = True
             self.log("sprig", f"internal error running {rid} on {wid}: {e!r}")

@@ -38,7 +38,8 @@ class DeviceReport:
     bwrap_version: str | None
     user_namespaces: bool                    # unprivileged bwrap sandbox started successfully
     sandbox_error: str | None                # why the probe sandbox failed, if it did
-    runtimes: dict[str, str] = field(default_factory=dict)   # name → path
+    runtimes: dict[str, str] = field(default_factory=dict)   # name → path (`sprig core check`
+                                                             # lists Lambda runtimes itself)
 
     @property
     def memory_limit(self) -> bool:
@@ -86,8 +87,6 @@ class DeviceReport:
             "user namespaces:  " + yn(self.user_namespaces)
             + (f" ({self.sandbox_error})" if self.sandbox_error else ""),
             "memory limits:    " + yn(self.memory_limit),
-            "runtimes:         " + (", ".join(f"{k} {v}" for k, v in self.runtimes.items())
-                                    or "none found"),
         ]
         missing = self.missing()
         lines.append("GreengrassContainer: " + ("supported" if not missing else "NOT supported"))
@@ -110,7 +109,14 @@ def _cgroup_mounts() -> tuple[str, ...]:
             opts = [o for o in parts[3].split(",") if o not in ("rw", "ro", "nosuid", "nodev",
                                                                "noexec", "relatime")]
             ro = " (read-only)" if "ro" in parts[3].split(",") else ""
-            label = ",".join(opts) if parts[2] == "cgroup" else ""
+            if parts[2] == "cgroup":
+                label = ",".join(opts)
+            else:
+                try:
+                    ctl = (Path(parts[1]) / "cgroup.controllers").read_text().split()
+                except OSError:
+                    ctl = []
+                label = f"(controllers: {' '.join(ctl) or 'none'})"
             out.append(f"{parts[2]} {parts[1]}{' ' + label if label else ''}{ro}")
     return tuple(out)
 

@@ -240,10 +240,15 @@ def log_error(doc):
     sys.stdout.flush()
 
 
+_logging_ready = []
+
+
 def setup_logging():
-    """Give the root logger a stdout handler, as AWS does, if the user's code uses logging."""
-    if "logging" not in sys.modules:
+    """Give the root logger a stdout handler, as AWS does, once the user's code uses logging
+    (checked after init and after each invocation: importing logging ourselves costs memory)."""
+    if _logging_ready or "logging" not in sys.modules:
         return
+    _logging_ready.append(True)
     import logging
     root = logging.getLogger()
     if root.handlers:
@@ -318,6 +323,8 @@ def serve(api, handler):
             doc = error_doc(sys.exc_info())
             log_error(doc)
             out, ctype, path = json.dumps(doc).encode("utf-8"), CT_JSON, "/error"
+        if not _logging_ready:
+            setup_logging()
         # Pipelined: the answer and the next /next leave in one write.
         api.send(api.encode("POST", API + "/invocation/" + request_id + path, out,
                             [("Content-Type", ctype)]) + api.encode("GET", next_path))

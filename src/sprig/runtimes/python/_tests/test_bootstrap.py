@@ -29,6 +29,9 @@ def handler(event, context):
         return "x" * event["big"]
     if isinstance(event, bytes):
         return b"raw:" + event
+    if isinstance(event, dict) and event.get("log"):
+        import logging
+        logging.getLogger().info("via logging %s", event["log"])
     cc = context.client_context
     return {
         "echo": event, "count": count, "rid": context.aws_request_id,
@@ -112,8 +115,9 @@ async def test_round_trip_state_errors_and_binary(session: RuntimeSession, code:
         assert (doc["name"], doc["version"], doc["memory"]) == ("f", "1", "16")
         assert (doc["group"], doc["stream"], doc["identity"]) == ("/aws/lambda/f", "s", None)
 
-        out = await asyncio.wait_for(session.run(job(b"{}")), 30)
+        out = await asyncio.wait_for(session.run(job(b'{"log": 1}')), 30)
         assert json.loads(out.body)["count"] == 2          # module state survives
+        await asyncio.wait_for(session.run(job(b'{"log": 2}')), 30)
 
         if "python2" not in python:     # Python 2 cannot tell bytes from str
             out = await asyncio.wait_for(session.run(job(b"\x00\x01", binary=True)), 30)
@@ -129,6 +133,7 @@ async def test_round_trip_state_errors_and_binary(session: RuntimeSession, code:
     finally:
         log = await finish(proc)
     assert "hello from handler 1" in log and "[ERROR] ValueError: boom" in log
+    assert "via logging 2" in log          # logging imported by the handler gets a handler
 
 
 @pytest.mark.parametrize(("handler", "error_type"), [

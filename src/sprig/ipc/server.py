@@ -58,6 +58,9 @@ DEFAULT_SOCKET_MODE: Final = 0o666
 #: AF_UNIX path limit on Linux (sun_path is 108 bytes including the NUL).
 MAX_SOCKET_PATH: Final = 107
 _READ_CHUNK: Final = 64 * 1024
+#: Largest frame accepted before CONNECT succeeded (a CONNECT is tiny), so an unauthenticated
+#: peer cannot make the server buffer a 24 MiB frame.
+PRE_CONNECT_MAX_FRAME: Final = 64 * 1024
 #: A client must send CONNECT within this time, or the connection is dropped.
 CONNECT_TIMEOUT: Final = 10.0
 #: After refusing a token the server waits this long for the client to hang up, so the client
@@ -104,7 +107,7 @@ class _Connection:
         self.core = server.core
         self.reader = reader
         self.writer = writer
-        self.decoder = Decoder(max_message_len=server.max_frame)
+        self.decoder = Decoder(max_message_len=min(server.max_frame, PRE_CONNECT_MAX_FRAME))
         self.peer = _peer(writer)
         self.component: str | None = None
         self.streams: dict[int, _Stream] = {}
@@ -225,6 +228,7 @@ class _Connection:
             self.refused = True
             return False
         self.component = component
+        self.decoder.max_message_len = self.server.max_frame
         self.send(rpc.build(MessageType.CONNECT_ACK, 0, flags=MessageFlag.CONNECTION_ACCEPTED))
         log.info("ipc: %s connected (%s)", component, self.peer)
         return True
@@ -271,17 +275,23 @@ class _Connection:
                 f"internal error while handling {operation}; see the core log"))
         if reply is None:
             return
-        if reply.close is None:
-            self.send(rpc.json_message(MessageType.APPLICATION_MESSAGE, sid, reply.shape,
-                                       reply.body, flags=MessageFlag.TERMINATE_STREAM))
+        flags = MessageFlag.TERMINATE_STREAM if reply.close is None else MessageFlag.NONE
+        try:
+            response = encode(rpc.json_message(MessageType.APPLICATION_MESSAGE, sid, reply.shape,
+                                               reply.body, flags=flags))
+        except EventStreamError as e:
+            if reply.close is not None:
+                reply.close()
+            self._fail(sid, operation, ServiceError(f"the response cannot be sent: {e}"))
             return
-        if self.closed:
-            reply.close()
-            return
-        self.streams[sid] = _Stream(operation, reply.close)
-        self.send(rpc.json_message(MessageType.APPLICATION_MESSAGE, sid, reply.shape,
-                                   reply.body))
-        if m.terminates:
+        if reply.close is not None:
+            if self.closed:
+                reply.close()
+                return
+            self.streams[sid] = _Stream(operation, reply.close)
+        if not self.writer.is_closing():
+            self.writer.write(response)
+        if reply.close is not None and m.terminates:
             self._close_stream(sid, self.streams.pop(sid))
 
     def _fail(self, sid: int, operation: str, error: IpcError) -> None:

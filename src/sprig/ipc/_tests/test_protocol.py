@@ -147,6 +147,8 @@ async def test_handshake_ping_streams_and_malformed_frames(server: IpcServer, co
         MessageType.APPLICATION_MESSAGE, 0, "x", {}))
     assert "CONNECT_ACK is not a message" in await bad(good_connect, rpc.build(
         MessageType.CONNECT_ACK, 5))
+    big = rpc.build(MessageType.CONNECT, 0, payload=b"x" * 70_000)   # before CONNECT: 64 KiB
+    assert "total_len: out of range" in await bad(big)
     # A frame cut in half, then the peer disappears: no error, just cleanup.
     half = await Raw.open(server.socket_path)
     half.send(good_connect[:7])
@@ -187,3 +189,12 @@ async def test_socket_path_rules(sock_dir: Path, core: DictCore) -> None:
         await IpcServer(path, core).start()
     with pytest.raises(IpcServerError, match="at most 107 bytes"):
         await IpcServer(sock_dir / ("x" * 120), core).start()
+
+
+async def test_silent_client_is_dropped(server: IpcServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sprig.ipc.server as server_module
+    monkeypatch.setattr(server_module, "CONNECT_TIMEOUT", 0.2)
+    r = await Raw.open(server.socket_path)
+    assert await r.recv() is None                 # closed by the server, nothing sent
+    await server.wait_until(lambda: server.connections == 0, 5)
+    r.close()

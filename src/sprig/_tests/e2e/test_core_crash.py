@@ -30,8 +30,13 @@ def _pids_of(marker: str) -> list[int]:
 
 def test_kill_9_during_a_deployment_then_restart_is_consistent(tmp_path: Path,
                                                                shared_dir: Path) -> None:
+    import random
+
     recipes = tmp_path / "recipes"
     started = shared_dir / "install-started"
+    # Unique durations identify this test's processes among everything else on the machine.
+    slow_cmd = f"sleep {random.randint(100000, 999999)}.5"
+    base_cmd = f"sleep {random.randint(100000, 999999)}.25"
     write_recipe(recipes, {
         "RecipeFormatVersion": "2020-01-25",
         "ComponentName": "com.example.Slow",
@@ -39,14 +44,14 @@ def test_kill_9_during_a_deployment_then_restart_is_consistent(tmp_path: Path,
         "ComponentConfiguration": {"DefaultConfiguration": {"tag": "slow-marker-1"}},
         "Manifests": [{"Lifecycle": {
             "Install": f"touch {started}; sleep 2",
-            "Run": "exec sleep 600 # {configuration:/tag}",
+            "Run": f"exec {slow_cmd} # {{configuration:/tag}}",
         }}],
     })
     write_recipe(recipes, {
         "RecipeFormatVersion": "2020-01-25",
         "ComponentName": "com.example.Base",
         "ComponentVersion": "1.0.0",
-        "Manifests": [{"Lifecycle": {"Run": "exec sleep 601"}}],
+        "Manifests": [{"Lifecycle": {"Run": f"exec {base_cmd}"}}],
     })
     core = CoreProcess(tmp_path / "root").start()
     try:
@@ -77,8 +82,8 @@ def test_kill_9_during_a_deployment_then_restart_is_consistent(tmp_path: Path,
         assert final["status"] == "SUCCEEDED", final
         assert core.states() == {"com.example.Base": "RUNNING", "com.example.Slow": "RUNNING"}
         # Exactly one of each process: nothing left over from the killed core.
-        assert len(_pids_of("sleep 601")) == 1
-        assert len(_pids_of("sleep 600")) == 1
+        assert len(_pids_of(base_cmd)) == 1
+        assert len(_pids_of(slow_cmd)) == 1
     finally:
         core.stop()
-    assert _pids_of("sleep 601") == [] and _pids_of("sleep 600") == []
+    assert _pids_of(base_cmd) == [] and _pids_of(slow_cmd) == []

@@ -49,8 +49,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from sprig.errors import SprigError, ValidationError
 from sprig.paths import RootLayout
@@ -198,6 +196,8 @@ class SecretStore:
         except FileNotFoundError:
             if not create:
                 return None
+            from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
             key = AESGCM.generate_key(bit_length=256)
             self.key_file.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -229,8 +229,8 @@ class SecretStore:
             raise SecretStoreError(f"{self.data_file}: not a Sprig secret store")
         nonce = blob[len(MAGIC):len(MAGIC) + NONCE_BYTES]
         try:
-            plain = AESGCM(key).decrypt(nonce, blob[len(MAGIC) + NONCE_BYTES:], MAGIC)
-        except InvalidTag:
+            plain = _aesgcm(key).decrypt(nonce, blob[len(MAGIC) + NONCE_BYTES:], MAGIC)
+        except _invalid_tag():
             raise SecretStoreError(f"{self.data_file}: authentication failed (the file was "
                                    "modified or the key does not match)") from None
         doc = json.loads(plain)
@@ -242,7 +242,7 @@ class SecretStore:
         assert key is not None
         plain = json.dumps({"version": 1, "secrets": [r.to_json() for r in records.values()]})
         nonce = _random.token_bytes(NONCE_BYTES)
-        blob = MAGIC + nonce + AESGCM(key).encrypt(nonce, plain.encode(), MAGIC)
+        blob = MAGIC + nonce + _aesgcm(key).encrypt(nonce, plain.encode(), MAGIC)
         tmp = self.data_file.with_name(self.data_file.name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
@@ -285,3 +285,17 @@ class SecretStore:
             raise SecretNotFoundError(f"Secret {secret_id} has no version with stage {stage} "
                                       f"(stages: {', '.join(record.stages)})")
         return record.response()
+
+
+# cryptography (with OpenSSL bindings) costs ~8 MB of the core's memory: load it only when a
+# secret is actually stored or read.
+def _aesgcm(key: bytes) -> Any:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    return AESGCM(key)
+
+
+def _invalid_tag() -> type[Exception]:
+    from cryptography.exceptions import InvalidTag
+
+    return InvalidTag

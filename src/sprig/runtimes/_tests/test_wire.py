@@ -166,3 +166,14 @@ async def test_java_over_the_unix_socket(unix_rapi: Any, workers: Any, unix_env:
                      "example.ContextEcho::handle")
     for i in range(2):
         assert (await unix_rapi.invoke({"i": i})).json["input"] == {"i": i}
+
+
+@needs_node
+async def test_node_init_error_header_is_ascii(recorder: Any, workers: Any,
+                                               recorder_env: Any) -> None:
+    proc = await start_node(workers, recorder_env, "unicode_init.handler")
+    out = await recorder.wait_init_error()
+    assert out.headers["Lambda-Runtime-Function-Error-Type"] == "Fehler?"
+    assert out.json["errorType"] == "FehlerÜ"
+    assert out.json["errorMessage"] == "kaputt"
+    assert await workers.exit_code(proc) == 1

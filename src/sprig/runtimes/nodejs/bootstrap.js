@@ -114,7 +114,8 @@ async function postInitError(err) {
   try {
     await post(`${API_PREFIX}/init/error`, {
       'Content-Type': 'application/json',
-      'Lambda-Runtime-Function-Error-Type': doc.errorType,
+      // A header value must be printable ASCII; the body keeps the exact name.
+      'Lambda-Runtime-Function-Error-Type': String(doc.errorType).replace(/[^\x20-\x7e]/g, '?'),
     }, Buffer.from(JSON.stringify(doc)));
   } finally {
     process.exit(1);

@@ -124,6 +124,10 @@ async def test_round_trip_state_errors_and_binary(session: RuntimeSession, code:
             assert out.ok and out.body == b"raw:\x00\x01"
             assert out.content_type == "application/octet-stream"
 
+        out = await asyncio.wait_for(session.run(job(b'{"not json')), 30)
+        assert out.kind is OutcomeKind.ERROR and out.error_type == "Runtime.UnmarshalError"
+        assert "Unable to unmarshal input" in json.loads(out.body)["errorMessage"]
+
         out = await asyncio.wait_for(session.run(job(b'{"fail": true}')), 30)
         assert out.kind is OutcomeKind.ERROR and out.error_type == "ValueError"
         err = json.loads(out.body)

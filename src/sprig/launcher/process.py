@@ -221,6 +221,14 @@ class LaunchedProcess:
                     await asyncio.sleep(0.02)
             await asyncio.to_thread(self._kill_tree)
             status = await self.wait()
+            if not self._sandboxed and self._live_cgroup is None:
+                # SIGKILL is asynchronous: let the group's members finish dying so the tree
+                # is really gone when aclose returns (zombies waiting for init do not count).
+                settle = time.monotonic() + 2.0
+                while time.monotonic() < settle:
+                    if not await asyncio.to_thread(_live_group_members, self.pid):
+                        break
+                    await asyncio.sleep(0.005)
             for task in self._readers:
                 task.cancel()
             await asyncio.gather(*self._readers, return_exceptions=True)
@@ -234,6 +242,26 @@ class LaunchedProcess:
                     await asyncio.to_thread(cg.remove)
                 self._cgroup_removed = True
             return status
+
+
+def _live_group_members(pgid: int) -> list[int]:
+    """Pids of processes in process group ``pgid`` that are not zombies (a /proc scan)."""
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return []
+    members = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != b"Z":
+            members.append(int(entry.name))
+    return members
 
 
 def _pgid(pid: int) -> int | None:

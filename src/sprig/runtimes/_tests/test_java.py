@@ -298,3 +298,10 @@ async def test_zip_is_unpacked_once_for_all_workers(workers: Any, code: Any,
     unpacked = [p.name for p in tmp_path.iterdir()]
     assert len(unpacked) == 1 and unpacked[0].startswith("sprig-java-code-"), unpacked
     assert (tmp_path / unpacked[0] / "classes" / "example" / "StringHandler.class").is_file()
+
+
+def test_unwritable_cache_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(java.JavaRuntimeUnavailable, match="Cannot build the Sprig Java runtime"):
+        java.ensure_runtime_jar(blocker / "cache")

@@ -67,24 +67,34 @@ def ensure_runtime_jar(cache_dir: Path, *, javac: str | None = None) -> Path:
     jar = runtime_jar_path(cache_dir)
     if jar.is_file():
         return jar
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    with open(cache_dir / f"{JAR_PREFIX}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if jar.is_file():  # built by another process while we waited
-            return jar
-        compiler = javac or shutil.which("javac")
-        if compiler is None:
-            raise JavaRuntimeUnavailable(
-                f"Java functions need the Sprig Java runtime jar ({jar.name} in {cache_dir}), "
-                "and it cannot be built: javac was not found on PATH; install a JDK "
-                "(e.g. apt-get install default-jdk-headless), version 8 or later")
-        with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".build-") as tmp:
-            classes = Path(tmp) / "classes"
-            _compile(compiler, classes)
-            partial = Path(tmp) / jar.name
-            _write_jar(classes, partial)
-            os.replace(partial, jar)
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        with open(cache_dir / f"{JAR_PREFIX}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if jar.is_file():  # built by another process while we waited
+                return jar
+            _build(jar, javac)
+    except OSError as exc:
+        raise JavaRuntimeUnavailable(
+            f"Cannot build the Sprig Java runtime jar in {cache_dir}: {exc}") from exc
     return jar
+
+
+def _build(jar: Path, javac: str | None) -> None:
+    """Compile and package the jar beside its final name, then rename it into place."""
+    cache_dir = jar.parent
+    compiler = javac or shutil.which("javac")
+    if compiler is None:
+        raise JavaRuntimeUnavailable(
+            f"Java functions need the Sprig Java runtime jar ({jar.name} in {cache_dir}), "
+            "and it cannot be built: javac was not found on PATH; install a JDK "
+            "(e.g. apt-get install default-jdk-headless), version 8 or later")
+    with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".build-") as tmp:
+        classes = Path(tmp) / "classes"
+        _compile(compiler, classes)
+        partial = Path(tmp) / jar.name
+        _write_jar(classes, partial)
+        os.replace(partial, jar)
 
 
 def _compile(javac: str, out: Path) -> None:

@@ -75,6 +75,7 @@ def build_argv(spec: LaunchSpec, host: HostView, *, bwrap: str = "bwrap",
         bwrap,
         "--die-with-parent",   # the core dies → the sandbox dies, no orphans
         "--new-session",       # no TIOCSTI into the core's terminal
+        "--cap-drop", "ALL",   # bwrap started as root (posixUser root) would keep them all
         "--unshare-pid",       # host processes invisible; pid 1 is bwrap's init
         "--unshare-ipc",       # no System V IPC / POSIX mqueues shared with the host
         "--unshare-uts",       # own hostname namespace

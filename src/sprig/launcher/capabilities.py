@@ -180,6 +180,16 @@ def check_device(cgroup_root: Path = cgroups.DEFAULT_ROOT) -> DeviceReport:
     )
 
 
+_cached: list[DeviceReport] = []
+
+
+def device_report() -> DeviceReport:
+    """:func:`check_device` once per process (it starts a probe sandbox, ~10 ms)."""
+    if not _cached:
+        _cached.append(check_device())
+    return _cached[0]
+
+
 def unavailable_error(report: DeviceReport, need_memory_limit: bool) -> SandboxUnavailable | None:
     """The error for a GreengrassContainer deployment on this device, or None if supported."""
     missing = report.missing(need_memory_limit)
@@ -195,6 +205,6 @@ def unavailable_error(report: DeviceReport, need_memory_limit: bool) -> SandboxU
 def require_container_support(need_memory_limit: bool = True,
                               report: DeviceReport | None = None) -> None:
     """Raise SandboxUnavailable naming what is missing for GreengrassContainer."""
-    err = unavailable_error(report or check_device(), need_memory_limit)
+    err = unavailable_error(report or device_report(), need_memory_limit)
     if err is not None:
         raise err

@@ -28,6 +28,7 @@ def test_namespaces_and_basics() -> None:
     for flag in ("--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent",
                  "--new-session"):
         assert flag in argv
+    assert argv[argv.index("--cap-drop") + 1] == "ALL"
     assert "--unshare-net" not in argv and "--unshare-all" not in argv   # network shared
     assert "--share-net" not in argv
     sep = argv.index("--")

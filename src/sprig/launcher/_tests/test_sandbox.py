@@ -305,3 +305,15 @@ async def test_sandbox_in_real_cgroup2_hierarchy() -> None:
     finally:
         st = await p.aclose(grace_s=0.2)
     assert st.signal == 9 and not group.path.exists()
+
+
+async def test_root_sandbox_has_no_capabilities() -> None:
+    """posixUser root (asked for explicitly): uid 0 inside, but no capabilities to undo mounts."""
+    code = """
+        import os, errno
+        caps = [l.split()[1] for l in open("/proc/self/status") if l.startswith("CapEff")]
+        try: open("/usr/x", "w"); w = "ok"
+        except OSError as e: w = errno.errorcode[e.errno]
+        print(os.getuid(), caps[0], w)"""
+    st, lines, _ = await run(container(code, run_as=RunAs("root", "root")))
+    assert st.ok and lines == ["0 0000000000000000 EROFS"]

@@ -47,7 +47,7 @@ from sprig.functions.invocation import (
 from sprig.functions.pool import Dispatch, Pool, StartWorker, StopWorker, WorkerState
 from sprig.functions.runtimes import ResolvedRuntime
 from sprig.functions.worker import FunctionSpec, Worker, WorkerExited, WorkerTimeout
-from sprig.runtime_api import Job, OutcomeKind, SessionAborted, error_document
+from sprig.runtime_api import Job, Outcome, OutcomeKind, error_document
 
 LogSink = Callable[[str, str], None]
 LOG_TAIL_BYTES = 4096
@@ -278,7 +278,7 @@ class Function:
         loop = asyncio.get_running_loop()
         for action in self._pool._assign(loop.time()):
             if isinstance(action, Dispatch):
-                self._spawn(self._dispatch(action.worker_id, action.item))
+                self._dispatch(action.worker_id, action.item)
             elif isinstance(action, StartWorker):
                 self._spawn(self._start_worker(action.worker_id))
             elif isinstance(action, StopWorker):
@@ -388,78 +388,89 @@ class Function:
                                 FunctionErrorKind.UNHANDLED, self.spec.function_version,
                                 item.tail_bytes())
 
-    async def _dispatch(self, wid: str, item: _Item) -> None:
+    def _dispatch(self, wid: str, item: _Item) -> None:
+        """Hand ``item`` to the worker now (synchronously: the hot path has no task and no
+        extra loop iteration); :meth:`_finished` runs when the worker answered or failed."""
         worker = self._workers.get(wid)
         if worker is None:              # it died between the pool's decision and now
             self._pool.worker_gone(wid)
             self._pool.queue.appendleft(item)
-            self._kick()
+            asyncio.get_running_loop().call_soon(self._kick)
             return
         inv = item.invocation
-        rid = inv.request_id
         cfg = self.spec.config
         self._busy[wid] = item
-        self._line(item, f"START RequestId: {rid} Version: {self.spec.function_version}")
-        job = Job(rid, inv.payload, int(time.time() * 1000 + cfg.timeout_s * 1000),
+        self._line(item, f"START RequestId: {inv.request_id} "
+                         f"Version: {self.spec.function_version}")
+        job = Job(inv.request_id, inv.payload, int(time.time() * 1000 + cfg.timeout_s * 1000),
                   self.spec.function_arn, cfg.encoding is PayloadEncoding.BINARY,
                   None if inv.client_context is None else json.dumps(inv.client_context))
         t0 = time.perf_counter()
-        retire = fatal = False
-        result: InvocationResult
-        try:
-            outcome = await worker.run(job, cfg.timeout_s)
-        except WorkerTimeout:
-            retire = fatal = True
-            result = self._unhandled(item, errors.SANDBOX_TIMEOUT,
-                                     f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} "
-                                     f"{rid} Task timed out after {cfg.timeout_s:.2f} seconds")
-        except WorkerExited as e:
-            retire = fatal = True
-            status = e.status
+        worker.dispatch(job, cfg.timeout_s,
+                        lambda r: self._finished(wid, worker, item, t0, r))
+
+    def _result(self, wid: str, item: _Item, r: Outcome | BaseException,
+                ) -> tuple[InvocationResult, bool, bool]:
+        """What the caller gets, and whether the worker must go (retire) and, for a pinned
+        function, whether the kernel must hear of it (fatal)."""
+        rid = item.invocation.request_id
+        cfg = self.spec.config
+        version = self.spec.function_version
+        if isinstance(r, Outcome):
+            if r.kind is OutcomeKind.RESPONSE:
+                return InvocationResult(rid, r.body, None, version), False, False
+            if r.kind is OutcomeKind.ERROR:
+                return InvocationResult(rid, r.body, FunctionErrorKind.HANDLED, version), \
+                    False, False
+            return InvocationResult(rid, r.body, FunctionErrorKind.UNHANDLED, version), \
+                True, False
+        if isinstance(r, WorkerTimeout):
+            return self._unhandled(item, errors.SANDBOX_TIMEOUT,
+                                   f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} "
+                                   f"{rid} Task timed out after {cfg.timeout_s:.2f} seconds"), \
+                True, True
+        if isinstance(r, WorkerExited):
+            status = r.status
             if status is not None and status.oom_killed:
                 limit = status.memory_limit_kb or cfg.memory_kb
-                result = self._unhandled(
+                return self._unhandled(
                     item, errors.RUNTIME_OUT_OF_MEMORY,
                     f"RequestId: {rid} Error: Runtime exited: memory limit of {limit} KB "
-                    "(containerParams.memorySize) exceeded")
-            else:
-                why = status.describe() if status else "the worker is gone"
-                result = self._unhandled(
-                    item, errors.RUNTIME_EXIT_ERROR,
-                    f"RequestId: {rid} Error: Runtime exited with error: {why}")
-        except (SessionAborted, RuntimeError) as e:     # should not happen: say so, recover
-            retire = True
-            self.log("sprig", f"internal error running {rid} on {wid}: {e!r}")
-            result = self._unhandled(item, "Sprig.InternalError", f"RequestId: {rid} Error: {e}")
-        else:
-            kind = outcome.kind
-            if kind is OutcomeKind.RESPONSE:
-                result = InvocationResult(rid, outcome.body, None, self.spec.function_version)
-            elif kind is OutcomeKind.ERROR:
-                result = InvocationResult(rid, outcome.body, FunctionErrorKind.HANDLED,
-                                          self.spec.function_version)
-            else:
-                retire = True
-                result = InvocationResult(rid, outcome.body, FunctionErrorKind.UNHANDLED,
-                                          self.spec.function_version)
+                    "(containerParams.memorySize) exceeded"), True, True
+            why = status.describe() if status else "the worker is gone"
+            return self._unhandled(
+                item, errors.RUNTIME_EXIT_ERROR,
+                f"RequestId: {rid} Error: Runtime exited with error: {why}"), True, True
+        self.log("sprig", f"internal error running {rid} on {wid}: {r!r}")   # a bug: recover
+        return self._unhandled(item, "Sprig.InternalError", f"RequestId: {rid} Error: {r}"), \
+            True, False
+
+    def _finished(self, wid: str, worker: Worker, item: _Item, t0: float,
+                  r: Outcome | BaseException) -> None:
         ms = (time.perf_counter() - t0) * 1000
+        if self._busy.get(wid) is item:
+            del self._busy[wid]
+        if self.state is FunctionState.STOPPED:
+            return                       # stop() answered the caller already
+        result, retire, fatal = self._result(wid, item, r)
+        stale = self._generation.get(wid) != self._gen
+        if item.want_tail or retire or stale:
+            self._spawn(self._finish_slow(wid, worker, item, ms, result, retire, fatal))
+            return
+        self._report(worker, item, ms, result)
+        self._deliver(item, result)
+        self._pool.worker_done(wid, asyncio.get_running_loop().time())
+        self._kick()
+
+    async def _finish_slow(self, wid: str, worker: Worker, item: _Item, ms: float,
+                           result: InvocationResult, retire: bool, fatal: bool) -> None:
+        """The rarer endings: a log tail to collect, a worker to kill or to replace."""
         if item.want_tail:
             # The runtime flushed its output before answering: let the loop read the pipes
             # (select, feed the stream, run the line reader) so the tail holds those lines.
             for _ in range(4):
                 await asyncio.sleep(0)
-        peak = worker.memory_peak_kb()
-        self._line(item, f"END RequestId: {rid}")
-        init = ""
-        if worker.init_ms is not None:      # the first invocation of a worker: a cold start
-            init, worker.init_ms = f"\tInit Duration: {worker.init_ms:.2f} ms", None
-        self._line(item, f"REPORT RequestId: {rid}\tDuration: {ms:.2f} ms\t"
-                         f"Billed Duration: {math.ceil(ms)} ms\t"
-                         f"Memory Size: {max(1, cfg.memory_kb // 1024)} MB\t"
-                         f"Max Memory Used: {(peak or 0) // 1024} MB{init}")
-        if result.function_error is not None and item.future is None:
-            self.log("sprig", f"event {rid} failed: {result.payload.decode(errors='replace')}")
-        self._busy.pop(wid, None)
+        self._report(worker, item, ms, result)
         if item.want_tail:
             result = InvocationResult(result.request_id, result.payload, result.function_error,
                                       result.executed_version, item.tail_bytes())
@@ -475,6 +486,21 @@ class Function:
         else:
             self._pool.worker_done(wid, asyncio.get_running_loop().time())
         self._kick()
+
+    def _report(self, worker: Worker, item: _Item, ms: float, result: InvocationResult) -> None:
+        """END and REPORT lines (AWS's format), and a log line for a failed event."""
+        rid = item.invocation.request_id
+        peak = worker.memory_peak_kb()
+        self._line(item, f"END RequestId: {rid}")
+        init = ""
+        if worker.init_ms is not None:      # the first invocation of a worker: a cold start
+            init, worker.init_ms = f"\tInit Duration: {worker.init_ms:.2f} ms", None
+        self._line(item, f"REPORT RequestId: {rid}\tDuration: {ms:.2f} ms\t"
+                         f"Billed Duration: {math.ceil(ms)} ms\t"
+                         f"Memory Size: {max(1, self.spec.config.memory_kb // 1024)} MB\t"
+                         f"Max Memory Used: {(peak or 0) // 1024} MB{init}")
+        if result.function_error is not None and item.future is None:
+            self.log("sprig", f"event {rid} failed: {result.payload.decode(errors='replace')}")
 
     def _line(self, item: _Item, line: str) -> None:
         self.log("sprig", line)

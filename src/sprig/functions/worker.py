@@ -291,41 +291,65 @@ class Worker:
             return await asyncio.wait_for(asyncio.shield(self._exit), timeout)
         return None
 
-    async def run(self, job: Job, timeout: float) -> Outcome:
-        """Run one job. Raises WorkerTimeout, or WorkerExited if the process ended first.
-
-        The hot path: plain callbacks on the outcome future instead of ``asyncio.wait``.
-        """
+    def dispatch(self, job: Job, timeout: float,
+                 on_done: Callable[[Outcome | BaseException], None]) -> None:
+        """Hand ``job`` to the worker; ``on_done`` gets (exactly once, from the event loop) the
+        :class:`Outcome`, or :class:`WorkerTimeout` past ``timeout`` seconds, or
+        :class:`WorkerExited` if the process ended first. Callbacks, not a task: this is the
+        hot path of every invocation."""
+        loop = asyncio.get_running_loop()
         try:
             fut = self.session.submit(job)
         except SessionAborted:
-            raise WorkerExited(await self._wait_exit(2.0)) from None
-        why: list[str] = []
+            self._exit.add_done_callback(lambda t: on_done(WorkerExited(t.result())))
+            return
+        done: list[bool] = []
 
-        def stop_waiting(reason: str) -> None:
-            why.append(reason)
-            if not fut.done():
-                fut.cancel()
-
-        def on_exit(_: object) -> None:
-            stop_waiting("exit")
-
-        timer = asyncio.get_running_loop().call_later(timeout, stop_waiting, "timeout")
-        self._exit.add_done_callback(on_exit)
-        try:
-            return await fut
-        except SessionAborted:
-            raise WorkerExited(self.process.status) from None
-        except asyncio.CancelledError:
-            if not why:
-                raise                                   # our caller was cancelled
-            self.session.abort("the invocation was abandoned")
-            if self._exit.done():
-                raise WorkerExited(self._exit.result()) from None
-            raise WorkerTimeout() from None
-        finally:
+        def finish(result: Outcome | BaseException) -> None:
+            if done:
+                return
+            done.append(True)
             timer.cancel()
             self._exit.remove_done_callback(on_exit)
+            on_done(result)
+
+        def on_answer(f: asyncio.Future[Outcome]) -> None:
+            if f.cancelled():
+                return
+            exc = f.exception()
+            if exc is None:
+                finish(f.result())
+            elif isinstance(exc, SessionAborted):
+                # Aborted by stop() or a dead process: report how the process ended.
+                self._exit.add_done_callback(lambda t: finish(WorkerExited(t.result())))
+            else:
+                finish(exc)
+
+        def on_timeout() -> None:
+            finish(WorkerTimeout())
+            self.session.abort("the invocation timed out")
+
+        def on_exit(t: asyncio.Task[ExitStatus]) -> None:
+            finish(WorkerExited(t.result()))
+            self.session.abort("the worker exited")
+
+        timer = loop.call_later(timeout, on_timeout)
+        fut.add_done_callback(on_answer)
+        self._exit.add_done_callback(on_exit)
+
+    async def run(self, job: Job, timeout: float) -> Outcome:
+        """:meth:`dispatch` as a coroutine. Raises WorkerTimeout or WorkerExited."""
+        fut: asyncio.Future[Outcome | BaseException] = asyncio.get_running_loop().create_future()
+
+        def done(r: Outcome | BaseException) -> None:
+            if not fut.done():
+                fut.set_result(r)
+
+        self.dispatch(job, timeout, done)
+        result = await fut
+        if isinstance(result, BaseException):
+            raise result
+        return result
 
     def memory_peak_kb(self) -> int | None:
         """Peak memory of the worker (its cgroup, else the process's VmHWM).

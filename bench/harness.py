@@ -1,0 +1,102 @@
+"""Start and stop real cores and measurement subprocesses, always cleaning up.
+
+Why: every benchmark needs a core on a root the unprivileged run-as user can reach, functions
+deployed into it, and client loops in fresh interpreters; a crash half-way must not leave cores,
+workers or roots behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from bench.functions import Code, Fn, import_all
+from sprig.testing import CoreProcess
+
+REPO = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+
+
+@contextlib.contextmanager
+def public_dir(prefix: str) -> Iterator[Path]:
+    """A temporary directory others may traverse (the run-as user must reach the root)."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def running_core(root: Path) -> Iterator[CoreProcess]:
+    core = CoreProcess(root).start(60)
+    try:
+        yield core
+    finally:
+        try:
+            core.stop(60)
+        except subprocess.TimeoutExpired:
+            core.kill()
+
+
+def deploy(core: CoreProcess, code: Code, fns: list[Fn], out: Path,
+           config: dict[str, Any] | None = None) -> float:
+    """Deploy ``fns`` in one deployment; return how long the deployment took (s)."""
+    import_all(code, fns, out)
+    update = {name: {"MERGE": merge} for name, merge in (config or {}).items()}
+    t0 = time.perf_counter()
+    result = core.deploy(recipe_dir=out / "recipes", artifact_dir=out / "artifacts",
+                         merge={fn.name: "1.0.0" for fn in fns},
+                         configuration_update=update or None)
+    elapsed = time.perf_counter() - t0
+    if result.get("status") != "SUCCEEDED":
+        raise RuntimeError(f"deployment failed: {result}\n{core.output()}")
+    return elapsed
+
+
+def run_loop(kind: str, args: dict[str, Any], timeout_s: float = 300) -> dict[str, Any]:
+    """Run one ``bench.loops`` measurement in a fresh interpreter."""
+    proc = subprocess.run([PYTHON, "-m", "bench.loops", kind, json.dumps(args)], cwd=REPO,
+                          capture_output=True, text=True, timeout=timeout_s)
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench.loops {kind} failed: {proc.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+@contextlib.contextmanager
+def floor_server(path: Path, handler_dir: Path) -> Iterator[None]:
+    """The floor's server process, listening on ``path`` until the block ends."""
+    proc = subprocess.Popen(
+        [PYTHON, "-m", "bench.loops", "floor-server",
+         json.dumps({"path": str(path), "handler_dir": str(handler_dir)})],
+        cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if line.strip() != "ready":
+            raise RuntimeError(f"floor server did not start: {line!r}")
+        yield
+    finally:
+        proc.kill()
+        proc.wait()
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def timed_process(argv: list[str], cwd: Path | None = None) -> float:
+    """Wall time (µs) of a process from spawn to exit."""
+    t0 = time.perf_counter()
+    subprocess.run(argv, cwd=cwd, check=True, timeout=120, stdout=subprocess.DEVNULL,
+                   env=dict(os.environ))
+    return (time.perf_counter() - t0) * 1e6

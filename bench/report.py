@@ -1,0 +1,212 @@
+"""BENCHMARKS.md and the PNG plots, from one run's Results.
+
+Why generated: the report must carry exactly the figures of the run it describes (and the
+command that produced them), so it is never edited by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench.stats import Figure, Results, fmt
+
+PLOTS = "bench/results"
+
+
+def ratio_text(res: Results, fig: Figure) -> str:
+    r = res.ratio(fig.key)
+    if r is None or fig.baseline is None:
+        return "baseline"
+    base = res.figures[fig.baseline]
+    if fig.higher_is_better:
+        return f"{r:.2f}\u00d7 of {base.label.split(':')[0]}"
+    return f"{r:.2f}\u00d7 {base.label.split(':')[0]}"
+
+
+def line(res: Results, fig: Figure) -> str:
+    """One console line: median [min-max] and the ratio."""
+    return (f"  {fig.label:<72} {fmt(fig.median, fig.unit):>12}  "
+            f"[{fmt(fig.low, fig.unit)} \u2013 {fmt(fig.high, fig.unit)}]  n={len(fig.runs)}  "
+            f"{ratio_text(res, fig)}")
+
+
+def table(res: Results, keys: Sequence[str]) -> list[str]:
+    out = ["| figure | median | min | max | runs | vs baseline (median ratio) |",
+           "|---|---:|---:|---:|---:|---|"]
+    for key in keys:
+        f = res.figures[key]
+        note = f" — {f.note}" if f.note else ""
+        out.append(f"| {f.label}{note} | **{fmt(f.median, f.unit)}** | {fmt(f.low, f.unit)} | "
+                   f"{fmt(f.high, f.unit)} | {len(f.runs)} | {ratio_text(res, f)} |")
+    return out
+
+
+# -- plots ------------------------------------------------------------------------------------
+
+def _bars(res: Results, keys: list[str], title: str, xlabel: str, path: Path,
+          log: bool = False, highlight: tuple[str, ...] = ()) -> bool:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [k for k in keys if k in res.figures]
+    if not keys:
+        return False
+    figs = [res.figures[k] for k in keys]
+    med = [f.median for f in figs]
+    err = [[f.median - f.low for f in figs], [f.high - f.median for f in figs]]
+    colors = ["#d95f02" if any(k.startswith(h) for h in highlight) else "#7570b3"
+              for k in keys]
+    fig, ax = plt.subplots(figsize=(9, 0.45 * len(keys) + 1.4))
+    y = range(len(keys))
+    ax.barh(list(y), med, xerr=err, color=colors, capsize=3)
+    ax.set_yticks(list(y), [f.label for f in figs], fontsize=8)
+    ax.invert_yaxis()
+    if log:
+        ax.set_xscale("log")
+    for i, v in enumerate(med):
+        ax.text(figs[i].high, i, f"  {fmt(v, figs[i].unit)}", va="center", fontsize=7)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def _lines(series: dict[str, tuple[list[float], list[float]]], title: str, xlabel: str,
+           ylabel: str, path: Path, logx: bool = False, logy: bool = False,
+           xticks: tuple[list[float], list[str]] | None = None) -> bool:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not series:
+        return False
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for name, (xs, ys) in series.items():
+        ax.plot(xs, ys, marker="o", label=name)
+    if logx:
+        ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
+    if xticks:
+        ax.set_xticks(xticks[0], xticks[1])
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def plots(res: Results, repo: Path) -> list[tuple[str, str]]:
+    """Write every plot; return (title, relative path) of those written."""
+    out_dir = repo / PLOTS
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[tuple[str, str]] = []
+
+    def keep(ok: bool, title: str, name: str) -> None:
+        if ok:
+            written.append((title, f"{PLOTS}/{name}"))
+
+    warm = ["floor.p50", "ll_node.p50", "mgmt.p50", "mgmt_c.p50", "raw.p50", "boto3.p50",
+            "node.p50", "java.p50", "ll_py.p50"]
+    keep(_bars(res, warm, "Warm invoke p50, echo handler (log scale; bars: min\u2013max)",
+               "µs per round trip", out_dir / "warm_latency.png", log=True,
+               highlight=("mgmt", "raw", "boto3", "node.", "java.")),
+         "Warm invoke latency", "warm_latency.png")
+    cold = ["bare_py", "cold_py", "init_py", "cold_py_c", "init_py_c", "bare_node", "cold_node",
+            "init_node", "bare_java", "cold_java", "init_java"]
+    keep(_bars(res, cold, "Cold start: bare interpreter vs Sprig's first invocation",
+               "ms", out_dir / "cold_start.png", highlight=("cold_", "init_")),
+         "Cold start", "cold_start.png")
+    counts: list[float] = [0.0] + [float(k[3:]) for k in res.figures
+                                   if k.startswith("rss") and k[3:].isdigit() and k != "rss0"]
+    if "rss0" in res.figures:
+        ys = [res.figures[f"rss{n:.0f}"].median for n in counts]
+        keep(_lines({"core RSS (median)": (counts, ys),
+                     "target: 40 MB at 20 functions": ([20], [40.0])},
+                    "Core resident memory vs deployed idle on-demand functions",
+                    "deployed functions", "MB", out_dir / "core_memory.png"),
+             "Core memory", "core_memory.png")
+    mem = [k for k in res.figures if k.startswith(("report_mem_", "cg_peak_", "hwm_"))]
+    keep(_bars(res, mem, "Python hello world worker memory (memorySize default 16 MB)", "MB",
+               out_dir / "worker_memory.png"), "Worker memory", "worker_memory.png")
+    conc: dict[str, tuple[list[float], list[float]]] = {}
+    for suffix, name in ((".tput", "echo"), (".sleep", "10 ms handler")):
+        pts = [(n, res.figures[f"od{n}{suffix}"].median) for n in (1, 2, 4)
+               if f"od{n}{suffix}" in res.figures]
+        if pts:
+            conc[name] = ([float(p[0]) for p in pts], [p[1] for p in pts])
+    if "floor.tput" in res.figures and conc:
+        conc["floor (1 client, sequential)"] = ([1.0, 4.0], [res.figures["floor.tput"].median] * 2)
+    keep(_lines(conc, "On-demand throughput vs maxInstancesCount (concurrent callers)",
+                "maxInstancesCount", "invocations / s", out_dir / "concurrency.png", logy=True,
+                xticks=([1.0, 2.0, 4.0], ["1", "2", "4"])), "Concurrency", "concurrency.png")
+    sizes = sorted({float(k.split("_")[-1].split(".")[0]) for k in res.figures
+                    if k.startswith("floor_")})
+    pay: dict[str, tuple[list[float], list[float]]] = {}
+    for prefix, name in (("floor", "floor"), ("management", "Sprig core path"),
+                         ("raw", "Sprig invoke API (raw)"), ("ll_node", "lambda-local (npm)")):
+        sp = [(s, res.figures[f"{prefix}_{s:.0f}.p50"].median) for s in sizes
+              if f"{prefix}_{s:.0f}.p50" in res.figures]
+        if sp:
+            pay[name] = ([p[0] for p in sp], [p[1] / 1000 for p in sp])
+    keep(_lines(pay, "Round trip p50 vs payload size", "payload bytes", "ms",
+                out_dir / "payload.png", logx=True, logy=True,
+                xticks=(sizes, [f"{s / 1024:.0f} KB" for s in sizes])),
+         "Payload scaling", "payload.png")
+    return written
+
+
+# -- BENCHMARKS.md ----------------------------------------------------------------------------
+
+def markdown(res: Results, machine: dict[str, str], command: str, started: str,
+             duration_s: float, written: list[tuple[str, str]], analysis: list[str],
+             quick: bool) -> str:
+    out = [
+        "# Sprig benchmarks",
+        "",
+        "Generated by the benchmark suite; do not edit by hand. Reproduce with:",
+        "",
+        "```sh",
+        command,
+        "```",
+        "",
+        f"Run started {started}, took {duration_s / 60:.1f} min"
+        + (" (`--quick`: small samples; run without it for the full figures)." if quick
+           else "."),
+        "Every figure is measured in this one run on this one machine, as **median** with "
+        "min and max over repeated runs (for latency: the per-run p50 or p99), and as a ratio to "
+        "its baseline from the same run. Lower is better except where the unit is a rate.",
+        "",
+        "## Machine",
+        "",
+        "| | |",
+        "|---|---|",
+        *[f"| {k} | {v} |" for k, v in machine.items()],
+        "",
+        "## Targets",
+        "",
+        "| target | measured | bound | met? | why / what would close the gap |",
+        "|---|---:|---:|:---:|---|",
+        *[f"| {t.text} | {fmt(t.value, t.unit)} | {fmt(t.bound, t.unit)} | "
+          f"{'yes' if t.met else '**no**'} | {t.why} |" for t in res.targets],
+        "",
+    ]
+    if analysis:
+        out += ["## What the figures say", "", *analysis, ""]
+    if written:
+        out += ["## Plots", ""]
+        for title, path in written:
+            out += [f"![{title}]({path})", ""]
+    for section, keys in res.sections.items():
+        out += [f"## {section}", "", *table(res, keys), ""]
+    if res.notes:
+        out += ["## Notes", "", *[f"- {n}" for n in res.notes], ""]
+    return "\n".join(out) + "\n"

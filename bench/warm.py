@@ -1,0 +1,153 @@
+"""Warm invocations: the floor, the in-process peers, and Sprig's paths, on the same echo.
+
+Each loop runs ``plan.runs`` times in a fresh interpreter; a figure is the per-run p50 (or p99,
+or invocations per second), so its min/median/max show how stable the machine was.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from bench.functions import Code
+from bench.harness import REPO, floor_server, run_loop
+from bench.plan import Plan
+from bench.stats import Figure, Results, percentile
+
+NODE_MODULES = REPO / ".compat" / "node" / "node_modules"
+
+
+def add_latency(res: Results, section: str, key: str, label: str,
+                runs: list[dict[str, Any]], baseline: str | None,
+                tput_baseline: str | None = None, note: str = "",
+                p99: bool = True, tput: bool = True) -> None:
+    """p50, p99 and invocations/s figures from repeated loop results."""
+    res.add(section, Figure(f"{key}.p50", f"{label} p50", "µs",
+                            tuple(percentile(r["samples_us"], 0.5) for r in runs),
+                            baseline, note=note))
+    if p99:
+        res.add(section, Figure(f"{key}.p99", f"{label} p99", "µs",
+                                tuple(percentile(r["samples_us"], 0.99) for r in runs),
+                                baseline.replace(".p50", ".p99") if baseline else None))
+    if tput:
+        res.add(section, Figure(f"{key}.tput", f"{label} throughput", "inv/s",
+                                tuple(len(r["samples_us"]) / r["elapsed_s"] for r in runs),
+                                tput_baseline, higher_is_better=True))
+
+
+def repeat(plan: Plan, kind: str, args: dict[str, Any]) -> list[dict[str, Any]]:
+    return [run_loop(kind, args) for _ in range(plan.runs)]
+
+
+def floor(res: Results, plan: Plan, code: Code, work: Path, size: int = 0,
+          count: int | None = None) -> list[dict[str, Any]]:
+    """Two Python processes exchanging one JSON message over a Unix socket (a new server per
+    run, so every run starts alike)."""
+    out = []
+    for i in range(plan.runs):
+        sock = work / f"floor-{size}-{i}.sock"
+        with floor_server(sock, code.python_echo):
+            out.append(run_loop("floor", {"path": str(sock), "count": count or plan.count,
+                                          "warmup": plan.warmup, "size": size}))
+    return out
+
+
+def node_lambda_local(plan: Plan, code: Code, size: int = 0,
+                      count: int | None = None) -> list[dict[str, Any]]:
+    out = []
+    for _ in range(plan.runs):
+        proc = subprocess.run(
+            ["node", str(REPO / "bench" / "node_loop.js"), str(NODE_MODULES),
+             str(code.node_echo), str(count or plan.count), str(plan.warmup), str(size)],
+            capture_output=True, text=True, timeout=300)
+        if proc.returncode != 0:
+            raise RuntimeError(f"lambda-local (npm) failed: {proc.stderr[-2000:]}")
+        out.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    return out
+
+
+def baselines(res: Results, plan: Plan, code: Code, work: Path) -> None:
+    s = "Warm invoke: baselines"
+    add_latency(res, s, "floor", "Floor: 2 Python processes, JSON over a Unix socket",
+                floor(res, plan, code, work), None)
+    ll_count = max(20, plan.count // 20)   # each call() forks a process: ~15 ms
+    add_latency(res, s, "ll_py", "python-lambda-local call()",
+                repeat(plan, "lambda-local", {"handler_dir": str(code.python_echo),
+                                              "count": ll_count, "warmup": 3}),
+                "floor.p50", "floor.tput",
+                note="call() runs the handler in a forked multiprocessing.Process per call")
+    add_latency(res, s, "ll_node", "lambda-local (npm) execute(), in-process",
+                node_lambda_local(plan, code), "floor.p50", "floor.tput",
+                note="handler loaded once (lambdaFunc), run in the caller's event loop")
+
+
+def sprig_warm(res: Results, plan: Plan, root: Path) -> None:
+    s = "Warm invoke: Sprig, pinned Python echo"
+    r = str(root)
+    loop = {"root": r, "count": plan.count, "warmup": plan.warmup}
+    add_latency(res, s, "mgmt", "Sprig core path (management socket `invoke`), NoContainer",
+                repeat(plan, "management", {**loop, "function": "Echo"}), "floor.p50",
+                "floor.tput")
+    add_latency(res, s, "mgmt_c", "Sprig core path, GreengrassContainer",
+                repeat(plan, "management", {**loop, "function": "EchoC"}), "mgmt.p50",
+                "mgmt.tput")
+    add_latency(res, s, "raw", "Sprig invoke API, raw SigV4 HTTP client (keep-alive)",
+                repeat(plan, "raw", {**loop, "function": "Echo"}), "floor.p50", "floor.tput")
+    add_latency(res, s, "boto3", "Sprig invoke API, boto3 client.invoke()",
+                repeat(plan, "boto3", {**loop, "function": "Echo",
+                                       "count": plan.boto3_count}), "floor.p50",
+                "floor.tput")
+
+
+def other_runtimes_warm(res: Results, plan: Plan, root: Path, java: bool) -> None:
+    s = "Warm invoke: Node.js and Java (pinned, NoContainer, core path)"
+    loop = {"root": str(root), "count": plan.count, "warmup": plan.warmup}
+    add_latency(res, s, "node", "Sprig Node.js echo",
+                repeat(plan, "management", {**loop, "function": "NodeEcho"}),
+                "ll_node.p50", "ll_node.tput")
+    if java:
+        add_latency(res, s, "java", "Sprig Java echo",
+                    repeat(plan, "management", {**loop, "function": "JavaEcho"}),
+                    "floor.p50", "floor.tput")
+
+
+def concurrency(res: Results, plan: Plan, root: Path) -> None:
+    """On-demand functions with maxInstancesCount 1, 2, 4 under ``plan.clients`` concurrent
+    callers: a CPU-light echo (the core's own ceiling) and a 10 ms handler (worker
+    parallelism)."""
+    s = "Concurrency: on-demand, maxInstancesCount 1/2/4"
+    for n in (1, 2, 4):
+        base = {"root": str(root), "function": f"OnDemand{n}", "clients": plan.clients}
+        echo = repeat(plan, "management", {**base, "count": plan.concurrent_count})
+        res.add(s, Figure(f"od{n}.tput", f"echo, {n} worker(s), {plan.clients} callers",
+                          "inv/s", tuple(len(r["samples_us"]) / r["elapsed_s"] for r in echo),
+                          "floor.tput", higher_is_better=True))
+        res.add(s, Figure(f"od{n}.p50", f"echo, {n} worker(s), {plan.clients} callers, p50",
+                          "µs", tuple(percentile(r["samples_us"], 0.5) for r in echo),
+                          "floor.p50"))
+        slow = repeat(plan, "management", {**base, "count": plan.sleep_count, "sleep_ms": 10})
+        res.add(s, Figure(f"od{n}.sleep", f"10 ms handler, {n} worker(s)", "inv/s",
+                          tuple(len(r["samples_us"]) / r["elapsed_s"] for r in slow),
+                          None, higher_is_better=True,
+                          note=f"ideal {100 * min(n, plan.clients)} inv/s"))
+
+
+def payloads(res: Results, plan: Plan, code: Code, work: Path, root: Path) -> None:
+    s = "Payload size scaling (pinned Python echo, 128 MB)"
+    for size, count in plan.payload_counts:
+        label = f"{size // 1024} KB" if size < 1 << 20 else f"{size >> 20} MB"
+        fl = floor(res, plan, code, work, size, count)
+        res.add(s, Figure(f"floor_{size}.p50", f"floor, {label}", "µs",
+                          tuple(percentile(r["samples_us"], 0.5) for r in fl), None))
+        for kind, name in (("management", "core path"), ("raw", "invoke API (raw)")):
+            runs = repeat(plan, kind, {"root": str(root), "function": "EchoBig", "size": size,
+                                       "count": count, "warmup": max(3, plan.warmup // 10)})
+            res.add(s, Figure(f"{kind}_{size}.p50", f"Sprig {name}, {label}", "µs",
+                              tuple(percentile(r["samples_us"], 0.5) for r in runs),
+                              f"floor_{size}.p50"))
+        nl = node_lambda_local(plan, code, size, count)
+        res.add(s, Figure(f"ll_node_{size}.p50", f"lambda-local (npm), {label}", "µs",
+                          tuple(percentile(r["samples_us"], 0.5) for r in nl),
+                          f"floor_{size}.p50"))

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sprig.errors import LaunchError, SandboxUnavailable
+from sprig.launcher import access
 from sprig.launcher.bubblewrap import ETC_PATHS, SYSTEM_DIRS, HostView, build_argv
 from sprig.launcher.spec import LaunchSpec, Mount
 from sprig.launcher.users import Credentials
@@ -137,6 +138,24 @@ def add_group_owner(m: Mount, gid: int) -> None:
     os.chmod(m.source, stat.S_IMODE(st.st_mode) | mode)
 
 
+def _check_access(spec: LaunchSpec, exe: str, creds: Credentials) -> None:
+    """Every bind source must be reachable by the run-as user, who starts bwrap."""
+    who = creds.user
+    checks: list[tuple[str, Path, bool]] = [("argv[0]", Path(exe), False), ("cwd", spec.cwd, False)]
+    checks += [(f"read_only_paths[{i}]", p, False) for i, p in enumerate(spec.read_only_paths)]
+    checks += [(f"writable_paths[{i}]", p, True) for i, p in enumerate(spec.writable_paths)]
+    checks += [(f"volumes[{i}].sourcePath", m.source, m.writable)
+               for i, m in enumerate(spec.volumes)]
+    checks += [(f"devices[{i}].path", m.source, m.writable) for i, m in enumerate(spec.devices)]
+    for field_name, path, write in checks:
+        why = access.blocker(path, creds, write=write)
+        if why is not None:
+            raise LaunchError(
+                f"{field_name}: {str(path)!r} is not accessible to the run-as user {who}: {why}; "
+                "allowed: a path that user can reach (fix its permissions, or set "
+                "addGroupOwner on a volume or device)")
+
+
 def prepare(spec: LaunchSpec, exe: str, creds: Credentials | None) -> SandboxPlan:
     """Check the spec against the host, apply addGroupOwner and build the bwrap argv.
 
@@ -171,5 +190,7 @@ def prepare(spec: LaunchSpec, exe: str, creds: Credentials | None) -> SandboxPla
     for m in (*spec.volumes, *spec.devices):
         if m.add_group_owner:
             add_group_owner(m, gid)
+    if creds is not None:
+        _check_access(spec, exe, creds)
     argv = build_argv(spec, probe_host(exe), bwrap=bwrap, argv=(exe, *spec.argv[1:]))
     return SandboxPlan(argv, tuple(ro_devices))

@@ -317,3 +317,21 @@ async def test_root_sandbox_has_no_capabilities() -> None:
         print(os.getuid(), caps[0], w)"""
     st, lines, _ = await run(container(code, run_as=RunAs("root", "root")))
     assert st.ok and lines == ["0 0000000000000000 EROFS"]
+
+
+async def test_unreachable_source_is_named(world_dir: Path) -> None:
+    """A volume the run-as user cannot reach fails before bwrap, naming field, path and why."""
+    private = world_dir / "private"
+    (private / "data").mkdir(parents=True)
+    os.chmod(private, 0o700)
+    with pytest.raises(LaunchError) as e:
+        await spawn(container("pass", volumes=(Mount(private / "data", Path("/data")),)))
+    msg = str(e.value)
+    assert msg.startswith(f"volumes[0].sourcePath: '{private / 'data'}' is not accessible to "
+                          "the run-as user nobody")
+    assert f"directory {private} (mode 0700" in msg and "addGroupOwner" in msg
+    os.chmod(private, 0o755)
+    os.chmod(private / "data", 0o755)
+    with pytest.raises(LaunchError, match=r"volumes\[0\].*cannot be read and written"):
+        await spawn(container("pass", volumes=(Mount(private / "data", Path("/data"),
+                                                     writable=True),)))

@@ -112,10 +112,12 @@ class Function:
             self.log("sprig", f"WARNING: {self.runtime.warning}")
 
     def _socket_dir(self) -> Path:
-        """A private directory for the workers' Unix sockets (random name, mode 0711)."""
+        """A directory for the workers' Unix sockets (random name). Mode 0755 so a run-as user
+        can reach it (and the launcher can mount it); each socket is 0600 and owned by its
+        worker's user, so no one else can connect."""
         if self._sockets is None or not self._sockets.is_dir():
             self._sockets = Path(tempfile.mkdtemp(prefix="sprig-rapi-"))
-            self._sockets.chmod(0o711)
+            self._sockets.chmod(0o755)
         return self._sockets
 
     @property

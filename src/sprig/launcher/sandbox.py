@@ -86,11 +86,16 @@ def _system_view() -> tuple[tuple[tuple[str, str], ...], tuple[str, ...], tuple[
     return tuple(links), tuple(dirs), etc
 
 
-def probe_host(exe: str) -> HostView:
-    """What of the host the sandbox binds for an executable ``exe`` (a host path)."""
+def probe_host(exe: str, listed: tuple[str, ...] = ()) -> HostView:
+    """What of the host the sandbox binds for an executable ``exe`` (a host path).
+
+    An ``exe`` inside a ``listed`` path (the spec's own binds, e.g. a ``provided`` function's
+    bootstrap in its code directory) adds no prefix: guessing one there could widen the view
+    into Sprig's root beyond what the spec lists.
+    """
     links, dirs, etc = _system_view()
-    return HostView(symlinks=links, system_dirs=dirs, etc=etc,
-                    runtime_prefixes=runtime_prefixes(exe))
+    prefixes = () if _under(os.path.abspath(exe), listed) else runtime_prefixes(exe)
+    return HostView(symlinks=links, system_dirs=dirs, etc=etc, runtime_prefixes=prefixes)
 
 
 def _check_source(field: str, m: Mount) -> None:
@@ -192,5 +197,6 @@ def prepare(spec: LaunchSpec, exe: str, creds: Credentials | None) -> SandboxPla
             add_group_owner(m, gid)
     if creds is not None:
         _check_access(spec, exe, creds)
-    argv = build_argv(spec, probe_host(exe), bwrap=bwrap, argv=(exe, *spec.argv[1:]))
+    listed = tuple(str(p) for p in (*spec.read_only_paths, *spec.writable_paths))
+    argv = build_argv(spec, probe_host(exe, listed), bwrap=bwrap, argv=(exe, *spec.argv[1:]))
     return SandboxPlan(argv, tuple(ro_devices))

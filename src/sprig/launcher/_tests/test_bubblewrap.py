@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sprig.launcher.bubblewrap import HostView, build_argv
-from sprig.launcher.sandbox import runtime_prefixes
+from sprig.launcher.sandbox import probe_host, runtime_prefixes
 from sprig.launcher.spec import ContainerMode, LaunchSpec, Mount
 
 HOST = HostView(symlinks=(("/lib", "usr/lib"),), system_dirs=("/usr",),
@@ -76,3 +76,12 @@ def test_runtime_prefixes(tmp_path: Path) -> None:
     assert runtime_prefixes(str(venv / "python")) == (str(tmp_path / "venv"),
                                                        str(real.parent))
     assert runtime_prefixes(str(tmp_path / "tool")) == (str(tmp_path),)
+
+
+def test_no_prefix_for_an_executable_inside_listed_paths(tmp_path: Path) -> None:
+    code = tmp_path / "root" / "artifacts" / "fn" / "bin"
+    code.mkdir(parents=True)
+    (code / "bootstrap").write_text("")
+    exe = str(code / "bootstrap")
+    assert probe_host(exe).runtime_prefixes == (str(code.parent),)   # would widen the view
+    assert probe_host(exe, (str(code),)).runtime_prefixes == ()

@@ -386,3 +386,47 @@ async def test_stop_during_start_leaves_no_process(code: Path, pinned: bool) -> 
     with pytest.raises((asyncio.CancelledError, errors.FunctionError)):
         await asyncio.wait_for(starting, 10)
     assert _processes_with(marker) == []
+
+
+def _user_exists(name: str) -> bool:
+    import pwd
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return os.geteuid() == 0
+
+
+@pytest.mark.skipif(not _user_exists("sprig_user"),
+                    reason="needs root and the sprig_user account (scripts/setup creates it)")
+@pytest.mark.parametrize("mode", [ContainerMode.NO_CONTAINER, ContainerMode.GREENGRASS_CONTAINER])
+async def test_runs_as_the_run_as_user(mode: ContainerMode) -> None:
+    import pwd
+    import shutil
+    import tempfile
+
+    from sprig.launcher.spec import RunAs
+
+    if mode is ContainerMode.GREENGRASS_CONTAINER and not _sandbox_usable():
+        pytest.skip("needs bubblewrap and a memory cgroup")
+    base = Path(tempfile.mkdtemp(prefix="sprig-fn-test-"))
+    try:
+        base.chmod(0o755)
+        code = base / "code"
+        code.mkdir()
+        (code / "app.py").write_text(
+            "import os\ndef handler(e, c):\n    return {'uid': os.getuid()}\n")
+        work = base / "work"
+        work.mkdir()
+        uid = pwd.getpwnam("sprig_user").pw_uid
+        os.chown(work, uid, -1)
+        spec = dataclasses.replace(make_spec(code, container_mode=mode, memory_kb=65536),
+                                   work_dir=work, run_as=RunAs("sprig_user", "sprig_group"))
+        fn = Function(spec)
+        try:
+            await asyncio.wait_for(fn.start(), 30)
+            assert json.loads((await call(fn, {})).payload) == {"uid": uid}
+        finally:
+            await fn.stop()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

@@ -326,8 +326,9 @@ class Function:
                 etype, msg = errors.RUNTIME_EXIT_ERROR, f"Runtime exited during init: {e}"
             self._start_failed(etype, msg)
             return
-        if self.state is FunctionState.STOPPED:
-            await self._retire(wid)
+        if self.state is FunctionState.STOPPED or gen != self._gen:
+            await self._retire(wid)          # stopped, or started with an older configuration
+            self._kick()
             return
         self._pool.worker_ready(wid, asyncio.get_running_loop().time())
         self._spawn(self._watch(wid, worker))

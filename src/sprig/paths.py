@@ -84,7 +84,9 @@ class RootLayout:
 
     @property
     def ipc_socket(self) -> Path:
-        return self.run / "ipc.socket"
+        """The Greengrass IPC socket: in the root itself (not in the owner-only run/), so the
+        components' run-as users can reach it; the SVCUID token authenticates them."""
+        return self.root / "ipc.socket"
 
     @property
     def endpoints_file(self) -> Path:

@@ -21,7 +21,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
         payload = Path(args.payload[1:]).read_bytes()
     result = _client(args).call("pubsub.publish", {
         "topic": args.topic, "payload": base64.b64encode(payload).decode(),
-        "cloud": args.cloud, "qos": args.qos})
+        "cloud": args.cloud, "qos": args.qos, "binary": args.binary})
     if args.cloud:
         print(f"Published to the broker: {result['outcome']}")
     else:
@@ -56,6 +56,8 @@ def add_parser(sub: argparse._SubParsersAction,  # type: ignore[type-arg]
     p.add_argument("--payload", metavar="TEXT|@FILE", help="the message (JSON or any bytes)")
     p.add_argument("--cloud", action="store_true", help="publish to the MQTT broker instead")
     p.add_argument("--qos", type=int, choices=[0, 1], default=0)
+    p.add_argument("--binary", action="store_true",
+                   help="send as bytes even if the payload is JSON")
     p.set_defaults(func=cmd_publish)
     p = ps_sub.add_parser("subscribe", parents=[common],
                           help="print messages on a topic filter until interrupted")

@@ -27,6 +27,7 @@ from typing import Any
 from sprig import __version__
 from sprig.core.kernel import Kernel
 from sprig.core.lambda_service import FunctionHook, LambdaService, validate_lambda
+from sprig.core.ipc_adapter import KernelIpcCore
 from sprig.core.messaging import CoreMessaging
 from sprig.deployment.planner import Planner
 from sprig.deployment.request import DeploymentRequest
@@ -34,6 +35,7 @@ from sprig.deployment.service import DeploymentService
 from sprig.errors import SprigError, ValidationError
 from sprig.functions.invocation import Invocation, InvocationType
 from sprig.functions.manager import FunctionManager
+from sprig.ipc.server import IpcServer
 from sprig.launcher.capabilities import check_device, require_container_support
 from sprig.local_api.credentials import ensure_credentials
 from sprig.local_api.invoke_api import start_invoke_api
@@ -61,6 +63,8 @@ class Core:
         self.messaging = CoreMessaging(self.kernel, self.functions)
         self.function_hooks.append(self.messaging.function_changed)
         self.kernel.lambda_env_providers.append(self.messaging.function_env)
+        self.ipc = IpcServer(layout.ipc_socket,
+                             KernelIpcCore(self.kernel, self.messaging.bus, self.messaging.bridge))
         self.endpoints: dict[str, str] = {}
         self.started = time.time()
         self._device_report: Any = None
@@ -110,12 +114,15 @@ class Core:
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.messaging.start()
+        await self.ipc.start()
         await self.api.start()
         credentials = ensure_credentials(self.layout.credentials)
         runner, url = await start_invoke_api(self.functions, credentials,
                                              port=self.settings.invoke_api_port)
         self.endpoints["lambda"] = url
         self.endpoints["management"] = f"unix://{self.layout.management_socket}"
+        self.endpoints["ipc"] = f"unix://{self.layout.ipc_socket}"
+        self.endpoints["sdk_v1"] = f"http://127.0.0.1:{self.messaging.messaging.sdk_ipc.port}"
         self._write_endpoints()
         log.info("Sprig %s core on %s; invoke API %s", __version__, self.layout.root, url)
         self._check_root_reachable()
@@ -136,6 +143,7 @@ class Core:
             await runner.cleanup()
             await self.kernel.aclose()
             await self.functions.stop_all()
+            await self.ipc.aclose()
             await self.messaging.aclose()
             self.db.close()
             with contextlib.suppress(FileNotFoundError):

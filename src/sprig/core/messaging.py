@@ -5,6 +5,7 @@ manager and the management API."""
 from __future__ import annotations
 
 import base64
+import json
 import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -105,7 +106,16 @@ class CoreMessaging:
                                       allowed="set mqtt.host in config.yaml")
             outcome = await self.bridge.publish(topic, payload, int(params.get("qos", 0)))
             return {"outcome": str(outcome)}
-        delivered = self.bus.publish(topic, payload, source="cli")
+        # A JSON payload travels as a JSON message (IPC subscribers get jsonMessage), anything
+        # else, or --binary, as bytes (binaryMessage).
+        is_json = False
+        if not params.get("binary"):
+            try:
+                json.loads(payload)
+                is_json = True
+            except ValueError:
+                pass
+        delivered = self.bus.publish(topic, payload, source="cli", json=is_json)
         return {"subscribers": delivered}
 
     async def subscribe(self, params: dict[str, Any]) -> AsyncIterator[Any]:

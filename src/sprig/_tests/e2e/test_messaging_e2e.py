@@ -1,0 +1,123 @@
+"""Messaging through a real core: the Greengrass IPC v2 (awsiotsdk) from a component, the local
+bus from the CLI, and an event source invoking a function."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sprig.lambda_import.importer import import_function
+from sprig.lambda_import.params import ImportFlags
+from sprig.testing import CoreProcess, write_recipe
+
+pytestmark = pytest.mark.e2e
+
+IPC_CLIENT = '''
+import json, sys, time
+from awsiot.greengrasscoreipc.clientv2 import GreengrassCoreIPCClientV2
+from awsiot.greengrasscoreipc.model import PublishMessage, JsonMessage
+client = GreengrassCoreIPCClientV2()
+greeting = client.get_configuration(key_path=["greeting"]).value["greeting"]
+def on_event(event):
+    msg = event.json_message.message
+    client.publish_to_topic(topic="ipc/out", publish_message=PublishMessage(
+        json_message=JsonMessage(message={"greeting": greeting, "got": msg})))
+client.subscribe_to_topic(topic="ipc/in", on_stream_event=on_event)
+client.publish_to_topic(topic="ipc/ready", publish_message=PublishMessage(
+    json_message=JsonMessage(message={"ready": True})))
+try:
+    client.publish_to_topic(topic="forbidden/topic", publish_message=PublishMessage(
+        json_message=JsonMessage(message={})))
+    print("FORBIDDEN PUBLISH WAS ALLOWED", flush=True)
+except Exception as e:
+    print("refused:", type(e).__name__, flush=True)
+while True:
+    time.sleep(60)
+'''
+
+
+def subscribe(core: CoreProcess, topic: str, count: int) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sprig", "pubsub", "subscribe", topic, "--count", str(count),
+         "--root", str(core.root)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    line = proc.stderr.readline()           # "Subscribed to ..." once the subscription exists
+    assert "Subscribed" in line, line
+    return proc
+
+
+def test_component_uses_greengrass_ipc_v2(core: CoreProcess, tmp_path: Path) -> None:
+    script = tmp_path / "client.py"
+    script.write_text(IPC_CLIENT)
+    recipes = tmp_path / "recipes"
+    write_recipe(recipes, {
+        "RecipeFormatVersion": "2020-01-25",
+        "ComponentName": "com.example.IpcUser",
+        "ComponentVersion": "1.0.0",
+        "ComponentConfiguration": {"DefaultConfiguration": {
+            "greeting": "hi",
+            "accessControl": {"aws.greengrass.ipc.pubsub": {"com.example.IpcUser:pubsub:1": {
+                "policyDescription": "its own topics",
+                "operations": ["aws.greengrass#PublishToTopic",
+                               "aws.greengrass#SubscribeToTopic"],
+                "resources": ["ipc/*"]}}}}},
+        "Manifests": [{"Lifecycle": {"Run": f"exec {sys.executable} -u {script}"}}],
+    })
+    ready = subscribe(core, "ipc/ready", 1)
+    # The test's interpreter lives in a private home here, so this component runs as root.
+    result = core.deploy(recipe_dir=recipes, merge={"com.example.IpcUser": "1.0.0"},
+                         run_with={"com.example.IpcUser": {"posixUser": "root"}})
+    assert result["status"] == "SUCCEEDED", result
+    out, _ = ready.communicate(timeout=60)
+    assert json.loads(out.split(": ", 1)[1]) == {"ready": True}
+    replies = subscribe(core, "ipc/out", 1)
+    subprocess.run([sys.executable, "-m", "sprig", "pubsub", "publish", "ipc/in",
+                    "--payload", '{"n": 1}', "--root", str(core.root)], check=True)
+    out, _ = replies.communicate(timeout=60)
+    assert json.loads(out.split(": ", 1)[1]) == {"greeting": "hi", "got": {"n": 1}}
+    deadline = time.monotonic() + 30
+    while "refused: UnauthorizedError" not in core.log("com.example.IpcUser"):
+        assert "WAS ALLOWED" not in core.log("com.example.IpcUser")
+        assert time.monotonic() < deadline, core.log("com.example.IpcUser")
+        time.sleep(0.05)
+
+
+def test_pubsub_event_source_invokes_a_function(core: CoreProcess, tmp_path: Path,
+                                                shared_dir: Path) -> None:
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "app.py").write_text(
+        "import json\n"
+        f"OUT = {str(shared_dir / 'events.jsonl')!r}\n"
+        "def handler(event, context):\n"
+        "    with open(OUT, 'a') as f:\n"
+        "        f.write(json.dumps({'event': event,\n"
+        "                            'topic': context.client_context.custom['subject']}) + '\\n')\n")
+    out = tmp_path / "out"
+    import_function(code, out, ImportFlags(
+        name="OnEvent", runtime="python3.11", handler="app.handler", pinned=True,
+        isolation="NoContainer", event_sources=("sensors/+/temp:PUB_SUB",)))
+    result = core.deploy(recipe_dir=out / "recipes", artifact_dir=out / "artifacts",
+                         merge={"OnEvent": "1.0.0"})
+    assert result["status"] == "SUCCEEDED", result
+    for room, value in (("kitchen", 21), ("garage", 9)):
+        core.call("pubsub.publish", {"topic": f"sensors/{room}/temp",
+                                     "payload": __import__("base64").b64encode(
+                                         json.dumps({"c": value}).encode()).decode()})
+    core.call("pubsub.publish", {"topic": "sensors/kitchen/humidity", "payload": "e30="})
+    events_file = shared_dir / "events.jsonl"
+    deadline = time.monotonic() + 30
+    events: list[Any] = []
+    while len(events) < 2:
+        assert time.monotonic() < deadline, events
+        time.sleep(0.05)
+        if events_file.exists():
+            events = [json.loads(line) for line in events_file.read_text().splitlines()]
+    assert events == [{"event": {"c": 21}, "topic": "sensors/kitchen/temp"},
+                      {"event": {"c": 9}, "topic": "sensors/garage/temp"}]

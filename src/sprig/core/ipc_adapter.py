@@ -1,0 +1,83 @@
+"""The kernel as the Greengrass IPC v2 server sees it (:class:`sprig.ipc.core.IpcCore`)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from sprig.core.state import State
+
+if TYPE_CHECKING:
+    from sprig.core.kernel import Kernel
+    from sprig.mqtt.bridge import MqttBridge
+    from sprig.pubsub.bus import Bus
+
+log = logging.getLogger("sprig.ipc")
+
+
+class KernelIpcCore:
+    def __init__(self, kernel: Kernel, bus: Bus, bridge: MqttBridge | None) -> None:
+        self.kernel = kernel
+        self._bus = bus
+        self._bridge = bridge
+        self._config_subscribers: dict[str, list[Callable[[list[str]], None]]] = {}
+        kernel.config_listeners.append(self._config_changed)
+
+    @property
+    def bus(self) -> Bus:
+        return self._bus
+
+    @property
+    def bridge(self) -> MqttBridge | None:
+        return self._bridge
+
+    def component_for_token(self, token: str) -> str | None:
+        return self.kernel.component_for_token(token)
+
+    def access_control(self, component: str) -> Mapping[str, Any]:
+        comp = self.kernel.components.get(component)
+        access = comp.configuration.get("accessControl") if comp else None
+        return access if isinstance(access, dict) else {}
+
+    def get_configuration(self, component: str) -> dict[str, Any] | None:
+        comp = self.kernel.components.get(component)
+        return comp.configuration if comp is not None else None
+
+    async def update_configuration(self, component: str, key_path: list[str],
+                                   value_to_merge: Any) -> None:
+        self.kernel.update_configuration(component, key_path, value_to_merge)
+
+    def subscribe_configuration(self, component: str,
+                                callback: Callable[[list[str]], None]) -> Callable[[], None]:
+        subs = self._config_subscribers.setdefault(component, [])
+        subs.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in subs:
+                subs.remove(callback)
+
+        return unsubscribe
+
+    def _config_changed(self, component: str, key_path: list[str]) -> None:
+        for callback in list(self._config_subscribers.get(component, ())):
+            try:
+                callback(key_path)
+            except Exception:
+                log.exception("configuration update subscriber of %s failed", component)
+
+    def report_state(self, component: str, state: str) -> None:
+        svc = self.kernel.services.get(component)
+        if svc is None:
+            return
+        if state == "ERRORED":
+            svc.report_error("the component reported ERRORED through IPC UpdateState")
+        elif state == "RUNNING" and svc.state is State.STARTING:
+            svc.set_state(State.RUNNING)
+
+    def component_details(self, name: str) -> dict[str, Any] | None:
+        svc = self.kernel.services.get(name)
+        if svc is None:
+            return None
+        return {"componentName": name, "version": svc.component.version,
+                "state": str(svc.state), "configuration": svc.component.configuration}

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from sprig import __version__
+from sprig.core.ipc_adapter import KernelIpcCore
 from sprig.core.kernel import Kernel
 from sprig.core.lambda_service import FunctionHook, LambdaService, validate_lambda
-from sprig.core.ipc_adapter import KernelIpcCore
 from sprig.core.messaging import CoreMessaging
 from sprig.deployment.planner import Planner
 from sprig.deployment.request import DeploymentRequest

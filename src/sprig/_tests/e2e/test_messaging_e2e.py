@@ -97,8 +97,8 @@ def test_pubsub_event_source_invokes_a_function(core: CoreProcess, tmp_path: Pat
         f"OUT = {str(shared_dir / 'events.jsonl')!r}\n"
         "def handler(event, context):\n"
         "    with open(OUT, 'a') as f:\n"
-        "        f.write(json.dumps({'event': event,\n"
-        "                            'topic': context.client_context.custom['subject']}) + '\\n')\n")
+        "        topic = context.client_context.custom['subject']\n"
+        "        f.write(json.dumps({'event': event, 'topic': topic}) + '\\n')\n")
     out = tmp_path / "out"
     import_function(code, out, ImportFlags(
         name="OnEvent", runtime="python3.11", handler="app.handler", pinned=True,

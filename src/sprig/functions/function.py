@@ -24,7 +24,6 @@ import contextlib
 import dataclasses
 import enum
 import json
-import math
 import shutil
 import tempfile
 import time
@@ -34,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from sprig.errors import LaunchError
-from sprig.functions import errors
+from sprig.functions import errors, results
 from sprig.functions.config import PayloadEncoding
 from sprig.functions.invocation import (
     EVENT_PAYLOAD_LIMIT,
@@ -47,7 +46,7 @@ from sprig.functions.invocation import (
 from sprig.functions.pool import Dispatch, Pool, StartWorker, StopWorker, WorkerState
 from sprig.functions.runtimes import ResolvedRuntime
 from sprig.functions.worker import FunctionSpec, Worker, WorkerExited, WorkerTimeout
-from sprig.runtime_api import Job, Outcome, OutcomeKind, error_document
+from sprig.runtime_api import Job, Outcome, error_document
 
 LogSink = Callable[[str, str], None]
 LOG_TAIL_BYTES = 4096
@@ -412,42 +411,6 @@ class Function:
         worker.dispatch(job, cfg.timeout_s,
                         lambda r: self._finished(wid, worker, item, t0, r))
 
-    def _result(self, wid: str, item: _Item, r: Outcome | BaseException,
-                ) -> tuple[InvocationResult, bool, bool]:
-        """What the caller gets, and whether the worker must go (retire) and, for a pinned
-        function, whether the kernel must hear of it (fatal)."""
-        rid = item.invocation.request_id
-        cfg = self.spec.config
-        version = self.spec.function_version
-        if isinstance(r, Outcome):
-            if r.kind is OutcomeKind.RESPONSE:
-                return InvocationResult(rid, r.body, None, version), False, False
-            if r.kind is OutcomeKind.ERROR:
-                return InvocationResult(rid, r.body, FunctionErrorKind.HANDLED, version), \
-                    False, False
-            return InvocationResult(rid, r.body, FunctionErrorKind.UNHANDLED, version), \
-                True, False
-        if isinstance(r, WorkerTimeout):
-            return self._unhandled(item, errors.SANDBOX_TIMEOUT,
-                                   f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} "
-                                   f"{rid} Task timed out after {cfg.timeout_s:.2f} seconds"), \
-                True, True
-        if isinstance(r, WorkerExited):
-            status = r.status
-            if status is not None and status.oom_killed:
-                limit = status.memory_limit_kb or cfg.memory_kb
-                return self._unhandled(
-                    item, errors.RUNTIME_OUT_OF_MEMORY,
-                    f"RequestId: {rid} Error: Runtime exited: memory limit of {limit} KB "
-                    "(containerParams.memorySize) exceeded"), True, True
-            why = status.describe() if status else "the worker is gone"
-            return self._unhandled(
-                item, errors.RUNTIME_EXIT_ERROR,
-                f"RequestId: {rid} Error: Runtime exited with error: {why}"), True, True
-        self.log("sprig", f"internal error running {rid} on {wid}: {r!r}")   # a bug: recover
-        return self._unhandled(item, "Sprig.InternalError", f"RequestId: {rid} Error: {r}"), \
-            True, False
-
     def _finished(self, wid: str, worker: Worker, item: _Item, t0: float,
                   r: Outcome | BaseException) -> None:
         ms = (time.perf_counter() - t0) * 1000
@@ -455,7 +418,12 @@ class Function:
             del self._busy[wid]
         if self.state is FunctionState.STOPPED:
             return                       # stop() answered the caller already
-        result, retire, fatal = self._result(wid, item, r)
+        if not isinstance(r, Outcome | WorkerTimeout | WorkerExited):
+            self.log("sprig", f"internal error running {item.invocation.request_id} on {wid}: "
+                              f"{r!r}")
+        result, retire, fatal = results.invocation_result(
+            item.invocation.request_id, self.spec.function_version, r,
+            self.spec.config.timeout_s, self.spec.config.memory_kb)
         stale = self._generation.get(wid) != self._gen
         if item.want_tail or retire or stale:
             self._spawn(self._finish_slow(wid, worker, item, ms, result, retire, fatal))
@@ -493,15 +461,10 @@ class Function:
     def _report(self, worker: Worker, item: _Item, ms: float, result: InvocationResult) -> None:
         """END and REPORT lines (AWS's format), and a log line for a failed event."""
         rid = item.invocation.request_id
-        peak = worker.memory_peak_kb()
         self._line(item, f"END RequestId: {rid}")
-        init = ""
-        if worker.init_ms is not None:      # the first invocation of a worker: a cold start
-            init, worker.init_ms = f"\tInit Duration: {worker.init_ms:.2f} ms", None
-        self._line(item, f"REPORT RequestId: {rid}\tDuration: {ms:.2f} ms\t"
-                         f"Billed Duration: {math.ceil(ms)} ms\t"
-                         f"Memory Size: {max(1, self.spec.config.memory_kb // 1024)} MB\t"
-                         f"Max Memory Used: {(peak or 0) // 1024} MB{init}")
+        init, worker.init_ms = worker.init_ms, None     # only a worker's first: a cold start
+        self._line(item, results.report_line(rid, ms, self.spec.config.memory_kb,
+                                             worker.memory_peak_kb(), init))
         if result.function_error is not None and item.future is None:
             self.log("sprig", f"event {rid} failed: {result.payload.decode(errors='replace')}")
 

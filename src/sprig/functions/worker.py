@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -168,8 +169,17 @@ def _visible_paths(env: Mapping[str, str], mounted: tuple[Path, ...]) -> tuple[P
     return tuple(extra)
 
 
+def cgroup_name(component: str, worker_id: str, instance: str) -> str:
+    """``<component>-<n>-<instance>``: ``instance`` is random per worker, because worker
+    numbers restart with each Function and several cores (tests, restarts with stragglers)
+    may share the cgroup hierarchy."""
+    number = worker_id.rsplit("-", 1)[-1]
+    return f"{component[:128]}-{number}-{instance}"
+
+
 def launch_spec(spec: FunctionSpec, runtime: ResolvedRuntime, worker_id: str,
-                runtime_api: str, runtime_socket: str | None = None) -> LaunchSpec:
+                runtime_api: str, runtime_socket: str | None = None,
+                instance: str = "0") -> LaunchSpec:
     """The LaunchSpec of one worker; the launcher does the sandbox (GreengrassContainer)."""
     cfg = spec.config
     container = cfg.container_mode is ContainerMode.GREENGRASS_CONTAINER
@@ -190,7 +200,7 @@ def launch_spec(spec: FunctionSpec, runtime: ResolvedRuntime, worker_id: str,
         devices=tuple(Mount(Path(d.path), Path(d.path), d.writable, d.add_group_owner)
                       for d in cfg.devices) if container else (),
         mount_ro_sysfs=cfg.mount_ro_sysfs and container,
-        cgroup_name=f"sprig-{spec.component_name}-{worker_id}",
+        cgroup_name=cgroup_name(spec.component_name, worker_id, instance),
     )
 
 
@@ -241,7 +251,8 @@ class Worker:
             creds = users.credentials_for(spec.run_as)
             owner = (creds.uid, creds.gid) if creds is not None else None
         session = await RuntimeSession.open(log=log, unix_path=unix_path, unix_owner=owner)
-        lspec = launch_spec(spec, runtime, worker_id, session.address, unix_path)
+        lspec = launch_spec(spec, runtime, worker_id, session.address, unix_path,
+                            secrets.token_hex(4))
 
         def output(stream: str, line: bytes) -> None:
             on_output(worker_id, stream, line.decode("utf-8", "replace"))

@@ -64,7 +64,7 @@ def test_launch_spec_container() -> None:
     ls = launch_spec(spec(memory_kb=32768, mount_ro_sysfs=True,
                           volumes=(VolumeMount("/data", "/in", True, True),),
                           devices=(DeviceMount("/dev/ttyS0"),)),
-                     RT, "comp-1", "127.0.0.1:1", "/run/x/s.sock")
+                     RT, "comp-1", "127.0.0.1:1", "/run/x/s.sock", "ab12")
     assert ls.argv == (*RT.argv, "--flag") and ls.cwd == Path("/work/comp")
     assert ls.container_mode is ContainerMode.GREENGRASS_CONTAINER
     assert ls.limits == ResourceLimits(memory_kb=32768) and ls.run_as == RunAs("u", "g")
@@ -73,7 +73,7 @@ def test_launch_spec_container() -> None:
     assert ls.writable_paths == (Path("/work/comp"),)
     assert ls.volumes == (Mount(Path("/data"), Path("/in"), True, True),)
     assert ls.devices == (Mount(Path("/dev/ttyS0"), Path("/dev/ttyS0")),)
-    assert ls.mount_ro_sysfs and ls.cgroup_name == "sprig-comp-comp-1"
+    assert ls.mount_ro_sysfs and ls.cgroup_name == "comp-1-ab12"
 
 
 def test_launch_spec_no_container_uses_system_limits() -> None:

@@ -24,7 +24,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from sprig import __version__
+from sprig import __version__, assets
 from sprig.core.ipc_adapter import KernelIpcCore
 from sprig.core.kernel import Kernel
 from sprig.core.lambda_service import FunctionHook, LambdaService, validate_lambda
@@ -113,6 +113,7 @@ class Core:
     # -- run -----------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
+        assets.publish(self.layout.root)
         await self.messaging.start()
         await self.ipc.start()
         await self.api.start()

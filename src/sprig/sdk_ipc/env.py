@@ -11,12 +11,12 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
+from sprig.assets import asset
+
 ROUTER_FUNCTION_ARN = "arn:aws:lambda:::function:GGRouter"
 SHADOW_FUNCTION_ARN = "arn:aws:lambda:::function:GGShadowService"
 SECRETS_MANAGER_FUNCTION_ARN = "arn:aws:lambda:::function:GGSecretManager:1"
 GGC_MAX_INTERFACE_VERSION = "1.5"
-
-_SHIMS = Path(__file__).resolve().parent.parent / "shims"
 
 
 def sdk_env(function_arn: str, token: str, port: int) -> dict[str, str]:
@@ -41,4 +41,4 @@ def new_token() -> str:
 
 def shim_paths() -> tuple[Path, Path]:
     """``(python, nodejs)``: add the first to ``PYTHONPATH`` and the second to ``NODE_PATH``."""
-    return _SHIMS / "python", _SHIMS / "nodejs" / "node_modules"
+    return asset("shims/python"), asset("shims/nodejs/node_modules")

@@ -49,7 +49,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-
 from sprig.errors import SprigError, ValidationError
 from sprig.paths import RootLayout
 

@@ -12,26 +12,27 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-_HERE = Path(__file__).resolve().parent
-# Where the messaging engineer ships the Greengrass Core SDK shims (aws-greengrass-ipc-sdk-js...).
-_SHIMS = _HERE.parent.parent / "shims" / "nodejs" / "node_modules"
+from sprig.assets import asset
 
 
 def bootstrap_path() -> Path:
-    """The absolute path of ``bootstrap.js`` (mount it read-only into a container)."""
-    return _HERE / "bootstrap.js"
+    """The absolute path of ``bootstrap.js`` (mount it read-only into a container); the core's
+    published copy, readable by every run-as user (see :mod:`sprig.assets`)."""
+    return asset("runtimes/nodejs/bootstrap.js")
 
 
 def shims_dir() -> Path | None:
-    """The shim ``node_modules`` shipped with Sprig, or None while it does not exist."""
-    return _SHIMS if _SHIMS.is_dir() else None
+    """The shim ``node_modules`` shipped with Sprig (the Greengrass Core SDK v1 modules)."""
+    shims = asset("shims/nodejs/node_modules")
+    return shims if shims.is_dir() else None
 
 
 def runtime_paths() -> tuple[Path, ...]:
     """What a container must see read-only for Node workers: the bootstrap's directory and, when
     it exists, the shims directory that :func:`node_path` names."""
+    here = bootstrap_path().parent
     shims = shims_dir()
-    return (_HERE,) if shims is None else (_HERE, shims)
+    return (here,) if shims is None else (here, shims)
 
 
 def launch_argv(node: str) -> list[str]:

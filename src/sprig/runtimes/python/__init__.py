@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-BOOTSTRAP_DIR = Path(__file__).resolve().parent
+from sprig.assets import asset
 
 
 def bootstrap_path() -> Path:
-    """The bootstrap script handed to ``pythonX.Y -u``."""
-    return BOOTSTRAP_DIR / "bootstrap.py"
+    """The bootstrap script handed to ``pythonX.Y -u`` (the core's published copy, readable by
+    every run-as user; see :mod:`sprig.assets`)."""
+    return asset("runtimes/python/bootstrap.py")

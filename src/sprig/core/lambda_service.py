@@ -22,7 +22,6 @@ from sprig.errors import SprigError, ValidationError
 from sprig.functions.config import LambdaConfig
 from sprig.functions.errors import FunctionInitError
 from sprig.functions.function import Function
-from sprig.functions.runtimes import resolve as resolve_runtime
 from sprig.functions.worker import FunctionSpec
 from sprig.launcher.spec import ContainerMode, ResourceLimits
 from sprig.recipe.variables import ComponentVariables, VariableContext, interpolate
@@ -83,7 +82,8 @@ def user_exec_args(raw: str | None) -> tuple[str, ...]:
 
 def build_spec(component: Component, ctx: VariableContext, *, work_dir: Path,
                run_as: Any, core_env: Mapping[str, str],
-               system_limits: ResourceLimits | None) -> FunctionSpec:
+               system_limits: ResourceLimits | None,
+               cache_dir: Path | None = None) -> FunctionSpec:
     """The function spec of a Lambda component (raises ValidationError naming the field)."""
     source = f"component {component.name}"
     env = _setenv(component, ctx)
@@ -109,6 +109,7 @@ def build_spec(component: Component, ctx: VariableContext, *, work_dir: Path,
         run_as=run_as,
         core_env=dict(core_env),
         system_limits=system_limits or ResourceLimits(),
+        cache_dir=cache_dir,
     )
 
 
@@ -125,7 +126,7 @@ def validate_lambda(record: ComponentRecord, recipe: Recipe, layout: RootLayout,
     )
     ctx = VariableContext(record.name, {record.name: own}, str(layout.root))
     spec = build_spec(component, ctx, work_dir=layout.work_dir(record.name), run_as=None,
-                      core_env={}, system_limits=None)
+                      core_env={}, system_limits=None, cache_dir=layout.cache)
     cfg = spec.config
     source = f"component {record.name}"
     if cfg.container_mode is ContainerMode.NO_CONTAINER and (cfg.volumes or cfg.devices):
@@ -137,7 +138,7 @@ def validate_lambda(record: ComponentRecord, recipe: Recipe, layout: RootLayout,
             "deployment (RESET them) or keep containerMode GreengrassContainer",
             value=[v.source_path for v in cfg.volumes] or [d.path for d in cfg.devices],
             source=source, allowed="no volumes or devices with NoContainer")
-    resolve_runtime(spec.runtime, spec.code_dir)
+    spec.resolve_runtime()
     if cfg.container_mode is ContainerMode.GREENGRASS_CONTAINER:
         check_container(cfg.memory_kb)
 
@@ -165,6 +166,7 @@ class LambdaService(Service):
             run_as=self.kernel.run_as_for(component),
             core_env=env,
             system_limits=self.kernel.system_limits(component),
+            cache_dir=self.kernel.layout.cache,
         )
 
     def _log(self, stream: str, line: str) -> None:

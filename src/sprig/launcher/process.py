@@ -409,9 +409,13 @@ _driver_cache: list[cgroups.CgroupDriver | None] = []
 
 
 def default_driver() -> cgroups.CgroupDriver | None:
-    """The host's cgroup driver (detected once)."""
+    """The host's cgroup driver (detected once; stale leftovers of dead cores swept then)."""
     if not _driver_cache:
-        _driver_cache.append(cgroups.detect())
+        driver = cgroups.detect()
+        if driver is not None:
+            with contextlib.suppress(OSError):
+                driver.sweep()
+        _driver_cache.append(driver)
     return _driver_cache[0]
 
 

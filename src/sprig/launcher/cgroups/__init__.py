@@ -76,6 +76,10 @@ class CgroupDriver(Protocol):
         """Controllers this driver can use (``memory``, ``cpu``, ``devices``)."""
         ...
 
+    def sweep(self, older_than_s: float = 600.0) -> list[Path]:
+        """Remove empty worker cgroups left by a core that died without cleaning up."""
+        ...
+
 
 class CgroupError(OSError):
     """A cgroup file could not be created or written (message names the file)."""
@@ -188,6 +192,31 @@ def make_fresh_dir(path: Path) -> None:
         path.mkdir()
     except OSError as e:
         raise CgroupError(e.errno, f"cannot recreate cgroup {path}: {e.strerror}") from None
+
+
+def sweep_dirs(parents: list[Path], older_than_s: float) -> list[Path]:
+    """Remove process-less cgroups under ``parents`` not modified for ``older_than_s``.
+
+    Only old ones: a fresh empty cgroup may be one another core is about to join (cores and
+    test runs share ``sprig/``); a spawn takes milliseconds, so ten minutes is far on the safe
+    side.
+    """
+    removed: list[Path] = []
+    now = time.time()
+    for parent in parents:
+        try:
+            entries = [p for p in parent.iterdir() if p.is_dir()]
+        except OSError:
+            continue
+        for d in entries:
+            try:
+                if now - d.stat().st_mtime < older_than_s or read_pids(d / "cgroup.procs"):
+                    continue
+                d.rmdir()
+                removed.append(d)
+            except OSError:
+                continue
+    return removed
 
 
 def _v1_memory_usable(mem: Path) -> bool:

@@ -22,6 +22,7 @@ from sprig.launcher.cgroups import (
     read_int_field,
     read_pids,
     rmdir_retry,
+    sweep_dirs,
     write,
 )
 
@@ -93,6 +94,10 @@ class V1Driver:
     def controllers(self) -> tuple[str, ...]:
         return ("memory",) + (("cpu",) if self._cpu else ()) + (
             ("devices",) if self._devices else ())
+
+    def sweep(self, older_than_s: float = 600.0) -> list[Path]:
+        parents = [d for d in (self._memory, self._cpu, self._devices) if d is not None]
+        return sweep_dirs(parents, older_than_s)
 
     def create(self, name: str, memory_kb: int | None = None, cpus: float | None = None,
                *, read_only_devices: tuple[tuple[str, int, int], ...] = ()) -> V1Cgroup:

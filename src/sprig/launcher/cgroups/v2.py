@@ -22,6 +22,7 @@ from sprig.launcher.cgroups import (
     read_int_field,
     read_pids,
     rmdir_retry,
+    sweep_dirs,
     write,
 )
 
@@ -93,6 +94,9 @@ class V2Driver:
         missing = [c for c in controllers if c not in enabled]
         if missing:
             write(ctl, " ".join(f"+{c}" for c in missing))
+
+    def sweep(self, older_than_s: float = 600.0) -> list[Path]:
+        return sweep_dirs([self._mount / PARENT], older_than_s)
 
     def create(self, name: str, memory_kb: int | None = None, cpus: float | None = None,
                *, read_only_devices: tuple[tuple[str, int, int], ...] = ()) -> V2Cgroup:

@@ -181,3 +181,24 @@ def test_names_cannot_escape() -> None:
         with pytest.raises(ValueError, match="allowed"):
             check_name(bad)
     assert check_name("fn.hello-1_2@3") == "fn.hello-1_2@3"
+
+
+@pytest.mark.skipif(not V1_OK, reason="no writable cgroup v1 memory controller")
+def test_sweep_removes_only_old_empty_cgroups() -> None:
+    driver = V1Driver(REAL)
+    old, busy, fresh = (driver.create(name(t)) for t in ("old", "busy", "fresh"))
+    p = sleeper()
+    try:
+        busy.add(p.pid)
+        past = os.stat(old.memory_dir).st_mtime - 3600
+        for cg in (old, busy):
+            os.utime(cg.memory_dir, (past, past))
+        removed = driver.sweep(older_than_s=600)
+        assert old.memory_dir in removed and not old.memory_dir.exists()
+        assert busy.memory_dir.exists() and fresh.memory_dir.exists()
+    finally:
+        p.kill()
+        p.wait()
+        for cg in (busy, fresh):
+            cg.kill_all()
+            cg.remove()

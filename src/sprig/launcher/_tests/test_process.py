@@ -245,3 +245,33 @@ def test_non_root_core_cannot_switch_user(tmp_path: Path) -> None:
                          capture_output=True, check=True, user="nobody", group="nogroup",
                          extra_groups=[]).stdout.decode()
     assert "cannot run as root because the core runs as 'nobody', not root" in out
+
+
+async def test_cpu_limit_no_container(tmp_path: Path) -> None:
+    """systemResourceLimits.cpus: the process runs in a cpu cgroup with the CFS quota."""
+    from sprig.launcher.cgroups.v1 import V1Cgroup
+    from sprig.launcher.process import default_driver
+    driver = default_driver()
+    if driver is None or "cpu" not in driver.controllers():
+        pytest.skip("no writable cpu cgroup on this machine")
+    lines: list[bytes] = []
+    p = await spawn(spec("print(open('/proc/self/cgroup').read().replace(chr(10), ' '))",
+                         tmp_path, limits=ResourceLimits(cpus=0.25)),
+                    on_output=lambda _s, line: lines.append(line))
+    assert p.cgroup is not None
+    cg = p.cgroup
+    if isinstance(cg, V1Cgroup):
+        assert cg.cpu_dir is not None
+        assert (cg.cpu_dir / "cpu.cfs_quota_us").read_text().strip() == "25000"
+        assert f"cpu:/sprig/{cg.cpu_dir.name}" in (await p.wait() and lines[0].decode())
+    else:
+        assert (cg.path / "cpu.max").read_text().split()[0] == "25000"
+    await p.aclose()
+
+
+async def test_no_cgroup_without_limits(tmp_path: Path) -> None:
+    p = await spawn(spec("pass", tmp_path))
+    assert p.cgroup is None
+    await p.wait()
+    assert p.memory_peak_kb() is None
+    await p.aclose()

@@ -55,7 +55,7 @@ class FunctionSpec:
     run_as: RunAs | None = None
     core_env: Mapping[str, str] = field(default_factory=dict)
     system_limits: ResourceLimits = field(default_factory=ResourceLimits)
-    cache_dir: Path | None = None        # the root's cache (Java's runtime jar is built there)
+    cache_dir: Path | None = None   # the root's cache (Java's runtime jar); None: from work_dir
 
     def memory_mb(self) -> int:
         """The memory a worker may use, in MB (0: no limit)."""
@@ -65,8 +65,11 @@ class FunctionSpec:
 
     def resolve_runtime(self) -> ResolvedRuntime:
         """:func:`~sprig.functions.runtimes.resolve` for this function (ValidationError)."""
+        cache = self.cache_dir
+        if cache is None and self.work_dir.parent.name == "work":
+            cache = self.work_dir.parent.parent / "cache"     # RootLayout: <root>/work/<name>
         return resolve(self.runtime, self.code_dir, handler=self.handler,
-                       memory_mb=self.memory_mb(), cache_dir=self.cache_dir)
+                       memory_mb=self.memory_mb(), cache_dir=cache)
 
     @property
     def unversioned_arn(self) -> str:

@@ -386,6 +386,48 @@ def _make_preexec(join_files: tuple[str, ...],
     return preexec
 
 
+def _close_pipe(fds: tuple[int, int] | None) -> None:
+    for fd in fds or ():
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+def _alive(pid: int) -> bool:
+    """True if ``pid`` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except OSError:
+        return False
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(c) for c in f.read().split()]
+    except OSError:
+        return []
+
+
+def _join_tree(cgroup: cgroups.Cgroup, pid: int) -> None:
+    """Move ``pid`` and every descendant into ``cgroup`` (bwrap blocked on --block-fd).
+
+    The parent first: a child it forks after the move is born inside; one forked before the
+    move is listed in its children afterwards (fork and migration exclude each other).
+    """
+    pending = [pid]
+    while pending:
+        p = pending.pop()
+        try:
+            cgroup.add(p)
+        except OSError as e:
+            if _alive(p):
+                raise LaunchError(f"cannot move process {p} into cgroup {cgroup.path}: {e}"
+                                  ) from None
+            continue   # it already exited (bwrap failed early); wait() reports it
+        pending.extend(_children(p))
+
+
 def _create_cgroup(spec: LaunchSpec, driver: cgroups.CgroupDriver | None,
                    read_only_devices: tuple[tuple[str, int, int], ...] = ()) -> cgroups.Cgroup:
     if driver is None:
@@ -447,7 +489,16 @@ async def spawn(spec: LaunchSpec, *, on_output: OutputCallback | None = None,
                 f"device lacks (cgroup v{driver.version}); allowed here: permission rw, or "
                 "containerMode NoContainer")
     cgroup = _create_cgroup(spec, driver, ro_devices) if needs_cgroup(spec) else None
-    join = tuple(str(f) for f in cgroup.join_files()) if cgroup else ()
+    # A sandbox joins its cgroup while bwrap builds it: bwrap waits on --block-fd before it
+    # runs the function, and meanwhile the core moves bwrap and its child into the cgroup.
+    # Joining costs an RCU grace period (~10 ms) that thus overlaps the sandbox set-up instead
+    # of adding to it; nothing of the function runs before the join. Plain processes join
+    # between fork and exec.
+    block: tuple[int, int] | None = os.pipe() if sandboxed and cgroup else None
+    if block is not None:
+        argv = [argv[0], "--block-fd", str(block[0]), *argv[1:]]
+        pass_fds = (*pass_fds, block[0])
+    join = tuple(str(f) for f in cgroup.join_files()) if cgroup and block is None else ()
     out = subprocess.PIPE if on_output else subprocess.DEVNULL
     try:
         # Popen in a thread: with a cgroup join the child takes milliseconds to reach exec
@@ -458,6 +509,7 @@ async def spawn(spec: LaunchSpec, *, on_output: OutputCallback | None = None,
             start_new_session=True, pass_fds=pass_fds, close_fds=True,
             preexec_fn=_make_preexec(join, creds))
     except subprocess.SubprocessError as e:
+        _close_pipe(block)
         if cgroup:
             cgroup.remove()
         who = f" as {spec.run_as}" if spec.run_as else ""
@@ -465,9 +517,27 @@ async def spawn(spec: LaunchSpec, *, on_output: OutputCallback | None = None,
             f"cannot start {spec.argv[0]!r}{who}: joining its cgroup or switching user failed ({e})"
         ) from None
     except OSError as e:
+        _close_pipe(block)
         if cgroup:
             cgroup.remove()
         raise LaunchError(f"cannot start {spec.argv[0]!r}: {e.strerror}") from None
+    if block is not None:
+        assert cgroup is not None
+        os.close(block[0])
+        try:
+            await asyncio.to_thread(_join_tree, cgroup, proc.pid)
+        except BaseException:
+            os.close(block[1])   # bwrap reads EOF and would go on: kill it first
+            with contextlib.suppress(OSError):
+                cgroup.kill_all()
+            proc.kill()
+            await asyncio.to_thread(proc.wait)
+            with contextlib.suppress(OSError):
+                cgroup.remove()
+            raise
+        with contextlib.suppress(OSError):
+            os.write(block[1], b"x")
+        os.close(block[1])
     exited = _watch_exit(proc)
     readers: list[asyncio.Task[None]] = []
     transports: list[asyncio.BaseTransport] = []

@@ -66,6 +66,7 @@ def dev_write(p):
     os.close(fd); return True
 R = {}
 R["ids"] = [os.getuid(), os.geteuid(), os.getgid(), os.getegid()]
+R["cgroup"] = open("/proc/self/cgroup").read()
 R["pids"] = sorted(int(x) for x in os.listdir("/proc") if x.isdigit())
 R["root"] = sorted(os.listdir("/"))
 R["sys"] = os.path.exists("/sys/kernel")
@@ -128,13 +129,16 @@ async def test_isolation(sprig_root: Path, world_dir: Path) -> None:
                                   Mount(Path("/dev/full"), Path("/dev/sprig-ro"))))
         spec.env.update(READ=json.dumps(env_read), WRITE=json.dumps(env_write),
                         DEVW=json.dumps(devw))
-        st, lines, _ = await run(spec)
+        st, lines, p = await run(spec)
         assert st.ok, (st, lines)
         r = json.loads(lines[-1])
+        assert p.cgroup is not None
     finally:
         host_tmp_marker.unlink()
     nobody, nogroup = pwd.getpwnam("nobody").pw_uid, grp.getgrnam("nogroup").gr_gid
     assert r["ids"] == [nobody, nobody, nogroup, nogroup]
+    # the function ran inside its own cgroup (joined while bwrap was blocked)
+    assert f"/sprig/{p.cgroup.path.name}\n" in r["cgroup"]
     # Sprig's root: only the listed code directory is visible, read-only
     assert r["read:code"] is True and r["write:code"] == "EROFS"
     assert r["read:state"] == r["read:creds"] == r["read:other"] == "ENOENT"

@@ -24,19 +24,16 @@ import os
 import shutil
 import signal
 import subprocess
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO
 
 from sprig.errors import LaunchError, SandboxUnavailable
-from sprig.launcher import cgroups, users
+from sprig.launcher import cgroups, plumbing, users
 from sprig.launcher.spec import ContainerMode, LaunchSpec
 
-OutputCallback = Callable[[str, bytes], None]
-
-MAX_LINE = 64 * 1024          # longer lines are delivered in chunks of this size
+OutputCallback = plumbing.OutputCallback
+MAX_LINE = plumbing.MAX_LINE
 _DRAIN_AFTER_EXIT_S = 1.0     # how long to keep reading output after the leader exited
 _counter = itertools.count(1)
 
@@ -162,7 +159,7 @@ class LaunchedProcess:
                 os.killpg(self.pid, sig)
         if cg is not None:
             for pid in cg.pids():
-                if pid == self.pid or (not self._sandboxed and _pgid(pid) == self.pid):
+                if pid == self.pid or (not self._sandboxed and plumbing.pgid(pid) == self.pid):
                     continue   # the monitor (sandbox), or already signalled with its group
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, sig)
@@ -226,7 +223,7 @@ class LaunchedProcess:
                 # is really gone when aclose returns (zombies waiting for init do not count).
                 settle = time.monotonic() + 2.0
                 while time.monotonic() < settle:
-                    if not await asyncio.to_thread(_live_group_members, self.pid):
+                    if not await asyncio.to_thread(plumbing.live_group_members, self.pid):
                         break
                     await asyncio.sleep(0.005)
             for task in self._readers:
@@ -242,103 +239,6 @@ class LaunchedProcess:
                     await asyncio.to_thread(cg.remove)
                 self._cgroup_removed = True
             return status
-
-
-def _live_group_members(pgid: int) -> list[int]:
-    """Pids of processes in process group ``pgid`` that are not zombies (a /proc scan)."""
-    try:
-        os.killpg(pgid, 0)
-    except (ProcessLookupError, PermissionError):
-        return []
-    members = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != b"Z":
-            members.append(int(entry.name))
-    return members
-
-
-def _pgid(pid: int) -> int | None:
-    try:
-        return os.getpgid(pid)
-    except ProcessLookupError:
-        return None
-
-
-async def _read_lines(stream: asyncio.StreamReader, name: str, cb: OutputCallback) -> None:
-    buf = b""
-    while True:
-        chunk = await stream.read(MAX_LINE)
-        if not chunk:
-            break
-        buf += chunk
-        *lines, buf = buf.split(b"\n")
-        for line in lines:
-            for i in range(0, max(len(line), 1), MAX_LINE):
-                cb(name, line[i:i + MAX_LINE])
-        while len(buf) >= MAX_LINE:
-            cb(name, buf[:MAX_LINE])
-            buf = buf[MAX_LINE:]
-    if buf:
-        cb(name, buf)
-
-
-def _write_all(pipe: IO[bytes], data: bytes) -> None:
-    with contextlib.suppress(OSError):
-        try:
-            pipe.write(data)
-        finally:
-            pipe.close()
-
-
-def _watch_exit(proc: subprocess.Popen[bytes]) -> asyncio.Future[int]:
-    """A future resolved with the wait status as soon as the process exits.
-
-    The exit is watched with a pidfd on the event loop, not with asyncio's subprocess
-    transport: that one resolves ``wait()`` only once every pipe is closed, which never happens
-    while a grandchild (a daemon) still holds stdout. Kernels without pidfd (< 5.3) fall back
-    to a waiting thread.
-    """
-    loop = asyncio.get_running_loop()
-    fut: asyncio.Future[int] = loop.create_future()
-    try:
-        pidfd = os.pidfd_open(proc.pid)
-    except (AttributeError, OSError):
-        def resolve(rc: int) -> None:
-            if not fut.done():
-                fut.set_result(rc)
-
-        def waiter() -> None:
-            loop.call_soon_threadsafe(resolve, proc.wait())
-
-        threading.Thread(target=waiter, name=f"wait-{proc.pid}", daemon=True).start()
-        return fut
-
-    def on_ready() -> None:
-        rc = proc.poll()
-        if rc is None:
-            return
-        loop.remove_reader(pidfd)
-        os.close(pidfd)
-        if not fut.done():
-            fut.set_result(rc)
-
-    loop.add_reader(pidfd, on_ready)
-    return fut
-
-
-async def _stream_reader(pipe: IO[bytes]) -> tuple[asyncio.StreamReader, asyncio.BaseTransport]:
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=MAX_LINE * 2)
-    transport, _ = await loop.connect_read_pipe(
-        lambda: asyncio.StreamReaderProtocol(reader), pipe)
-    return reader, transport
 
 
 def _resolve_executable(spec: LaunchSpec) -> str:
@@ -392,23 +292,6 @@ def _close_pipe(fds: tuple[int, int] | None) -> None:
             os.close(fd)
 
 
-def _alive(pid: int) -> bool:
-    """True if ``pid`` exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except OSError:
-        return False
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(c) for c in f.read().split()]
-    except OSError:
-        return []
-
-
 def _join_tree(cgroup: cgroups.Cgroup, pid: int) -> None:
     """Move ``pid`` and every descendant into ``cgroup`` (bwrap blocked on --block-fd).
 
@@ -421,11 +304,11 @@ def _join_tree(cgroup: cgroups.Cgroup, pid: int) -> None:
         try:
             cgroup.add(p)
         except OSError as e:
-            if _alive(p):
+            if plumbing.alive(p):
                 raise LaunchError(f"cannot move process {p} into cgroup {cgroup.path}: {e}"
                                   ) from None
             continue   # it already exited (bwrap failed early); wait() reports it
-        pending.extend(_children(p))
+        pending.extend(plumbing.children(p))
 
 
 def _create_cgroup(spec: LaunchSpec, driver: cgroups.CgroupDriver | None,
@@ -538,16 +421,17 @@ async def spawn(spec: LaunchSpec, *, on_output: OutputCallback | None = None,
         with contextlib.suppress(OSError):
             os.write(block[1], b"x")
         os.close(block[1])
-    exited = _watch_exit(proc)
+    exited = plumbing.watch_exit(proc)
     readers: list[asyncio.Task[None]] = []
     transports: list[asyncio.BaseTransport] = []
     if on_output is not None:
         assert proc.stdout is not None and proc.stderr is not None
         for name, pipe in (("stdout", proc.stdout), ("stderr", proc.stderr)):
-            stream, transport = await _stream_reader(pipe)
+            stream, transport = await plumbing.stream_reader(pipe)
             transports.append(transport)
-            readers.append(asyncio.create_task(_read_lines(stream, name, on_output)))
+            readers.append(asyncio.create_task(plumbing.read_lines(stream, name, on_output)))
     if stdin is not None:
         assert proc.stdin is not None
-        readers.append(asyncio.create_task(asyncio.to_thread(_write_all, proc.stdin, stdin)))
+        feed = asyncio.to_thread(plumbing.write_all, proc.stdin, stdin)
+        readers.append(asyncio.create_task(feed))
     return LaunchedProcess(proc, exited, spec, cgroup, readers, sandboxed, transports)

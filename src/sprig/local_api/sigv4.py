@@ -242,7 +242,10 @@ def payload_hash(headers: Iterable[tuple[str, str]], body: bytes) -> str:
         return actual
     if declared == UNSIGNED_PAYLOAD:
         return declared
-    if not hmac.compare_digest(declared.lower(), actual):
+    # Bytes: compare_digest raises TypeError on a str with non-ASCII characters (found by
+    # fuzzing: such a header turned a refusal into a 500).
+    if not hmac.compare_digest(declared.lower().encode("utf-8", "surrogateescape"),
+                               actual.encode()):
         raise AuthError(
             "The provided 'x-amz-content-sha256' header does not match what was computed."
         )

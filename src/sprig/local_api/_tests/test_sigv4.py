@@ -126,6 +126,14 @@ def test_content_sha256_header_verifies_and_must_match_body() -> None:
         check(tampered)
 
 
+@pytest.mark.parametrize("declared", ["\u00e9" * 64, "caf\u00e9"])
+def test_non_ascii_content_sha256_is_refused_not_a_crash(declared: str) -> None:
+    """Regression (fuzz/run invoke_request): hmac.compare_digest raised TypeError."""
+    request = boto_sign(invoke_url("f"), body=b"x", headers={"X-Amz-Content-SHA256": declared})
+    with pytest.raises(AuthError, match="x-amz-content-sha256"):
+        check(request)
+
+
 def test_tampered_body_is_rejected() -> None:
     request = boto_sign(invoke_url("f"), body=b'{"amount": 1}')
     request.data = b'{"amount": 1000}'

@@ -17,7 +17,12 @@ from bench.functions import Code, Fn
 from bench.harness import timed_process
 from bench.plan import Plan
 from bench.stats import Figure, Results
+
 from sprig.testing import CoreProcess
+
+# Workers get a clean environment from the core, so the bare baselines do too: an inherited
+# NODE_EXTRA_CA_CERTS alone costs Node ~80 ms of start-up on this kind of machine.
+CLEAN_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/tmp"}
 
 REPORT_INIT = re.compile(r"REPORT RequestId: .*Init Duration: ([0-9.]+) ms")
 
@@ -47,8 +52,9 @@ def bare_starts(res: Results, plan: Plan, code: Code) -> None:
         cmds.append(("bare_java", "bare `java -cp echo.jar bench.Echo` (empty main)",
                      ["java", "-cp", str(code.java_jar), "bench.Echo"], None))
     for key, label, argv, cwd in cmds:
-        timed_process(argv, cwd)          # page cache warm, as for Sprig's workers
-        runs = tuple(timed_process(argv, cwd) / 1000 for _ in range(plan.bare_starts))
+        timed_process(argv, cwd, CLEAN_ENV)     # page cache warm, as for Sprig's workers
+        runs = tuple(timed_process(argv, cwd, CLEAN_ENV) / 1000
+                     for _ in range(plan.bare_starts))
         res.add(s, Figure(key, label, "ms", runs, None))
 
 

@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.functions import Code, Fn, import_all
+
 from sprig.testing import CoreProcess
 
 REPO = Path(__file__).resolve().parent.parent
@@ -37,16 +39,39 @@ def public_dir(prefix: str) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def leftovers(root: Path) -> list[int]:
+    """Processes still working under ``root`` (their cwd inside it): a core that had to be
+    killed leaves its workers running, as they live in their own sessions."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            cwd = os.readlink(proc / "cwd")
+        except OSError:
+            continue
+        if cwd == str(root) or cwd.startswith(str(root) + "/"):
+            found.append(int(proc.name))
+    return found
+
+
 @contextlib.contextmanager
-def running_core(root: Path) -> Iterator[CoreProcess]:
-    core = CoreProcess(root).start(60)
+def running_core(root: Path, config: dict[str, Any] | None = None,
+                 stop_timeout_s: float = 60) -> Iterator[CoreProcess]:
+    """A core for the block; stopped gracefully, else killed along with its workers."""
+    core = CoreProcess(root, config=config).start(60)
     try:
         yield core
     finally:
         try:
-            core.stop(60)
+            core.stop(stop_timeout_s)
         except subprocess.TimeoutExpired:
+            print(f"  (the core on {root} did not stop in {stop_timeout_s:.0f} s: killed)",
+                  flush=True)
             core.kill()
+        for pid in leftovers(root):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def deploy(core: CoreProcess, code: Code, fns: list[Fn], out: Path,
@@ -94,9 +119,10 @@ def floor_server(path: Path, handler_dir: Path) -> Iterator[None]:
             path.unlink()
 
 
-def timed_process(argv: list[str], cwd: Path | None = None) -> float:
+def timed_process(argv: list[str], cwd: Path | None = None,
+                  env: dict[str, str] | None = None) -> float:
     """Wall time (µs) of a process from spawn to exit."""
     t0 = time.perf_counter()
     subprocess.run(argv, cwd=cwd, check=True, timeout=120, stdout=subprocess.DEVNULL,
-                   env=dict(os.environ))
+                   env=env)
     return (time.perf_counter() - t0) * 1e6

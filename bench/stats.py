@@ -93,7 +93,7 @@ class Results:
 
 def fmt(value: float, unit: str) -> str:
     """A value with a sensible number of digits for its size."""
-    if unit in ("µs", "ms", "MB", "KB", "/s", "msg/s", "inv/s"):
+    if unit in ("µs", "ms", "MB", "KB") or unit.endswith("/s"):
         if abs(value) >= 100:
             return f"{value:,.0f} {unit}"
         if abs(value) >= 10:

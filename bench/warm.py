@@ -7,6 +7,7 @@ or invocations per second), so its min/median/max show how stable the machine wa
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,47 @@ def add_latency(res: Results, section: str, key: str, label: str,
 
 def repeat(plan: Plan, kind: str, args: dict[str, Any]) -> list[dict[str, Any]]:
     return [run_loop(kind, args) for _ in range(plan.runs)]
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of one process (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def descendants(pid: int) -> list[int]:
+    out: list[int] = []
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return out
+    for task in tasks:
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for child in children:
+            out += [int(child), *descendants(int(child))]
+    return out
+
+
+def repeat_with_cpu(plan: Plan, kind: str, args: dict[str, Any], core_pid: int,
+                    ) -> tuple[list[dict[str, Any]], list[float], list[float]]:
+    """Like :func:`repeat`, plus the core's and its workers' CPU per invocation (µs) in each
+    run: where an invocation's time goes, which latency alone cannot say."""
+    runs, core_cpu, worker_cpu = [], [], []
+    for _ in range(plan.runs):
+        workers = descendants(core_pid)
+        before = cpu_s(core_pid), sum(cpu_s(p) for p in workers)
+        runs.append(run_loop(kind, args))
+        after = cpu_s(core_pid), sum(cpu_s(p) for p in workers)
+        n = int(args["count"]) + int(args.get("warmup", 20))
+        core_cpu.append((after[0] - before[0]) / n * 1e6)
+        worker_cpu.append((after[1] - before[1]) / n * 1e6)
+    return runs, core_cpu, worker_cpu
 
 
 def floor(res: Results, plan: Plan, code: Code, work: Path, size: int = 0,
@@ -83,18 +125,26 @@ def baselines(res: Results, plan: Plan, code: Code, work: Path) -> None:
                 note="handler loaded once (lambdaFunc), run in the caller's event loop")
 
 
-def sprig_warm(res: Results, plan: Plan, root: Path) -> None:
+def sprig_warm(res: Results, plan: Plan, root: Path, core_pid: int) -> None:
     s = "Warm invoke: Sprig, pinned Python echo"
     r = str(root)
     loop = {"root": r, "count": plan.count, "warmup": plan.warmup}
+    runs, core_cpu, worker_cpu = repeat_with_cpu(plan, "management",
+                                                 {**loop, "function": "Echo"}, core_pid)
     add_latency(res, s, "mgmt", "Sprig core path (management socket `invoke`), NoContainer",
-                repeat(plan, "management", {**loop, "function": "Echo"}), "floor.p50",
-                "floor.tput")
+                runs, "floor.p50", "floor.tput")
+    res.add(s, Figure("cpu_core", "core process CPU per invocation (core path)", "µs",
+                      tuple(core_cpu), None, note="user + system, from /proc/<pid>/stat"))
+    res.add(s, Figure("cpu_worker", "worker process CPU per invocation", "µs",
+                      tuple(worker_cpu), None))
     add_latency(res, s, "mgmt_c", "Sprig core path, GreengrassContainer",
                 repeat(plan, "management", {**loop, "function": "EchoC"}), "mgmt.p50",
                 "mgmt.tput")
+    runs, core_cpu, _ = repeat_with_cpu(plan, "raw", {**loop, "function": "Echo"}, core_pid)
     add_latency(res, s, "raw", "Sprig invoke API, raw SigV4 HTTP client (keep-alive)",
-                repeat(plan, "raw", {**loop, "function": "Echo"}), "floor.p50", "floor.tput")
+                runs, "floor.p50", "floor.tput")
+    res.add(s, Figure("cpu_core_raw", "core process CPU per invocation (invoke API)", "µs",
+                      tuple(core_cpu), "cpu_core"))
     add_latency(res, s, "boto3", "Sprig invoke API, boto3 client.invoke()",
                 repeat(plan, "boto3", {**loop, "function": "Echo",
                                        "count": plan.boto3_count}), "floor.p50",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -125,7 +126,8 @@ class GenericService(Service):
             run_as=self.kernel.run_as_for(self.component, privileged=step.requires_privilege),
             container_mode=ContainerMode.NO_CONTAINER,
             limits=limits or ResourceLimits(),
-            cgroup_name=f"{self.name}-{step.name.lower()}",
+            # unique: several cores (tests, a restart with stragglers) may share the hierarchy
+            cgroup_name=f"{self.name}-{step.name.lower()}-{secrets.token_hex(4)}",
         )
         name = self.name
 

@@ -201,6 +201,7 @@ class BuiltinService(Service):
         self.final_state = final_state
 
     async def run(self) -> None:
+        self.kernel.builtin_configured(self)     # e.g. the router's subscriptions take effect
         if self.final_state is State.FINISHED:
             self.set_state(State.FINISHED)
             return

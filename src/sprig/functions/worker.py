@@ -189,6 +189,9 @@ def launch_spec(spec: FunctionSpec, runtime: ResolvedRuntime, worker_id: str,
     socket_dir = (Path(runtime_socket).parent,) if runtime_socket else ()
     env = worker_env(spec, runtime, worker_id, runtime_api, runtime_socket)
     mounted = (spec.code_dir, *runtime.read_only_paths, *socket_dir)
+    # The Greengrass IPC v2 socket, so awsiotsdk works inside the container too.
+    ipc = env.get("AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT")
+    ipc_socket = (Path(ipc),) if container and ipc and Path(ipc).exists() else ()
     return LaunchSpec(
         argv=(*runtime.argv, *spec.exec_args),
         env=env,
@@ -197,7 +200,7 @@ def launch_spec(spec: FunctionSpec, runtime: ResolvedRuntime, worker_id: str,
         container_mode=cfg.container_mode,
         limits=ResourceLimits(memory_kb=cfg.memory_kb) if container else spec.system_limits,
         read_only_paths=(*mounted, *_visible_paths(env, mounted)) if container else (),
-        writable_paths=(spec.work_dir,) if container else (),
+        writable_paths=(spec.work_dir, *ipc_socket) if container else (),
         volumes=tuple(Mount(Path(v.source_path), Path(v.destination_path), v.writable,
                             v.add_group_owner) for v in cfg.volumes) if container else (),
         devices=tuple(Mount(Path(d.path), Path(d.path), d.writable, d.add_group_owner)

@@ -121,3 +121,52 @@ def test_pubsub_event_source_invokes_a_function(core: CoreProcess, tmp_path: Pat
             events = [json.loads(line) for line in events_file.read_text().splitlines()]
     assert events == [{"event": {"c": 21}, "topic": "sensors/kitchen/temp"},
                       {"event": {"c": 9}, "topic": "sensors/garage/temp"}]
+
+
+FUNCTION_USING_IPC = '''
+import json
+from awsiot.greengrasscoreipc.clientv2 import GreengrassCoreIPCClientV2
+from awsiot.greengrasscoreipc.model import PublishMessage, JsonMessage
+client = GreengrassCoreIPCClientV2()
+
+def handler(event, context):
+    client.publish_to_topic(topic="fn/ipc", publish_message=PublishMessage(
+        json_message=JsonMessage(message={"from": context.function_name, "event": event})))
+    return {"published": True}
+'''
+
+
+@pytest.mark.parametrize("isolation", ["GreengrassContainer", "NoContainer"])
+def test_function_uses_greengrass_ipc_v2(core: CoreProcess, tmp_path: Path,
+                                         isolation: str) -> None:
+    import awscrt
+    import awsiot
+
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "app.py").write_text(FUNCTION_USING_IPC)
+    # Bundle the SDK with the function, as a user's deployment package would.
+    import shutil
+
+    for module in (awsiot, awscrt):
+        shutil.copytree(Path(module.__file__).parent, code / module.__name__)
+    for so in Path(awscrt.__file__).parent.parent.glob("_awscrt*.so"):
+        shutil.copy(so, code / so.name)
+    out = tmp_path / "out"
+    name = f"IpcFn{isolation[:2]}"
+    import_function(code, out, ImportFlags(name=name, runtime="python3.11", handler="app.handler",
+                                           pinned=True, isolation=isolation, memory_kb="262144",
+                                           timeout="20"))
+    policy = {"aws.greengrass.ipc.pubsub": {f"{name}:pubsub:1": {
+        "policyDescription": "publish", "operations": ["aws.greengrass#PublishToTopic"],
+        "resources": ["fn/ipc"]}}}
+    result = core.deploy(recipe_dir=out / "recipes", artifact_dir=out / "artifacts",
+                         merge={name: "1.0.0"},
+                         configuration_update={name: {"MERGE": {"accessControl": policy}}})
+    assert result["status"] == "SUCCEEDED", result
+    sub = subscribe(core, "fn/ipc", 1)
+    reply = subprocess.run([sys.executable, "-m", "sprig", "invoke", name, "--payload", '{"x": 1}',
+                            "--root", str(core.root)], capture_output=True, text=True, timeout=60)
+    assert reply.returncode == 0, (reply.stdout, reply.stderr, core.log(name)[-3000:])
+    out_text, _ = sub.communicate(timeout=60)
+    assert json.loads(out_text.split(": ", 1)[1]) == {"from": name, "event": {"x": 1}}

@@ -216,7 +216,9 @@ header_names = st.sampled_from(["Content-Length", "Transfer-Encoding", "Content-
 header_values = st.sampled_from(["0", "-1", "99999999999", "chunked", "gzip, chunked",
                                  "application/json", "Event", "RequestResponse", "DryRun",
                                  "Tail", "100-continue", "close", "e30=", "!!", ""]) | \
-    st.text(string.printable.replace("\r", "").replace("\n", ""), max_size=30)
+    st.text(string.printable.replace("\r", "").replace("\n", ""), max_size=30) | \
+    st.text(st.characters(blacklist_characters="\r\n", blacklist_categories=["Cs"]),
+            max_size=12)
 
 
 def raw_request(method: str, path: str, headers: list[tuple[str, str]], body: bytes) -> bytes:

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import cold, memory, messaging, setup, warm
+from bench import causes, cold, memory, messaging, setup, warm
 from bench.functions import Fn, write_code
 from bench.harness import PYTHON, REPO, deploy, public_dir, running_core
 from bench.machine import describe
@@ -51,12 +51,18 @@ def run(plan: Plan, res: Results) -> None:
         warm.baselines(res, plan, code, work)
         step("bare interpreter starts", t0)
         cold.bare_starts(res, plan, code)
+        step("spawn, cgroup and import costs (the causes behind the figures)", t0)
+        causes.spawn_costs(res)
+        causes.import_footprint(res)
         with running_core(work / "root") as core:
             step("core: deploying the echo functions", t0)
             deploy(core, code, main_functions(java), work / "main",
                    config={f"OnDemand{n}": {"maxInstancesCount": n} for n in (1, 2, 4)})
             step("Sprig warm invocations", t0)
-            warm.sprig_warm(res, plan, core.root, int(core.call("status")["pid"]))
+            core_pid = int(core.call("status")["pid"])
+            warm.sprig_warm(res, plan, core.root, core_pid)
+            step("profiling the core during warm invocations (py-spy)", t0)
+            causes.warm_profile(res, core_pid, core.root, 3 if plan.quick else 6)
             warm.other_runtimes_warm(res, plan, core.root, java)
             step("concurrency", t0)
             warm.concurrency(res, plan, core.root)

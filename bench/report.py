@@ -19,9 +19,10 @@ def ratio_text(res: Results, fig: Figure) -> str:
     if r is None or fig.baseline is None:
         return "baseline"
     base = res.figures[fig.baseline]
+    name = base.label.split(":")[0] if base.key.startswith("floor.") else base.label
     if fig.higher_is_better:
-        return f"{r:.2f}\u00d7 of {base.label.split(':')[0]}"
-    return f"{r:.2f}\u00d7 {base.label.split(':')[0]}"
+        return f"{r:.2f}\u00d7 of {name}"
+    return f"{r:.2f}\u00d7 {name}"
 
 
 def line(res: Results, fig: Figure) -> str:
@@ -207,6 +208,14 @@ def markdown(res: Results, machine: dict[str, str], command: str, started: str,
             out += [f"![{title}]({path})", ""]
     for section, keys in res.sections.items():
         out += [f"## {section}", "", *table(res, keys), ""]
+    if res.profile:
+        out += ["## Where the core's time goes during warm invocations (py-spy, this run)", "",
+                "Share of the core's busy (non-idle) samples in which each frame was on the "
+                "stack, while one client invoked the pinned echo back to back through the "
+                "management socket. Reproduce with `python -m bench.profile warm` "
+                "(`cold` and `container` profile cold starts).", "",
+                "| share | frame |", "|---:|---|",
+                *[f"| {share:.1f}% | `{frame}` |" for share, frame in res.profile], ""]
     if res.notes:
         out += ["## Notes", "", *[f"- {n}" for n in res.notes], ""]
     return "\n".join(out) + "\n"

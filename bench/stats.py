@@ -70,6 +70,7 @@ class Results:
     targets: list[Target] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     sections: dict[str, list[str]] = field(default_factory=dict)
+    profile: list[tuple[float, str]] = field(default_factory=list)
 
     def add(self, section: str, fig: Figure) -> Figure:
         self.figures[fig.key] = fig

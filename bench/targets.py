@@ -7,6 +7,7 @@ py-spy, strace and /proc (the method is in BENCHMARKS.md, "How the misses were p
 
 from __future__ import annotations
 
+from bench.causes import launcher_uses_preexec
 from bench.stats import Results
 
 X = "\u00d7"
@@ -17,20 +18,35 @@ def _m(res: Results, key: str) -> float | None:
     return fig.median if fig else None
 
 
+def _share(res: Results, needle: str) -> float | None:
+    """The largest busy-sample share of a profiled frame containing ``needle``."""
+    shares = [share for share, frame in res.profile if needle in frame]
+    return max(shares) if shares else None
+
+
 def _why_warm(res: Results) -> str:
     floor, core, worker = _m(res, "floor.p50"), _m(res, "cpu_core"), _m(res, "cpu_worker")
     if not (floor and core and worker):
         return ""
-    return (f"An invocation crosses 4 process boundaries (client → core → worker → core → "
-            f"client) where the floor crosses 2, so ~2{X} the floor is the structural minimum "
-            f"on this machine. The rest is CPU in the core: {core:.0f} µs per invocation "
-            f"(worker {worker:.0f} µs; the whole floor round trip is {floor:.0f} µs). py-spy: "
-            f"~40% of the core's busy time is inside socket writes (the reply to the worker "
-            f"and to the client, each waking a peer on a 2-vCPU VM), ~35% is aiohttp request/"
-            f"response handling, ~7% the three synchronous log writes per invocation "
-            f"(START/END/REPORT), ~5% per-invocation timers. Closing it: a lean HTTP/1.1 "
-            f"protocol for the invoke routes (as runtime_api/http11.py already is), one "
-            f"buffered log write per invocation, one timer per worker instead of per call.")
+    text = (f"An invocation crosses 4 process boundaries (client → core → worker → core → "
+            f"client) where the floor crosses 2, with 3 busy processes on this machine's "
+            f"cores, so ~2{X} the floor is the structural minimum. The rest is CPU in the core: "
+            f"{core:.0f} µs per invocation (worker {worker:.0f} µs; the whole floor round trip "
+            f"is {floor:.0f} µs).")
+    write, log = _share(res, "Transport.write"), _share(res, "write_line")
+    if write is not None:
+        text += (f" py-spy in this run: {write:.0f}% of the core's busy samples are inside "
+                 f"socket writes: each reply wakes a sleeping peer (the worker, then the "
+                 f"client) and with 3 busy processes on 2 vCPUs the woken one often runs "
+                 f"before the writer resumes, so that share is waiting on the peers more "
+                 f"than the core's own CPU")
+        text += (f"; {log:.0f}% is the per-invocation log lines." if log is not None
+                 else ".")
+    text += (" Closing it: fewer Python layers per invocation in the core (see the profile "
+             "table), one buffered log write per invocation instead of three (START, END, "
+             "REPORT), and a worker-side Runtime API client that keeps its connection "
+             "instead of a new request per /next.")
+    return text
 
 
 def _why_lambda_local(res: Results) -> str:
@@ -40,8 +56,8 @@ def _why_lambda_local(res: Results) -> str:
     return (f"lambda-local runs the handler inside the caller: no process boundary at all. "
             f"On this machine one cross-process round trip alone (the floor) costs "
             f"{floor:.0f} µs, and an isolated invocation needs two; beating {ll:.0f} µs "
-            f"would need each hop under {ll / 4:.0f} µs. Not reachable by any design that "
-            f"keeps the handler in its own process here; Sprig does beat "
+            f"would need each of the 4 hops under {ll / 4:.0f} µs. Not reachable by any design "
+            f"that keeps the handler in its own process here; Sprig does beat "
             f"python-lambda-local, which forks per call.")
 
 
@@ -49,55 +65,67 @@ def _why_throughput(res: Results) -> str:
     core = _m(res, "cpu_core")
     if not core:
         return ""
-    return (f"The core's event loop is the bottleneck, not the workers: at {core:.0f} µs of "
-            f"core CPU per invocation one core process tops out near {1e6 / core:,.0f} inv/s "
-            f"whatever maxInstancesCount is, and on 2 vCPUs the workers and callers compete "
-            f"with it. The 10 ms handler rows show the workers themselves do scale (≈ n{X}). "
-            f"Closing it: the per-invocation core CPU above.")
+    return (f"The core's single event loop is the bottleneck, not the workers: at {core:.0f} µs "
+            f"of core CPU per invocation one core process tops out near "
+            f"{1e6 / core:,.0f} inv/s whatever maxInstancesCount is, and on this machine the "
+            f"workers and the callers share the same 2 vCPUs with it. The 10 ms handler rows "
+            f"show the workers themselves scale (≈ n{X}). Closing it: the per-invocation core "
+            f"CPU above.")
 
 
 def _why_cold(res: Results) -> str:
     cold, bare, init = _m(res, "cold_py"), _m(res, "bare_py"), _m(res, "init_py")
     if not (cold and bare):
         return ""
-    extra = f" (REPORT Init Duration {init:.1f} ms)" if init else ""
-    return (f"{cold - bare:.1f} ms more than the bare start{extra}. Measured causes: the "
-            f"launcher forks the ~45 MB core with a Python preexec_fn (cgroup join, setgroups, "
-            f"setresuid), which forbids vfork: fork of a 40 MB process costs 3-7 ms here vs "
-            f"0.1-0.3 ms for vfork; user/group look-ups (NSS, /etc/passwd and /etc/group read "
-            f"twice) on the event loop per start; the runtime bootstrap's own imports and the "
-            f"Runtime API handshake. Closing it: exec through `setpriv --reuid --regid "
-            f"--groups` (or bwrap's own --uid/--gid) with no preexec_fn so Popen can vfork "
-            f"(measured: 1.2 ms for setpriv vs 3-7 ms fork), resolve credentials once per "
-            f"function, not per worker.")
+    text = f"{cold - bare:.1f} ms more than the bare start"
+    if init:
+        text += f" (REPORT Init Duration {init:.1f} ms)"
+    fork, vfork = _m(res, "spawn_fork"), _m(res, "spawn_vfork")
+    if fork and vfork:
+        text += (f". Spawning from a 40 MB process costs {fork:.1f} ms with a preexec_fn "
+                 f"(fork) against {vfork:.2f} ms without (vfork), measured in this run")
+        if launcher_uses_preexec():
+            text += (", and the launcher passes a preexec_fn (cgroup join, setgroups, "
+                     "setresuid) from the ~45 MB core, so every worker start pays the fork")
+    text += (". The rest: the runtime bootstrap's imports and the Runtime API handshake. "
+             "Closing it: drop privileges by exec (`setpriv --reuid --regid --groups`, or "
+             "bwrap's --uid/--gid) so Popen can vfork, and resolve the run-as user once per "
+             "function instead of per worker.")
+    return text
 
 
 def _why_container(res: Results) -> str:
     c, n = _m(res, "cold_py_c"), _m(res, "cold_py")
     if not (c and n):
         return ""
-    return (f"+{c - n:.1f} ms over NoContainer. strace of one container start: the child's "
-            f"write to the new memory cgroup's cgroup.procs (cgroup v1) took ~16 ms (a "
-            f"cgroup v1 attach waits for an RCU grace period); bwrap's own start ~9 ms; ~57 "
-            f"mount calls (every /etc file bound and remounted read-only one by one). "
-            f"Closing it: cgroup v2 with clone3(CLONE_INTO_CGROUP) or the "
-            f"`favordynmods` cgroup mount option (no grace period per attach); bind one "
-            f"prepared read-only /etc directory instead of ~25 files; keep one pre-started "
-            f"sandbox per on-demand function.")
+    text = f"+{c - n:.1f} ms over NoContainer"
+    join, vfork = _m(res, "spawn_join"), _m(res, "spawn_vfork")
+    if join and vfork:
+        text += (f". Forking and joining a fresh cgroup v1 memory cgroup takes {join:.1f} ms "
+                 f"here (median; a v1 attach can wait for an RCU grace period)")
+    text += (". bwrap adds its own start, a user namespace and one bind plus one read-only "
+             "remount per exposed path (~25 /etc files and system directories). Closing it: "
+             "cgroup v2 with clone3(CLONE_INTO_CGROUP) (no migration), one prepared read-only "
+             "/etc directory instead of one mount pair per file, and a pre-started sandbox "
+             "per on-demand function.")
+    return text
 
 
 def _why_rss(res: Results) -> str:
     rss0 = _m(res, "rss0")
     if not rss0:
         return ""
-    return (f"The core is {rss0:.1f} MB before any function is deployed: its imports. "
-            f"Measured VmRSS of a bare interpreter 8.5 MB, after `import asyncio` 19 MB (it "
-            f"loads ssl/OpenSSL), after `import aiohttp.web` 36 MB, after importing the "
-            f"core 44 MB. Functions themselves cost little (next row). Closing it: serve the "
-            f"management, invoke and V1 SDK HTTP endpoints with the hand-written asyncio "
-            f"HTTP/1.1 server the Runtime API already uses, dropping aiohttp, yarl, multidict "
-            f"and friends (~12-17 MB), and import the MQTT client only when a broker is "
-            f"configured.")
+    text = f"The core is {rss0:.1f} MB before any function is deployed"
+    steps = [(res.figures[k].label.removeprefix("VmRSS after: "), res.figures[k].median)
+             for k in ("import0", "import1", "import2", "import3") if k in res.figures]
+    if steps:
+        text += ": mostly its imports (VmRSS " + ", ".join(
+            f"{label} {mb:.1f} MB" for label, mb in steps) + ")"
+    text += (". Functions themselves cost little (next row). Closing it: import the HTTP "
+             "framework (aiohttp, with yarl, multidict, …) only where still needed, or serve "
+             "every endpoint with the core's own asyncio HTTP/1.1 code; import the MQTT client "
+             "and the secret store's crypto only when configured.")
+    return text
 
 
 def check_targets(res: Results) -> None:

@@ -27,9 +27,6 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
 
-from aiohttp import web
-from aiohttp.typedefs import Handler
-
 from sprig.errors import SprigError, ValidationError
 from sprig.functions.errors import (
     FunctionNotFound,
@@ -45,13 +42,14 @@ from sprig.functions.invocation import (
     InvocationType,
     Invoker,
 )
+from sprig.httpserver import HttpRequest, HttpServer, NoRoute, Response, Router
 from sprig.local_api import sigv4
 from sprig.local_api.credentials import Credentials
 
 log = logging.getLogger(__name__)
 
 API_VERSION = "2015-03-31"
-INVOKE_ROUTE = f"/{API_VERSION}/functions/{{function_name}}/invocations"
+INVOKE_ROUTE = rf"/{API_VERSION}/functions/(?P<function_name>[^/]+)/invocations/?"
 _INVOKE_PATH = re.compile(rf"^/{API_VERSION}/functions/(?P<name>[^/?]+)/invocations/?$")
 
 CLIENT_CONTEXT_LIMIT = 3583      # bytes of base64, as AWS documents for X-Amz-Client-Context
@@ -59,7 +57,6 @@ LOG_TAIL_LIMIT = 4096            # X-Amz-Log-Result carries the last 4 KB of the
 FUNCTION_NAME_MAX = 256
 _QUALIFIER = re.compile(r"[a-zA-Z0-9$_-]{1,128}")
 RETRY_AFTER_S = 1
-DISCARD_LIMIT = 4 * SYNC_PAYLOAD_LIMIT   # how much of an oversized body is read and dropped
 
 
 class ErrorType(enum.StrEnum):
@@ -92,14 +89,14 @@ class ApiError(SprigError):
         self.headers = dict(headers or {})
         super().__init__(message)
 
-    def response(self, request_id: str) -> web.Response:
+    def response(self, request_id: str) -> Response:
         key = "Message" if self.error_type in _UPPER_MESSAGE else "message"
         kind = "Service" if self.status >= 500 else "User"
         document = {"Type": kind, key: self.message, **self.body}
         headers = {"x-amzn-ErrorType": self.error_type, "x-amzn-RequestId": request_id,
                    **self.headers}
-        return web.Response(status=self.status, body=json.dumps(document).encode(),
-                            content_type="application/json", headers=headers)
+        return Response(self.status, json.dumps(document).encode(), "application/json",
+                        tuple(headers.items()))
 
 
 def too_large(size: int | None, limit: int) -> ApiError:
@@ -222,34 +219,26 @@ def check_payload_size(size: int, invocation_type: InvocationType) -> None:
         raise too_large(size, limit)
 
 
-def result_response(result: InvocationResult, request: InvokeRequest) -> web.Response:
+def result_response(result: InvocationResult, request: InvokeRequest) -> Response:
     """The HTTP answer for a finished invocation (200, 202 or 204)."""
     headers = {"x-amzn-RequestId": result.request_id,
                "X-Amz-Executed-Version": result.executed_version}
     if request.invocation_type is InvocationType.EVENT:
-        return web.Response(status=202, headers=headers)
+        return Response(202, b"", "application/json", tuple(headers.items()))
     if request.invocation_type is InvocationType.DRY_RUN:
-        return web.Response(status=204, headers=headers)
+        return Response(204, b"", None, tuple(headers.items()))
     if result.function_error is not None:
         headers["X-Amz-Function-Error"] = result.function_error.value
     if request.log_tail:
         tail = result.log_tail[-LOG_TAIL_LIMIT:]
         headers["X-Amz-Log-Result"] = base64.b64encode(tail).decode("ascii")
-    return web.Response(status=200, body=result.payload, headers=headers,
-                        content_type="application/json")
+    return Response(200, result.payload, "application/json", tuple(headers.items()))
 
 
-async def _discard_body(request: web.Request) -> None:
-    """Read and drop the rest of an oversized body before answering 413.
-
-    Observed with boto3: answering before the body is read left aiohttp waiting 10 s (its
-    lingering close) for the rest of the body, which also held up shutdown. Reading it
-    here keeps the connection usable; past :data:`DISCARD_LIMIT` we stop reading, answer
-    anyway, and leave the rest to aiohttp's lingering close.
-    """
-    seen = 0
-    while seen <= DISCARD_LIMIT and (chunk := await request.content.readany()):
-        seen += len(chunk)
+def malformed_request(reason: str) -> Response:
+    """HTTP the server cannot parse, answered in AWS's shape (the connection is closed)."""
+    return ApiError(400, ErrorType.INVALID_REQUEST_CONTENT,
+                    f"Malformed HTTP request: {reason}").response(str(uuid.uuid4()))
 
 
 class _InvokeApi:
@@ -258,47 +247,49 @@ class _InvokeApi:
     def __init__(self, invoker: Invoker, credentials: Credentials) -> None:
         self.invoker = invoker
         self.credentials = credentials
+        self.router = Router()
+        self.router.add("POST", INVOKE_ROUTE, self.invoke)
 
-    @web.middleware
-    async def authenticate(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        """Size check, then SigV4, then the route; every error leaves in AWS's shape."""
+    async def authenticate(self, request: HttpRequest) -> Response:
+        """Size check, then SigV4, then the route; every error leaves in AWS's shape.
+
+        The server has already read (and, past the limit, dropped) the whole body, so a
+        413 leaves the connection usable for the next call.
+        """
         request_id = str(uuid.uuid4())
         try:
-            length = request.content_length
-            if length is not None and length > SYNC_PAYLOAD_LIMIT:
-                await _discard_body(request)
-                raise too_large(length, SYNC_PAYLOAD_LIMIT)
+            if request.truncated:
+                chunked = "content-length" not in request.headers
+                raise too_large(None if chunked else request.size, SYNC_PAYLOAD_LIMIT)
             try:
-                body = await request.read()
-            except web.HTTPRequestEntityTooLarge:
-                await _discard_body(request)
-                raise too_large(length, SYNC_PAYLOAD_LIMIT) from None
-            raw_path, _, query = request.raw_path.partition("?")
-            try:
-                sigv4.verify(request.method, raw_path, query, request.headers.items(), body,
-                             self.credentials, datetime.now(UTC))
+                sigv4.verify(request.method, request.path, request.query_string,
+                             request.headers.fields, request.body, self.credentials,
+                             datetime.now(UTC))
             except sigv4.AuthError as exc:
                 raise ApiError(403, exc.failure.value, exc.reason) from None
             try:
-                return await handler(request)
-            except web.HTTPNotFound:
-                raise ApiError(404, ErrorType.UNKNOWN_OPERATION,
-                               f"No such operation: {request.method} {raw_path}; allowed: "
-                               f"POST /{API_VERSION}/functions/<FunctionName>/invocations") \
-                    from None
-            except web.HTTPMethodNotAllowed as exc:
+                handler, request = self.router.resolve(request)
+            except NoRoute as exc:
+                if not exc.allowed:
+                    raise ApiError(404, ErrorType.UNKNOWN_OPERATION,
+                                   f"No such operation: {request.method} {request.path}; "
+                                   f"allowed: POST /{API_VERSION}/functions/<FunctionName>/"
+                                   "invocations") from None
                 raise ApiError(405, ErrorType.UNKNOWN_OPERATION,
-                               f"Method {request.method} is not allowed on {raw_path}; "
-                               f"allowed: {', '.join(sorted(exc.allowed_methods))}") from None
+                               f"Method {request.method} is not allowed on {request.path}; "
+                               f"allowed: {', '.join(exc.allowed)}") from None
+            answer = await handler(request)
+            assert isinstance(answer, Response)
+            return answer
         except ApiError as exc:
             return exc.response(request_id)
 
-    async def invoke(self, request: web.Request) -> web.StreamResponse:
-        name = function_name_from_path(request.raw_path)
+    async def invoke(self, request: HttpRequest) -> Response:
+        name = function_name_from_path(request.path)
         if name is None:     # an encoded "/" in the name: not a function name AWS allows
-            name = request.match_info["function_name"]
+            name = unquote(request.params["function_name"])
         parsed = parse_invoke_headers(name, request.query, request.headers)
-        body = await request.read()     # cached by the middleware: no second read
+        body = request.body
         if parsed.invocation_type is not InvocationType.DRY_RUN:
             check_payload_size(len(body), parsed.invocation_type)
         invocation = Invocation(
@@ -323,13 +314,26 @@ class _InvokeApi:
         return result_response(result, parsed)
 
 
-def create_invoke_app(invoker: Invoker, credentials: Credentials) -> web.Application:
-    """The aiohttp application serving the Invoke API (not yet listening anywhere)."""
+def create_invoke_app(invoker: Invoker, credentials: Credentials) -> HttpServer:
+    """The server of the Invoke API (not yet listening anywhere).
+
+    A body over :data:`SYNC_PAYLOAD_LIMIT` is read and dropped; a payload of exactly the
+    limit is allowed.
+    """
     api = _InvokeApi(invoker, credentials)
-    # aiohttp refuses a body over client_max_size: a payload of exactly the limit is allowed.
-    app = web.Application(middlewares=[api.authenticate], client_max_size=SYNC_PAYLOAD_LIMIT)
-    app.router.add_post(INVOKE_ROUTE, api.invoke)
-    return app
+    return HttpServer(api.authenticate, max_body=SYNC_PAYLOAD_LIMIT, name="invoke-api",
+                      on_bad_request=malformed_request)
+
+
+class InvokeApiRunner:
+    """The listening Invoke API; ``await cleanup()`` stops it (as aiohttp's runner did)."""
+
+    def __init__(self, server: HttpServer, port: int) -> None:
+        self.server = server
+        self.port = port
+
+    async def cleanup(self) -> None:
+        await self.server.aclose()
 
 
 def loopback_host(host: str) -> str:
@@ -350,7 +354,7 @@ def loopback_host(host: str) -> str:
 
 async def start_invoke_api(invoker: Invoker, credentials: Credentials,
                            host: str = "127.0.0.1",
-                           port: int = 0) -> tuple[web.AppRunner, str]:
+                           port: int = 0) -> tuple[InvokeApiRunner, str]:
     """Serve the Invoke API on ``host:port`` (0 = any free port); return the runner and URL.
 
     The caller stops it with ``await runner.cleanup()``.
@@ -362,15 +366,13 @@ async def start_invoke_api(invoker: Invoker, credentials: Credentials,
     address = loopback_host(host)
     if not 0 <= port <= 65535:
         raise ValidationError("port", "not a TCP port", value=port, allowed="0..65535 (0: any)")
-    runner = web.AppRunner(create_invoke_app(invoker, credentials), access_log=None)
-    await runner.setup()
+    server = create_invoke_app(invoker, credentials)
     try:
-        await web.TCPSite(runner, address, port).start()
+        bound = await server.listen_tcp(address, port)
     except OSError as exc:
-        await runner.cleanup()
+        await server.aclose()
         raise SprigError(
             f"cannot listen for the invoke API on {address}:{port}: {exc.strerror or exc}"
         ) from exc
-    bound = runner.addresses[0]
     shown = f"[{address}]" if ":" in address else address
-    return runner, f"http://{shown}:{bound[1]}"
+    return InvokeApiRunner(server, bound), f"http://{shown}:{bound}"

@@ -2,21 +2,20 @@
 
 One route, ``POST /rpc`` with ``{"method": "...", "params": {...}}``; the answer is the method's
 JSON result, or ``{"error": {"type": ..., "message": ...}}`` with status 400 (the caller's fault)
-or 500 (Sprig's). ``POST /stream`` answers with JSON lines for streaming methods.
+or 500 (Sprig's). ``POST /stream`` answers with JSON lines for streaming methods (chunked; a
+stream ends when the method's iterator does, or when the client goes away).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
 from sprig.errors import SprigError
+from sprig.httpserver import HttpRequest, HttpServer, Response, Router, StreamResponse
 
 log = logging.getLogger("sprig.api")
 
@@ -29,7 +28,7 @@ class ManagementServer:
         self.socket_path = socket_path
         self.handlers: dict[str, Handler] = {}
         self.stream_handlers: dict[str, StreamHandler] = {}
-        self._runner: web.AppRunner | None = None
+        self._server: HttpServer | None = None
 
     def method(self, name: str, handler: Handler) -> None:
         self.handlers[name] = handler
@@ -38,30 +37,24 @@ class ManagementServer:
         self.stream_handlers[name] = handler
 
     async def start(self) -> None:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_post("/rpc", self._rpc)
-        app.router.add_post("/stream", self._stream)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        if self.socket_path.exists() or self.socket_path.is_symlink():
-            self.socket_path.unlink()
-        old = os.umask(0o177)   # the socket is created owner-only, never briefly open
-        try:
-            site = web.UnixSite(self._runner, str(self.socket_path))
-            await site.start()
-        finally:
-            os.umask(old)
-        os.chmod(self.socket_path, 0o600)
+        """Listen on :attr:`socket_path` (replaced if present), owner-only from birth."""
+        router = Router()
+        router.add("POST", "/rpc", self._rpc)
+        router.add("POST", "/stream", self._stream)
+        server = HttpServer(router, max_body=MAX_BODY, name="management")
+        await server.listen_unix(self.socket_path)
+        self._server = server
 
     async def aclose(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        """Stop: calls in progress may finish; streams end; the socket file is removed."""
+        if self._server is not None:
+            await self._server.aclose()
+            self._server = None
 
     @staticmethod
-    async def _body(request: web.Request) -> tuple[str, dict[str, Any]]:
+    def _body(request: HttpRequest) -> tuple[str, dict[str, Any]]:
         try:
-            doc = await request.json()
+            doc = request.json()
         except (ValueError, UnicodeDecodeError) as e:
             raise SprigError(f"request body is not JSON: {e}") from None
         if not isinstance(doc, dict) or not isinstance(doc.get("method"), str):
@@ -71,46 +64,52 @@ class ManagementServer:
             raise SprigError("params must be an object")
         return doc["method"], params
 
-    async def _rpc(self, request: web.Request) -> web.Response:
+    async def _rpc(self, request: HttpRequest) -> Response:
         try:
-            method, params = await self._body(request)
+            method, params = self._body(request)
             handler = self.handlers.get(method)
             if handler is None:
                 raise SprigError(f"unknown method {method!r}; allowed: "
                                  + ", ".join(sorted(self.handlers)))
             result = await handler(params)
         except SprigError as e:
-            return web.json_response(
+            return Response.json(
                 {"error": {"type": type(e).__name__, "message": str(e)}}, status=400)
         except Exception as e:
             log.exception("management API: internal error")
-            return web.json_response(
+            return Response.json(
                 {"error": {"type": "InternalError", "message": f"{type(e).__name__}: {e}"}},
                 status=500)
-        return web.json_response({"result": result}, dumps=_dumps)
+        return Response.json({"result": result}, dumps=_dumps)
 
-    async def _stream(self, request: web.Request) -> web.StreamResponse:
+    async def _stream(self, request: HttpRequest) -> Response | StreamResponse:
         try:
-            method, params = await self._body(request)
+            method, params = self._body(request)
             handler = self.stream_handlers.get(method)
             if handler is None:
                 raise SprigError(f"unknown stream {method!r}; allowed: "
                                  + ", ".join(sorted(self.stream_handlers)))
             items = handler(params)
         except SprigError as e:
-            return web.json_response(
+            return Response.json(
                 {"error": {"type": type(e).__name__, "message": str(e)}}, status=400)
-        response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
-        await response.prepare(request)
-        try:
-            async for item in items:
-                await response.write(_dumps(item).encode() + b"\n")
-        except SprigError as e:
-            await response.write(_dumps({"error": {"type": type(e).__name__,
-                                                   "message": str(e)}}).encode() + b"\n")
-        except (ConnectionResetError, ConnectionError):
-            pass
-        return response
+        return StreamResponse(_json_lines(items), content_type="application/x-ndjson")
+
+
+MAX_BODY = 64 * 1024 * 1024
+
+
+async def _json_lines(items: AsyncIterator[Any]) -> AsyncIterator[bytes]:
+    """Each item as one JSON line; a SprigError ends the stream with an error line."""
+    try:
+        async for item in items:
+            yield _dumps(item).encode() + b"\n"
+    except SprigError as e:
+        yield _dumps({"error": {"type": type(e).__name__, "message": str(e)}}).encode() + b"\n"
+    finally:
+        aclose = getattr(items, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 def _dumps(obj: Any) -> str:

@@ -37,8 +37,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
-
-from aiohttp import web
+from urllib.parse import unquote
 
 from sprig.errors import SprigError
 from sprig.functions.errors import (
@@ -54,6 +53,7 @@ from sprig.functions.invocation import (
     InvocationType,
     Invoker,
 )
+from sprig.httpserver import HttpRequest, HttpServer, Response, Router
 from sprig.pubsub.authorization import GET_SECRET_VALUE, IpcService, authorize
 from sprig.pubsub.bus import Bus
 from sprig.pubsub.topic import InvalidTopic, Topic
@@ -72,6 +72,9 @@ log = logging.getLogger(__name__)
 BASE = "/2016-11-01/functions/"
 RESULT_WAIT_SECONDS = 60.0       # LambdaManager's get-result timeout (reference §9)
 RESULT_TTL_SECONDS = 300.0       # an RR result nobody fetched is forgotten after this
+MAX_BODY = 7 * 1024 * 1024
+_ROUTE = BASE + "(?P<arn>.+)"
+_BINARY = "application/octet-stream"
 
 
 class CloudPublisher(Protocol):
@@ -102,9 +105,17 @@ class _Pending:
     created: float
 
 
-def _text(status: int, message: str) -> web.Response:
-    return web.Response(status=status, text=message,
-                        headers={"X-Amz-Function-Error": ""} if status < 400 else None)
+def _text(status: int, message: str) -> Response:
+    return Response.text(status, message, (("X-Amz-Function-Error", ""),) if status < 400 else ())
+
+
+def _answer(status: int, headers: Mapping[str, str], body: bytes = b"") -> Response:
+    return Response(status, body, _BINARY, tuple(headers.items()))
+
+
+def _arn(request: HttpRequest) -> str:
+    """The target ARN of the path, percent-decoded."""
+    return unquote(request.params["arn"])
 
 
 class SdkIpcServer:
@@ -122,22 +133,20 @@ class SdkIpcServer:
         self._callers: dict[str, Caller] = {}
         self._subscriptions: tuple[LegacySubscription, ...] = ()
         self._pending: dict[str, _Pending] = {}
-        self._runner: web.AppRunner | None = None
+        self._server: HttpServer | None = None
         self.published = 0
         self.cloud_unavailable = 0
 
     # --- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        app = web.Application(client_max_size=7 * 1024 * 1024)
-        app.router.add_route("POST", BASE + "{arn:.+}", self._post)
-        app.router.add_route("GET", BASE + "{arn:.+}", self._get)
-        app.router.add_route("PUT", BASE + "{arn:.+}", self._unsupported)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port)
-        await site.start()
-        self._port = int(self._runner.addresses[0][1])
+        router = Router()
+        router.add("POST", _ROUTE, self._post)
+        router.add("GET", _ROUTE, self._get)
+        router.add("PUT", _ROUTE, self._unsupported)
+        server = HttpServer(router, max_body=MAX_BODY, name="sdk-ipc")
+        self._port = await server.listen_tcp(self._host, self._port)
+        self._server = server
         log.info("V1 SDK IPC listening on %s:%d", self._host, self._port)
 
     async def aclose(self) -> None:
@@ -147,9 +156,9 @@ class SdkIpcServer:
             with contextlib.suppress(BaseException):
                 await p.task
         self._pending.clear()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        if self._server is not None:
+            await self._server.aclose()
+            self._server = None
 
     @property
     def port(self) -> int:
@@ -171,7 +180,7 @@ class SdkIpcServer:
 
     # --- handlers --------------------------------------------------------------------------
 
-    def _caller(self, request: web.Request) -> Caller | web.Response:
+    def _caller(self, request: HttpRequest) -> Caller | Response:
         token = request.headers.get("Authorization", "")
         if not token:
             return _text(401, "Missing Authorization header: the Greengrass SDK sends "
@@ -181,15 +190,15 @@ class SdkIpcServer:
             return _text(403, "Invalid Authorization token: it belongs to no running function")
         return caller
 
-    async def _unsupported(self, request: web.Request) -> web.Response:
+    async def _unsupported(self, request: HttpRequest) -> Response:
         return _text(404, f"{request.method} {request.path} is not served: Sprig runs functions "
                           "with its own runtime, not the Greengrass V1 worker protocol")
 
-    async def _post(self, request: web.Request) -> web.Response:
+    async def _post(self, request: HttpRequest) -> Response:
         caller = self._caller(request)
-        if isinstance(caller, web.Response):
+        if isinstance(caller, Response):
             return caller
-        target = request.match_info["arn"]
+        target = _arn(request)
         if "/" in target:
             return await self._unsupported(request)
         kind = request.headers.get("X-Amz-Invocation-Type", "RequestResponse")
@@ -197,9 +206,9 @@ class SdkIpcServer:
             return _text(400, f"X-Amz-Invocation-Type: unsupported value {kind!r}; allowed: "
                               "RequestResponse, Event")
         context = _decode_context(request.headers.get("X-Amz-Client-Context", ""))
-        if isinstance(context, web.Response):
+        if isinstance(context, Response):
             return context
-        payload = await request.read()
+        payload = request.body
         arn = FunctionArn.parse(target)
         if arn is None:
             return _text(400, f"function ARN: {target!r} is not a Lambda function ARN; allowed: "
@@ -217,11 +226,11 @@ class SdkIpcServer:
         return await self._invoke(request, caller, target, InvocationType(kind), context,
                                   payload)
 
-    async def _get(self, request: web.Request) -> web.Response:
+    async def _get(self, request: HttpRequest) -> Response:
         caller = self._caller(request)
-        if isinstance(caller, web.Response):
+        if isinstance(caller, Response):
             return caller
-        if "/" in request.match_info["arn"]:
+        if "/" in _arn(request):
             return await self._unsupported(request)
         self._expire()
         inv_id = request.headers.get("X-Amz-InvocationId", "")
@@ -242,17 +251,17 @@ class SdkIpcServer:
             log.exception("V1 IPC: invocation %s failed inside Sprig", inv_id)
             return _text(500, f"invocation {inv_id} failed inside Sprig: {e!r}")
         self._pending.pop(inv_id, None)
-        return web.Response(body=result.payload, headers={
+        return _answer(200, {
             "X-Amz-Function-Error": str(result.function_error or ""),
             "X-Amz-InvocationId": inv_id,
             "X-Amz-Executed-Version": result.executed_version,
-        })
+        }, result.payload)
 
     # --- targets ---------------------------------------------------------------------------
 
-    async def _invoke(self, request: web.Request, caller: Caller, target: str,
+    async def _invoke(self, request: HttpRequest, caller: Caller, target: str,
                       kind: InvocationType, context: dict[str, Any] | None,
-                      payload: bytes) -> web.Response:
+                      payload: bytes) -> Response:
         invocation = Invocation(payload=payload, invocation_type=kind, client_context=context,
                                 source="sdk")
         if kind is InvocationType.EVENT:
@@ -260,7 +269,7 @@ class SdkIpcServer:
                 await self._invoker.invoke(target, invocation)
             except FunctionError as e:
                 return _function_error_response(e)
-            return web.Response(status=202, headers={"X-Amz-InvocationId": invocation.request_id})
+            return _answer(202, {"X-Amz-InvocationId": invocation.request_id})
         task = asyncio.get_running_loop().create_task(
             self._invoker.invoke(target, invocation), name=f"sdk-invoke-{invocation.request_id}")
         # Unknown functions, full queues and oversize payloads are known at once: report
@@ -273,17 +282,17 @@ class SdkIpcServer:
         self._pending[invocation.request_id] = _Pending(
             request.headers["Authorization"], task, time.monotonic())
         task.add_done_callback(_consume)
-        return web.Response(status=200, headers={"X-Amz-InvocationId": invocation.request_id})
+        return _answer(200, {"X-Amz-InvocationId": invocation.request_id})
 
-    def _remember(self, request: web.Request, result: InvocationResult) -> web.Response:
+    def _remember(self, request: HttpRequest, result: InvocationResult) -> Response:
         fut: asyncio.Future[InvocationResult] = asyncio.get_running_loop().create_future()
         fut.set_result(result)
         self._pending[result.request_id] = _Pending(request.headers["Authorization"], fut,
                                                     time.monotonic())
-        return web.Response(status=200, headers={"X-Amz-InvocationId": result.request_id})
+        return _answer(200, {"X-Amz-InvocationId": result.request_id})
 
     async def _publish(self, caller: Caller, context: dict[str, Any] | None,
-                       payload: bytes) -> web.Response:
+                       payload: bytes) -> Response:
         custom = (context or {}).get("custom")
         subject = custom.get("subject") if isinstance(custom, dict) else None
         if not isinstance(subject, str):
@@ -309,7 +318,7 @@ class SdkIpcServer:
         if errors and (policy == "AllOrError" or len(errors) == len(routes)):
             return _text(429 if policy == "AllOrError" else 400,
                          "publish not delivered to every target: " + "; ".join(errors))
-        return web.Response(status=202, headers={"X-Amz-InvocationId": str(uuid.uuid4())})
+        return _answer(202, {"X-Amz-InvocationId": str(uuid.uuid4())})
 
     async def _deliver(self, caller: Caller, sub: LegacySubscription, topic: Topic,
                        payload: bytes) -> None:
@@ -384,7 +393,7 @@ def _secret_error(status: int, message: str) -> bytes:
     return json.dumps({"Status": status, "Message": message}).encode()
 
 
-def _decode_context(header: str) -> dict[str, Any] | web.Response | None:
+def _decode_context(header: str) -> dict[str, Any] | Response | None:
     if not header:
         return None
     try:
@@ -396,7 +405,7 @@ def _decode_context(header: str) -> dict[str, Any] | web.Response | None:
     return value
 
 
-def _function_error_response(e: FunctionError) -> web.Response:
+def _function_error_response(e: FunctionError) -> Response:
     status = 500
     if isinstance(e, FunctionNotFound):
         status = 404

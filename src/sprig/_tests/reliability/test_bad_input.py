@@ -390,3 +390,39 @@ def test_json_paths_are_reported(tmp_path: Path) -> None:
         parse_recipe({"RecipeFormatVersion": "2020-01-25", "ComponentName": "a",
                       "ComponentVersion": "1.0.0", "Manifests": [{"Lifecycle": 5}]}, "r.yaml")
     assert "Manifests" in str(e.value) and "r.yaml" in str(e.value)
+
+
+# -- the Greengrass Core SDK v1 endpoint of a real core ----------------------------------------
+
+SDK_PATHS = ["/2016-11-01/functions/arn:aws:lambda:us-east-1:000000000000:function:Echo:1",
+             "/2016-11-01/functions/arn:aws:greengrass:::function:GGRouter",
+             "/2016-11-01/functions/arn:aws:greengrass:::function:GGSecretManager",
+             "/2016-11-01/functions/arn:aws:greengrass:::function:GGShadowService",
+             "/2016-11-01/functions/", "/2016-11-01/functions/%ff%00", "/"]
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(st.sampled_from(["POST", "GET", "PUT", "DELETE"]), st.sampled_from(SDK_PATHS),
+       st.lists(st.tuples(header_names | st.sampled_from(["X-Amz-InvocationId"]),
+                          header_values), max_size=4),
+       st.sampled_from([None, "", "not-a-token", "x" * 300]), st.binary(max_size=300))
+def test_sdk_v1_endpoint_refuses_random_and_unauthenticated_requests(
+        echo_core: CoreProcess, method: str, path: str, headers: list[tuple[str, str]],
+        token: str | None, body: bytes) -> None:
+    url = echo_core.endpoints().get("sdk_v1")
+    if url is None:
+        pytest.skip("this core has no V1 SDK endpoint")
+    host, port = url.split("//", 1)[1].rstrip("/").split(":")
+    hdrs = [(n, v) for n, v in headers if n.lower() not in (
+        "host", "content-length", "transfer-encoding", "expect", "connection", "authorization")]
+    if token is not None:
+        hdrs.append(("Authorization", token))
+    hdrs += [("Content-Length", str(len(body))), ("Connection", "close")]
+    answer = exchange((host, int(port)), raw_request(method, path, hdrs, body), timeout=20,
+                      half_close=False)
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1."), answer[:300]
+    status = int(head.split(b"\r\n", 1)[0].split()[1])
+    assert 400 <= status < 500, answer[:500]      # no valid token: never served, never a 5xx
+    assert payload.strip(), answer[:500]            # and a sentence saying why

@@ -2,7 +2,7 @@
 changes, removals), configuration updates and invocation traffic, restart it, and check that
 nothing acknowledged is lost and nothing is left half-done.
 
-Each test runs ``SPRIG_CRASH_TRIALS`` trials (default 13; four scenarios → 52 per run) on one
+Each test runs ``SPRIG_CRASH_TRIALS`` trials (default 20; four scenarios → 80 per run) on one
 root. The seed is printed (``-s`` shows it; it is also in the failure message) and can be fixed
 with ``SPRIG_CRASH_SEED``. A trial:
 
@@ -49,7 +49,7 @@ from sprig.testing import CoreProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-TRIALS = int(os.environ.get("SPRIG_CRASH_TRIALS", "13"))
+TRIALS = int(os.environ.get("SPRIG_CRASH_TRIALS", "20"))
 BASE_SEED = int(os.environ.get("SPRIG_CRASH_SEED", str(random.SystemRandom().randrange(1 << 30))))
 
 HANDLER = """

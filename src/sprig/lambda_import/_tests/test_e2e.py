@@ -1,7 +1,7 @@
 """import → deploy → invoke against a real core (``sprig core run``): a Python function from a
-Lambda zip (in a GreengrassContainer), a Node.js function from a directory (NoContainer), and the
-recipe AWS generated (reference §2.1) deployed unchanged with its artifact. (A Java function
-from a jar is run by test_run_code; through the core it waits on the Java worker wiring.)"""
+Lambda zip (in a GreengrassContainer), a Node.js function from a directory (NoContainer), a Java
+function from a jar, and the recipe AWS generated (reference §2.1) deployed unchanged with its
+artifact."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from sprig.cli.client import ManagementClient
 from sprig.cli.lambda_cmd import add_parser
 
 from .helpers import NODE_HANDLER, PYTHON_HANDLER, golden
+from .test_run_code import JAVA
 
 pytestmark = pytest.mark.e2e
 SRC = Path(__file__).resolve().parents[3]
@@ -107,6 +108,20 @@ def test_nodejs_from_a_directory(tmp_path: Path, core: RunningCore) -> None:
                                "--runtime", "nodejs20.x", "--isolation", "NoContainer",
                                "--handler", "index.handler"]) == 0
     assert core.invoke("node-fn", {"n": 2}) == {"echo": {"n": 2}}
+
+
+def test_java_from_a_jar(tmp_path: Path, core: RunningCore) -> None:
+    src = tmp_path / "src" / "example"
+    src.mkdir(parents=True)
+    (src / "Hello.java").write_text(JAVA)
+    subprocess.run(["javac", "-d", str(tmp_path / "classes"), str(src / "Hello.java")],
+                   check=True)
+    jar = tmp_path / "hello.jar"
+    subprocess.run(["jar", "cf", str(jar), "-C", str(tmp_path / "classes"), "."], check=True)
+    assert sprig_lambda(core, ["import", str(jar), "--deploy", "--name", "java-fn",
+                               "--runtime", "java17", "--isolation", "NoContainer",
+                               "--handler", "example.Hello::handleRequest"]) == 0
+    assert core.invoke("java-fn", "sprig") == "hello sprig"
 
 
 def test_the_aws_generated_recipe_deploys_unchanged(tmp_path: Path, core: RunningCore) -> None:

@@ -79,18 +79,18 @@ def cmd_core_check(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     st = _client(args).call("status")
     print(f"Sprig {st['version']} core running (pid {st['pid']}, up {st['uptimeSeconds']} s)")
-    print(f"  root:        {st['root']}")
-    print(f"  thing name:  {st['thingName']}")
+    print(f"  root:            {st['root']}")
+    print(f"  thing name:      {st['thingName']}")
     for name, url in sorted(st["endpoints"].items()):
-        print(f"  {name + ' API:':<13}{url}")
+        print(f"  {name + ' API:':<17}{url}")
     states: dict[str, str] = st["states"]
     counts: dict[str, int] = {}
     for s in states.values():
         counts[s] = counts.get(s, 0) + 1
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none"
-    print(f"  components:  {st['components']} ({summary})")
+    print(f"  components:      {st['components']} ({summary})")
     if st.get("currentDeployment"):
-        print(f"  deploying:   {st['currentDeployment']}")
+        print(f"  deploying:       {st['currentDeployment']}")
     return 0
 
 

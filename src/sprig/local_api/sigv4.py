@@ -24,7 +24,6 @@ import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from functools import lru_cache
 from urllib.parse import quote, unquote_plus
 
@@ -203,6 +202,8 @@ def request_time(headers: Iterable[tuple[str, str]]) -> tuple[str, datetime]:
         return raw, when
     if "date" in found:
         try:
+            from email.utils import parsedate_to_datetime  # rare (no X-Amz-Date): ~1 MB
+
             when = parsedate_to_datetime(found["date"])
         except (TypeError, ValueError) as exc:
             raise AuthError(f"Date header {found['date']!r} is malformed") from exc

@@ -17,7 +17,6 @@ import os
 import shutil
 import stat
 import tempfile
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -246,6 +245,8 @@ def _rmtree(path: Path) -> None:
 
 
 def _unzip(recipe: Recipe, src: _Source, dest: Path, prefix: str, *, shown: Path) -> None:
+    import zipfile  # only when unpacking (a deployment): the idle core does without it
+
     a = src.artifact
     where = f"{prefix}Artifacts[{src.index}].Unarchive"
     try:

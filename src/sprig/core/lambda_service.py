@@ -181,7 +181,7 @@ class LambdaService(Service):
     async def run(self) -> None:
         assert self.spec is not None
         try:
-            fn = Function(self.spec, log=self._log, on_fatal=self._fatal)
+            fn = await Function.create(self.spec, log=self._log, on_fatal=self._fatal)
         except SprigError as e:
             raise ServiceError(str(e)) from None
         self.function = fn

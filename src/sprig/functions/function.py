@@ -84,7 +84,8 @@ def _noop_log(stream: str, line: str) -> None:
 
 class Function:
     """A deployed Lambda function. ``runtime`` defaults to :func:`resolve` (may raise
-    ValidationError); ``init_timeout_s`` bounds a worker's init."""
+    ValidationError), which may build Java's runtime jar: on the event loop use
+    :meth:`create`, which resolves it in a thread. ``init_timeout_s`` bounds a worker's init."""
 
     def __init__(self, spec: FunctionSpec, *, log: LogSink = _noop_log,
                  on_fatal: Callable[[str], None] | None = None,
@@ -109,6 +110,20 @@ class Function:
         self._sockets: Path | None = None
         if self.runtime.warning:
             self.log("sprig", f"WARNING: {self.runtime.warning}")
+
+    @classmethod
+    async def create(cls, spec: FunctionSpec, *, log: LogSink = _noop_log,
+                     on_fatal: Callable[[str], None] | None = None,
+                     init_timeout_s: float = 60.0) -> Function:
+        """The constructor for code on the event loop: resolves the runtime in a thread.
+
+        Why: resolving a Java runtime builds Sprig's runtime jar with javac the first time
+        (seconds); on the loop that would stall every other function, IPC client and
+        deployment meanwhile. Raises what the constructor raises (ValidationError).
+        """
+        runtime = await asyncio.to_thread(spec.resolve_runtime)
+        return cls(spec, log=log, on_fatal=on_fatal, runtime=runtime,
+                   init_timeout_s=init_timeout_s)
 
     def _socket_dir(self) -> Path:
         """A directory for the workers' Unix sockets (random name). Mode 0755 so a run-as user
@@ -205,8 +220,10 @@ class Function:
 
     async def reconfigure(self, spec: FunctionSpec) -> None:
         """Apply a new spec; workers started with the old one are replaced when needed
-        (idle ones now, busy ones after their invocation). Raises ValidationError first."""
-        runtime = spec.resolve_runtime()
+        (idle ones now, busy ones after their invocation). Raises ValidationError first.
+        The runtime is resolved in a thread (a new Java runtime may build its jar: see
+        :meth:`create`)."""
+        runtime = await asyncio.to_thread(spec.resolve_runtime)
         old = self.spec
         restart = (old.config.needs_restart(spec.config)
                    or dataclasses.replace(old, config=spec.config) != spec)

@@ -1,9 +1,10 @@
 """The Node.js runtime: where its bootstrap lives and how to start it.
 
-The bootstrap (``bootstrap.js``, no npm dependencies) reads everything else from the environment
-the Lambda manager sets: ``AWS_LAMBDA_RUNTIME_API`` (or ``SPRIG_RUNTIME_API_SOCKET``, a Unix
-socket, preferred when set), ``_HANDLER``, ``LAMBDA_TASK_ROOT``, the
-``AWS_LAMBDA_FUNCTION_*`` / ``AWS_LAMBDA_LOG_*`` context variables,
+The bootstrap (``bootstrap.js`` and its Runtime API client ``runtime_api_client.js``, no npm
+dependencies; a container must see their whole directory, :func:`runtime_paths`) reads
+everything else from the environment the Lambda manager sets: ``AWS_LAMBDA_RUNTIME_API`` (or
+``SPRIG_RUNTIME_API_SOCKET``, a Unix socket, preferred when set), ``_HANDLER``,
+``LAMBDA_TASK_ROOT``, the ``AWS_LAMBDA_FUNCTION_*`` / ``AWS_LAMBDA_LOG_*`` context variables,
 ``AWS_GREENGRASS_LAMBDA_ENCODING_TYPE`` and ``NODE_PATH`` (see :func:`node_path`).
 """
 

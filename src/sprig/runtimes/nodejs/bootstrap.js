@@ -9,16 +9,19 @@
  * strings, module loading, the context object, callback/async semantics, error documents) so that
  * functions written for AWS Lambda or Greengrass run unchanged.
  *
+ * The Runtime API client is runtime_api_client.js beside this file (node:net, one persistent
+ * connection, each answer pipelined with the next /next).
+ *
  * Environment: AWS_LAMBDA_RUNTIME_API (host:port) or SPRIG_RUNTIME_API_SOCKET (a Unix socket
  * serving the same session, preferred when set), _HANDLER (e.g. "src/app.handler"),
  * LAMBDA_TASK_ROOT (the code directory), the AWS_LAMBDA_FUNCTION_* / AWS_LAMBDA_LOG_* context
  * variables, and AWS_GREENGRASS_LAMBDA_ENCODING_TYPE ("json" or "binary").
  */
 
-const http = require('node:http');
 const fs = require('node:fs');
 const path = require('node:path');
 const { pathToFileURL } = require('node:url');
+const { RuntimeApiClient, parseEndpoint } = require('./runtime_api_client.js');
 
 const API_PREFIX = '/2018-06-01/runtime';
 
@@ -37,52 +40,27 @@ class RuntimeError extends Error {
   }
 }
 
-// ---- Runtime API client (node:http, one keep-alive connection) ----------------------------------
-
-function parseEndpoint(value) {
-  const match = /^([^:]+|\[[^\]]+\]):(\d+)$/.exec(value || '');
-  if (!match) {
-    throw new RuntimeError('Runtime.PlatformError',
-      `AWS_LAMBDA_RUNTIME_API must be host:port (got ${JSON.stringify(value)})`);
-  }
-  return { host: match[1].replace(/^\[|\]$/g, ''), port: Number(match[2]) };
-}
+// ---- Runtime API client (node:net, one persistent connection: runtime_api_client.js) ----------
 
 // Sprig also serves the same session on a Unix socket, several times cheaper per round trip than
 // loopback TCP; the official clients only know AWS_LAMBDA_RUNTIME_API.
 const socketPath = process.env.SPRIG_RUNTIME_API_SOCKET || null;
-const target = socketPath ? { socketPath } : parseEndpoint(process.env.AWS_LAMBDA_RUNTIME_API);
-// Idle keep-alive sockets are unref'd by the agent, so they never keep the event loop alive:
-// callbackWaitsForEmptyEventLoop sees only the user's own work.
-const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+const api = socketPath
+  ? new RuntimeApiClient({ path: socketPath }, 'localhost')
+  : new RuntimeApiClient(parseEndpoint(process.env.AWS_LAMBDA_RUNTIME_API),
+    process.env.AWS_LAMBDA_RUNTIME_API);
 
-function request(method, urlPath, headers, body) {
-  return new Promise((resolve, reject) => {
-    const req = http.request({
-      ...target, method, path: urlPath, agent,
-      headers: Object.assign({ 'User-Agent': 'sprig-nodejs-runtime' }, headers,
-        body !== undefined ? { 'Content-Length': body.length } : {}),
-    }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers,
-        body: Buffer.concat(chunks) }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    if (body !== undefined) req.write(body);
-    req.end();
-  });
-}
-
-async function post(urlPath, headers, body) {
-  const res = await request('POST', urlPath, headers, body);
+/** Log a refusal (e.g. 413 for an oversize response): the server has recorded the failure for
+ * the caller; we carry on with the next invocation. */
+function checkPosted(res, urlPath) {
   if (res.status < 200 || res.status > 299) {
-    // The server refused the result (e.g. 413 for an oversize response): it has recorded the
-    // failure for the caller; we carry on with the next invocation.
     console.error(`Runtime API answered ${res.status} to POST ${urlPath}: ${res.body.toString()}`);
   }
   return res;
+}
+
+async function post(urlPath, headers, body) {
+  return checkPosted(await api.request('POST', urlPath, headers, body), urlPath);
 }
 
 // ---- Error documents ---------------------------------------------------------------------------
@@ -373,8 +351,27 @@ function whenQuiet(baseline, then) {
 
 let current = null; // { id } while an invocation runs
 
+/** The POST that answers invocation `id` with `err` or `result`. */
+function answerRequest(id, err, result) {
+  const prefix = `${API_PREFIX}/invocation/${id}`;
+  const json = { 'Content-Type': 'application/json' };
+  if (err !== null && err !== undefined) {
+    return { method: 'POST', path: `${prefix}/error`, headers: json, body: errorBody(err) };
+  }
+  let encoded;
+  try {
+    encoded = encodeResult(result);
+  } catch (e) {
+    return { method: 'POST', path: `${prefix}/error`, headers: json,
+      body: errorBody(new RuntimeError(ERR_SERIALIZE, `Unable to stringify response body: ${e.message}`)) };
+  }
+  return { method: 'POST', path: `${prefix}/response`, headers: { 'Content-Type': encoded.type },
+    body: encoded.body };
+}
+
 /**
- * Run one invocation; resolves once its result or error has been posted.
+ * Run one invocation; resolves with the request that answers it (see answerRequest), which the
+ * main loop sends together with the next /next.
  *
  * Completion, as in AWS's runtime: a returned promise settles it at once; so do context.done,
  * succeed and fail; the callback waits for the event loop (see whenQuiet) unless
@@ -388,28 +385,6 @@ function invoke(handler, res) {
     let waiting = null; // cancels the wait of a callback that waits for the event loop
     let idle = null; // cancels the wait that answers null when the handler never completes
 
-    const send = async (err, result) => {
-      try {
-        if (err !== null && err !== undefined) {
-          await post(`${API_PREFIX}/invocation/${id}/error`,
-            { 'Content-Type': 'application/json' }, errorBody(err));
-          return;
-        }
-        let encoded;
-        try {
-          encoded = encodeResult(result);
-        } catch (e) {
-          await post(`${API_PREFIX}/invocation/${id}/error`, { 'Content-Type': 'application/json' },
-            errorBody(new RuntimeError(ERR_SERIALIZE, `Unable to stringify response body: ${e.message}`)));
-          return;
-        }
-        await post(`${API_PREFIX}/invocation/${id}/response`,
-          { 'Content-Type': encoded.type }, encoded.body);
-      } finally {
-        resolveDone();
-      }
-    };
-
     const finish = (err, result) => {
       if (finished) return;
       finished = true;
@@ -418,10 +393,7 @@ function invoke(handler, res) {
       if (idle) idle();
       waiting = null;
       idle = null;
-      send(err, result).catch((e) => {
-        console.error(`Could not post the result of ${id}: ${e.message}`);
-        process.exit(1);
-      });
+      resolveDone(answerRequest(id, err, result));
     };
 
     let context;
@@ -505,10 +477,12 @@ async function main() {
     await postInitError(err);
     return;
   }
+  const nextPath = `${API_PREFIX}/invocation/next`;
+  let next = api.request('GET', nextPath, {});
   for (;;) {
     let res;
     try {
-      res = await request('GET', `${API_PREFIX}/invocation/next`, {});
+      res = await next;
     } catch (err) {
       console.error(`Encountered error during attempt to get work: ${err}`);
       process.exit(1);
@@ -522,7 +496,19 @@ async function main() {
     } else {
       delete env._X_AMZN_TRACE_ID;
     }
-    await invoke(handler, res);
+    const answer = await invoke(handler, res);
+    // Pipelined: the answer and the next /next leave in one write; Sprig's server sends its
+    // 202 together with the next invocation.
+    const [posted, following] = api.pipeline([answer,
+      { method: 'GET', path: nextPath, headers: {} }]);
+    following.catch(() => {}); // awaited on the next turn; a failure is reported there
+    next = following;
+    try {
+      checkPosted(await posted, answer.path);
+    } catch (e) {
+      console.error(`Could not post the result of ${answer.path}: ${e.message}`);
+      process.exit(1);
+    }
   }
 }
 

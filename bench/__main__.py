@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import subprocess
 import sys
 import time
@@ -107,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     res = Results()
     run(plan, res)
     check_targets(res)
+    load = os.getloadavg()
+    machine["Load average at end"] = f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
     duration = time.perf_counter() - t0
     for section, keys in res.sections.items():
         print(f"\n{section}")

@@ -53,7 +53,7 @@ print(json.dumps(res))
 '''
 
 IMPORTS = (("bare interpreter", "pass"), ("+ asyncio", "import asyncio"),
-           ("+ aiohttp.web", "import asyncio, aiohttp.web"),
+           ("+ aiohttp.web (for comparison)", "import asyncio, aiohttp.web"),
            ("the core's modules", "import sprig.core.daemon"))
 
 

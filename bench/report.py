@@ -184,7 +184,9 @@ def markdown(res: Results, machine: dict[str, str], command: str, started: str,
            else "."),
         "Every figure is measured in this one run on this one machine, as **median** with "
         "min and max over repeated runs (for latency: the per-run p50 or p99), and as a ratio to "
-        "its baseline from the same run. Lower is better except where the unit is a rate.",
+        "its baseline from the same run. Lower is better except where the unit is a rate. "
+        "The machine is shared: the load averages below say how busy it was, and wide "
+        "min-max ranges mark the figures that noise touched.",
         "",
         "## Machine",
         "",

@@ -87,7 +87,7 @@ class Results:
     def check(self, text: str, value: float, bound: float, unit: str, *,
               at_most: bool = True, why: str = "") -> Target:
         met = value <= bound if at_most else value >= bound
-        target = Target(text, value, bound, unit, met, why)
+        target = Target(text, value, bound, unit, met, "" if met else why)
         self.targets.append(target)
         return target
 

@@ -42,10 +42,12 @@ def _why_warm(res: Results) -> str:
                  f"than the core's own CPU")
         text += (f"; {log:.0f}% is the per-invocation log lines." if log is not None
                  else ".")
-    text += (" Closing it: fewer Python layers per invocation in the core (see the profile "
-             "table), one buffered log write per invocation instead of three (START, END, "
-             "REPORT), and a worker-side Runtime API client that keeps its connection "
-             "instead of a new request per /next.")
+    text += (" Closing it: fewer Python layers between the socket and the worker (the "
+             "profile table below shows the chain: HttpServer → Router → ManagementServer → "
+             "Core._invoke → Function.invoke → Worker.dispatch → RuntimeSession → http11), and "
+             "one log write for END and REPORT instead of two (Function._report: pass both "
+             "lines to one self.log call; ComponentLog.write_line already writes a "
+             "multi-line text with one os.write).")
     return text
 
 

@@ -13,6 +13,7 @@ import json
 import shutil
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -149,6 +150,14 @@ def measure(res: Results, plan: Plan, core: CoreProcess, port: int) -> None:
     mcli = loop("rt-cli-mosquitto", {"port": port, "rounds": cli_rounds})
     res.add(s, Figure("rt_cli_mosq", "mosquitto_pub → running mosquitto_sub (process per "
                       "message)", "ms", tuple(x / 1000 for x in mcli["samples_us"]), None))
+    starts = []
+    for _ in range(cli_rounds):
+        t0 = time.perf_counter()
+        subprocess.run([PYTHON, "-m", "sprig", "--version"], check=True, capture_output=True,
+                       timeout=60, cwd=REPO)
+        starts.append((time.perf_counter() - t0) * 1000)
+    res.add(s, Figure("cli_start", "`sprig --version` alone (the CLI's process start)", "ms",
+                      tuple(starts), None))
     scli = loop("rt-cli-sprig", {"root": root, "rounds": cli_rounds})
     res.add(s, Figure("rt_cli_sprig", "`sprig pubsub publish --cloud` → running `sprig pubsub "
                       "subscribe --cloud`", "ms", tuple(x / 1000 for x in scli["samples_us"]),

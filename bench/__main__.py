@@ -83,6 +83,18 @@ def run(plan: Plan, res: Results) -> None:
                     running_core(work / "root-msg", messaging.core_config(port), 15) as core:
                 messaging.deploy_publisher(core, work)
                 messaging.measure(res, plan, core, port)
+    res.notes += [
+        "Cold start after an idle reap is not measured separately: maxIdleTimeInSeconds is at "
+        "least 30 s, and a reaped function starts its next worker by the same path as the "
+        "first invocation after deployment, which is measured (one fresh function per sample).",
+        "Java has no in-process peer here, so its warm figures are compared with the floor; "
+        "Node.js's with lambda-local (npm), which runs the same handler in-process.",
+        "The concurrency runs use one client process with 4 threads; on 2 vCPUs the callers, "
+        "the core and the workers share the CPUs, so the echo rows measure the whole machine's "
+        "ceiling, and the 10 ms handler rows the workers' parallelism.",
+        "Bare interpreter starts run with the clean environment the core gives workers (PATH, "
+        "LANG, HOME): an inherited NODE_EXTRA_CA_CERTS alone adds ~80 ms to `node` here.",
+    ]
     if not messaging_wired():
         res.notes.append("Pub/sub fan-out, publish → function → publish and the MQTT bridge "
                          "round trip are **not yet wired** into the core (`sprig pubsub` does "

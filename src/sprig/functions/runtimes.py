@@ -175,7 +175,7 @@ def java_major(java: Path) -> int | None:
 
 
 def _java(name: str, code_dir: Path, handler: str, memory_mb: int,
-          cache_dir: Path | None) -> ResolvedRuntime:
+          cache_dir: Path | None, build_jar: bool = True) -> ResolvedRuntime:
     need = JAVA_RUNTIMES[name]
     java = shutil.which("java")
     if java is None:
@@ -195,11 +195,19 @@ def _java(name: str, code_dir: Path, handler: str, memory_mb: int,
         raise ValidationError("runtime", f"{name} needs Java {need} or newer, the device has "
                               f"Java {major}", value=name, allowed=f"install a JVM ≥ {need}")
     cache = cache_dir or Path(tempfile.gettempdir()) / "sprig-cache"
-    try:
-        jar = Path(jmod.ensure_runtime_jar(cache))
-    except LaunchError as e:
-        raise ValidationError("runtime", f"{name}: {e}", value=name,
-                              allowed="a JDK (javac) to build Sprig's Java runtime once") from None
+    if build_jar:
+        try:
+            jar = Path(jmod.ensure_runtime_jar(cache))
+        except LaunchError as e:
+            raise ValidationError("runtime", f"{name}: {e}", value=name,
+                                  allowed="a JDK (javac) to build Sprig's Java runtime once"
+                                  ) from None
+    else:
+        jar = Path(jmod.runtime_jar_path(cache))
+        if not jar.is_file() and shutil.which("javac") is None:
+            raise ValidationError("runtime", f"{name}: Sprig's Java runtime jar is not built "
+                                  f"yet ({jar}) and javac was not found on PATH", value=name,
+                                  allowed="a JDK (javac) to build Sprig's Java runtime once")
     argv = tuple(jmod.launch_argv(str(real), jar, code_dir, handler, memory_mb))
     return ResolvedRuntime(name, argv, (real.parent.parent, jar.parent))
 
@@ -215,11 +223,17 @@ def _provided(name: str, code_dir: Path) -> ResolvedRuntime:
 
 def resolve(runtime: str, code_dir: Path, *, handler: str = "", memory_mb: int = 0,
             cache_dir: Path | None = None,
-            pythons: dict[tuple[int, int], Path] | None = None) -> ResolvedRuntime:
+            pythons: dict[tuple[int, int], Path] | None = None,
+            build_jar: bool = True) -> ResolvedRuntime:
     """How to start a ``runtime`` worker for the code in ``code_dir`` on this device.
 
     ``handler`` and ``memory_mb`` matter for Java (its argv names the handler and sets -Xmx);
     ``cache_dir`` is where Java's runtime jar is built once (the root's ``cache``).
+
+    Building that jar runs javac (seconds): on an event loop, call this in a thread
+    (:meth:`sprig.functions.function.Function.create` does). ``build_jar=False`` is for checks
+    that start nothing (deployment validation): it does not build, only requires javac when the
+    jar is missing, and names the jar the build will produce.
 
     Raises:
         ValidationError: unknown runtime, or one the device cannot run (names what is missing).
@@ -229,7 +243,7 @@ def resolve(runtime: str, code_dir: Path, *, handler: str = "", memory_mb: int =
     if runtime in NODE_RUNTIMES:
         return _node(runtime, code_dir)
     if runtime in JAVA_RUNTIMES:
-        return _java(runtime, code_dir, handler, memory_mb, cache_dir)
+        return _java(runtime, code_dir, handler, memory_mb, cache_dir, build_jar)
     if runtime in PROVIDED_RUNTIMES:
         return _provided(runtime, code_dir)
     raise ValidationError("runtime", "is not a supported Lambda runtime", value=runtime,

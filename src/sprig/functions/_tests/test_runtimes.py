@@ -89,3 +89,32 @@ def test_java_version_requirement(tmp_path: Path) -> None:
         with pytest.raises(ValidationError) as e:
             resolve(newer[0], tmp_path)
         assert f"Java {major}" in str(e.value)
+
+
+@pytest.mark.skipif(shutil.which("java") is None, reason="no JVM installed")
+def test_java_without_building_the_jar(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sprig.runtimes import java as jrt
+
+    java = Path(shutil.which("java") or "")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "java").symlink_to(java.resolve())
+    failing = bin_dir / "javac"
+    failing.write_text("#!/bin/sh\necho 'this javac always fails' >&2\nexit 1\n")
+    failing.chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    cache = tmp_path / "cache"
+    # A check that starts nothing does not compile: the failing javac is never run.
+    rt = resolve("java11", tmp_path, handler="a.B::c", memory_mb=128, cache_dir=cache,
+                 build_jar=False)
+    jar = jrt.runtime_jar_path(cache)
+    assert any(str(jar) in arg for arg in rt.argv)
+    assert not jar.exists()
+    with pytest.raises(ValidationError, match="this javac always fails"):
+        resolve("java11", tmp_path, handler="a.B::c", memory_mb=128, cache_dir=cache)
+    # Without any javac and no jar yet, the check says what is missing.
+    failing.unlink()
+    with pytest.raises(ValidationError) as info:
+        resolve("java11", tmp_path, handler="a.B::c", cache_dir=cache, build_jar=False)
+    assert info.value.value == "java11"
+    assert "javac was not found" in str(info.value) and str(jar) in str(info.value)

@@ -393,7 +393,14 @@ function invoke(handler, res) {
       if (idle) idle();
       waiting = null;
       idle = null;
-      resolveDone(answerRequest(id, err, result));
+      let answer;
+      try {
+        answer = answerRequest(id, err, result);
+      } catch (e) { // e.g. an error object whose getters throw: never leave the caller hanging
+        answer = answerRequest(id, new RuntimeError(ERR_SERIALIZE,
+          `Unable to serialize the ${err !== null && err !== undefined ? 'error' : 'result'}`));
+      }
+      resolveDone(answer);
     };
 
     let context;

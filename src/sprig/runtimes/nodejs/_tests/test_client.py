@@ -268,3 +268,25 @@ async def test_large_and_oversize_responses_over_the_unix_socket(
         assert json.loads(out.body) == {"after": True}
     finally:
         await session.aclose()
+
+
+async def test_an_error_that_cannot_be_read_still_answers(
+        tmp_path: Path, workers: list[asyncio.subprocess.Process]) -> None:
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "index.js").write_text(
+        "exports.handler = async () => {\n"
+        "  throw new Proxy(new Error('x'), { get() { throw new Error('no reading me'); } });\n"
+        "};\n")
+    session = await RuntimeSession.open(log=lambda line: None)
+    try:
+        await start_node(workers, code, AWS_LAMBDA_RUNTIME_API=session.address)
+        await session.wait_ready(WAIT_S)
+        for _ in range(2):                                # and the worker carries on
+            job = Job.for_payload(b"{}", function_arn=ARN, timeout_s=WAIT_S)
+            out = await asyncio.wait_for(session.run(job), WAIT_S)
+            assert out.kind is OutcomeKind.ERROR
+            assert out.error_type == "Runtime.SerializationError"
+            assert json.loads(out.body)["errorMessage"] == "Unable to serialize the error"
+    finally:
+        await session.aclose()

@@ -204,19 +204,24 @@ class _Client:
     queue: deque[Request] = field(default_factory=deque)
     task: asyncio.Task[None] | None = None
     streaming: bool = False
+    last_active: float = 0.0         # loop time of the last request received or answered
 
 
 class HttpServer:
     """Serve ``app`` on one or more listeners; ``await aclose()`` to stop."""
 
     def __init__(self, app: Handler, *, max_body: int, name: str = "http",
-                 on_bad_request: Callable[[str], Response] = bad_request) -> None:
+                 on_bad_request: Callable[[str], Response] = bad_request,
+                 idle_timeout_s: float = 75.0) -> None:
         self._app = app
+        self._idle_timeout_s = idle_timeout_s
+        self._sweeper: asyncio.Task[None] | None = None
         self._max_body = max_body
         self._name = name
         self._on_bad_request = on_bad_request
         self._servers: list[asyncio.Server] = []
         self._clients: dict[Connection, _Client] = {}
+        self._tasks: set[asyncio.Task[None]] = set()   # in progress, even if the client left
         self._unix_paths: list[tuple[Path, int]] = []
         self._closing = False
 
@@ -226,6 +231,7 @@ class HttpServer:
         loop = asyncio.get_running_loop()
         server = await loop.create_server(self._connection, host, port)
         self._servers.append(server)
+        self._start_sweeper()
         return int(server.sockets[0].getsockname()[1])
 
     async def listen_unix(self, path: Path) -> None:
@@ -240,6 +246,7 @@ class HttpServer:
             os.umask(old)
         os.chmod(path, 0o600)
         self._servers.append(server)
+        self._start_sweeper()
         self._unix_paths.append((path, os.stat(path).st_ino))
 
     # -- graceful close --------------------------------------------------------------------
@@ -247,6 +254,8 @@ class HttpServer:
         """Stop accepting; close idle connections; let requests in progress finish for up to
         ``grace_s`` (streams end at once), then cancel what is left and close everything."""
         self._closing = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         for server in self._servers:
             server.close()
         for path, inode in self._unix_paths:
@@ -258,9 +267,8 @@ class HttpServer:
             if client.streaming and client.task is not None:
                 client.task.cancel()
             conn.close_when_idle()
-        tasks = [c.task for c in self._clients.values() if c.task is not None]
-        if tasks:
-            _, late = await asyncio.wait(tasks, timeout=grace_s)
+        if self._tasks:
+            _, late = await asyncio.wait(self._tasks, timeout=grace_s)
             for task in late:
                 task.cancel()
             if late:
@@ -273,8 +281,26 @@ class HttpServer:
 
     # -- connections -----------------------------------------------------------------------
     def _connection(self) -> Connection:
-        return Connection(self._on_request, self._on_lost, self._max_body,
+        conn = Connection(self._on_request, self._on_lost, self._max_body,
                           on_bad_request=self._bad_request)
+        self._clients[conn] = _Client(last_active=asyncio.get_running_loop().time())
+        return conn
+
+    def _start_sweeper(self) -> None:
+        if self._sweeper is None:
+            self._sweeper = asyncio.get_running_loop().create_task(
+                self._sweep(), name=f"{self._name}-idle-sweeper")
+
+    async def _sweep(self) -> None:
+        """Close connections with nothing in progress and no request for ``idle_timeout_s``
+        (idle keep-alive connections of clients that forgot them, or half-sent requests)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self._idle_timeout_s / 4)
+            limit = loop.time() - self._idle_timeout_s
+            for conn, client in list(self._clients.items()):
+                if client.task is None and client.last_active < limit:
+                    conn.close()
 
     def _bad_request(self, conn: Connection, reason: str) -> None:
         answer = self._on_bad_request(reason)
@@ -289,11 +315,19 @@ class HttpServer:
             client.queue.clear()
 
     def _on_request(self, conn: Connection, request: Request) -> None:
-        client = self._clients.setdefault(conn, _Client())
+        client = self._clients.get(conn)
+        if client is None:
+            return                    # lost
+        if self._closing:
+            conn.respond(503, b"the server is shutting down", content_type=TEXT, close=True)
+            return
+        client.last_active = asyncio.get_running_loop().time()
         client.queue.append(request)
         if client.task is None:
             client.task = asyncio.get_running_loop().create_task(
                 self._serve(conn, client), name=f"{self._name}-request")
+            self._tasks.add(client.task)
+            client.task.add_done_callback(self._tasks.discard)
 
     async def _serve(self, conn: Connection, client: _Client) -> None:
         try:
@@ -302,6 +336,7 @@ class HttpServer:
         finally:
             client.task = None
             client.streaming = False
+            client.last_active = asyncio.get_running_loop().time()
             if self._closing:
                 conn.close_when_idle()
 

@@ -341,3 +341,38 @@ async def test_close_leaves_a_socket_that_is_not_ours(tmp_path: Path) -> None:
     path.write_text("someone else's")
     await server.aclose()
     assert path.read_text() == "someone else's"
+
+
+async def test_idle_and_silent_connections_are_closed_after_the_idle_timeout() -> None:
+    app = App()
+    server = HttpServer(app.router, max_body=10, idle_timeout_s=0.2)
+    port = await server.listen_tcp("127.0.0.1", 0)
+    try:
+        silent_reader, silent_writer = await asyncio.open_connection("127.0.0.1", port)
+        half_reader, half_writer = await asyncio.open_connection("127.0.0.1", port)
+        half_writer.write(b"GET /echo/a HTTP/1.1\r\nHost")           # never finished
+        used_reader, used_writer = await asyncio.open_connection("127.0.0.1", port)
+        used_writer.write(b"GET /echo/a HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = await asyncio.wait_for(used_reader.readuntil(b"\r\n\r\n"), WAIT)
+        assert first.startswith(b"HTTP/1.1 200")
+        for reader in (silent_reader, half_reader, used_reader):   # EOF: closed by the server
+            while await asyncio.wait_for(reader.read(65536), WAIT):
+                pass
+        for writer in (silent_writer, half_writer, used_writer):
+            writer.close()
+    finally:
+        await server.aclose()
+
+
+async def test_a_connection_that_never_sent_a_request_is_closed_by_close(
+        served: tuple[App, HttpServer, int]) -> None:
+    _, server, port = served
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /echo/a HTTP/1.1\r\n")                       # half a head
+    await writer.drain()
+    await asyncio.wait_for(server.aclose(grace_s=0.2), WAIT)
+    try:        # closed: EOF, or a reset if the half head was still unread in the kernel
+        assert await asyncio.wait_for(reader.read(), WAIT) == b""
+    except ConnectionResetError:
+        pass
+    writer.close()

@@ -44,11 +44,15 @@ def function_component(out: Path, name: str, handler_code: str, *, version: str 
 
 
 def generic_component(recipes: Path, name: str, version: str, *, marker: str,
-                      config: dict[str, Any] | None = None, install: str | None = None) -> None:
+                      config: dict[str, Any] | None = None, install: str | None = None,
+                      broken: bool = False) -> None:
     """A long-running generic component whose process carries ``SPRIG_TRIAL_ROOT=marker`` in
-    its environment, so a scan can find it."""
+    its environment, so a scan can find it; ``broken``: its Install exits 1 (BROKEN after three
+    tries, never RUNNING: a Run that exits at once would count as RUNNING for a moment)."""
     lifecycle: dict[str, Any] = {"Run": f"exec env SPRIG_TRIAL_ROOT={marker} sleep 600"}
-    if install:
+    if broken:
+        lifecycle["Install"] = "echo this version is broken >&2; exit 1"
+    if install and not broken:
         lifecycle["Install"] = install
     write_recipe(recipes, {
         "RecipeFormatVersion": "2020-01-25",

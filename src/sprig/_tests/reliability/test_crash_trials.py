@@ -2,18 +2,20 @@
 changes, removals), configuration updates and invocation traffic, restart it, and check that
 nothing acknowledged is lost and nothing is left half-done.
 
-Each test runs ``SPRIG_CRASH_TRIALS`` trials (default 20; four scenarios → 80 per run) on one
+Each test runs ``SPRIG_CRASH_TRIALS`` trials (default 20; five scenarios → 100 per run) on one
 root. The seed is printed (``-s`` shows it; it is also in the failure message) and can be fixed
 with ``SPRIG_CRASH_SEED``. A trial:
 
 1. records the desired state (components, versions, configurations);
 2. submits a random deployment and keeps its id (the core acknowledged it), while a thread keeps
    invoking the pinned function;
-3. kills the core with SIGKILL after a random delay (0-600 ms), restarts it;
+3. kills the core with SIGKILL after a random delay (0-300 ms), restarts it;
 4. waits for the deployment to be final and checks: SUCCEEDED → exactly the target state,
-   FAILED → exactly the state before; every component RUNNING at its recorded version; the pinned
-   function answers from the expected version; no process of this root outside the new core's
-   tree; no cgroup of this root's workers that is empty or belongs to a dead core.
+   FAILED → exactly the state before (the "rollback" scenario deploys a version whose Install
+   fails, with other changes, so each of its deployments must end FAILED and rolled back);
+   every component RUNNING at its recorded version; the pinned function answers from the
+   expected version; no process of this root outside the new core's tree; no cgroup of this
+   root's workers that is empty or belongs to a dead core.
 """
 
 from __future__ import annotations
@@ -107,6 +109,8 @@ def world() -> Iterator[World]:
         for version in ("1.0.0", "2.0.0"):
             generic_component(out / "recipes", f"{prefix}A", version, marker=str(root),
                               config={"tag": "a0"}, install="sleep 0.2")
+        generic_component(out / "recipes", f"{prefix}A", "3.0.0", marker=str(root),
+                          config={"tag": "a0"}, broken=True)
         generic_component(out / "recipes", f"{prefix}B", "1.0.0", marker=str(root),
                           config={"tag": "b0", "nested": {"x": 1}}, install="sleep 0.1")
         core = CoreProcess(root).start()
@@ -140,6 +144,19 @@ def plan(rng: random.Random, w: World, before: Desired, scenario: str,
     update: dict[str, Any] = {}
     if scenario == "traffic" and rng.random() < 0.7:
         return None, target
+    if scenario == "rollback":
+        # A broken version of A (BROKEN after three tries → FAILED → rolled back), with other
+        # changes that must be undone with it. The target is never reached.
+        merge[w.a] = "3.0.0"
+        if w.od not in target:
+            merge[w.od] = "1.0.0"
+        elif rng.random() < 0.5:
+            remove.append(w.od)
+        if rng.random() < 0.5:
+            other = "2.0.0" if target[w.fn][0] == "1.0.0" else "1.0.0"
+            merge[w.fn] = other
+        update[w.a] = {"MERGE": {"tag": f"never-{trial}"}}
+        target[w.a] = ("3.0.0", {"tag": f"never-{trial}"})
     if scenario in ("components", "traffic"):
         for name in (w.od, w.b):
             if name in target and rng.random() < 0.5:
@@ -207,6 +224,8 @@ class Traffic(threading.Thread):
 
 def check(w: World, target: Desired, before: Desired, final: dict[str, Any], what: str) -> None:
     after = desired(w)
+    if w.a in target and target[w.a][0] == "3.0.0":
+        assert final["status"] == "FAILED", f"{what}: a broken version was accepted: {final}"
     if final["status"] == "SUCCEEDED":
         expected = target
     else:
@@ -233,7 +252,7 @@ def check(w: World, target: Desired, before: Desired, final: dict[str, Any], wha
     assert answer["payload"]["tag"] == env.get("TAG", ""), f"{what}: {answer}"
 
 
-SCENARIOS = ["components", "versions", "configuration", "traffic"]
+SCENARIOS = ["components", "versions", "configuration", "traffic", "rollback"]
 
 
 @pytest.mark.timeout(240)

@@ -138,7 +138,7 @@ def validate_lambda(record: ComponentRecord, recipe: Recipe, layout: RootLayout,
             "deployment (RESET them) or keep containerMode GreengrassContainer",
             value=[v.source_path for v in cfg.volumes] or [d.path for d in cfg.devices],
             source=source, allowed="no volumes or devices with NoContainer")
-    spec.resolve_runtime()
+    spec.resolve_runtime(build_jar=False)
     if cfg.container_mode is ContainerMode.GREENGRASS_CONTAINER:
         check_container(cfg.memory_kb)
 

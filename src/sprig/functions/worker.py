@@ -63,13 +63,15 @@ class FunctionSpec:
             return max(1, self.config.memory_kb // 1024)
         return (self.system_limits.memory_kb or 0) // 1024
 
-    def resolve_runtime(self) -> ResolvedRuntime:
-        """:func:`~sprig.functions.runtimes.resolve` for this function (ValidationError)."""
+    def resolve_runtime(self, *, build_jar: bool = True) -> ResolvedRuntime:
+        """:func:`~sprig.functions.runtimes.resolve` for this function (ValidationError);
+        ``build_jar=False`` checks Java without compiling its runtime jar (deployment checks
+        run on the event loop)."""
         cache = self.cache_dir
         if cache is None and self.work_dir.parent.name == "work":
             cache = self.work_dir.parent.parent / "cache"     # RootLayout: <root>/work/<name>
         return resolve(self.runtime, self.code_dir, handler=self.handler,
-                       memory_mb=self.memory_mb(), cache_dir=cache)
+                       memory_mb=self.memory_mb(), cache_dir=cache, build_jar=build_jar)
 
     @property
     def unversioned_arn(self) -> str:

@@ -234,8 +234,17 @@ def test_non_root_core_cannot_switch_user(tmp_path: Path) -> None:
     """A core that is not root refuses another run-as user (checked in a real nobody process)."""
     if os.geteuid() != 0:
         pytest.skip("needs root to become nobody for the check")
+    import shutil
     import subprocess
-    src = str(Path(__file__).resolve().parents[3])
+    import tempfile
+    # nobody must be able to read the package: the checkout may live in root's private home.
+    public = Path(tempfile.mkdtemp(prefix="sprig-src-", dir="/tmp"))
+    public.chmod(0o755)
+    shutil.copytree(Path(__file__).resolve().parents[2], public / "sprig",
+                    ignore=shutil.ignore_patterns("_tests", "__pycache__"))
+    for d in [public, *public.rglob("*")]:
+        d.chmod(0o755 if d.is_dir() else 0o644)
+    src = str(public)
     code = ("from sprig.launcher.users import credentials_for\n"
             "from sprig.launcher.spec import RunAs\n"
             "from sprig.errors import LaunchError\n"
@@ -244,6 +253,7 @@ def test_non_root_core_cannot_switch_user(tmp_path: Path) -> None:
     out = subprocess.run([SYSTEM_PY, "-c", code], env={"PYTHONPATH": src}, cwd="/",
                          capture_output=True, check=True, user="nobody", group="nogroup",
                          extra_groups=[]).stdout.decode()
+    shutil.rmtree(public, ignore_errors=True)
     assert "cannot run as root because the core runs as 'nobody', not root" in out
 
 

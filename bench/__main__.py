@@ -54,6 +54,7 @@ def run(plan: Plan, res: Results) -> None:
         cold.bare_starts(res, plan, code)
         step("spawn, cgroup and import costs (the causes behind the figures)", t0)
         causes.spawn_costs(res)
+        causes.sandbox_costs(res)
         causes.import_footprint(res)
         with running_core(work / "root") as core:
             step("core: deploying the echo functions", t0)

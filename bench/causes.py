@@ -9,6 +9,7 @@ from an old profile would go stale, so the report quotes these figures instead.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -69,6 +70,38 @@ def spawn_costs(res: Results) -> None:
     if "fork+join" in doc:
         res.add(s, Figure("spawn_join", "… and joining a fresh cgroup v1 memory cgroup in "
                           "the child", "ms", tuple(doc["fork+join"]), "spawn_vfork"))
+
+
+def _timed(argv: list[str], n: int = 15) -> tuple[float, ...]:
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        subprocess.run(argv, check=True, timeout=60, capture_output=True)
+        out.append((time.perf_counter() - t0) * 1000)
+    return tuple(out)
+
+
+def sandbox_costs(res: Results) -> None:
+    """bubblewrap's own start: namespaces only, then with 25 read-only file binds (about what
+    a GreengrassContainer worker exposes from /etc)."""
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        return
+    s = "Why: process start and cgroup costs on this machine"
+    res.add(s, Figure("true", "/bin/true", "ms", _timed(["/bin/true"]), None))
+    base = [bwrap, "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-ipc",
+            "--unshare-uts", "--unshare-user", "--ro-bind", "/usr", "/usr",
+            "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
+            "--symlink", "usr/bin", "/bin", "--proc", "/proc", "--dev", "/dev"]
+    try:
+        res.add(s, Figure("bwrap_min", "bwrap /bin/true: user, pid, ipc, uts namespaces, /usr",
+                          "ms", _timed([*base, "/bin/true"]), "true"))
+        files = sorted(str(p) for p in Path("/etc").iterdir() if p.is_file())[:25]
+        binds = [a for f in files for a in ("--ro-bind", f, f)]
+        res.add(s, Figure("bwrap_binds", f"… plus {len(files)} read-only /etc file binds",
+                          "ms", _timed([*base, *binds, "/bin/true"]), "bwrap_min"))
+    except subprocess.CalledProcessError:
+        res.notes.append("bwrap could not create namespaces here: sandbox costs not measured.")
 
 
 def import_footprint(res: Results) -> None:

@@ -17,7 +17,6 @@ from bench.functions import Code, Fn
 from bench.harness import timed_process
 from bench.plan import Plan
 from bench.stats import Figure, Results
-
 from sprig.testing import CoreProcess
 
 # Workers get a clean environment from the core, so the bare baselines do too: an inherited

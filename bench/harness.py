@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from bench.functions import Code, Fn, import_all
-
 from sprig.testing import CoreProcess
 
 REPO = Path(__file__).resolve().parent.parent

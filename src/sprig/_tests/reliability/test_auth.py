@@ -3,6 +3,7 @@ the management socket is owner-only; secrets never reach a log."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import os
@@ -26,6 +27,7 @@ from sprig.testing import CoreProcess
 
 pytestmark = pytest.mark.e2e
 
+STORED_SECRET = "hunter2-sprig-reliability-secret"
 HANDLER = "def handler(event, context):\n    return {'ok': True}\n"
 
 
@@ -137,6 +139,14 @@ def test_secrets_never_reach_the_logs(core: CoreProcess, public_tmp: Path,
                                       monkeypatch: pytest.MonkeyPatch) -> None:
     deploy_echo(core, public_tmp)
     secret = load_credentials(core.layout.credentials).secret_access_key
+    # A secret for functions, given by deployment (Sprig's offline SecretManager shape).
+    result = core.deploy(merge={"aws.greengrass.SecretManager": "2.1.8"},
+                         configuration_update={"aws.greengrass.SecretManager": {"MERGE": {
+                             "secrets": {"db-password": {
+                                 "secretString": STORED_SECRET,
+                                 "arn": "arn:aws:secretsmanager:us-east-1:123456789012:"
+                                        "secret:db-password-AbCdEf"}}}}})
+    assert result["status"] == "SUCCEEDED", result
     good = client(core)
     good.invoke(FunctionName="Echo", Payload=b"{}", LogType="Tail")
     status_of(lambda: client(core, secret="z" * 40).invoke(FunctionName="Echo", Payload=b"{}"))
@@ -149,12 +159,13 @@ def test_secrets_never_reach_the_logs(core: CoreProcess, public_tmp: Path,
     core.start()
     client(core).invoke(FunctionName="Echo", Payload=b"{}")
     core.stop()
-    secrets = [secret, "z" * 40]
+    secrets = [secret.encode(), b"z" * 40, STORED_SECRET.encode()]
     key_file = core.layout.secrets_key
-    if key_file.exists():
-        secrets.append(key_file.read_text().strip())
-    texts = {p.name: p.read_text(errors="replace") for p in core.layout.logs.glob("*.log*")}
-    texts["core.stdout"] = (core.root / "core.stdout").read_text(errors="replace")
+    assert key_file.exists(), "the secret store's key was created"
+    key = key_file.read_bytes()
+    secrets += [key, key.hex().encode(), base64.b64encode(key)]
+    texts = {p.name: p.read_bytes() for p in core.layout.logs.glob("*.log*")}
+    texts["core.stdout"] = (core.root / "core.stdout").read_bytes()
     assert texts.get("sprig.log")
     for name, text in texts.items():
         for s in secrets:

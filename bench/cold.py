@@ -39,22 +39,18 @@ def cold_functions(plan: Plan, java: bool) -> list[Fn]:
             if java or lang != "java"]
 
 
-def bare_starts(res: Results, plan: Plan, code: Code) -> None:
-    s = "Cold start"
-    cmds: list[tuple[str, str, list[str], Path | None]] = [
-        ("bare_py", f"bare `{Path(code.python_exe).name} -c 'import app'`",
-         [code.python_exe, "-c", "import app"], code.python_echo),
-        ("bare_node", "bare `node -e 'require(handler)'`",
-         ["node", "-e", f"require({str(code.node_echo / 'index.js')!r})"], None),
-    ]
+def bare_commands(code: Code) -> dict[str, tuple[str, list[str], Path | None]]:
+    """key → (label, argv, cwd) of each language's bare start that loads the handler."""
+    cmds: dict[str, tuple[str, list[str], Path | None]] = {
+        "py": (f"bare `{Path(code.python_exe).name} -c 'import app'`",
+               [code.python_exe, "-c", "import app"], code.python_echo),
+        "node": ("bare `node -e 'require(handler)'`",
+                 ["node", "-e", f"require({str(code.node_echo / 'index.js')!r})"], None),
+    }
     if code.java_jar is not None:
-        cmds.append(("bare_java", "bare `java -cp echo.jar bench.Echo` (empty main)",
-                     ["java", "-cp", str(code.java_jar), "bench.Echo"], None))
-    for key, label, argv, cwd in cmds:
-        timed_process(argv, cwd, CLEAN_ENV)     # page cache warm, as for Sprig's workers
-        runs = tuple(timed_process(argv, cwd, CLEAN_ENV) / 1000
-                     for _ in range(plan.bare_starts))
-        res.add(s, Figure(key, label, "ms", runs, None))
+        cmds["java"] = ("bare `java -cp echo.jar bench.Echo` (empty main)",
+                        ["java", "-cp", str(code.java_jar), "bench.Echo"], None)
+    return cmds
 
 
 def _invoke_ms(core: CoreProcess, name: str) -> float:
@@ -67,13 +63,25 @@ def _invoke_ms(core: CoreProcess, name: str) -> float:
     return elapsed
 
 
-def sprig_colds(res: Results, plan: Plan, core: CoreProcess, java: bool) -> None:
+def sprig_colds(res: Results, plan: Plan, core: CoreProcess, code: Code, java: bool) -> None:
+    """Sprig's cold starts and the bare starts, interleaved sample by sample: on a shared,
+    noisy machine a baseline measured minutes earlier would not be comparable."""
     s = "Cold start"
     kinds = [k for k in KINDS if java or k[2] != "java"]
+    bare = bare_commands(code)
+    for _, argv, cwd in bare.values():
+        timed_process(argv, cwd, CLEAN_ENV)     # page cache warm, as for Sprig's workers
+    bare_ms: dict[str, list[float]] = {key: [] for key in bare}
     first: dict[str, list[float]] = {k[0]: [] for k in kinds}
-    for i in range(plan.colds):          # interleaved, so drift hits every kind alike
+    per_round = max(2, plan.bare_starts // plan.colds)
+    for i in range(plan.colds):
+        for key, (_, argv, cwd) in bare.items():
+            for _ in range(per_round):
+                bare_ms[key].append(timed_process(argv, cwd, CLEAN_ENV) / 1000)
         for key, *_ in kinds:
             first[key].append(_invoke_ms(core, f"Cold_{key}_{i}"))
+    for key, (label, _, _) in bare.items():
+        res.add(s, Figure(f"bare_{key}", label, "ms", tuple(bare_ms[key]), None))
     baselines = {"py": "bare_py", "py_c": "cold_py", "node": "bare_node", "java": "bare_java"}
     for key, label, *_ in kinds:
         res.add(s, Figure(f"cold_{key}", f"Sprig first invoke, {label} (client-side)", "ms",

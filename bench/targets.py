@@ -87,8 +87,10 @@ def _why_cold(res: Results) -> str:
         text += (f". Spawning from a 40 MB process costs {fork:.1f} ms with a preexec_fn "
                  f"(fork) against {vfork:.2f} ms without (vfork), measured in this run")
         if launcher_uses_preexec():
+            core = _m(res, "rss0")
+            size = f" (~{core:.0f} MB)" if core else ""
             text += (", and the launcher passes a preexec_fn (cgroup join, setgroups, "
-                     "setresuid) from the ~45 MB core, so every worker start pays the fork")
+                     f"setresuid) from the core{size}, so every worker start pays the fork")
     text += (". The rest: the runtime bootstrap's imports and the Runtime API handshake. "
              "Closing it: drop privileges by exec (`setpriv --reuid --regid --groups`, or "
              "bwrap's --uid/--gid) so Popen can vfork, and resolve the run-as user once per "

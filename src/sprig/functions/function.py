@@ -462,11 +462,13 @@ class Function:
         if item.want_tail:
             result = InvocationResult(result.request_id, result.payload, result.function_error,
                                       result.executed_version, item.tail_bytes())
-        if fatal and self.spec.config.pinned:
-            self._fatal(json.loads(result.payload).get("errorMessage", "worker failed"))
         if retire:                      # kill it before answering: the next call gets a new one
             await self._retire(wid, grace_s=0.0)
         self._deliver(item, result)
+        if fatal and self.spec.config.pinned:
+            # Only after answering the caller: the component's restart stops this function,
+            # which cancels this very task.
+            self._fatal(json.loads(result.payload).get("errorMessage", "worker failed"))
         if retire:
             pass
         elif self._generation.get(wid) != self._gen:

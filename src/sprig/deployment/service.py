@@ -27,6 +27,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sprig.deployment")
 
+#: After every component is RUNNING or FINISHED, how long a deployment keeps watching for one
+#: that goes BROKEN (a Run script failing right after it started).
+STABILITY_WINDOW_S = 0.5
+
 
 class DeploymentService:
     def __init__(self, kernel: Kernel, planner: Planner, db: StateDB) -> None:
@@ -108,7 +112,19 @@ class DeploymentService:
             states = [self.kernel.services[n].state for n in names if n in self.kernel.services]
             return all(s in (State.RUNNING, State.FINISHED, State.BROKEN) for s in states)
 
-        ok = await self.kernel.wait_until(settled, self.kernel.settings.deployment_timeout_s)
+        def any_broken() -> bool:
+            return any(self.kernel.services[n].state is State.BROKEN
+                       for n in names if n in self.kernel.services)
+
+        timeout = self.kernel.settings.deployment_timeout_s
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        ok = await self.kernel.wait_until(settled, timeout)
+        # A Run script is RUNNING the moment it starts: one that fails at once is still on its
+        # way to BROKEN. Watch the components a little longer before calling it a success.
+        if ok and not any_broken():
+            await self.kernel.wait_until(any_broken, STABILITY_WINDOW_S)
+            ok = await self.kernel.wait_until(settled, max(0.0, deadline - loop.time()))
         broken = [n for n in names
                   if n in self.kernel.services and self.kernel.services[n].state is State.BROKEN]
         if broken:

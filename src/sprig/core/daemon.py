@@ -47,6 +47,21 @@ from sprig.state.db import StateDB
 log = logging.getLogger("sprig.core")
 
 
+SECRET_MANAGER = "aws.greengrass.SecretManager"
+_SECRET_KEYS = ("secretString", "secretBinary")
+
+
+def redact_secrets(value: Any) -> Any:
+    """A copy of ``value`` with every ``secretString`` / ``secretBinary`` replaced, for output:
+    secrets reach the secret store, never a log line, a CLI listing or an API answer."""
+    if isinstance(value, dict):
+        return {k: ("** redacted **" if k in _SECRET_KEYS else redact_secrets(v))
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact_secrets(v) for v in value]
+    return value
+
+
 class Core:
     """The running core: every long-lived part, and the management API's methods."""
 
@@ -214,18 +229,19 @@ class Core:
         if params.get("wait"):
             final = await self.deployments.wait_finished(record.id, None)
             if final is not None:
-                return final.summary()
-        return record.summary()
+                return redact_secrets(final.summary())
+        return redact_secrets(record.summary())
 
     async def _deployment_wait(self, params: dict[str, Any]) -> AsyncIterator[Any]:
         dep_id = str(params.get("deploymentId", ""))
         final = await self.deployments.wait_finished(dep_id, None)
         if final is None:
             raise SprigError(f"no deployment {dep_id!r}")
-        yield final.summary()
+        yield redact_secrets(final.summary())
 
     async def _deployment_list(self, params: dict[str, Any]) -> Any:
-        return [d.summary() for d in self.db.deployments(int(params.get("limit", 10)))]
+        return [redact_secrets(d.summary())
+                for d in self.db.deployments(int(params.get("limit", 10)))]
 
     async def _deployment_status(self, params: dict[str, Any]) -> Any:
         dep_id = str(params.get("deploymentId", ""))
@@ -233,7 +249,7 @@ class Core:
         if rec is None:
             raise ValidationError("deploymentId", "no such deployment", value=dep_id,
                                   allowed="an id from `sprig deployment list`")
-        return rec.summary()
+        return redact_secrets(rec.summary())
 
     async def _component_list(self, params: dict[str, Any]) -> Any:
         return self.kernel.list_components()
@@ -249,6 +265,8 @@ class Core:
         name = str(params.get("name", ""))
         self._service(name)
         details = self.kernel.describe(name)
+        if details is not None and name == SECRET_MANAGER:
+            details = redact_secrets(details)
         fn = self.functions.get(name)
         if details is not None and fn is not None:
             details["function"] = {
@@ -329,6 +347,9 @@ def _setup_logging(layout: RootLayout, level: str) -> None:
     root = logging.getLogger()
     root.handlers.clear()
     root.setLevel(level.replace("WARN", "WARNING") if level == "WARN" else level)
+    # The core's log is owner-only: it may name paths and configurations of every component.
+    os.close(os.open(layout.core_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+    layout.core_log.chmod(0o600)
     file_handler = logging.FileHandler(layout.core_log)
     file_handler.setFormatter(fmt)
     root.addHandler(file_handler)

@@ -15,6 +15,7 @@ acknowledged change survives ``kill -9`` of the core and a power cut.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 import uuid
@@ -126,6 +127,13 @@ class StateDB:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        # Owner-only from the first byte: SQLite gives the -wal and -shm files the database
+        # file's mode, and they hold configurations (secrets included) too.
+        for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            if file.exists():
+                file.chmod(0o600)
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        path.chmod(0o600)
         self._conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")

@@ -48,7 +48,7 @@ def run(plan: Plan, res: Results) -> None:
         java = code.java_jar is not None
         if not java:
             res.notes.append("No JDK (javac/jar): Java figures were not measured.")
-        step("baselines: floor, python-lambda-local, lambda-local (npm)", t0)
+        step("baselines: python-lambda-local, lambda-local (npm)", t0)
         warm.baselines(res, plan, code, work)
         step("spawn, cgroup and import costs (the causes behind the figures)", t0)
         causes.spawn_costs(res)
@@ -58,9 +58,9 @@ def run(plan: Plan, res: Results) -> None:
             step("core: deploying the echo functions", t0)
             deploy(core, code, main_functions(java), work / "main",
                    config={f"OnDemand{n}": {"maxInstancesCount": n} for n in (1, 2, 4)})
-            step("Sprig warm invocations", t0)
+            step("Sprig warm invocations (by turns with the floor)", t0)
             core_pid = int(core.call("status")["pid"])
-            warm.sprig_warm(res, plan, core.root, core_pid)
+            warm.sprig_warm(res, plan, core.root, core_pid, code, work)
             step("profiling the core during warm invocations (py-spy)", t0)
             causes.warm_profile(res, core_pid, core.root, 3 if plan.quick else 6)
             warm.other_runtimes_warm(res, plan, core.root, java)

@@ -130,13 +130,13 @@ def main(argv: list[str] | None = None) -> int:
     for t in res.targets:
         print(f"  [{'met' if t.met else 'MISSED'}] {t.text}: {t.value:.3g} {t.unit} "
               f"(bound {t.bound:.3g} {t.unit})")
-    written = plots(res, REPO)
+    written = plots(res, Path(args.out), REPO)
     command = "/work/main/.venv/bin/python -m bench" + (" --quick" if args.quick else "")
     text = markdown(res, machine, f"cd {REPO} && {command}", started, duration, written,
                     analysis(res), args.quick)
     Path(args.out).write_text(text)
-    print(f"\nwrote {args.out} and {len(written)} plots in bench/results/ "
-          f"({duration:.0f} s)")
+    where = Path(written[0][1]).parent if written else "-"
+    print(f"\nwrote {args.out} and {len(written)} plots ({where}) in {duration:.0f} s")
     return 0
 
 

@@ -88,14 +88,29 @@ def deploy(core: CoreProcess, code: Code, fns: list[Fn], out: Path,
     return elapsed
 
 
+def run_module(module: str, kind: str, args: dict[str, Any],
+               timeout_s: float = 300) -> dict[str, Any]:
+    """Run ``python -m module kind JSON`` in its own session; on a timeout the whole session
+    (the loop and anything it started, e.g. mosquitto_sub) is killed."""
+    proc = subprocess.Popen([PYTHON, "-m", module, kind, json.dumps(args)], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise RuntimeError(f"{module} {kind} did not finish in {timeout_s:.0f} s") from None
+    if proc.returncode != 0:
+        raise RuntimeError(f"{module} {kind} failed: {err[-3000:]}")
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
 def run_loop(kind: str, args: dict[str, Any], timeout_s: float = 300) -> dict[str, Any]:
     """Run one ``bench.loops`` measurement in a fresh interpreter."""
-    proc = subprocess.run([PYTHON, "-m", "bench.loops", kind, json.dumps(args)], cwd=REPO,
-                          capture_output=True, text=True, timeout=timeout_s)
-    if proc.returncode != 0:
-        raise RuntimeError(f"bench.loops {kind} failed: {proc.stderr[-3000:]}")
-    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return result
+    return run_module("bench.loops", kind, args, timeout_s)
 
 
 @contextlib.contextmanager

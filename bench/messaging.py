@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import json
 import shutil
 import socket
 import subprocess
@@ -18,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bench.harness import PYTHON, REPO
+from bench.harness import PYTHON, REPO, run_module
 from bench.plan import Plan
 from bench.stats import Figure, Results, percentile
 from sprig.testing import CoreProcess
@@ -106,12 +105,7 @@ def deploy_publisher(core: CoreProcess, work: Path) -> None:
 
 
 def loop(kind: str, args: dict[str, Any], timeout_s: float = 300) -> dict[str, Any]:
-    proc = subprocess.run([PYTHON, "-m", "bench.msg_loops", kind, json.dumps(args)], cwd=REPO,
-                          capture_output=True, text=True, timeout=timeout_s)
-    if proc.returncode != 0:
-        raise RuntimeError(f"bench.msg_loops {kind} failed: {proc.stderr[-3000:]}")
-    out: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return out
+    return run_module("bench.msg_loops", kind, args, timeout_s)
 
 
 def measure(res: Results, plan: Plan, core: CoreProcess, port: int) -> None:

@@ -105,15 +105,20 @@ def _lines(series: dict[str, tuple[list[float], list[float]]], title: str, xlabe
     return True
 
 
-def plots(res: Results, repo: Path) -> list[tuple[str, str]]:
-    """Write every plot; return (title, relative path) of those written."""
-    out_dir = repo / PLOTS
+def plots(res: Results, report: Path, repo: Path) -> list[tuple[str, str]]:
+    """Write every plot; return (title, path relative to the report) of those written.
+
+    The repository's BENCHMARKS.md gets bench/results/; a report written elsewhere (``--out``)
+    gets its plots beside it, so a trial run never overwrites the committed ones."""
+    default = report.resolve() == (repo / "BENCHMARKS.md").resolve()
+    rel = PLOTS if default else f"{report.stem}-plots"
+    out_dir = repo / PLOTS if default else report.parent / rel
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[tuple[str, str]] = []
 
     def keep(ok: bool, title: str, name: str) -> None:
         if ok:
-            written.append((title, f"{PLOTS}/{name}"))
+            written.append((title, f"{rel}/{name}"))
 
     warm = ["floor.p50", "ll_node.p50", "mgmt.p50", "mgmt_c.p50", "raw.p50", "boto3.p50",
             "node.p50", "java.p50", "ll_py.p50"]

@@ -37,6 +37,7 @@ from sprig.functions.invocation import Invocation, InvocationType
 from sprig.functions.manager import FunctionManager
 from sprig.ipc.server import IpcServer
 from sprig.launcher.capabilities import check_device, require_container_support
+from sprig.launcher.process import set_cgroup_prefix, sweep_own_cgroups
 from sprig.local_api.credentials import ensure_credentials
 from sprig.local_api.invoke_api import start_invoke_api
 from sprig.local_api.management import ManagementServer
@@ -66,6 +67,10 @@ class Core:
     """The running core: every long-lived part, and the management API's methods."""
 
     def __init__(self, layout: RootLayout, settings: CoreSettings) -> None:
+        import hashlib
+
+        # This core's cgroups are named r<digest of the root>-…: see set_cgroup_prefix.
+        set_cgroup_prefix("r" + hashlib.sha256(str(layout.root).encode()).hexdigest()[:8] + "-")
         self.layout = layout
         self.settings = settings
         self.db = StateDB(layout.state_db)
@@ -131,7 +136,6 @@ class Core:
         assets.publish(self.layout.root)
         await self.messaging.start()
         await self.ipc.start()
-        await self.api.start()
         credentials = ensure_credentials(self.layout.credentials)
         runner, url = await start_invoke_api(self.functions, credentials,
                                              port=self.settings.invoke_api_port)
@@ -144,8 +148,14 @@ class Core:
         self._check_root_reachable()
         try:
             self.kernel.children.reap_orphans()
+            swept = await asyncio.to_thread(sweep_own_cgroups)
+            if swept:
+                log.warning("removed %d cgroup(s) left by a previous core", swept)
             await self.kernel.reconcile(self.db.components())
             self.messaging.apply_deployed_builtins()
+            # Answer the CLI only once the previous state is loaded: a client never sees a core
+            # that has "forgotten" its components.
+            await self.api.start()
             worker = asyncio.create_task(self.deployments.run(), name="deployments")
             try:
                 await stop.wait()

@@ -25,7 +25,7 @@ from sprig.core.component import (
     render,
 )
 from sprig.core.generic import GenericService
-from sprig.core.orphans import ChildRegistry
+from sprig.core.orphans import MARKER, ChildRegistry
 from sprig.core.service import BuiltinService, Service
 from sprig.core.state import State
 from sprig.launcher.spec import ResourceLimits, RunAs
@@ -72,7 +72,7 @@ class Kernel:
         self._factories: dict[str, ServiceFactory] = {}
         self.is_root = os.geteuid() == 0
         self.builtin_listeners: list[Callable[[BuiltinService], None]] = []
-        self.children = ChildRegistry(layout.run / "children.json")
+        self.children = ChildRegistry(layout.run / "children.json", layout.root)
         #: extra environment of Lambda workers: (component, function ARN) -> variables
         self.lambda_env_providers: list[Callable[[Component, str], dict[str, str]]] = []
         #: called with (component name, changed key path) when a configuration changes
@@ -319,7 +319,7 @@ class Kernel:
             "AWS_CONTAINER_AUTHORIZATION_TOKEN": token,
             "AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT": str(self.layout.ipc_socket),
             "AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH": str(self.layout.ipc_socket),
-            "SPRIG_ROOT": str(self.layout.root),
+            MARKER: str(self.layout.root),
         }
 
     def component_env(self, comp: Component, ctx: VariableContext,

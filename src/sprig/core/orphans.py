@@ -27,9 +27,31 @@ def _start_time(pid: int) -> str | None:
     return stat.rsplit(")", 1)[1].split()[19]
 
 
+#: Every process the core starts carries ``SPRIG_COMPONENT_ROOT=<root>`` in its environment, so
+#: a restarted core also finds processes it had no time to record (killed mid-spawn).
+MARKER = "SPRIG_COMPONENT_ROOT"
+
+
+def marked_processes(root: Path) -> list[int]:
+    """Pids whose environment says they were started by a core on ``root``."""
+    needle = f"{MARKER}={root}".encode() + b"\0"
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            environ = Path(f"/proc/{entry}/environ").read_bytes()
+        except OSError:
+            continue
+        if (b"\0" + environ).find(b"\0" + needle) >= 0:
+            found.append(int(entry))
+    return found
+
+
 class ChildRegistry:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, root: Path | None = None) -> None:
         self.path = path
+        self.root = root
         self._children: dict[int, str] = {}
 
     def reap_orphans(self) -> int:
@@ -45,8 +67,15 @@ class ChildRegistry:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(pid, signal.SIGKILL)
                     killed += 1
+        if self.root is not None:
+            for pid in marked_processes(self.root):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    if os.getpgid(pid) == pid:
+                        os.killpg(pid, signal.SIGKILL)
+                    os.kill(pid, signal.SIGKILL)
+                    killed += 1
         if killed:
-            log.warning("killed %d process group(s) left running by a previous core", killed)
+            log.warning("killed %d process(es) left running by a previous core", killed)
         self._children.clear()
         self._save()
         return killed

@@ -321,8 +321,10 @@ def _create_cgroup(spec: LaunchSpec, driver: cgroups.CgroupDriver | None,
             "cgroup v1 memory controller or a cgroup v2 hierarchy with the memory controller "
             "(kernel parameters `cgroup_enable=memory cgroup_memory=1`, and run the core as "
             "root); or use NoContainer without systemResourceLimits")
-    # One cgroup per process: the caller's name (per worker) or a unique one.
-    name = spec.cgroup_name or f"p{os.getpid()}-{next(_counter)}-{time.monotonic_ns()}"
+    # One cgroup per process: the caller's name (per worker) or a unique one, behind this
+    # core's prefix so that a restarted core finds what a killed one left.
+    name = _cgroup_prefix[0] + (
+        spec.cgroup_name or f"p{os.getpid()}-{next(_counter)}-{time.monotonic_ns()}")
     try:
         return driver.create(name, spec.limits.memory_kb, spec.limits.cpus,
                              read_only_devices=read_only_devices)
@@ -331,6 +333,22 @@ def _create_cgroup(spec: LaunchSpec, driver: cgroups.CgroupDriver | None,
 
 
 _driver_cache: list[cgroups.CgroupDriver | None] = []
+_cgroup_prefix: list[str] = [""]
+
+
+def set_cgroup_prefix(prefix: str) -> None:
+    """Name every cgroup this process creates ``<prefix><name>`` (the core passes a short
+    digest of its root: cores sharing the hierarchy never collide, and a restarted core can
+    remove exactly the cgroups its killed predecessor left)."""
+    _cgroup_prefix[0] = prefix
+
+
+def sweep_own_cgroups() -> int:
+    """Remove this core's process-less cgroups (after a crash); how many went."""
+    driver = default_driver()
+    if driver is None or not _cgroup_prefix[0]:
+        return 0
+    return len(driver.sweep(older_than_s=0.0, prefix=_cgroup_prefix[0]))
 
 
 def default_driver() -> cgroups.CgroupDriver | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -144,8 +145,12 @@ def cgroups_of(components: list[str]) -> list[Path]:
     if not CGROUP_V1_PARENT.is_dir():
         return []
     prefixes = tuple(f"{c}-" for c in components) + tuple(f"sprig-{c}-" for c in components)
+
+    def name(p: Path) -> str:       # a core names its cgroups r<digest of its root>-<name>
+        return re.sub(r"^r[0-9a-f]{8}-", "", p.name)
+
     return sorted(p for p in CGROUP_V1_PARENT.iterdir()
-                  if p.is_dir() and p.name.startswith(prefixes))
+                  if p.is_dir() and name(p).startswith(prefixes))
 
 
 def cgroup_pids(path: Path) -> list[int]:

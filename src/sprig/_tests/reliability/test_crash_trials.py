@@ -258,7 +258,7 @@ SCENARIOS = ["components", "versions", "configuration", "traffic", "rollback"]
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_sigkill_at_random_points_loses_nothing_acknowledged(world: World, scenario: str) -> None:
-    run_trials(world, scenario, strict=False)
+    run_trials(world, scenario, strict=True)
 
 
 def run_trials(world: World, scenario: str, *, strict: bool) -> None:

@@ -76,7 +76,7 @@ class CgroupDriver(Protocol):
         """Controllers this driver can use (``memory``, ``cpu``, ``devices``)."""
         ...
 
-    def sweep(self, older_than_s: float = 600.0) -> list[Path]:
+    def sweep(self, older_than_s: float = 600.0, prefix: str = "") -> list[Path]:
         """Remove empty worker cgroups left by a core that died without cleaning up."""
         ...
 
@@ -194,12 +194,13 @@ def make_fresh_dir(path: Path) -> None:
         raise CgroupError(e.errno, f"cannot recreate cgroup {path}: {e.strerror}") from None
 
 
-def sweep_dirs(parents: list[Path], older_than_s: float) -> list[Path]:
+def sweep_dirs(parents: list[Path], older_than_s: float, prefix: str = "") -> list[Path]:
     """Remove process-less cgroups under ``parents`` not modified for ``older_than_s``.
 
     Only old ones: a fresh empty cgroup may be one another core is about to join (cores and
     test runs share ``sprig/``); a spawn takes milliseconds, so ten minutes is far on the safe
-    side.
+    side. With ``prefix`` (a core's own cgroups: see ``process.set_cgroup_prefix``) every
+    process-less cgroup whose name starts with it goes, whatever its age.
     """
     removed: list[Path] = []
     now = time.time()
@@ -210,6 +211,8 @@ def sweep_dirs(parents: list[Path], older_than_s: float) -> list[Path]:
             continue
         for d in entries:
             try:
+                if prefix and not d.name.startswith(prefix):
+                    continue
                 if now - d.stat().st_mtime < older_than_s or read_pids(d / "cgroup.procs"):
                     continue
                 d.rmdir()

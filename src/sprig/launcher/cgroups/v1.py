@@ -95,9 +95,9 @@ class V1Driver:
         return ("memory",) + (("cpu",) if self._cpu else ()) + (
             ("devices",) if self._devices else ())
 
-    def sweep(self, older_than_s: float = 600.0) -> list[Path]:
+    def sweep(self, older_than_s: float = 600.0, prefix: str = "") -> list[Path]:
         parents = [d for d in (self._memory, self._cpu, self._devices) if d is not None]
-        return sweep_dirs(parents, older_than_s)
+        return sweep_dirs(parents, older_than_s, prefix)
 
     def create(self, name: str, memory_kb: int | None = None, cpus: float | None = None,
                *, read_only_devices: tuple[tuple[str, int, int], ...] = ()) -> V1Cgroup:

@@ -95,8 +95,8 @@ class V2Driver:
         if missing:
             write(ctl, " ".join(f"+{c}" for c in missing))
 
-    def sweep(self, older_than_s: float = 600.0) -> list[Path]:
-        return sweep_dirs([self._mount / PARENT], older_than_s)
+    def sweep(self, older_than_s: float = 600.0, prefix: str = "") -> list[Path]:
+        return sweep_dirs([self._mount / PARENT], older_than_s, prefix)
 
     def create(self, name: str, memory_kb: int | None = None, cpus: float | None = None,
                *, read_only_devices: tuple[tuple[str, int, int], ...] = ()) -> V2Cgroup:

@@ -480,10 +480,13 @@ class Function:
     def _report(self, worker: Worker, item: _Item, ms: float, result: InvocationResult) -> None:
         """END and REPORT lines (AWS's format), and a log line for a failed event."""
         rid = item.invocation.request_id
-        self._line(item, f"END RequestId: {rid}")
         init, worker.init_ms = worker.init_ms, None     # only a worker's first: a cold start
-        self._line(item, results.report_line(rid, ms, self.spec.config.memory_kb,
-                                             worker.memory_peak_kb(), init))
+        end = f"END RequestId: {rid}"
+        report = results.report_line(rid, ms, self.spec.config.memory_kb,
+                                     worker.memory_peak_kb(), init)
+        self.log("sprig", f"{end}\n{report}")           # one write for both lines (hot path)
+        item.add_line(end)
+        item.add_line(report)
         if result.function_error is not None and item.future is None:
             self.log("sprig", f"event {rid} failed: {result.payload.decode(errors='replace')}")
 

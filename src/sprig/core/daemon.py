@@ -156,6 +156,7 @@ class Core:
             # Answer the CLI only once the previous state is loaded: a client never sees a core
             # that has "forgotten" its components.
             await self.api.start()
+            log.info("ready: management API on %s", self.layout.management_socket)
             worker = asyncio.create_task(self.deployments.run(), name="deployments")
             try:
                 await stop.wait()

@@ -46,7 +46,7 @@ class RunningCore:
             assert self.proc.stdout is not None
             for line in self.proc.stdout:
                 self.lines.append(line)
-                if "invoke API" in line:
+                if "ready: management API" in line:
                     ready.set()
             ready.set()
 

@@ -17,9 +17,7 @@ class IsolationMode(enum.StrEnum):
     NO_CONTAINER = "NoContainer"
 
 
-class EventSourceType(enum.StrEnum):
-    PUB_SUB = "PUB_SUB"
-    IOT_CORE = "IOT_CORE"
+from sprig.functions.config import EventSourceType as EventSourceType  # noqa: E402  (one home)
 
 
 class Permission(enum.StrEnum):

@@ -14,13 +14,13 @@ function subscribed twice or not at all.
 
 from __future__ import annotations
 
-import enum
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sprig.errors import ValidationError
+from sprig.functions.config import EventSourceType, PayloadEncoding
 from sprig.functions.errors import FunctionError, QueueFull
 from sprig.functions.invocation import Invocation, InvocationType, Invoker
 from sprig.pubsub.bus import Bus, Message, should_log_drop
@@ -29,14 +29,9 @@ from sprig.pubsub.topic import TopicFilter
 log = logging.getLogger(__name__)
 
 
-class SourceType(enum.StrEnum):
-    PUB_SUB = "PUB_SUB"
-    IOT_CORE = "IOT_CORE"
-
-
-class PayloadEncoding(enum.StrEnum):
-    JSON = "json"
-    BINARY = "binary"
+# One home for these words: the Lambda configuration keys (pubsubTopics type,
+# inputPayloadEncodingType) are defined with the Lambda manager's configuration.
+SourceType = EventSourceType
 
 
 class Closeable(Protocol):

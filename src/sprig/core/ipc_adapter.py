@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from sprig.core.state import State
+from sprig.sdk_ipc.secrets import SecretStore
 
 if TYPE_CHECKING:
     from sprig.core.kernel import Kernel
     from sprig.mqtt.bridge import MqttBridge
     from sprig.pubsub.bus import Bus
+    from sprig.sdk_ipc.secrets import SecretRecord
 
 log = logging.getLogger("sprig.ipc")
 
@@ -81,3 +84,12 @@ class KernelIpcCore:
             return None
         return {"componentName": name, "version": svc.component.version,
                 "state": str(svc.state), "configuration": svc.component.configuration}
+
+    @cached_property
+    def _secret_store(self) -> SecretStore:
+        """A store on the root's ``secrets.enc``: the messaging's own store writes that file on
+        every SecretManager deployment and this one re-reads it when it changed."""
+        return SecretStore.for_root(self.kernel.layout)
+
+    def find_secret(self, secret_id: str) -> SecretRecord | None:
+        return self._secret_store.find(secret_id)

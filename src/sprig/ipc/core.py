@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Protocol
 from sprig.errors import SprigError
 from sprig.mqtt.bridge import MqttBridge
 from sprig.pubsub.bus import Bus
+from sprig.sdk_ipc.secrets import SecretRecord
 
 
 class IpcCore(Protocol):
@@ -67,6 +68,12 @@ class IpcCore(Protocol):
 
     def component_details(self, name: str) -> dict[str, Any] | None:
         """``{componentName, version, state, configuration}``; None: no such component."""
+        ...
+
+    def find_secret(self, secret_id: str) -> SecretRecord | None:
+        """GetSecretValue: the secret deployed with ``aws.greengrass.SecretManager`` whose name
+        or ARN is ``secret_id``; None when there is none. Raise
+        :class:`sprig.sdk_ipc.secrets.SecretStoreError` when the store cannot be read."""
         ...
 
 

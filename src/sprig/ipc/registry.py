@@ -8,7 +8,7 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Final
 
-from sprig.ipc import config_ops, pubsub_ops
+from sprig.ipc import config_ops, pubsub_ops, secret_ops
 from sprig.ipc.call import Handler
 
 OPERATIONS: Final = MappingProxyType[str, Handler]({
@@ -21,6 +21,7 @@ OPERATIONS: Final = MappingProxyType[str, Handler]({
     "aws.greengrass#SubscribeToConfigurationUpdate": config_ops.subscribe_to_configuration_update,
     "aws.greengrass#UpdateState": config_ops.update_state,
     "aws.greengrass#GetComponentDetails": config_ops.get_component_details,
+    "aws.greengrass#GetSecretValue": secret_ops.get_secret_value,
 })
 
 

@@ -30,7 +30,17 @@ How they are stored
 What functions get
     ``get_secret_value`` returns the Secrets Manager shape (``ARN``, ``Name``, ``VersionId``,
     ``SecretString`` or ``SecretBinary`` (base64), ``VersionStages``, ``CreatedDate`` in epoch
-    milliseconds, which ``greengrasssdk`` requires).
+    milliseconds, which ``greengrasssdk`` requires): the V1 SDK endpoint. The Greengrass IPC v2
+    ``GetSecretValue`` (:mod:`sprig.ipc.secret_ops`) looks the record up with :meth:`find` and
+    answers in its own shape.
+
+Several readers, one file
+    The core's V1 endpoint and its IPC v2 server each hold a :class:`SecretStore` on the same
+    file. A store caches the decrypted records with the file's bytes and decrypts again only
+    when the bytes differ (every write draws a new random nonce, so every write differs): a
+    deployment applied through one store is seen by the others at their next lookup, for the
+    price of reading a small file. (A ``stat`` identity would be cheaper but can repeat: an
+    inode freed by one rename is reused by the next write within the clock's granularity.)
 """
 
 from __future__ import annotations
@@ -181,6 +191,8 @@ class SecretStore:
         self.data_file = data_file
         self.key_file = key_file
         self._records: dict[str, SecretRecord] | None = None
+        #: The file's bytes ``_records`` were decrypted from; None: no file.
+        self._loaded_from: bytes | None = None
 
     @classmethod
     def for_root(cls, layout: RootLayout) -> SecretStore:
@@ -213,12 +225,12 @@ class SecretStore:
         return key
 
     def _load(self) -> dict[str, SecretRecord]:
-        if self._records is not None:
-            return self._records
         try:
             blob = self.data_file.read_bytes()
         except FileNotFoundError:
-            self._records = {}
+            self._records, self._loaded_from = {}, None
+            return self._records
+        if self._records is not None and blob == self._loaded_from:
             return self._records
         key = self._key(create=False)
         if key is None:
@@ -234,6 +246,7 @@ class SecretStore:
                                    "modified or the key does not match)") from None
         doc = json.loads(plain)
         self._records = {r.name: r for r in map(SecretRecord.from_json, doc["secrets"])}
+        self._loaded_from = blob
         return self._records
 
     def _write(self, records: dict[str, SecretRecord]) -> None:
@@ -250,7 +263,7 @@ class SecretStore:
         finally:
             os.close(fd)
         os.replace(tmp, self.data_file)
-        self._records = records
+        self._records, self._loaded_from = records, blob
 
     # --- API -------------------------------------------------------------------------------
 
@@ -270,12 +283,18 @@ class SecretStore:
     def names(self) -> list[str]:
         return sorted(self._load())
 
+    def find(self, secret_id: str) -> SecretRecord | None:
+        """The secret whose name or full ARN is ``secret_id`` (exactly); None: not deployed.
+
+        A name cannot contain ``:`` and an ARN always does, so the two never collide."""
+        records = self._load()
+        return records.get(secret_id) or next(
+            (r for r in records.values() if r.arn == secret_id), None)
+
     def get_secret_value(self, secret_id: str, version_stage: str | None = None
                          ) -> dict[str, Any]:
         """The Secrets Manager ``GetSecretValue`` response for a name or ARN."""
-        records = self._load()
-        record = records.get(secret_id) or next(
-            (r for r in records.values() if r.arn == secret_id), None)
+        record = self.find(secret_id)
         if record is None:
             raise SecretNotFoundError(f"Secret not found: {secret_id} (deploy it in the "
                                       "aws.greengrass.SecretManager configuration)")

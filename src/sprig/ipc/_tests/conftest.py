@@ -19,6 +19,7 @@ import pytest
 from sprig.ipc.server import IpcServer
 from sprig.mqtt.bridge import MqttBridge
 from sprig.pubsub.bus import Bus
+from sprig.sdk_ipc.secrets import SecretRecord, SecretStore
 
 DRIVER = Path(__file__).with_name("ipc_driver.py")
 TIMEOUT = 20.0
@@ -63,6 +64,8 @@ class DictCore:
     versions: dict[str, str] = field(default_factory=dict)
     states: dict[str, list[str]] = field(default_factory=dict)
     watchers: dict[str, list[Callable[[list[str]], None]]] = field(default_factory=dict)
+    #: A real encrypted store (files in a temporary directory); None: nothing deployed.
+    secrets: SecretStore | None = None
 
     def add(self, name: str, token: str, config: dict[str, Any] | None = None) -> None:
         self.tokens[token] = name
@@ -100,6 +103,9 @@ class DictCore:
             return None
         return {"componentName": name, "version": self.versions[name], "state": "RUNNING",
                 "configuration": self.get_configuration(name)}
+
+    def find_secret(self, secret_id: str) -> SecretRecord | None:
+        return self.secrets.find(secret_id) if self.secrets is not None else None
 
 
 def pubsub_policy(component: str, ops: list[str], resources: list[str]) -> dict[str, Any]:

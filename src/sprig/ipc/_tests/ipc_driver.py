@@ -120,6 +120,16 @@ def main() -> None:
                 cd = d.component_details
                 result = {"componentName": cd.component_name, "version": cd.version,
                           "state": cd.state, "configuration": cd.configuration}
+            elif name == "get_secret":
+                r = client.get_secret_value(
+                    secret_id=cmd.get("secretId"), version_id=cmd.get("versionId"),
+                    version_stage=cmd.get("versionStage"), refresh=cmd.get("refresh"))
+                v = r.secret_value
+                result = {"secretId": r.secret_id, "versionId": r.version_id,
+                          "versionStage": r.version_stage,
+                          "secretString": v.secret_string if v else None,
+                          "secretBinary": base64.b64encode(v.secret_binary).decode()
+                          if v and v.secret_binary is not None else None}
             elif name == "list_components":
                 client.list_components()
             elif name == "events":
@@ -141,7 +151,8 @@ def main() -> None:
             print(json.dumps({"ok": result}), flush=True)
         except Exception as e:
             print(json.dumps({"error": type(e).__name__,
-                              "message": getattr(e, "message", None) or str(e)}), flush=True)
+                              "message": getattr(e, "message", None) or str(e),
+                              "resourceType": getattr(e, "resource_type", None)}), flush=True)
 
 
 if __name__ == "__main__":

@@ -76,6 +76,33 @@ def test_tampered_file_and_wrong_key_are_refused(tmp_path: Path) -> None:
         store(tmp_path).get_secret_value("a")
 
 
+def test_stores_on_one_file_see_each_others_writes(tmp_path: Path) -> None:
+    """The core's V1 endpoint and its IPC v2 server hold separate stores on one file: a
+    deployment written through one is what the other answers next, removals included, and
+    a file changed under a store that already read it is checked again, not served from
+    memory."""
+    writer, reader = store(tmp_path), store(tmp_path)
+    assert reader.find("api-key") is None
+    writer.replace(parse_secrets({"secrets": {"api-key": {"secretString": "v1", "arn": ARN}}}))
+    first = reader.find("api-key")
+    assert first is not None and first.string == "v1" and reader.find(ARN) == first
+    assert reader.find("api") is None and reader.find(ARN[:-7]) is None    # exact matches only
+    for value in ("v2", "v3"):                # quick successive writes of the same size
+        writer.replace(parse_secrets({"secrets": {"api-key": {"secretString": value,
+                                                              "arn": ARN}}}))
+        found = reader.find(ARN)
+        assert found is not None and found.string == value
+    writer.replace(parse_secrets({"secrets": {}}))
+    assert reader.find("api-key") is None
+    writer.replace(parse_secrets({"secrets": {"a": {"secretString": "x"}}}))
+    assert reader.find("a") is not None
+    blob = bytearray((tmp_path / "secrets.enc").read_bytes())
+    blob[-1] ^= 1
+    (tmp_path / "secrets.enc").write_bytes(bytes(blob))
+    with pytest.raises(SecretStoreError, match="authentication failed"):
+        reader.find("a")
+
+
 @pytest.mark.parametrize(("cfg", "pattern"), [
     ({"secrets": {"a": {}}}, r"secrets\.a: needs exactly one of secretString and secretBinary"),
     ({"secrets": {"a": {"secretString": "x", "secretBinary": "eA=="}}}, r"exactly one"),

@@ -138,7 +138,8 @@ class Core:
         await self.ipc.start()
         credentials = ensure_credentials(self.layout.credentials)
         runner, url = await start_invoke_api(self.functions, credentials,
-                                             port=self.settings.invoke_api_port)
+                                             port=self.settings.invoke_api_port,
+                                             region=self.settings.region)
         self.endpoints["lambda"] = url
         self.endpoints["management"] = f"unix://{self.layout.management_socket}"
         self.endpoints["ipc"] = f"unix://{self.layout.ipc_socket}"

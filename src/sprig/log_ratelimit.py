@@ -237,10 +237,11 @@ def loop_exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, A
     exc = context.get("exception")
     if (context.get("message") == ACCEPT_FAILED and isinstance(exc, OSError)
             and exc.errno in _RESOURCE_ERRNOS):
+        # The address is part of the template: each listener is its own repeated error.
+        where = _address(context.get("socket")).replace("%", "%%")
         accept_log.error(
-            "refused a connection on %s: accept() failed with %s (%s); the listener "
+            f"refused a connection on {where}: accept() failed with %s (%s); the listener "
             "pauses and retries every second until descriptors or buffers are free",
-            _address(context.get("socket")), errno.errorcode.get(exc.errno or 0, "?"),
-            exc.strerror)
+            errno.errorcode.get(exc.errno or 0, "?"), exc.strerror)
         return
     loop.default_exception_handler(context)

@@ -269,3 +269,26 @@ def test_a_long_message_is_summarised_whole(clock: Clock, sink: Sink) -> None:
     limiter.flush()
     assert sink.lines[-1] == (f"WARNING {log.name} protocol error: {detail} ... repeated 1 time "
                               "in the last 1 s")
+
+
+async def test_each_listener_is_its_own_repeated_error(captured: Sink) -> None:
+    """The rate limit counts refused accepts per listener: one busy listener does not hide
+    another one's refusals."""
+    loop = asyncio.get_running_loop()
+    limiter = RateLimitHandler([captured], burst=1)
+    accept_log = logging.getLogger("sprig.accept")
+    accept_log.removeHandler(captured)
+    accept_log.addHandler(limiter)
+    try:
+        with socket.socket() as a, socket.socket(socket.AF_UNIX) as b:
+            a.bind(("127.0.0.1", 0))
+            b.bind("\0sprig-test-%listener")      # abstract, with a % in its name
+            for _ in range(5):
+                for sock in (a, b):
+                    loop_exception_handler(loop, {
+                        "message": ACCEPT_FAILED, "socket": sock,
+                        "exception": OSError(errno.ENFILE, "Too many open files in system")})
+    finally:
+        accept_log.removeHandler(limiter)
+    assert len(captured.lines) == 2
+    assert "%listener" in captured.lines[1] and "ENFILE" in captured.lines[1]

@@ -132,13 +132,17 @@ def fd_limit(pid: int, spare: int) -> Iterator[None]:
         resource.prlimit(pid, resource.RLIMIT_NOFILE, old)
 
 
-def connect(address: tuple[str, int], clients: list[socket.socket]) -> None:
-    """One client connecting: queued in the core's accept backlog, or given up after 0.25 s
-    when the backlog is full (the kernel then drops its SYN)."""
+def connect(address: tuple[str, int] | str, clients: list[socket.socket]) -> None:
+    """One client connecting (TCP, or a Unix socket path): queued in the core's accept
+    backlog, or given up after 0.25 s when the backlog is full."""
+    s = socket.socket(socket.AF_UNIX if isinstance(address, str) else socket.AF_INET)
+    s.settimeout(0.25)
     try:
-        clients.append(socket.create_connection(address, timeout=0.25))
+        s.connect(address)
     except OSError:
-        pass
+        s.close()
+        return
+    clients.append(s)
 
 
 def test_refused_accepts_at_the_fd_limit_are_one_line_not_a_traceback_storm(
@@ -146,22 +150,27 @@ def test_refused_accepts_at_the_fd_limit_are_one_line_not_a_traceback_storm(
     core = small_log_core
     assert core.proc is not None
     url = urlsplit(core.endpoints()["lambda"])
-    address = (url.hostname or "127.0.0.1", url.port or 80)
+    invoke_api = (url.hostname or "127.0.0.1", url.port or 80)
+    ipc = str(core.layout.ipc_socket)
     before = log_bytes(core)
     clients: list[socket.socket] = []
     attempts = 0
     try:
         with fd_limit(core.proc.pid, spare=4):
-            # The core accepts 4 connections, then every accept() fails with EMFILE.
-            for _ in range(50):
-                connect(address, clients)
+            # The core accepts 4 connections, then every accept() fails with EMFILE, on the
+            # invoke API (the HTTP server's listener) and on ipc.socket (the IPC server's).
+            for _ in range(25):
+                connect(invoke_api, clients)
+                connect(ipc, clients)
             attempts = 50
-            wait_for_line(core, lambda line: "refused a connection on" in line)
+            for where in (f"{invoke_api[0]}:{invoke_api[1]}", ipc):
+                wait_for_line(core, lambda line, w=where: f"refused a connection on {w}:" in line)
             # Clients keep coming for FLOOD_S seconds while the core is at its limit.
             deadline = time.monotonic() + FLOOD_S
             while time.monotonic() < deadline:
-                connect(address, clients)
-                attempts += 1
+                connect(invoke_api, clients)
+                connect(ipc, clients)
+                attempts += 2
             during = log_bytes(core) - before
     finally:
         for c in clients:
@@ -173,13 +182,16 @@ def test_refused_accepts_at_the_fd_limit_are_one_line_not_a_traceback_storm(
     print(f"\nrefused accepts: {attempts} connection attempts, core at its fd limit for "
           f"{FLOOD_S:.0f} s; core log grew by {during} bytes during the flood; after stop: "
           f"{log_bytes(core)} bytes in {len(log_files(core))} file(s); "
-          f"{summarised(text, 'refused a connection on')} refused accepts summarised")
+          f"{summarised(text, 'refused a connection on')} refused accepts summarised "
+          f"in {text.count(' ... repeated ')} line(s)")
     assert "Traceback" not in text
     assert "socket.accept() out of system resource" not in text
     refused = [ln for ln in text.splitlines() if "refused a connection on" in ln
                and " ... repeated " not in ln]
-    assert 1 <= len(refused) <= 2 * DEFAULT_BURST
-    assert re.search(r"accept\(\) failed with EMFILE \(Too many open files\)", refused[0])
+    for where in (f"{invoke_api[0]}:{invoke_api[1]}", ipc):     # each listener: its own lines
+        mine = [ln for ln in refused if f"refused a connection on {where}:" in ln]
+        assert 1 <= len(mine) <= 2 * DEFAULT_BURST, where
+        assert "accept() failed with EMFILE (Too many open files)" in mine[0]
     assert summarised(text, "refused a connection on") > 0
     assert during < 16 * 1024
     assert log_bytes(core) <= TOTAL_KB * 1024

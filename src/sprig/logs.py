@@ -12,6 +12,12 @@ files are deleted so that the current file plus the rotated ones stay within ``m
 rotation, ``<name>_<yyyy_mm_dd_HH_MM_SS_ffffff>.log``, so names sort oldest first. Greengrass
 also rotates hourly; :meth:`ComponentLog.rotate` lets the caller do that on its own timer.
 
+The core's own log (``logs/sprig.log``) is rotated by the same code: :class:`CoreLogHandler`
+is a :mod:`logging` handler over a :class:`ComponentLog` created owner-only (``mode=0o600``), so
+the core log and the component logs share one rotation implementation and one pair of limits
+(``logging.fileSizeKB`` / ``logging.totalLogsSizeKB`` in ``config.yaml``, as Greengrass applies
+the nucleus ``logging`` figures to ``greengrass.log`` and to every component's log alike).
+
 Writes are on the hot path of every component's output: one unbuffered ``write(2)`` per call
 (so ``sprig logs`` sees each line at once), no fsync, the timestamp text cached per second.
 """
@@ -19,6 +25,7 @@ Writes are on the hot path of every component's output: one unbuffered ``write(2
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import threading
@@ -48,6 +55,7 @@ class ComponentLog:
         *,
         component: str | None = None,
         clock: Callable[[], float] = time.time,
+        mode: int = FILE_MODE,
     ) -> None:
         if max_file_bytes < 1:
             raise ValidationError(
@@ -64,6 +72,7 @@ class ComponentLog:
         self.max_file_bytes = max_file_bytes
         self.max_total_bytes = max_total_bytes
         self._clock = clock
+        self._mode = mode
         self._lock = threading.Lock()
         self._fd: int | None = None
         self._size = 0
@@ -89,14 +98,25 @@ class ComponentLog:
             data = "".join(f"{head}{part.rstrip(chr(13))}\n" for part in parts).encode(
                 "utf-8", "replace"
             )
-            fd = self._fd if self._fd is not None else self._open()
-            if self._size > 0 and self._size + len(data) > self.max_file_bytes:
-                fd = self._rotate_locked(now)
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            self._size += len(data)
+            self._append_locked(data, now)
+
+    def write_text(self, text: str) -> None:
+        """Append ``text`` as it is (already formatted, e.g. by :class:`CoreLogHandler`), in
+        one write, rotating first if it would take the file past ``max_file_bytes``."""
+        with self._lock:
+            if self._closed:
+                raise ValueError(f"log {self.path} is closed")
+            self._append_locked(text.encode("utf-8", "replace"), self._clock())
+
+    def _append_locked(self, data: bytes, now: float) -> None:
+        fd = self._fd if self._fd is not None else self._open()
+        if self._size > 0 and self._size + len(data) > self.max_file_bytes:
+            fd = self._rotate_locked(now)
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        self._size += len(data)
 
     def rotate(self) -> Path | None:
         """Rotate now (e.g. hourly); returns the rotated file, or None when there was nothing."""
@@ -136,9 +156,12 @@ class ComponentLog:
 
     def _open(self) -> int:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, self._mode)
         self._fd = fd
-        self._size = os.fstat(fd).st_size
+        st = os.fstat(fd)
+        if st.st_mode & 0o777 & ~self._mode:   # an older file, more open than it should be
+            os.fchmod(fd, st.st_mode & 0o777 & self._mode)
+        self._size = st.st_size
         self._prune()
         return fd
 
@@ -184,6 +207,52 @@ class ComponentLog:
             except FileNotFoundError:
                 pass
             total -= size
+
+
+# -- the core's own log -------------------------------------------------------------------
+
+CORE_LOG_MODE: Final = 0o600
+CORE_LOG_FORMAT: Final = "%(asctime)s.%(msecs)03dZ [%(levelname)s] (%(name)s) %(message)s"
+
+
+class CoreLogHandler(logging.Handler):
+    """Writes the core's log records to a rotated, owner-only file (``logs/sprig.log``).
+
+    The file is owner-only because the core's log may name paths and configurations of every
+    component. One record is one write, cut to ``max_file_bytes`` if longer (a giant message or
+    traceback cannot break the size bound). Times are UTC, as in the component logs.
+    """
+
+    def __init__(self, path: Path, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+                 max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES, *,
+                 clock: Callable[[], float] = time.time) -> None:
+        super().__init__()
+        self.file = ComponentLog(path, max_file_bytes, max_total_bytes, clock=clock,
+                                 mode=CORE_LOG_MODE)
+        formatter = logging.Formatter(CORE_LOG_FORMAT, "%Y-%m-%dT%H:%M:%S")
+        formatter.converter = time.gmtime
+        self.setFormatter(formatter)
+        # Open (and create) it now: an error shows at start-up, and a file left larger than
+        # the limit (e.g. by a version that did not rotate) is rotated away at once.
+        self.file.write_text("")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = self.format(record) + "\n"
+            limit = self.file.max_file_bytes
+            if len(text) > limit // 4:    # cheap test first: a character is at most 4 bytes
+                data = text.encode("utf-8", "replace")
+                if len(data) > limit:
+                    mark = b"... [cut: the record was longer than the log file size]\n"
+                    data = data[: max(limit - len(mark), 0)] + mark
+                    text = data.decode("utf-8", "ignore")
+            self.file.write_text(text)
+        except Exception:
+            self.handleError(record)
+
+    def close(self) -> None:
+        self.file.close()
+        super().close()
 
 
 # -- reading -------------------------------------------------------------------------------

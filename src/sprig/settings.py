@@ -9,8 +9,12 @@ invokeApi:
   port: 0                        # 0 = any free loopback port; the URL is in run/endpoints.json
 mqtt:                            # optional: a broker to bridge IOT_CORE topics to (see sprig.mqtt)
   host: localhost
-logging:
-  level: INFO
+logging:                         # as the Greengrass nucleus's ``logging`` configuration
+  level: INFO                    # DEBUG | INFO | WARN | ERROR
+  fileSizeKB: 1024               # a log file is rotated when it would pass this size
+  totalLogsSizeKB: 10240         # per log (the core's, each component's), rotated files included
+  format: TEXT                   # TEXT only (JSON is refused, not ignored)
+  outputType: FILE               # FILE only (CONSOLE is refused, not ignored)
 ```
 """
 
@@ -27,10 +31,15 @@ import yaml
 
 from sprig.errors import ValidationError
 from sprig.launcher.spec import RunAs
+from sprig.logs import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_TOTAL_BYTES
 
 _KEYS = {"thingName", "awsRegion", "runWithDefault", "invokeApi", "mqtt", "logging",
          "deploymentTimeoutSeconds"}
 _LEVELS = ("DEBUG", "INFO", "WARN", "WARNING", "ERROR")
+# Greengrass's nucleus ``logging`` keys; those Sprig cannot honour are refused when set to
+# anything but the one value it implements (outputDirectory: the logs are under <root>/logs).
+_LOGGING_KEYS = ("level", "fileSizeKB", "totalLogsSizeKB", "format", "outputType")
+_ONLY_VALUE = {"format": "TEXT", "outputType": "FILE"}
 
 
 @dataclass(frozen=True)
@@ -41,6 +50,8 @@ class CoreSettings:
     invoke_api_port: int = 0
     mqtt: Mapping[str, Any] | None = None
     log_level: str = "INFO"
+    log_file_bytes: int = DEFAULT_MAX_FILE_BYTES      # logging.fileSizeKB
+    log_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES    # logging.totalLogsSizeKB
     deployment_timeout_s: float = 300.0
 
     @classmethod
@@ -90,13 +101,8 @@ class CoreSettings:
                 raise ValidationError("mqtt", "must be a mapping", value=data["mqtt"],
                                       source=source, allowed="broker settings")
             kwargs["mqtt"] = dict(data["mqtt"])
-        logging_cfg = data.get("logging")
-        if logging_cfg is not None:
-            level = logging_cfg.get("level", "INFO") if isinstance(logging_cfg, Mapping) else None
-            if not isinstance(level, str) or level.upper() not in _LEVELS:
-                raise ValidationError("logging.level", "unknown log level", value=level,
-                                      source=source, allowed=", ".join(_LEVELS))
-            kwargs["log_level"] = level.upper()
+        if data.get("logging") is not None:
+            kwargs.update(_logging(data["logging"], source))
         if "deploymentTimeoutSeconds" in data:
             t = data["deploymentTimeoutSeconds"]
             if not isinstance(t, (int, float)) or isinstance(t, bool) or t <= 0:
@@ -104,6 +110,46 @@ class CoreSettings:
                                       value=t, source=source, allowed="seconds > 0")
             kwargs["deployment_timeout_s"] = float(t)
         return cls(**kwargs)
+
+
+def _logging(cfg: object, source: str) -> dict[str, Any]:
+    """The ``logging`` section: every key honoured (for the core's log and every component's)
+    or refused, naming the key, the value and what is allowed."""
+    if not isinstance(cfg, Mapping):
+        raise ValidationError("logging", "must be a mapping", value=cfg, source=source,
+                              allowed="{" + ", ".join(f"{k}: ..." for k in _LOGGING_KEYS) + "}")
+    unknown = sorted(str(k) for k in set(cfg) - set(_LOGGING_KEYS))
+    if unknown:
+        raise ValidationError(f"logging.{unknown[0]}", "unknown or unsupported key",
+                              source=source, allowed=", ".join(_LOGGING_KEYS))
+    out: dict[str, Any] = {}
+    level = cfg.get("level", "INFO")
+    if not isinstance(level, str) or level.upper() not in _LEVELS:
+        raise ValidationError("logging.level", "unknown log level", value=level,
+                              source=source, allowed=", ".join(_LEVELS))
+    out["log_level"] = level.upper()
+    file_kb = _kilobytes(cfg, "fileSizeKB", DEFAULT_MAX_FILE_BYTES // 1024, source)
+    total_kb = _kilobytes(cfg, "totalLogsSizeKB", DEFAULT_MAX_TOTAL_BYTES // 1024, source)
+    if total_kb < file_kb:
+        raise ValidationError("logging.totalLogsSizeKB", "must be at least fileSizeKB",
+                              value=total_kb, source=source,
+                              allowed=f">= fileSizeKB ({file_kb})")
+    out["log_file_bytes"] = file_kb * 1024
+    out["log_total_bytes"] = total_kb * 1024
+    for key, only in _ONLY_VALUE.items():
+        value = cfg.get(key, only)
+        if not isinstance(value, str) or value.upper() != only:
+            raise ValidationError(f"logging.{key}", "not supported by Sprig", value=value,
+                                  source=source, allowed=only)
+    return out
+
+
+def _kilobytes(cfg: Mapping[str, Any], key: str, default: int, source: str) -> int:
+    value = cfg.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValidationError(f"logging.{key}", "must be a whole number of kilobytes >= 1",
+                              value=value, source=source, allowed="an integer >= 1")
+    return value
 
 
 def _string(data: Mapping[str, Any], key: str, source: str) -> str:

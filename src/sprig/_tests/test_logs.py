@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import asyncio
 import calendar
+import logging
 import re
+import stat
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -10,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from sprig.errors import ValidationError
-from sprig.logs import ComponentLog, follow, rotated_files, tail_lines
+from sprig.logs import ComponentLog, CoreLogHandler, follow, rotated_files, tail_lines
 
 LINE_RE = re.compile(
     r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z"
@@ -239,3 +241,69 @@ def test_rotation_names_stay_ordered_when_the_clock_steps_back(tmp_path: Path) -
             log.write_line("stdout", f"line {i} " + "x" * 20)
     lines = [ln for f in [*rotated_files(path), path] for ln in f.read_text().splitlines()]
     assert [ln.split(": ", 1)[1][:6] for ln in lines] == [f"line {i}" for i in range(4)]
+
+
+# -- the core's own log ------------------------------------------------------------------------
+
+def core_logger(handler: logging.Handler) -> logging.Logger:
+    logger = logging.getLogger(f"sprig.test.core.{id(handler)}")
+    logger.propagate = False
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(handler)
+    return logger
+
+
+def test_core_log_is_owner_only_rotated_and_bounded(tmp_path: Path) -> None:
+    path = tmp_path / "logs" / "sprig.log"
+    handler = CoreLogHandler(path, 2048, 8192, clock=FakeClock(1_800_000_000.0))
+    assert path.exists() and stat.S_IMODE(path.stat().st_mode) == 0o600   # created at once
+    log = core_logger(handler)
+    for i in range(2000):
+        log.warning("refused %d from %s", i, "peer")
+        assert path.stat().st_size <= 2048
+        assert total_size(path) <= 8192
+    handler.close()
+    rotated = rotated_files(path)
+    assert len(rotated) >= 3
+    for f in [*rotated, path]:
+        assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
+        assert re.fullmatch(r"sprig(_\d{4}(_\d{2}){5}_\d{6})?\.log", f.name)
+    kept = [ln for f in [*rotated, path] for ln in f.read_text().splitlines()]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \[WARNING\] "
+                        r"\(sprig\.test\.core\.\d+\) refused 1999 from peer", kept[-1])
+    numbers = [int(ln.split("refused ")[1].split()[0]) for ln in kept]
+    assert numbers == list(range(numbers[0], 2000))
+
+
+def test_core_log_narrows_an_older_file_and_rotates_an_oversized_one(tmp_path: Path) -> None:
+    """A sprig.log left by a version that did not rotate: 0644 and far over the limit."""
+    path = tmp_path / "sprig.log"
+    path.write_bytes(b"old line\n" * 2000)        # 18 000 bytes
+    path.chmod(0o644)
+    handler = CoreLogHandler(path, 1024, 4096)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert path.stat().st_size == 0                 # rotated at once...
+    assert rotated_files(path) == []               # ...and pruned: it alone exceeds the total
+    handler.close()
+
+
+def test_core_log_cuts_a_record_longer_than_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "sprig.log"
+    handler = CoreLogHandler(path, 1024, 4096)
+    log = core_logger(handler)
+    log.error("huge: %s", "é" * 5000)
+    handler.close()
+    data = path.read_bytes()
+    assert len(data) <= 1024
+    assert data.endswith(b"[cut: the record was longer than the log file size]\n")
+    data.decode("utf-8")                            # not cut inside a character
+
+
+def test_core_log_write_error_goes_to_handle_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    handler = CoreLogHandler(tmp_path / "sprig.log")
+    failed: list[logging.LogRecord] = []
+    monkeypatch.setattr(handler, "handleError", failed.append)
+    handler.file.close()
+    core_logger(handler).info("after close")
+    assert [r.getMessage() for r in failed] == ["after close"]

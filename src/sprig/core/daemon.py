@@ -41,6 +41,8 @@ from sprig.launcher.process import set_cgroup_prefix, sweep_own_cgroups
 from sprig.local_api.credentials import ensure_credentials
 from sprig.local_api.invoke_api import start_invoke_api
 from sprig.local_api.management import ManagementServer
+from sprig.log_ratelimit import RateLimitHandler, loop_exception_handler
+from sprig.logs import CoreLogHandler
 from sprig.paths import RootLayout
 from sprig.settings import CoreSettings
 from sprig.state.db import StateDB
@@ -138,7 +140,8 @@ class Core:
         await self.ipc.start()
         credentials = ensure_credentials(self.layout.credentials)
         runner, url = await start_invoke_api(self.functions, credentials,
-                                             port=self.settings.invoke_api_port)
+                                             port=self.settings.invoke_api_port,
+                                             region=self.settings.region)
         self.endpoints["lambda"] = url
         self.endpoints["management"] = f"unix://{self.layout.management_socket}"
         self.endpoints["ipc"] = f"unix://{self.layout.ipc_socket}"
@@ -351,22 +354,21 @@ class Core:
         }
 
 
-def _setup_logging(layout: RootLayout, level: str) -> None:
-    fmt = logging.Formatter("%(asctime)s.%(msecs)03dZ [%(levelname)s] (%(name)s) %(message)s",
-                            "%Y-%m-%dT%H:%M:%S")
-    fmt.converter = time.gmtime
+def _setup_logging(layout: RootLayout, settings: CoreSettings) -> RateLimitHandler:
+    """The core's log: ``logs/sprig.log`` (owner-only, rotated as component logs are, with
+    config.yaml's ``logging`` figures) and stderr, both behind one rate limiter, so a flood of
+    one error is summarised instead of pushing every other line out of the rotated files."""
+    level = settings.log_level
     root = logging.getLogger()
     root.handlers.clear()
-    root.setLevel(level.replace("WARN", "WARNING") if level == "WARN" else level)
-    # The core's log is owner-only: it may name paths and configurations of every component.
-    os.close(os.open(layout.core_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
-    layout.core_log.chmod(0o600)
-    file_handler = logging.FileHandler(layout.core_log)
-    file_handler.setFormatter(fmt)
-    root.addHandler(file_handler)
+    root.setLevel("WARNING" if level == "WARN" else level)
+    file_handler = CoreLogHandler(layout.core_log, settings.log_file_bytes,
+                                  settings.log_total_bytes)
     stderr = logging.StreamHandler(sys.stderr)
-    stderr.setFormatter(fmt)
-    root.addHandler(stderr)
+    stderr.setFormatter(file_handler.formatter)
+    limiter = RateLimitHandler([file_handler, stderr])
+    root.addHandler(limiter)
+    return limiter
 
 
 def _lock(layout: RootLayout) -> int:
@@ -385,10 +387,11 @@ async def _main(root: Path) -> int:
     lock = _lock(layout)
     try:
         settings = CoreSettings.load(layout.config_file)
-        _setup_logging(layout, settings.log_level)
+        limiter = _setup_logging(layout, settings)
         core = Core(layout, settings)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+        loop.set_exception_handler(loop_exception_handler)
         signals_seen: list[int] = []
 
         def on_signal(sig: int) -> None:
@@ -404,6 +407,7 @@ async def _main(root: Path) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, partial(on_signal, sig))
         await core.run(stop)
+        limiter.flush()      # the pending "repeated N times" summaries
         return 0
     finally:
         os.close(lock)

@@ -387,7 +387,8 @@ class Kernel:
     def component_log(self, name: str) -> ComponentLog:
         clog = self._logs.get(name)
         if clog is None:
-            clog = ComponentLog(self.layout.component_log(name), component=name)
+            clog = ComponentLog(self.layout.component_log(name), self.settings.log_file_bytes,
+                                self.settings.log_total_bytes, component=name)
             self._logs[name] = clog
         return clog
 

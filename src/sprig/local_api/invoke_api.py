@@ -244,9 +244,10 @@ def malformed_request(reason: str) -> Response:
 class _InvokeApi:
     """The handlers, bound to one invoker and one key pair."""
 
-    def __init__(self, invoker: Invoker, credentials: Credentials) -> None:
+    def __init__(self, invoker: Invoker, credentials: Credentials, region: str) -> None:
         self.invoker = invoker
         self.credentials = credentials
+        self.region = region
         self.router = Router()
         self.router.add("POST", INVOKE_ROUTE, self.invoke)
 
@@ -264,7 +265,7 @@ class _InvokeApi:
             try:
                 sigv4.verify(request.method, request.path, request.query_string,
                              request.headers.fields, request.body, self.credentials,
-                             datetime.now(UTC))
+                             datetime.now(UTC), region=self.region)
             except sigv4.AuthError as exc:
                 raise ApiError(403, exc.failure.value, exc.reason) from None
             try:
@@ -314,13 +315,15 @@ class _InvokeApi:
         return result_response(result, parsed)
 
 
-def create_invoke_app(invoker: Invoker, credentials: Credentials) -> HttpServer:
+def create_invoke_app(invoker: Invoker, credentials: Credentials, *,
+                      region: str) -> HttpServer:
     """The server of the Invoke API (not yet listening anywhere).
 
-    A body over :data:`SYNC_PAYLOAD_LIMIT` is read and dropped; a payload of exactly the
-    limit is allowed.
+    Requests must be signed for ``region`` (the core's ``awsRegion``), as AWS accepts only
+    its own region in a credential scope. A body over :data:`SYNC_PAYLOAD_LIMIT` is read and
+    dropped; a payload of exactly the limit is allowed.
     """
-    api = _InvokeApi(invoker, credentials)
+    api = _InvokeApi(invoker, credentials, region)
     return HttpServer(api.authenticate, max_body=SYNC_PAYLOAD_LIMIT, name="invoke-api",
                       on_bad_request=malformed_request)
 
@@ -354,8 +357,9 @@ def loopback_host(host: str) -> str:
 
 async def start_invoke_api(invoker: Invoker, credentials: Credentials,
                            host: str = "127.0.0.1",
-                           port: int = 0) -> tuple[InvokeApiRunner, str]:
-    """Serve the Invoke API on ``host:port`` (0 = any free port); return the runner and URL.
+                           port: int = 0, *, region: str) -> tuple[InvokeApiRunner, str]:
+    """Serve the Invoke API on ``host:port`` (0 = any free port), for requests signed for
+    ``region``; return the runner and URL.
 
     The caller stops it with ``await runner.cleanup()``.
 
@@ -366,7 +370,7 @@ async def start_invoke_api(invoker: Invoker, credentials: Credentials,
     address = loopback_host(host)
     if not 0 <= port <= 65535:
         raise ValidationError("port", "not a TCP port", value=port, allowed="0..65535 (0: any)")
-    server = create_invoke_app(invoker, credentials)
+    server = create_invoke_app(invoker, credentials, region=region)
     try:
         bound = await server.listen_tcp(address, port)
     except OSError as exc:

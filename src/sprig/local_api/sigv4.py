@@ -10,10 +10,22 @@ megabytes. The canonical request follows botocore's ``SigV4Auth`` exactly (``bot
   only ``-_.~`` left bare, sorted by (key, value).
 * headers: the names listed in ``SignedHeaders``, lower-case, values with runs of whitespace
   collapsed, repeated headers joined with ``,``.
-* payload: ``x-amz-content-sha256`` when sent (checked against the body), else SHA-256 of the body.
+* payload: always the body's SHA-256. ``x-amz-content-sha256`` is optional (botocore sends
+  none for ``lambda``, with either signer, the pure-Python one or the CRT one) and, when sent,
+  must be that hash: ``UNSIGNED-PAYLOAD`` (and the ``STREAMING-*`` values) are S3's and refused
+  here, as Lambda does, since they would leave the body unauthenticated.
 
-The request time (``X-Amz-Date``, or ``Date``) must be within 5 minutes of ``now``, so a
-captured request cannot be replayed later. Signatures are compared in constant time.
+What AWS checks besides the signature, and so does :func:`verify`:
+
+* the credential scope: service ``lambda`` and the core's own region (``awsRegion`` in
+  config.yaml), with AWS's ``InvalidSignatureException`` words;
+* every ``x-amz-*`` header present is signed (listed in ``SignedHeaders``): an unsigned
+  ``X-Amz-Invocation-Type`` added to a captured request would otherwise change what the
+  signed request does (run it asynchronously, return the log tail...). Refused naming it;
+* the request time (``X-Amz-Date``, or ``Date``) is within 5 minutes of ``now``, so a captured
+  request cannot be replayed later.
+
+Signatures are compared in constant time.
 """
 
 from __future__ import annotations
@@ -36,6 +48,9 @@ TERMINATOR = "aws4_request"
 TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
+CONTENT_SHA256 = "x-amz-content-sha256"
+# x-amz-content-sha256 may go unsigned (as S3 allows): it must equal the body's hash anyway.
+MAY_BE_UNSIGNED = frozenset({CONTENT_SHA256})
 
 SIGNATURE_MISMATCH = (
     "The request signature we calculated does not match the signature you provided. "
@@ -233,16 +248,20 @@ def check_clock(timestamp: str, when: datetime, now: datetime) -> None:
 
 
 def payload_hash(headers: Iterable[tuple[str, str]], body: bytes) -> str:
-    """``x-amz-content-sha256`` if sent (it must match the body), else SHA-256 of the body."""
+    """The body's SHA-256; ``x-amz-content-sha256``, if sent, must be that same hash."""
     declared = None
     for name, value in headers:
-        if name.lower() == "x-amz-content-sha256":
+        if name.lower() == CONTENT_SHA256:
             declared = value.strip()
     actual = hashlib.sha256(body).hexdigest()
     if declared is None:
         return actual
-    if declared == UNSIGNED_PAYLOAD:
-        return declared
+    if declared == UNSIGNED_PAYLOAD or declared.startswith("STREAMING-"):
+        raise AuthError(
+            f"x-amz-content-sha256 {declared!r} is not supported by the {SERVICE} service: "
+            "the payload must be signed; allowed: the hex SHA-256 of the body, or no "
+            "x-amz-content-sha256 header (as the AWS SDKs send for lambda)"
+        )
     # Bytes: compare_digest raises TypeError on a str with non-ASCII characters (found by
     # fuzzing: such a header turned a refusal into a 500).
     if not hmac.compare_digest(declared.lower().encode("utf-8", "surrogateescape"),
@@ -253,15 +272,41 @@ def payload_hash(headers: Iterable[tuple[str, str]], body: bytes) -> str:
     return declared
 
 
+def unsigned_amz_headers(headers: Iterable[tuple[str, str]],
+                         signed_headers: Iterable[str]) -> list[str]:
+    """The ``x-amz-*`` headers present but not signed (lower-case, sorted)."""
+    signed = set(signed_headers)
+    return sorted({name.lower() for name, _ in headers
+                   if name.lower().startswith("x-amz-")} - signed - MAY_BE_UNSIGNED)
+
+
+def check_scope(auth: Authorization, region: str) -> None:
+    """The credential scope must name this service, this core's region and the terminator."""
+    if auth.service != SERVICE:
+        raise AuthError(f"Credential should be scoped to correct service: '{SERVICE}'. "
+                        f"(the Credential names service {auth.service!r})")
+    if auth.region != region:
+        raise AuthError(f"Credential should be scoped to a valid region. (the Credential "
+                        f"names region {auth.region!r}; this core's awsRegion is {region!r})")
+    if auth.terminator != TERMINATOR:
+        raise AuthError(
+            f"Credential should be scoped with a valid terminator: '{TERMINATOR}', "
+            f"not '{auth.terminator}'."
+        )
+
+
 def verify(method: str, raw_path: str, query: str, headers: Iterable[tuple[str, str]],
-           body: bytes, credentials: Credentials, now: datetime) -> None:
-    """Check that the request is signed with ``credentials`` and recent; else :class:`AuthError`.
+           body: bytes, credentials: Credentials, now: datetime, *, region: str) -> None:
+    """Check that the request is signed with ``credentials`` for ``region`` and service
+    ``lambda``, recent, with its body and every ``x-amz-*`` header signed; else
+    :class:`AuthError`.
 
     Args:
         raw_path: the request path exactly as sent (percent-encoded, without the query).
         query: the raw query string, without ``?``.
         headers: every header as received, repeats included.
         now: an aware UTC datetime.
+        region: the only region a credential scope may name (config.yaml ``awsRegion``).
     """
     header_list = list(headers)
     value = next((v for n, v in header_list if n.lower() == "authorization"), None)
@@ -285,13 +330,7 @@ def verify(method: str, raw_path: str, query: str, headers: Iterable[tuple[str, 
             f"credentials file{where}",
             AuthFailure.UNRECOGNIZED_CLIENT,
         )
-    if auth.service != SERVICE:
-        raise AuthError(f"Credential should be scoped to correct service: '{SERVICE}'. ")
-    if auth.terminator != TERMINATOR:
-        raise AuthError(
-            f"Credential should be scoped with a valid terminator: '{TERMINATOR}', "
-            f"not '{auth.terminator}'."
-        )
+    check_scope(auth, region)
     if "host" not in auth.signed_headers:
         raise AuthError("'Host' must be a 'SignedHeader' in the AWS Authorization.")
     timestamp, when = request_time(header_list)
@@ -312,3 +351,10 @@ def verify(method: str, raw_path: str, query: str, headers: Iterable[tuple[str, 
                     string_to_sign(timestamp, scope, request))
     if not hmac.compare_digest(expected.encode(), auth.signature.lower().encode()):
         raise AuthError(SIGNATURE_MISMATCH)
+    unsigned = unsigned_amz_headers(header_list, auth.signed_headers)
+    if unsigned:
+        raise AuthError(
+            "There were headers present in the request which were not signed: "
+            f"{', '.join(unsigned)}; every x-amz-* header must be listed in SignedHeaders "
+            "(the AWS SDKs sign them all)"
+        )

@@ -37,6 +37,8 @@ from sprig.functions.invocation import (
 from sprig.local_api.credentials import Credentials, ensure_credentials
 from sprig.local_api.invoke_api import loopback_host, start_invoke_api
 
+REGION = "us-east-1"       # the core's awsRegion for these tests
+
 
 @dataclass
 class Call:
@@ -131,7 +133,7 @@ def isolated_aws_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
 async def api(tmp_path: Path) -> AsyncIterator[Api]:
     credentials = ensure_credentials(tmp_path / "root" / "credentials")
     manager = FakeLambdaManager()
-    runner, url = await start_invoke_api(manager, credentials)
+    runner, url = await start_invoke_api(manager, credentials, region=REGION)
     try:
         yield Api(url, credentials, manager)
     finally:
@@ -386,7 +388,7 @@ async def test_unsigned_unknown_route_is_refused_too(api: Api) -> None:
 async def test_non_loopback_hosts_are_refused(tmp_path: Path, host: str) -> None:
     credentials = ensure_credentials(tmp_path / "credentials")
     with pytest.raises(ValidationError) as info:
-        await start_invoke_api(FakeLambdaManager(), credentials, host=host)
+        await start_invoke_api(FakeLambdaManager(), credentials, host=host, region=REGION)
     assert info.value.path == "host" and "loopback only" in str(info.value)
     assert "127.0.0.1" in str(info.value)
 
@@ -403,9 +405,63 @@ async def test_boto3_finds_the_api_through_the_environment_alone(
         api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     """Unmodified code calling boto3.client("lambda") reaches Sprig through AWS_* variables."""
     monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", api.url)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)      # as the core sets it for functions
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", api.credentials.access_key_id)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", api.credentials.secret_access_key)
     client = boto3.client("lambda")
     r = await asyncio.to_thread(client.invoke, FunctionName="echo", Payload=b'"hi"')
     assert json.loads(r["Payload"].read())["echo"] == "hi"
+
+
+async def test_a_client_of_another_region_gets_aws_answer(
+        api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Signed for eu-west-1, sent to a core whose awsRegion is us-east-1: what Lambda answers
+    (InvalidSignatureException, 403), and the function is not run."""
+    client = boto3.client("lambda", endpoint_url=api.url, region_name="eu-west-1",
+                          aws_access_key_id=api.credentials.access_key_id,
+                          aws_secret_access_key=api.credentials.secret_access_key,
+                          config=Config(retries={"total_max_attempts": 1}))
+    with pytest.raises(ClientError) as info:
+        await asyncio.to_thread(client.invoke, FunctionName="echo", Payload=b"{}")
+    status, code, message = error_of(info.value)
+    assert (status, code) == (403, "InvalidSignatureException")
+    assert message.startswith("Credential should be scoped to a valid region. ")
+    assert "'eu-west-1'" in message and f"'{REGION}'" in message
+    assert api.manager.calls == []
+
+
+def signed_raw(url: str, credentials: Credentials, body: bytes,
+               headers: dict[str, str]) -> dict[str, str]:
+    """Headers of a request signed exactly as boto3 signs it (with its CRT signer)."""
+    request = AWSRequest("POST", url, data=body, headers=headers)
+    botocore.crt.auth.CrtSigV4Auth(
+        BotoCredentials(credentials.access_key_id, credentials.secret_access_key),
+        "lambda", REGION).add_auth(request)
+    return dict(request.headers.items())
+
+
+async def test_unsigned_payload_is_refused_and_not_run(api: Api) -> None:
+    url = f"{api.url}/2015-03-31/functions/echo/invocations"
+    headers = signed_raw(url, api.credentials, b'{"n": 1}',
+                         {"X-Amz-Content-SHA256": "UNSIGNED-PAYLOAD"})
+    assert "x-amz-content-sha256" in headers["Authorization"]   # really signed that way
+    status, got, body = await asyncio.to_thread(http, url, data=b'{"n": 1000}',
+                                                headers=headers)
+    assert status == 403
+    assert got["x-amzn-ErrorType"] == "InvalidSignatureException"
+    assert "'UNSIGNED-PAYLOAD' is not supported" in json.loads(body)["message"]
+    assert api.manager.calls == []
+
+
+async def test_an_unsigned_invocation_type_added_to_a_signed_request_is_refused(
+        api: Api) -> None:
+    url = f"{api.url}/2015-03-31/functions/echo/invocations"
+    headers = signed_raw(url, api.credentials, b"{}", {})
+    status, _, _ = await asyncio.to_thread(http, url, headers=headers)
+    assert status == 200 and len(api.manager.calls) == 1     # as signed: accepted
+    headers["X-Amz-Invocation-Type"] = "Event"
+    status, got, body = await asyncio.to_thread(http, url, headers=headers)
+    assert status == 403
+    assert got["x-amzn-ErrorType"] == "InvalidSignatureException"
+    assert "x-amz-invocation-type" in json.loads(body)["message"]
+    assert len(api.manager.calls) == 1

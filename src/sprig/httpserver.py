@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import re
+import socket
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -85,6 +86,7 @@ class HttpRequest:
     truncated: bool                  # the body was over the limit: ``body`` is incomplete
     limit: int                       # the server's body size limit, in bytes
     params: Mapping[str, str] = field(default_factory=dict)   # the route's named groups
+    sock: socket.socket | None = None   # the connection's socket: who the peer is, for checks
 
     @property
     def path(self) -> str:
@@ -342,7 +344,7 @@ class HttpServer:
 
     async def _answer(self, conn: Connection, client: _Client, raw: Request) -> None:
         request = HttpRequest(raw.method, raw.path, Headers(raw.fields), raw.body, raw.size,
-                              raw.truncated, self._max_body)
+                              raw.truncated, self._max_body, sock=conn.socket())
         try:
             answer = await self._app(request)
         except asyncio.CancelledError:

@@ -104,13 +104,12 @@ class Core:
         require_container_support(need_memory_limit=True, report=self._device_report)
 
     def _artifact_owner(self, record: Any) -> tuple[int, int] | None:
-        """Artifacts belong to the component's run-as user (Permission OWNER means them)."""
+        """Artifacts belong to whoever runs the component (Permission OWNER means them): its
+        run-as user, or its sandbox uid."""
         from sprig.core.component import load_component
-        from sprig.launcher.users import credentials_for
+        from sprig.core.lambda_service import process_owner
 
-        run_as = self.kernel.run_as_for(load_component(record, self.kernel.platform))
-        creds = credentials_for(run_as) if run_as is not None else None
-        return (creds.uid, creds.gid) if creds is not None else None
+        return process_owner(self.kernel, load_component(record, self.kernel.platform))
 
     def _check_run_as(self, record: Any) -> None:
         from sprig.core.component import load_component

@@ -128,6 +128,7 @@ class GenericService(Service):
             limits=limits or ResourceLimits(),
             # unique: several cores (tests, a restart with stragglers) may share the hierarchy
             cgroup_name=f"{self.name}-{step.name.lower()}-{secrets.token_hex(4)}",
+            owner=self.name,
         )
         name = self.name
 

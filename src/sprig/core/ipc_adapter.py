@@ -8,6 +8,8 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from sprig.core.state import State
+from sprig.launcher.peers import Peer
+from sprig.launcher.registry import REGISTRY
 from sprig.sdk_ipc.secrets import SecretStore
 
 if TYPE_CHECKING:
@@ -37,6 +39,11 @@ class KernelIpcCore:
 
     def component_for_token(self, token: str) -> str | None:
         return self.kernel.component_for_token(token)
+
+    def verify_peer(self, component: str, peer: Peer | None) -> str | None:
+        if peer is not None and peer.pid is not None and REGISTRY.belongs(peer.pid, component):
+            return None
+        return REGISTRY.describe(peer) if peer is not None else "an unknown peer"
 
     def access_control(self, component: str) -> Mapping[str, Any]:
         comp = self.kernel.components.get(component)

@@ -25,6 +25,7 @@ from sprig.core.component import (
     render,
 )
 from sprig.core.generic import GenericService
+from sprig.core.identities import SandboxIdentities
 from sprig.core.orphans import MARKER, ChildRegistry
 from sprig.core.service import BuiltinService, Service
 from sprig.core.state import State
@@ -73,6 +74,7 @@ class Kernel:
         self.is_root = os.geteuid() == 0
         self.builtin_listeners: list[Callable[[BuiltinService], None]] = []
         self.children = ChildRegistry(layout.run / "children.json", layout.root)
+        self.sandbox_ids = SandboxIdentities(db)
         #: extra environment of Lambda workers: (component, function ARN) -> variables
         self.lambda_env_providers: list[Callable[[Component, str], dict[str, str]]] = []
         #: called with (component name, changed key path) when a configuration changes
@@ -353,7 +355,9 @@ class Kernel:
         return ResourceLimits(memory_kb=int(mem) if mem else None,
                               cpus=float(cpus) if cpus else None)
 
-    def prepare_work_dir(self, comp: Component) -> Path:
+    def prepare_work_dir(self, comp: Component, uid: int | None = None) -> Path:
+        """The component's work directory, owned by its run-as user (or by ``uid``, the host
+        identity its processes run as: a sandbox uid) and its group, mode 0750."""
         work = self.layout.work_dir(comp.name)
         work.mkdir(parents=True, exist_ok=True)
         run_as = self.run_as_for(comp)
@@ -364,7 +368,7 @@ class Kernel:
             if creds is None:
                 return work
             with contextlib.suppress(OSError):
-                os.chown(work, creds.uid, creds.gid)
+                os.chown(work, creds.uid if uid is None else uid, creds.gid)
                 os.chmod(work, 0o750)
         return work
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sprig.core.component import Component, config_state, load_component
+from sprig.core.component import LAMBDA, Component, config_state, load_component
 from sprig.core.service import Service, ServiceError
 from sprig.core.state import State
 from sprig.errors import SprigError, ValidationError
@@ -24,6 +25,7 @@ from sprig.functions.errors import FunctionInitError
 from sprig.functions.function import Function
 from sprig.functions.worker import FunctionSpec
 from sprig.launcher.spec import ContainerMode, ResourceLimits
+from sprig.recipe.artifacts import chown_staged
 from sprig.recipe.variables import ComponentVariables, VariableContext, interpolate
 
 if TYPE_CHECKING:
@@ -113,6 +115,37 @@ def build_spec(component: Component, ctx: VariableContext, *, work_dir: Path,
     )
 
 
+def sandbox_uid(kernel: Kernel, component: Component) -> int | None:
+    """The host uid of a Lambda component's sandboxes (see :mod:`sprig.core.identities`): one
+    per component in GreengrassContainer mode, when the core is root and the function does not
+    run as root; None otherwise (the process runs as its run-as user)."""
+    if not kernel.is_root:
+        return None
+    run_as = kernel.run_as_for(component)
+    if run_as is None or run_as.user in ("root", "0"):
+        return None
+    try:
+        config = LambdaConfig.from_configuration(component.configuration)
+    except ValidationError:
+        return None
+    if config.container_mode is not ContainerMode.GREENGRASS_CONTAINER:
+        return None
+    return kernel.sandbox_ids.uid_for(component.name)
+
+
+def process_owner(kernel: Kernel, component: Component) -> tuple[int, int] | None:
+    """(uid, gid) owning a component's files on the host: its sandbox uid, else its run-as
+    user; None when the core is not root (nothing to change)."""
+    from sprig.launcher.users import credentials_for
+
+    run_as = kernel.run_as_for(component)
+    creds = credentials_for(run_as) if run_as is not None else None
+    if creds is None:
+        return None
+    uid = sandbox_uid(kernel, component) if component.component_type == LAMBDA else None
+    return (creds.uid if uid is None else uid), creds.gid
+
+
 def validate_lambda(record: ComponentRecord, recipe: Recipe, layout: RootLayout,
                     platform: Mapping[str, str], check_container: Callable[[int], None],
                     previous: ComponentRecord | None = None) -> None:
@@ -160,14 +193,21 @@ class LambdaService(Service):
         arn = _setenv(component, ctx).get(ENV_ARN, "")
         for provider in self.kernel.lambda_env_providers:
             env.update(provider(component, arn))
-        return build_spec(
+        uid = sandbox_uid(self.kernel, component)
+        owner = process_owner(self.kernel, component)
+        if owner is not None:
+            # The code belongs to whoever runs it now (a deployment may have switched the
+            # container mode since the artifacts were staged).
+            chown_staged(component.recipe, self.kernel.layout, *owner)
+        spec = build_spec(
             component, ctx,
-            work_dir=self.kernel.prepare_work_dir(component),
+            work_dir=self.kernel.prepare_work_dir(component, uid),
             run_as=self.kernel.run_as_for(component),
             core_env=env,
             system_limits=self.kernel.system_limits(component),
             cache_dir=self.kernel.layout.cache,
         )
+        return replace(spec, sandbox_uid=uid)
 
     def _log(self, stream: str, line: str) -> None:
         self.kernel.log_line(self.name, stream, line)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from sprig.errors import SprigError, ValidationError
 from sprig.functions.config import LambdaConfig
+from sprig.launcher.registry import REGISTRY
 from sprig.mqtt.settings import MqttSettings
 from sprig.sdk_ipc.env import shim_paths
 from sprig.sdk_ipc.messaging import ROUTER_COMPONENT, SECRET_MANAGER_COMPONENT, Messaging
@@ -34,7 +35,8 @@ class CoreMessaging:
             kernel.settings.mqtt, str(kernel.layout.config_file),
             thing_name=kernel.settings.thing_name, base_dir=kernel.layout.root)
         self.messaging = Messaging(invoker=functions, mqtt=settings,
-                                   secrets=SecretStore.for_root(kernel.layout))
+                                   secrets=SecretStore.for_root(kernel.layout),
+                                   verify_peer=REGISTRY.stranger)
         kernel.builtin_listeners.append(self._builtin_configured)
 
     @property

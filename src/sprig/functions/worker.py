@@ -12,7 +12,9 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import logging
 import secrets
+import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -23,6 +25,7 @@ from sprig.functions.config import LambdaConfig
 from sprig.functions.runtimes import ResolvedRuntime, resolve
 from sprig.launcher import users
 from sprig.launcher.process import ExitStatus, LaunchedProcess, spawn
+from sprig.launcher.registry import REGISTRY, Refusals, peer_in
 from sprig.launcher.spec import ContainerMode, LaunchSpec, Mount, ResourceLimits, RunAs
 from sprig.runtime_api import Job, Outcome, RuntimeSession, SessionAborted, wire
 
@@ -30,6 +33,8 @@ ROUTER_FUNCTION_ARN = "arn:aws:lambda:::function:GGRouter"
 SHADOW_FUNCTION_ARN = "arn:aws:lambda:::function:GGShadowService"
 SECRETS_MANAGER_FUNCTION_ARN = "arn:aws:lambda:::function:GGSecretManager:1"
 GGC_MAX_INTERFACE_VERSION = "1.5"
+
+security_log = logging.getLogger("sprig.security")
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,8 @@ class FunctionSpec:
     core_env: Mapping[str, str] = field(default_factory=dict)
     system_limits: ResourceLimits = field(default_factory=ResourceLimits)
     cache_dir: Path | None = None   # the root's cache (Java's runtime jar); None: from work_dir
+    #: GreengrassContainer: the host uid of its sandboxes (see LaunchSpec.sandbox_uid)
+    sandbox_uid: int | None = None
 
     def memory_mb(self) -> int:
         """The memory a worker may use, in MB (0: no limit)."""
@@ -209,7 +216,27 @@ def launch_spec(spec: FunctionSpec, runtime: ResolvedRuntime, worker_id: str,
                       for d in cfg.devices) if container else (),
         mount_ro_sysfs=cfg.mount_ro_sysfs and container,
         cgroup_name=cgroup_name(spec.component_name, worker_id, instance),
+        owner=spec.component_name,
+        sandbox_uid=spec.sandbox_uid if container else None,
     )
+
+
+def _only_from(process: LaunchedProcess, label: str) -> Callable[[socket.socket], bool]:
+    """The Runtime API's peer check: only the worker's own processes may connect. Refusals go
+    to the core log (sprig.security) with the peer's identity, a few lines per peer."""
+    refusals = Refusals()
+
+    def check(sock: socket.socket) -> bool:
+        ok, peer = peer_in(sock, process)
+        if not ok:
+            n = refusals.count(peer.uid if peer is not None else None)
+            if n is not None:
+                who = REGISTRY.describe(peer) if peer is not None else "an unknown peer"
+                security_log.warning("Runtime API of %s refused a connection from %s "
+                                     "(refusal %d)", label, who, n)
+        return ok
+
+    return check
 
 
 class WorkerTimeout(Exception):
@@ -257,8 +284,13 @@ class Worker:
         owner = None
         if unix_path is not None:
             creds = users.credentials_for(spec.run_as)
-            owner = (creds.uid, creds.gid) if creds is not None else None
-        session = await RuntimeSession.open(log=log, unix_path=unix_path, unix_owner=owner)
+            if creds is not None:
+                container = spec.config.container_mode is ContainerMode.GREENGRASS_CONTAINER
+                uid = spec.sandbox_uid if container and spec.sandbox_uid is not None \
+                    else creds.uid
+                owner = (uid, creds.gid)
+        session = await RuntimeSession.open(log=log, unix_path=unix_path, unix_owner=owner,
+                                            guarded=True)
         lspec = launch_spec(spec, runtime, worker_id, session.address, unix_path,
                             secrets.token_hex(4))
 
@@ -277,6 +309,7 @@ class Worker:
         except BaseException:
             await session.aclose()
             raise
+        session.bind(_only_from(process, f"{spec.component_name} ({worker_id})"))
         return cls(worker_id, session, process)
 
     @property

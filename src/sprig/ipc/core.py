@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Protocol
 
 from sprig.errors import SprigError
+from sprig.launcher.peers import Peer
 from sprig.mqtt.bridge import MqttBridge
 from sprig.pubsub.bus import Bus
 from sprig.sdk_ipc.secrets import SecretRecord
@@ -38,6 +39,12 @@ class IpcCore(Protocol):
 
     def component_for_token(self, token: str) -> str | None:
         """The component a SVCUID token was issued to; None for an unknown token."""
+        ...
+
+    def verify_peer(self, component: str, peer: Peer | None) -> str | None:
+        """None when ``peer`` (the connecting process, from ``SO_PEERCRED``) is a process of
+        ``component``; else who it is, for the refusal. A SVCUID is only as good as the process
+        presenting it: a token read from another process's environment must be useless."""
         ...
 
     def access_control(self, component: str) -> Mapping[str, Any]:

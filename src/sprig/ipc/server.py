@@ -25,7 +25,6 @@ import logging
 import os
 import socket
 import stat
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +44,7 @@ from sprig.ipc.core import (
 from sprig.ipc.eventstream import MAX_MESSAGE_LEN, Decoder, EventStreamError, Message, encode
 from sprig.ipc.registry import OPERATIONS, unsupported_message
 from sprig.ipc.rpc import MessageFlag, MessageType, RpcMessage, RpcProtocolError
+from sprig.launcher.peers import Peer, unix_peer
 from sprig.pubsub.authorization import AuthorizationError
 
 log = logging.getLogger(__name__)
@@ -78,15 +78,10 @@ class _Stream:
     close: Callable[[], None]
 
 
-def _peer(writer: asyncio.StreamWriter) -> str:
-    """``pid=.. uid=..`` of the connecting process (SO_PEERCRED), for the log."""
-    sock = writer.get_extra_info("socket")
-    try:
-        raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-        pid, uid, _gid = struct.unpack("3i", raw)
-        return f"pid={pid} uid={uid}"
-    except (OSError, AttributeError, struct.error):
-        return "unknown peer"
+def _peer(writer: asyncio.StreamWriter) -> Peer | None:
+    """The connecting process (``SO_PEERCRED``)."""
+    sock = writer.get_extra_info("socket")      # an asyncio TransportSocket
+    return unix_peer(sock) if sock is not None else None
 
 
 def _auth_token(payload: bytes) -> str | None:
@@ -108,7 +103,8 @@ class _Connection:
         self.reader = reader
         self.writer = writer
         self.decoder = Decoder(max_message_len=min(server.max_frame, PRE_CONNECT_MAX_FRAME))
-        self.peer = _peer(writer)
+        self.peer_cred = _peer(writer)
+        self.peer = self.peer_cred.describe() if self.peer_cred else "an unknown peer"
         self.component: str | None = None
         self.streams: dict[int, _Stream] = {}
         self.last_stream_id = 0
@@ -224,6 +220,13 @@ class _Connection:
         if component is None:
             log.warning("ipc: refused a connection from %s: %s", self.peer,
                         "unknown authToken" if token else "no authToken in CONNECT")
+            self.send(rpc.build(MessageType.CONNECT_ACK, 0))
+            self.refused = True
+            return False
+        stranger = self.core.verify_peer(component, self.peer_cred)
+        if stranger is not None:
+            log.warning("ipc: SVCUID of %s refused: presented by %s, not by a process of %s",
+                        component, stranger, component)
             self.send(rpc.build(MessageType.CONNECT_ACK, 0))
             self.refused = True
             return False

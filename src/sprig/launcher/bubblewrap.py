@@ -63,9 +63,34 @@ def _bind(flag: str, source: Path | str, dest: Path | str) -> list[str]:
     return [flag, str(source), str(dest)]
 
 
+def _skeleton_dirs(spec: LaunchSpec, host: HostView, cmd: list[str]) -> list[str]:
+    """The directories bwrap creates on the way to Sprig's own mounts (the function's code,
+    runtime, work directory, sockets): made traversable but not listable (0111), so a function
+    cannot list the core's root directory or the names in it — it reaches what it was given by
+    path, and nothing tells it what else is there. The sandbox's root is read-only, so the
+    function cannot change them back (below a private ``/tmp`` it could: the core's root lives
+    in /var/lib/sprig, not in /tmp, on a device)."""
+    mounted = {cmd[i + 2] for i, arg in enumerate(cmd)
+               if arg in ("--bind", "--ro-bind", "--dev-bind", "--symlink")}
+    mounted |= {"/", "/tmp", "/proc", "/dev", *host.system_dirs}
+    system = (*host.system_dirs, *host.etc, *host.runtime_prefixes)
+    out: list[str] = []
+    for path in (*spec.read_only_paths, *spec.writable_paths):
+        for parent in Path(path).parents:
+            p = str(parent)
+            if p in mounted or p in out or any(s == p or s.startswith(p + "/") for s in system):
+                continue
+            out.append(p)
+    return sorted(out, key=lambda p: (p.count("/"), p))
+
+
 def build_argv(spec: LaunchSpec, host: HostView, *, bwrap: str = "bwrap",
-               argv: tuple[str, ...] | None = None) -> list[str]:
+               argv: tuple[str, ...] | None = None,
+               user_map: tuple[int, int] | None = None) -> list[str]:
     """The full command line: ``bwrap <options> -- <argv>``.
+
+    ``user_map`` (uid, gid): the ids the process has inside, when bwrap runs as another host
+    uid (a sandbox uid): its own user namespace maps that host uid to them.
 
     Mount order matters: bwrap applies options left to right and later mounts cover earlier
     ones, so the private /tmp comes before the spec's paths (a function directory under /tmp
@@ -76,6 +101,8 @@ def build_argv(spec: LaunchSpec, host: HostView, *, bwrap: str = "bwrap",
         "--die-with-parent",   # the core dies → the sandbox dies, no orphans
         "--new-session",       # no TIOCSTI into the core's terminal
         "--cap-drop", "ALL",   # bwrap started as root (posixUser root) would keep them all
+        *(("--unshare-user", "--uid", str(user_map[0]), "--gid", str(user_map[1]))
+          if user_map else ()),
         "--unshare-pid",       # host processes invisible; pid 1 is bwrap's init
         "--unshare-ipc",       # no System V IPC / POSIX mqueues shared with the host
         "--unshare-uts",       # own hostname namespace
@@ -105,6 +132,8 @@ def build_argv(spec: LaunchSpec, host: HostView, *, bwrap: str = "bwrap",
         # bubblewrap mounts plain binds "nodev", so a device always needs --dev-bind; read-only
         # devices are enforced by the devices cgroup (see sandbox.prepare).
         cmd += _bind("--dev-bind", m.source, m.destination)
+    for d in _skeleton_dirs(spec, host, cmd):
+        cmd += ["--chmod", "0111", d]
     cmd += ["--remount-ro", "/", "--chdir", str(spec.cwd), "--"]
     cmd += list(argv if argv is not None else spec.argv)
     return cmd

@@ -29,7 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sprig.errors import LaunchError, SandboxUnavailable
-from sprig.launcher import cgroups, plumbing, users
+from sprig.launcher import cgroups, peers, plumbing, users
+from sprig.launcher.registry import REGISTRY, descendants
 from sprig.launcher.spec import ContainerMode, LaunchSpec
 
 OutputCallback = plumbing.OutputCallback
@@ -105,6 +106,46 @@ class LaunchedProcess:
         self._cgroup_removed = False   # once removed, its name may belong to another worker
         self._close_lock = asyncio.Lock()
         self.pid: int = proc.pid
+        self._started = peers.start_time(proc.pid)
+        if spec.owner is not None:
+            REGISTRY.add(self)
+
+    @property
+    def owner(self) -> str | None:
+        """The component this process belongs to (``LaunchSpec.owner``)."""
+        return self._spec.owner
+
+    def has_member(self, pid: int) -> bool:
+        """True if ``pid`` is a live process of this tree: in its cgroup, or else in the session
+        the launcher created for it (a session can be left but never joined, so no process of
+        another tree can pass). A leader pid reused by another process is told apart by its
+        start time."""
+        if self._closed:
+            return False
+        cg = self._live_cgroup
+        if cg is not None:
+            try:
+                return pid in cg.pids()
+            except OSError:
+                return False
+        if self._sandboxed or peers.session_of(pid) != self.pid:
+            return False
+        leader_start = peers.start_time(self.pid)
+        return leader_start is None or leader_start == self._started
+
+    def member_pids(self) -> list[int]:
+        """The live processes of this tree (its cgroup, else the leader's descendants)."""
+        if self._closed:
+            return []
+        cg = self._live_cgroup
+        if cg is not None:
+            try:
+                return cg.pids()
+            except OSError:
+                return []
+        if self._status is not None or peers.start_time(self.pid) != self._started:
+            return []
+        return descendants(self.pid)
 
     @property
     def returncode(self) -> int | None:
@@ -233,6 +274,7 @@ class LaunchedProcess:
                 transport.close()
             self.memory_peak_kb()
             self._closed = True
+            REGISTRY.discard(self)
             cg = self._live_cgroup
             if cg is not None:
                 with contextlib.suppress(OSError):
@@ -382,7 +424,10 @@ async def spawn(spec: LaunchSpec, *, on_output: OutputCallback | None = None,
     if sandboxed:
         from sprig.launcher import sandbox
 
-        plan = await asyncio.to_thread(sandbox.prepare, spec, exe, creds)
+        inside = creds
+        if spec.sandbox_uid is not None and creds is not None and creds.uid != 0:
+            creds = creds.as_host_uid(spec.sandbox_uid)
+        plan = await asyncio.to_thread(sandbox.prepare, spec, exe, creds, inside)
         argv, cwd, ro_devices = plan.argv, "/", plan.read_only_devices
         if ro_devices and driver is not None and "devices" not in driver.controllers():
             raise SandboxUnavailable(

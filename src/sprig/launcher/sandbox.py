@@ -1,14 +1,25 @@
 """Preparing a GreengrassContainer sandbox: host probing, checks, addGroupOwner, the argv.
 
-Identity: bwrap is started *as the run-as user* (the child drops to it before exec, after
-joining its cgroup). On Debian 12 and Raspberry Pi OS bookworm bwrap is not setuid, so it then
-creates a user namespace itself in which the user keeps its own uid and gid — the function
-sees exactly the configured ids, and to the host kernel it is that unprivileged user. The
-alternative, running bwrap as root with ``--unshare-user --uid U --gid G``, would map U to
-host root: files the function creates would belong to root and host permission checks would
-be root's. When the run-as user *is* root (asked for explicitly), bwrap runs privileged
-without a user namespace and drops all capabilities. Both need no setuid bit and no
-configuration beyond what those distributions ship (unprivileged user namespaces enabled).
+Identity: bwrap is started unprivileged (the child drops to it before exec, after joining its
+cgroup). On Debian 12 and Raspberry Pi OS bookworm bwrap is not setuid, so it creates a user
+namespace itself. Which host uid it runs as:
+
+* with a **sandbox uid** (``LaunchSpec.sandbox_uid``, what the core gives every container
+  function: one uid per component, from a reserved range), bwrap runs as that uid with the
+  run-as user's gid and groups, and maps it to the run-as user inside (``--unshare-user --uid
+  U --gid G``). The function sees exactly the configured user and group; on the host no other
+  process has its uid, so none can read its ``/proc/<pid>/environ`` or memory, trace it,
+  signal it or write through ``/proc/<pid>/root`` — not even a NoContainer function or a
+  generic component of the same run-as user (the kernel allows all of that between processes
+  of one uid, and to the owner of a user namespace). Group permissions (``addGroupOwner``)
+  work as before; files it creates in rw volumes belong to the sandbox uid on the host.
+* without one, bwrap runs as the run-as user, who keeps its own uid and gid inside.
+
+Running bwrap as root with ``--unshare-user --uid U`` instead would map U to host root: files
+the function creates would belong to root and host permission checks would be root's. When the
+run-as user *is* root (asked for explicitly), bwrap runs privileged without a user namespace
+and drops all capabilities. None of this needs a setuid bit or configuration beyond what those
+distributions ship (unprivileged user namespaces enabled).
 """
 
 from __future__ import annotations
@@ -161,11 +172,13 @@ def _check_access(spec: LaunchSpec, exe: str, creds: Credentials) -> None:
                 "addGroupOwner on a volume or device)")
 
 
-def prepare(spec: LaunchSpec, exe: str, creds: Credentials | None) -> SandboxPlan:
+def prepare(spec: LaunchSpec, exe: str, creds: Credentials | None,
+            inside: Credentials | None = None) -> SandboxPlan:
     """Check the spec against the host, apply addGroupOwner and build the bwrap argv.
 
-    ``exe`` is ``argv[0]`` resolved on the host; ``creds`` the run-as identity (None: the
-    core's own).
+    ``exe`` is ``argv[0]`` resolved on the host; ``creds`` the identity bwrap runs as on the
+    host (None: the core's own); ``inside`` the run-as identity the function sees, when it
+    differs from ``creds`` (a sandbox uid: see :attr:`LaunchSpec.sandbox_uid`).
     """
     bwrap = bwrap_path()
     for i, p in enumerate(spec.read_only_paths):
@@ -198,5 +211,9 @@ def prepare(spec: LaunchSpec, exe: str, creds: Credentials | None) -> SandboxPla
     if creds is not None:
         _check_access(spec, exe, creds)
     listed = tuple(str(p) for p in (*spec.read_only_paths, *spec.writable_paths))
-    argv = build_argv(spec, probe_host(exe, listed), bwrap=bwrap, argv=(exe, *spec.argv[1:]))
+    user_map = None
+    if inside is not None and creds is not None and inside.uid != creds.uid:
+        user_map = (inside.uid, inside.gid)
+    argv = build_argv(spec, probe_host(exe, listed), bwrap=bwrap, argv=(exe, *spec.argv[1:]),
+                      user_map=user_map)
     return SandboxPlan(argv, tuple(ro_devices))

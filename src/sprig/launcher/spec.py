@@ -68,3 +68,11 @@ class LaunchSpec:
     devices: tuple[Mount, ...] = ()
     mount_ro_sysfs: bool = False
     cgroup_name: str | None = None
+    #: The component the process belongs to: registered so the core's listeners can tell its
+    #: processes from any other (see :mod:`sprig.launcher.registry`).
+    owner: str | None = None
+    #: GreengrassContainer only: the host uid the sandbox runs as. Inside, the process is still
+    #: ``run_as`` (a user namespace maps one to the other), so files, names and groups look the
+    #: same to the function; on the host no other process shares its uid, so none can read,
+    #: trace or signal it (see :mod:`sprig.launcher.sandbox`).
+    sandbox_uid: int | None = None

@@ -29,6 +29,11 @@ class Credentials:
     groups: tuple[int, ...]
     home: str
 
+    def as_host_uid(self, uid: int) -> Credentials:
+        """The same user seen from the host as ``uid`` (a sandbox identity: same gid and
+        groups, so group permissions on volumes and devices still apply)."""
+        return Credentials(self.user, uid, self.gid, self.groups, self.home)
+
     @property
     def is_current(self) -> bool:
         """True when the core already runs with exactly this uid and gid (no switch needed)."""

@@ -16,6 +16,7 @@ malformed requests to the caller, and close gracefully (:meth:`Connection.close_
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -75,6 +76,13 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
+
+    def socket(self) -> socket.socket | None:
+        """The connection's socket (to ask the kernel who the peer is)."""
+        # asyncio hands out a TransportSocket: the socket's read-only methods, all we need
+        sock: socket.socket | None = (self._transport.get_extra_info("socket")
+                                      if self._transport else None)
+        return sock
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True

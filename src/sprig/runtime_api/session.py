@@ -33,6 +33,7 @@ import contextlib
 import enum
 import json
 import os
+import socket
 import time
 import uuid
 from collections import deque
@@ -127,6 +128,63 @@ class InitError:
         return f"{self.error_type}: {self.error_message}"
 
 
+PeerCheck = Callable[[socket.socket], bool]
+
+
+class _Gate(asyncio.Protocol):
+    """One connection to a guarded session: nothing is read from it until its peer is known
+    to be the worker (then it is handed to the HTTP :class:`Connection`), and a peer that is
+    not is dropped without a byte of answer."""
+
+    def __init__(self, session: RuntimeSession, inner: Connection) -> None:
+        self.session = session
+        self.inner = inner
+        self.transport: asyncio.Transport | None = None
+        self.admitted = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.pause_reading()
+        self.session._admit(self)
+
+    def admit(self) -> None:
+        assert self.transport is not None
+        self.admitted = True
+        self.inner.connection_made(self.transport)
+        if not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    def refuse(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    def socket(self) -> socket.socket | None:
+        return None if self.transport is None else self.transport.get_extra_info("socket")
+
+    def data_received(self, data: bytes) -> None:
+        if self.admitted:
+            self.inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self.inner.eof_received() if self.admitted else None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.session._forget(self)
+        if self.admitted:
+            self.inner.connection_lost(exc)
+        else:
+            self.session._on_lost(self.inner)
+
+    def pause_writing(self) -> None:
+        if self.admitted:
+            self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self.admitted:
+            self.inner.resume_writing()
+
+
 class SessionAborted(Exception):
     """The pending invocation was abandoned (worker died, timed out or the session closed)."""
 
@@ -192,14 +250,26 @@ class RuntimeSession:
     _ready: asyncio.Event = field(default_factory=asyncio.Event)
     _failed: asyncio.Event = field(default_factory=asyncio.Event)
     invocations: int = 0
+    #: Guarded sessions serve only the peers their check admits (see :meth:`bind`).
+    guarded: bool = False
+    _check: PeerCheck | None = None
+    _waiting: list[_Gate] = field(default_factory=list)
+    _gates: set[_Gate] = field(default_factory=set)
 
     @classmethod
     async def open(cls, *, log: Callable[[str], None] = print,
                    max_response_bytes: int = wire.MAX_RESPONSE_BYTES,
                    unix_path: str | None = None,
-                   unix_owner: tuple[int, int] | None = None) -> RuntimeSession:
-        """Start a listener on 127.0.0.1 with a free port; ``address`` is ``host:port``."""
-        self = cls(log=log, max_response_bytes=max_response_bytes)
+                   unix_owner: tuple[int, int] | None = None,
+                   guarded: bool = False) -> RuntimeSession:
+        """Start a listener on 127.0.0.1 with a free port; ``address`` is ``host:port``.
+
+        ``guarded``: serve only connections that the check given to :meth:`bind` admits
+        (connections arriving before that wait, unread). Any process of the device can reach a
+        loopback port or find a socket path: the Lambda manager binds each session to its
+        worker's processes, so no other process gets an invocation or a chance to answer one.
+        """
+        self = cls(log=log, max_response_bytes=max_response_bytes, guarded=guarded)
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(self._new_connection, "127.0.0.1", 0)
         port = self._server.sockets[0].getsockname()[1]
@@ -291,17 +361,50 @@ class RuntimeSession:
             server.close()
         for conn in list(self._conns):
             conn.close()
+        for gate in list(self._gates):
+            if not gate.admitted:
+                gate.refuse()
         for server in servers:
             await server.wait_closed()
         if self.unix_path is not None:
             with contextlib.suppress(OSError):
                 os.unlink(self.unix_path)
 
+    def bind(self, check: PeerCheck) -> None:
+        """Admit from now on only the connections whose socket ``check`` accepts (it logs its
+        refusals); connections that arrived before are judged now."""
+        self._check = check
+        waiting, self._waiting = self._waiting, []
+        for gate in waiting:
+            self._admit(gate)
+
+    def _admit(self, gate: _Gate) -> None:
+        if self.state is SessionState.CLOSED:
+            gate.refuse()
+            return
+        if self._check is None:
+            self._waiting.append(gate)
+            return
+        sock = gate.socket()
+        if sock is not None and self._check(sock):
+            gate.admit()
+        else:
+            gate.refuse()
+
+    def _forget(self, gate: _Gate) -> None:
+        self._gates.discard(gate)
+        if gate in self._waiting:
+            self._waiting.remove(gate)
+
     # -- the worker's side -----------------------------------------------------------------
-    def _new_connection(self) -> Connection:
+    def _new_connection(self) -> asyncio.Protocol:
         conn = Connection(self._on_request, self._on_lost, self.max_response_bytes)
         self._conns.add(conn)
-        return conn
+        if not self.guarded:
+            return conn
+        gate = _Gate(self, conn)
+        self._gates.add(gate)
+        return gate
 
     def _on_lost(self, conn: Connection) -> None:
         self._conns.discard(conn)

@@ -23,7 +23,7 @@ from sprig.pubsub.bus import Bus
 from sprig.pubsub.event_sources import EventSources
 from sprig.sdk_ipc.env import new_token, sdk_env
 from sprig.sdk_ipc.secrets import SecretStore, parse_secrets
-from sprig.sdk_ipc.server import SdkIpcServer
+from sprig.sdk_ipc.server import PeerCheck, SdkIpcServer
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,8 @@ class Messaging:
     mqtt: MqttSettings | None = None
     secrets: SecretStore | None = None
     sdk_port: int = 0
+    #: who may use a function's V1 token (see SdkIpcServer); None: anyone holding it (tests)
+    verify_peer: PeerCheck | None = None
     bus: Bus = field(init=False)
     bridge: MqttBridge | None = field(init=False)
     event_sources: EventSources = field(init=False)
@@ -57,7 +59,8 @@ class Messaging:
         self.bridge = MqttBridge(self.mqtt) if self.mqtt is not None else None
         self.event_sources = EventSources(self.bus, self.bridge, self.invoker)
         self.sdk_ipc = SdkIpcServer(invoker=self.invoker, bus=self.bus, cloud=self.bridge,
-                                    secrets=self.secrets, port=self.sdk_port)
+                                    secrets=self.secrets, port=self.sdk_port,
+                                    verify_peer=self.verify_peer)
 
     async def start(self) -> None:
         await self.bus.start()

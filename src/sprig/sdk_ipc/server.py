@@ -32,9 +32,10 @@ import binascii
 import contextlib
 import json
 import logging
+import socket
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import unquote
@@ -54,6 +55,7 @@ from sprig.functions.invocation import (
     Invoker,
 )
 from sprig.httpserver import HttpRequest, HttpServer, Response, Router
+from sprig.launcher.registry import Refusals
 from sprig.pubsub.authorization import GET_SECRET_VALUE, IpcService, authorize
 from sprig.pubsub.bus import Bus
 from sprig.pubsub.topic import InvalidTopic, Topic
@@ -91,6 +93,9 @@ class SecretSource(Protocol):
                          ) -> dict[str, Any]: ...
 
 
+
+PeerCheck = Callable[[str, socket.socket | None], str | None]
+
 @dataclass(frozen=True)
 class Caller:
     arn: str
@@ -123,7 +128,11 @@ class SdkIpcServer:
 
     def __init__(self, *, invoker: Invoker, bus: Bus | None = None,
                  cloud: CloudPublisher | None = None, secrets: SecretSource | None = None,
-                 host: str = "127.0.0.1", port: int = 0) -> None:
+                 host: str = "127.0.0.1", port: int = 0,
+                 verify_peer: PeerCheck | None = None) -> None:
+        """``verify_peer(component, sock)``: None when the connection comes from a process of
+        that component, else who it comes from (the request is refused); None: no check."""
+        self._verify_peer = verify_peer
         self._invoker = invoker
         self._bus = bus
         self._cloud = cloud
@@ -136,6 +145,7 @@ class SdkIpcServer:
         self._server: HttpServer | None = None
         self.published = 0
         self.cloud_unavailable = 0
+        self._refusals = Refusals()
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -188,6 +198,16 @@ class SdkIpcServer:
         caller = self._callers.get(token)
         if caller is None:
             return _text(403, "Invalid Authorization token: it belongs to no running function")
+        if self._verify_peer is not None:
+            stranger = self._verify_peer(caller.component, request.sock)
+            if stranger is not None:
+                n = self._refusals.count(stranger)
+                if n is not None:
+                    log.warning("V1 SDK: the token of %s refused: presented by %s, not by a "
+                                "process of %s (refusal %d)", caller.component, stranger,
+                                caller.component, n)
+                return _text(403, "Invalid Authorization token: it belongs to another "
+                                  "function's process")
         return caller
 
     async def _unsupported(self, request: HttpRequest) -> Response:

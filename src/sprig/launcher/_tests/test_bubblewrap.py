@@ -85,3 +85,28 @@ def test_no_prefix_for_an_executable_inside_listed_paths(tmp_path: Path) -> None
     exe = str(code / "bootstrap")
     assert probe_host(exe).runtime_prefixes == (str(code.parent),)   # would widen the view
     assert probe_host(exe, (str(code),)).runtime_prefixes == ()
+
+
+def test_a_sandbox_uid_is_mapped_to_the_run_as_user_inside() -> None:
+    argv = build_argv(spec(), HOST, user_map=(999, 995))
+    i = argv.index("--unshare-user")
+    assert argv[i:i + 5] == ["--unshare-user", "--uid", "999", "--gid", "995"]
+    assert "--unshare-user" not in build_argv(spec(), HOST)
+
+
+def test_the_directories_leading_to_sprigs_mounts_are_not_listable() -> None:
+    s = spec(read_only_paths=(Path("/var/lib/sprig/packages/code"),
+                              Path("/var/lib/sprig/runtime-assets/x")),
+             writable_paths=(Path("/var/lib/sprig/work/Fn"), Path("/var/lib/sprig/ipc.socket")),
+             volumes=(Mount(Path("/srv/a"), Path("/data/a")),))
+    argv = build_argv(s, HOST)
+    chmod = triples(argv, "--chmod")
+    assert chmod == [("0111", "/var"), ("0111", "/var/lib"), ("0111", "/var/lib/sprig"),
+                     ("0111", "/var/lib/sprig/packages"),
+                     ("0111", "/var/lib/sprig/runtime-assets"),
+                     ("0111", "/var/lib/sprig/work")]
+    # after every bind (they create the directories), before the root goes read-only
+    last_bind = max(i for i, a in enumerate(argv) if a in ("--bind", "--ro-bind"))
+    assert last_bind < argv.index("--chmod") < argv.index("--remount-ro")
+    # system directories and a volume's parents stay as they are
+    assert not any(p in ("/usr", "/etc", "/data", "/tmp", "/") for _, p in chmod)

@@ -139,17 +139,18 @@ def handler(event, context):
                if t not in seen and (isinstance(t, str) or "%s:%d" % t != own)]
         for t in new:
             seen.add(t)
-            threads.append(threading.Thread(target=camp, args=(t, results, sent, deadline)))
+            threads.append(threading.Thread(target=camp, args=(t, results, sent, deadline),
+                                            daemon=True))
             threads[-1].start()
         for _ in new:
-            sent.acquire()
+            sent.acquire(timeout=5)
         if not signalled:
             signalled = True
             with open(event["fifo"], "w") as f:
                 f.write("ready\n")
     for t in threads:
-        t.join()
-    return {"targets": sorted(str(t) for t in seen), "results": results}
+        t.join(max(0.0, deadline + 3 - time.monotonic()))
+    return {"targets": sorted(str(t) for t in seen), "results": list(results)}
 '''
 
 
@@ -200,7 +201,7 @@ def test_a_function_cannot_take_another_workers_invocations(
     out = public_tmp / "out"
     function_component(out, "Victim", VICTIM, pinned=victim_pinned, isolation=victim_mode)
     function_component(out, "Stealer", STEALER, pinned=True, isolation=attacker_mode,
-                       timeout="30", memory_kb="65536")
+                       timeout="60", memory_kb="65536")
     _deploy(core, out, "Victim", "Stealer")
     if victim_pinned:
         invoke(core, "Victim", {"warm": 1})

@@ -126,7 +126,7 @@ async def update_configuration(call: Call, req: dict[str, Any]) -> Reply:
     if hit is not None:
         raise _refuse(call, f"keyPath {format_pointer(path) or '/'!r}",
                       f"{hit.pointer or '/'} of {call.component} cannot be changed over IPC "
-                      f"({hit.reason}); only a deployment can change it")
+                      f"because {hit.reason}; only a deployment can change it")
     await call.core.update_configuration(call.component, path, value)
     return Reply("aws.greengrass#UpdateConfigurationResponse", {})
 

@@ -240,6 +240,7 @@ class _Scanner:
         self.out.append(prefix + reference(name, context))
         if top.kind is _Kind.CMD:
             top.word_start = False
+            top.word += "\0"            # a value is never a reserved word
 
     def _backslash(self, escapes: str | None) -> None:
         """A backslash: escapes the next character (any if ``escapes`` is None, else those in

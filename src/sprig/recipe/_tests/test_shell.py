@@ -210,3 +210,42 @@ def test_an_unterminated_script_is_left_to_the_shell() -> None:
     placed = place(parts("echo 'unterminated @", "v"))
     assert placed.contexts == (Context.SINGLE_QUOTED,)
     assert place(parts('echo "$(x @', "v")).contexts == (Context.UNQUOTED,)
+
+
+def _word(depth: int) -> st.SearchStrategy[str]:
+    """Shell words mixing quotes, escapes, $( ), backquotes, ${ } and case, with @ marks."""
+    base = st.sampled_from(["a", "@", "b@c", "\\'", '\\"', "\\\\", "#x", "${UNSET}"])
+    if depth <= 0:
+        return base
+    spaced = st.lists(_word(depth - 1), min_size=1, max_size=3).map(" ".join)
+    joined = st.lists(_word(depth - 1), min_size=1, max_size=3).map("".join)
+    return st.one_of(
+        base,
+        st.lists(st.sampled_from(["a", "@", " ", '\\"', "${UNSET}", "'", "#"]), max_size=4)
+        .map(lambda w: '"' + "".join(w) + '"'),
+        st.lists(st.sampled_from(["a", "@", " ", '"', "\\", "#", "${x}"]), max_size=4)
+        .map(lambda w: "'" + "".join(w) + "'"),
+        spaced.map(lambda s: '"$(printf %s ' + s + ')"'),
+        spaced.map(lambda s: "$(printf %s " + s + ")"),
+        spaced.map(lambda s: '"`printf %s ' + s + '`"'),
+        spaced.map(lambda s: "`printf %s \\`printf %s " + s.replace("`", "") + "\\``"),
+        joined.map(lambda s: "${UNSET:-" + s + "}"),
+        spaced.map(lambda s: "$(case x in x) printf %s " + s + ";; esac)"),
+    )
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_word(2), min_size=1, max_size=4),
+       st.sampled_from(["", " # c @", "\ncat <<EOF\n@ '@' \"@\"\nEOF", "\ncat <<'E'\nq@\nE"]))
+def test_the_scanner_agrees_with_the_shell_on_every_context(words: list[str], tail: str) -> None:
+    """For a plain value, the placed script must do what pasting the text does: if a context
+    were misjudged, a reference would show up literally or the script would break."""
+    template = "printf '[%s]' " + " ".join(words) + tail
+    if "\\@" in template:              # a backslash before a variable is kept literal: differs
+        return
+    pasted = subprocess.run(["/bin/sh", "-c", template.replace("@", "VAL")],
+                            capture_output=True, timeout=10)
+    placed = place(parts(template, "VAL"))
+    ours = subprocess.run(["/bin/sh", "-c", placed.script], capture_output=True, timeout=10,
+                          env={**placed.env, "PATH": "/usr/bin:/bin"})
+    assert (ours.returncode, ours.stdout) == (pasted.returncode, pasted.stdout), placed.script

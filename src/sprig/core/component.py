@@ -1,5 +1,6 @@
 """A component as the kernel runs it: the recipe resolved for this device, its configuration,
-and how its lifecycle strings are interpolated."""
+how its lifecycle strings are interpolated, and which of its texts root runs (the
+configuration keys those read are protected from IPC updates: :mod:`sprig.config.protected`)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,19 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sprig.config.merge import ConfigState
+from sprig.config.protected import Reference
 from sprig.core.lifecycle import DEFAULT_STEP_TIMEOUTS, Step
 from sprig.recipe.model import Recipe
 from sprig.recipe.parse import parse_recipe
 from sprig.recipe.platform import effective_lifecycle, select_manifest
-from sprig.recipe.variables import ComponentVariables, VariableContext, interpolate
+from sprig.recipe.shell import Placed
+from sprig.recipe.variables import (
+    ComponentVariables,
+    VariableContext,
+    configuration_references,
+    interpolate,
+    shell_script,
+)
 
 if TYPE_CHECKING:
     from sprig.paths import RootLayout
@@ -114,11 +123,54 @@ def interpolation_context(component: Component, others: dict[str, Component],
 
 
 def render(text: str, ctx: VariableContext) -> str:
+    """Text with every variable's value pasted in: for Skipif and Setenv values, which no
+    shell parses (never for a script: see :func:`render_script`)."""
     return interpolate(text, ctx)
 
 
+def render_script(step: StepSpec, ctx: VariableContext) -> Placed:
+    """The step's script for ``/bin/sh -c`` and the environment variables holding the
+    configuration values it refers to (each reaches the shell as one literal string).
+
+    Raises:
+        sprig.recipe.shell.PlacementError: a value that cannot be placed safely.
+    """
+    return shell_script(step.script, ctx)
+
+
+def privileged_references(component: Component, *, runs_as_root: bool) -> list[Reference]:
+    """The configuration keys that root (or, for a Lambda component, the Lambda manager) reads
+    through ``component``'s recipe: the script, Skipif and Setenv of each ``RequiresPrivilege``
+    step (every step when the component runs as root) and the component-level Setenv when any
+    step is privileged; a Lambda component's Setenv always (the manager reads its handler,
+    runtime, artifact path and exec args from there)."""
+    texts: list[tuple[str, str]] = []
+    privileged = False
+    for step in component.steps.values():
+        if not (step.requires_privilege or runs_as_root):
+            continue
+        privileged = True
+        where = (f"the {step.name} step of {component.name} (run as root)" if runs_as_root
+                 and not step.requires_privilege else
+                 f"the RequiresPrivilege {step.name} step of {component.name}")
+        texts.append((where, step.script))
+        if step.skipif:
+            texts.append((f"{where} (Skipif)", step.skipif))
+        texts.extend((f"{where} (Setenv {k})", v) for k, v in step.setenv.items())
+    if privileged or component.component_type == LAMBDA:
+        texts.extend((f"the Setenv {k} of {component.name}", v)
+                     for k, v in component.setenv.items())
+    return [Reference(owner or component.name, path, where)
+            for where, text in texts
+            for owner, path in configuration_references(text)]
+
+
 def lifecycle_fingerprint(component: Component, ctx: VariableContext) -> str:
-    """The interpolated lifecycle: when it changes, the component must restart."""
+    """The interpolated lifecycle: when it changes, the component must restart.
+
+    Values are pasted as text here (:func:`render`), never run: the fingerprint only has to
+    change whenever a value a script refers to changes (scripts get them by environment).
+    """
     doc = {
         "setenv": {k: interpolate(v, ctx) for k, v in component.setenv.items()},
         "steps": {

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from sprig import __version__, assets
+from sprig.config.visibility import SECRET_MANAGER, redact_secrets
 from sprig.core.ipc_adapter import KernelIpcCore
 from sprig.core.kernel import Kernel
 from sprig.core.lambda_service import FunctionHook, LambdaService, validate_lambda
@@ -48,21 +49,6 @@ from sprig.settings import CoreSettings
 from sprig.state.db import StateDB
 
 log = logging.getLogger("sprig.core")
-
-
-SECRET_MANAGER = "aws.greengrass.SecretManager"
-_SECRET_KEYS = ("secretString", "secretBinary")
-
-
-def redact_secrets(value: Any) -> Any:
-    """A copy of ``value`` with every ``secretString`` / ``secretBinary`` replaced, for output:
-    secrets reach the secret store, never a log line, a CLI listing or an API answer."""
-    if isinstance(value, dict):
-        return {k: ("** redacted **" if k in _SECRET_KEYS else redact_secrets(v))
-                for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact_secrets(v) for v in value]
-    return value
 
 
 class Core:

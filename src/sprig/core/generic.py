@@ -9,12 +9,14 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sprig.core.component import render_script
 from sprig.core.lifecycle import Step
 from sprig.core.service import Service, ServiceError
 from sprig.core.state import State
 from sprig.errors import LaunchError
 from sprig.launcher.process import LaunchedProcess, spawn
 from sprig.launcher.spec import ContainerMode, LaunchSpec, ResourceLimits
+from sprig.recipe.shell import PlacementError
 
 if TYPE_CHECKING:
     from sprig.core.component import Component, StepSpec
@@ -115,12 +117,16 @@ class GenericService(Service):
 
     async def _launch(self, step: StepSpec) -> LaunchedProcess:
         ctx = self.kernel.interpolation_context(self.component)
-        script = self.kernel.render(step.script, ctx)
-        env = self.kernel.component_env(self.component, ctx, step.setenv)
+        try:
+            # Configuration values reach the script by environment, never as script text.
+            placed = render_script(step, ctx)
+        except PlacementError as e:
+            raise ServiceError(f"{step.name} script could not start: {e}") from None
+        env = {**self.kernel.component_env(self.component, ctx, step.setenv), **placed.env}
         work = self.kernel.prepare_work_dir(self.component)
         limits = self.kernel.system_limits(self.component)
         spec = LaunchSpec(
-            argv=("/bin/sh", "-c", script),
+            argv=("/bin/sh", "-c", placed.script),
             env=env,
             cwd=work,
             run_as=self.kernel.run_as_for(self.component, privileged=step.requires_privilege),

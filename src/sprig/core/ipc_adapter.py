@@ -7,12 +7,16 @@ from collections.abc import Callable, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from sprig.config.protected import ACCESS_CONTROL, ProtectedKey, protected_keys
+from sprig.core.component import privileged_references
 from sprig.core.state import State
+from sprig.errors import SprigError
 from sprig.launcher.peers import Peer
 from sprig.launcher.registry import REGISTRY
 from sprig.sdk_ipc.secrets import SecretStore
 
 if TYPE_CHECKING:
+    from sprig.core.component import Component
     from sprig.core.kernel import Kernel
     from sprig.mqtt.bridge import MqttBridge
     from sprig.pubsub.bus import Bus
@@ -53,6 +57,26 @@ class KernelIpcCore:
     def get_configuration(self, component: str) -> dict[str, Any] | None:
         comp = self.kernel.components.get(component)
         return comp.configuration if comp is not None else None
+
+    def component_type(self, component: str) -> str | None:
+        comp = self.kernel.components.get(component)
+        return comp.component_type if comp is not None else None
+
+    def protected_configuration(self, component: str) -> list[ProtectedKey]:
+        comp = self.kernel.components.get(component)
+        if comp is None:
+            return [ACCESS_CONTROL]
+        references = [ref for other in self.kernel.components.values()
+                      for ref in privileged_references(other,
+                                                       runs_as_root=self._runs_as_root(other))]
+        return protected_keys(component, comp.component_type, references)
+
+    def _runs_as_root(self, comp: Component) -> bool:
+        try:
+            run_as = self.kernel.run_as_for(comp)
+        except SprigError:
+            return True       # cannot tell: protect what its steps read
+        return run_as is not None and run_as.user in ("root", "0")
 
     async def update_configuration(self, component: str, key_path: list[str],
                                    value_to_merge: Any) -> None:

@@ -105,20 +105,47 @@ def _raise(e: ValidationError, source: str | None) -> LambdaConfig:
 _DEFAULT = LambdaConfig()
 
 
+class Key(enum.StrEnum):
+    """Every top-level configuration key the Lambda manager reads: the ONE list of them.
+
+    The parser below reads only these, and the configuration guard
+    (:mod:`sprig.config.protected`) protects all of them from IPC ``UpdateConfiguration``: each
+    decides isolation (``containerMode``, ``containerParams``), identity and environment
+    (``lambdaExecutionParameters``), resources (pool, queue and memory sizes, timeouts) or which
+    topics invoke the function (``pubsubTopics``), so only a deployment may change them.
+    """
+
+    PINNED = "pinned"
+    TIMEOUT = "timeoutInSeconds"
+    MAX_IDLE = "maxIdleTimeInSeconds"
+    MAX_INSTANCES = "maxInstancesCount"
+    MAX_QUEUE = "maxQueueSize"
+    STATUS_TIMEOUT = "statusTimeoutInSeconds"
+    ENCODING = "inputPayloadEncodingType"
+    CONTAINER_MODE = "containerMode"
+    CONTAINER_PARAMS = "containerParams"
+    EXECUTION_PARAMETERS = "lambdaExecutionParameters"
+    EVENT_SOURCES = "pubsubTopics"
+
+
+#: Where a Lambda component's environment variables live in its configuration.
+ENVIRONMENT_VARIABLES_PATH = (str(Key.EXECUTION_PARAMETERS), "EnvironmentVariables")
+
+
 def _parse(cfg: Mapping[str, Any]) -> LambdaConfig:
     if not isinstance(cfg, Mapping):
         raise ValidationError("", "the configuration must be an object", value=cfg)
-    params = _mapping(cfg, "containerParams")
-    lep = _mapping(cfg, "lambdaExecutionParameters")
+    params = _mapping(cfg, Key.CONTAINER_PARAMS)
+    lep = _mapping(cfg, Key.EXECUTION_PARAMETERS)
     return LambdaConfig(
-        pinned=_bool(cfg, "pinned", _DEFAULT.pinned),
-        timeout_s=_int(cfg, "timeoutInSeconds", 3, 1),
-        max_idle_s=_int(cfg, "maxIdleTimeInSeconds", 60, 30),
-        max_instances=_int(cfg, "maxInstancesCount", 100, 1),
-        max_queue_size=_int(cfg, "maxQueueSize", 1000, 1),
-        status_timeout_s=_int(cfg, "statusTimeoutInSeconds", 60, 30),
-        encoding=_enum(cfg, "inputPayloadEncodingType", PayloadEncoding, PayloadEncoding.JSON),
-        container_mode=_enum(cfg, "containerMode", ContainerMode,
+        pinned=_bool(cfg, Key.PINNED, _DEFAULT.pinned),
+        timeout_s=_int(cfg, Key.TIMEOUT, 3, 1),
+        max_idle_s=_int(cfg, Key.MAX_IDLE, 60, 30),
+        max_instances=_int(cfg, Key.MAX_INSTANCES, 100, 1),
+        max_queue_size=_int(cfg, Key.MAX_QUEUE, 1000, 1),
+        status_timeout_s=_int(cfg, Key.STATUS_TIMEOUT, 60, 30),
+        encoding=_enum(cfg, Key.ENCODING, PayloadEncoding, PayloadEncoding.JSON),
+        container_mode=_enum(cfg, Key.CONTAINER_MODE, ContainerMode,
                              ContainerMode.GREENGRASS_CONTAINER),
         memory_kb=_int(params, "memorySize", 16384, 2048, "containerParams."),
         mount_ro_sysfs=_bool(params, "mountROSysfs", False, "containerParams."),
@@ -259,10 +286,10 @@ def _devices(params: Mapping[str, Any]) -> tuple[DeviceMount, ...]:
 
 
 def _environment(lep: Mapping[str, Any]) -> dict[str, str]:
-    raw = lep.get("EnvironmentVariables")
+    raw = lep.get(ENVIRONMENT_VARIABLES_PATH[1])
     if raw is None:
         return {}
-    path = "lambdaExecutionParameters.EnvironmentVariables"
+    path = ".".join(ENVIRONMENT_VARIABLES_PATH)
     if not isinstance(raw, Mapping):
         raise ValidationError(path, "must be an object", value=raw,
                               allowed="an object of name: string")
@@ -284,7 +311,7 @@ def _environment(lep: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _event_sources(cfg: Mapping[str, Any]) -> tuple[EventSource, ...]:
-    raw = cfg.get("pubsubTopics")
+    raw = cfg.get(Key.EVENT_SOURCES)
     if raw is None:
         return ()
     if isinstance(raw, list):

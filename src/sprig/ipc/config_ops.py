@@ -1,16 +1,20 @@
 """Configuration and lifecycle operations: GetConfiguration, UpdateConfiguration,
 SubscribeToConfigurationUpdate, UpdateState, GetComponentDetails.
 
-Rules, as Greengrass applies them:
+Rules, as Greengrass applies them, with Sprig's two guards (see ``README.md`` here):
 
 * **Reading** configuration (GetConfiguration, SubscribeToConfigurationUpdate) needs no policy,
   for the caller's own component or any other (``componentName``; absent = the caller).
   GetConfiguration of a leaf answers ``{<last key>: value}``, of a map the map itself; a key path
-  that does not exist is ResourceNotFoundError.
-* **Writing** (UpdateConfiguration) is for the caller's own component only. Sprig also refuses
-  changes to ``accessControl``: a component must not grant itself IPC permissions. The request's
-  ``timestamp`` is checked for shape but not used for conflict detection (the core keeps no
-  per-key timestamps).
+  that does not exist is ResourceNotFoundError. What a reader sees is decided in one place,
+  :func:`sprig.config.visibility.readable_configuration` (no secret values, no other Lambda
+  component's environment variables), for GetConfiguration and GetComponentDetails alike.
+* **Writing** (UpdateConfiguration) is for the caller's own component only, and never a
+  protected key (:mod:`sprig.config.protected`: ``accessControl``, a Lambda component's
+  manager keys, whatever root interpolates): configuration must not grant privilege. Refusals
+  are UnauthorizedError naming the key, and a WARNING line in the core log naming the caller.
+  The request's ``timestamp`` is checked for shape but not used for conflict detection (the
+  core keeps no per-key timestamps).
 * **GetComponentDetails** belongs to Greengrass's CLI IPC service, so it needs an
   ``accessControl`` policy under ``aws.greengrass.Cli`` listing
   ``aws.greengrass#GetComponentDetails`` and a resource matching the component name (``*`` for
@@ -20,19 +24,24 @@ Rules, as Greengrass applies them:
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Mapping
 from typing import Any, Final
 
+from sprig.config.pointer import format_pointer
+from sprig.config.protected import reached_key
+from sprig.config.visibility import readable_configuration
 from sprig.ipc.call import Call, Reply, check_size, key_path, required_string, string
 from sprig.ipc.core import ResourceNotFoundError, UnauthorizedError, invalid
 from sprig.pubsub.authorization import check
+
+log = logging.getLogger("sprig.ipc")
 
 CLI_SERVICE: Final = "aws.greengrass.Cli"
 GET_COMPONENT_DETAILS: Final = "aws.greengrass#GetComponentDetails"
 CONFIGURATION_UPDATE_EVENTS: Final = "aws.greengrass#ConfigurationUpdateEvents"
 REPORTED_STATES: Final = ("RUNNING", "ERRORED")
-PROTECTED_KEY: Final = "accessControl"
 
 
 def lookup(config: Mapping[str, Any], path: list[str]) -> Any:
@@ -65,11 +74,19 @@ def _component(call: Call, req: dict[str, Any]) -> str:
 
 
 def _config_of(call: Call, name: str) -> dict[str, Any]:
+    """What the caller may see of ``name``'s configuration."""
     config = call.core.get_configuration(name)
     if config is None:
         raise ResourceNotFoundError(f"componentName: component {name!r} does not exist on "
                                     "this core", resource_type="Component", resource_name=name)
-    return config
+    return readable_configuration(call.component, name, call.core.component_type(name), config)
+
+
+def _refuse(call: Call, what: str, why: str) -> UnauthorizedError:
+    """An UnauthorizedError, logged (one line, naming the caller) for whoever watches the core."""
+    log.warning("%s: %s refused: %s", call.component, call.operation.rpartition("#")[2],
+                f"{what}: {why}".replace("\n", "\\n"))
+    return UnauthorizedError(f"{what}: {why}")
 
 
 async def get_configuration(call: Call, req: dict[str, Any]) -> Reply:
@@ -89,8 +106,8 @@ async def get_configuration(call: Call, req: dict[str, Any]) -> Reply:
 async def update_configuration(call: Call, req: dict[str, Any]) -> Reply:
     other = req.get("componentName")
     if other is not None and other != call.component:
-        raise UnauthorizedError(f"componentName: {call.component} may update only its own "
-                                f"configuration, not {other!r}")
+        raise _refuse(call, "componentName", f"{call.component} may update only its own "
+                      f"configuration, not {other!r}")
     path = key_path(req)
     if "valueToMerge" not in req:
         raise invalid("valueToMerge", "is required", None,
@@ -101,18 +118,15 @@ async def update_configuration(call: Call, req: dict[str, Any]) -> Reply:
                            or not math.isfinite(ts) or ts < 0):
         raise invalid("timestamp", "must be a non-negative number", ts,
                       "seconds since the epoch (the SDK sends datetime.timestamp())")
-    if not path and isinstance(value, Mapping):
-        touches = PROTECTED_KEY in value
-    elif not path:
+    if not path and not isinstance(value, Mapping):
         raise invalid("valueToMerge", "must be an object when keyPath is empty", value,
                       "a JSON object merged into the whole configuration")
-    else:
-        touches = path[0] == PROTECTED_KEY
-    if touches:
-        raise UnauthorizedError(f"keyPath: {PROTECTED_KEY} cannot be changed over IPC (it holds "
-                                f"the component's authorization policies); change it with a "
-                                "deployment")
     check_size(len(json.dumps(value)), "valueToMerge", call.max_payload)
+    hit = reached_key(call.core.protected_configuration(call.component), path, value)
+    if hit is not None:
+        raise _refuse(call, f"keyPath {format_pointer(path) or '/'!r}",
+                      f"{hit.pointer or '/'} of {call.component} cannot be changed over IPC "
+                      f"because {hit.reason}; only a deployment can change it")
     await call.core.update_configuration(call.component, path, value)
     return Reply("aws.greengrass#UpdateConfigurationResponse", {})
 
@@ -149,4 +163,7 @@ async def get_component_details(call: Call, req: dict[str, Any]) -> Reply:
                                     "this core", resource_type="Component", resource_name=name)
     body = {k: details[k] for k in ("componentName", "version", "state", "configuration")
             if details.get(k) is not None}
+    if "configuration" in body:
+        body["configuration"] = readable_configuration(
+            call.component, name, call.core.component_type(name), body["configuration"])
     return Reply("aws.greengrass#GetComponentDetailsResponse", {"componentDetails": body})

@@ -10,9 +10,10 @@ exception class (``UnauthorizedError``, ``ServiceError``...) with our ``message`
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Protocol
 
+from sprig.config.protected import ProtectedKey
 from sprig.errors import SprigError
 from sprig.launcher.peers import Peer
 from sprig.mqtt.bridge import MqttBridge
@@ -53,6 +54,16 @@ class IpcCore(Protocol):
 
     def get_configuration(self, component: str) -> dict[str, Any] | None:
         """The component's effective configuration; None when there is no such component."""
+        ...
+
+    def component_type(self, component: str) -> str | None:
+        """The component's recipe ComponentType (``aws.greengrass.lambda``...); None when
+        there is no such component."""
+        ...
+
+    def protected_configuration(self, component: str) -> Sequence[ProtectedKey]:
+        """The keys of the component's configuration that IPC may not change
+        (:func:`sprig.config.protected.protected_keys`)."""
         ...
 
     async def update_configuration(self, component: str, key_path: list[str],

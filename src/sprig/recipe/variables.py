@@ -6,6 +6,16 @@ the thing name); :func:`interpolate` replaces what it knows and leaves anything 
 namespaces, indirect dependencies, configuration keys that do not exist, shell text like
 ``${HOME}``'s braces) untouched, as the Greengrass nucleus does (KernelConfigResolver).
 Substituted values are not interpolated again.
+
+Two ways out. :func:`interpolate` pastes every value as text: for Skipif, Setenv values (plain
+environment values) and the lifecycle fingerprint, none of which a shell parses.
+:func:`shell_script` is for lifecycle *scripts*: the paths Sprig itself produces
+(``{artifacts:path}``, ``{work:path}``, ``{kernel:rootPath}``, ``{iot:thingName}``...) stay
+text, but every configuration value (``{configuration:/x}``, ``{Dep:configuration:/x}``) is
+passed in an environment variable and referred to in a way that suits its shell quoting
+context (:mod:`sprig.recipe.shell`), so no value can become shell code.
+:func:`configuration_references` lists the configuration keys a text reads (what the
+configuration guard protects).
 """
 
 from __future__ import annotations
@@ -18,6 +28,7 @@ from typing import Any
 
 from sprig.paths import RootLayout
 from sprig.recipe.model import Recipe
+from sprig.recipe.shell import Placed, Value, place
 
 
 @dataclass(frozen=True)
@@ -71,16 +82,37 @@ _MISSING = object()
 
 
 def interpolate(text: str, ctx: VariableContext) -> str:
-    """``text`` with every recipe variable known in ``ctx`` replaced."""
-
-    def replace(match: re.Match[str]) -> str:
-        value = _lookup(match.group(1), ctx)
-        return match.group(0) if value is None else value
-
-    return _VARIABLE.sub(replace, text)
+    """``text`` with every recipe variable known in ``ctx`` replaced by its text."""
+    return "".join(p if isinstance(p, str) else p.text for p in _split(text, ctx))
 
 
-def _lookup(expr: str, ctx: VariableContext) -> str | None:
+def shell_script(text: str, ctx: VariableContext) -> Placed:
+    """A lifecycle script ready for ``/bin/sh -c``: paths as text, configuration values as
+    references to the environment variables in ``env`` (which the step's process must get).
+
+    Raises:
+        sprig.recipe.shell.PlacementError: a value that cannot be placed safely.
+    """
+    return place(_split(text, ctx))
+
+
+def _split(text: str, ctx: VariableContext) -> list[str | Value]:
+    """``text`` as literal text (paths substituted) and configuration :class:`Value` parts."""
+    parts: list[str | Value] = []
+    last = 0
+    for match in _VARIABLE.finditer(text):
+        found = _lookup(match.group(1), ctx)
+        if found is None:
+            continue
+        parts.append(text[last:match.start()])
+        parts.append(found if isinstance(found, str) else Value(match.group(0), found[0]))
+        last = match.end()
+    parts.append(text[last:])
+    return parts
+
+
+def _lookup(expr: str, ctx: VariableContext) -> str | tuple[str] | None:
+    """A path's text, a configuration value's text as a 1-tuple, or None (left as written)."""
     if expr == "kernel:rootPath":
         return ctx.kernel_root_path
     if expr == "iot:thingName":
@@ -105,22 +137,47 @@ def _lookup(expr: str, ctx: VariableContext) -> str | None:
         found = json_pointer(comp.configuration, rest[len("configuration:"):])
         if found is _INVALID or found is _MISSING:
             return None  # Greengrass leaves a variable it cannot resolve as written
-        return config_text(found)
+        return (config_text(found),)
     return None
+
+
+def configuration_references(text: str) -> list[tuple[str | None, tuple[str, ...]]]:
+    """The configuration keys ``text`` reads: ``(owner, key path)`` for each
+    ``{[owner:]configuration:<pointer>}`` (owner None: the recipe's own component), whether or
+    not the key exists today. Malformed pointers are skipped: they are never interpolated."""
+    found: list[tuple[str | None, tuple[str, ...]]] = []
+    for match in _VARIABLE.finditer(text):
+        expr = match.group(1)
+        owner: str | None = None
+        if not expr.startswith("configuration:"):
+            owner, _, expr = expr.partition(":")
+            if not expr.startswith("configuration:"):
+                continue
+        tokens = pointer_tokens(expr[len("configuration:"):])
+        if tokens is not None:
+            found.append((owner, tokens))
+    return found
 
 
 _INVALID = object()
 
 
+def pointer_tokens(pointer: str) -> tuple[str, ...] | None:
+    """The keys of an RFC 6901 ``pointer`` as interpolation reads it; None if malformed."""
+    if pointer == "":
+        return ()
+    if not pointer.startswith("/"):
+        return None
+    return tuple(t.replace("~1", "/").replace("~0", "~") for t in pointer[1:].split("/"))
+
+
 def json_pointer(document: Any, pointer: str) -> Any:
     """The value at an RFC 6901 ``pointer``; ``_MISSING`` if absent, ``_INVALID`` if malformed."""
-    if pointer == "":
-        return document
-    if not pointer.startswith("/"):
+    tokens = pointer_tokens(pointer)
+    if tokens is None:
         return _INVALID
     node = document
-    for token in pointer[1:].split("/"):
-        key = token.replace("~1", "/").replace("~0", "~")
+    for key in tokens:
         if isinstance(node, Mapping):
             if key not in node:
                 return _MISSING

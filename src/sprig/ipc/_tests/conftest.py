@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from sprig.config.protected import ProtectedKey, Reference, protected_keys
 from sprig.ipc.server import IpcServer
 from sprig.mqtt.bridge import MqttBridge
 from sprig.pubsub.bus import Bus
@@ -30,7 +31,7 @@ def merge(into: dict[str, Any], key_path: list[str], value: Any) -> None:
     for k in key_path[:-1]:
         node = node.setdefault(k, {})
     if not key_path:
-        node.update(copy.deepcopy(value))
+        _deep_merge(node, value)         # a MERGE at the root, as the kernel does it
         return
     last = key_path[-1]
     if isinstance(value, dict) and isinstance(node.get(last), dict):
@@ -66,11 +67,22 @@ class DictCore:
     watchers: dict[str, list[Callable[[list[str]], None]]] = field(default_factory=dict)
     #: A real encrypted store (files in a temporary directory); None: nothing deployed.
     secrets: SecretStore | None = None
+    types: dict[str, str] = field(default_factory=dict)
+    #: what the components' privileged texts read (the kernel finds them in the recipes)
+    references: list[Reference] = field(default_factory=list)
 
-    def add(self, name: str, token: str, config: dict[str, Any] | None = None) -> None:
+    def add(self, name: str, token: str, config: dict[str, Any] | None = None,
+            component_type: str = "aws.greengrass.generic") -> None:
         self.tokens[token] = name
         self.configs[name] = config or {}
         self.versions[name] = "1.0.0"
+        self.types[name] = component_type
+
+    def component_type(self, component: str) -> str | None:
+        return self.types.get(component)
+
+    def protected_configuration(self, component: str) -> list[ProtectedKey]:
+        return protected_keys(component, self.types.get(component, ""), self.references)
 
     def component_for_token(self, token: str) -> str | None:
         return self.tokens.get(token)

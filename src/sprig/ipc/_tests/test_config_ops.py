@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
+from sprig.config.protected import Reference
 from sprig.ipc._tests.conftest import DictCore, IpcError
 from sprig.ipc.config_ops import get_response_value, paths_overlap
 from sprig.ipc.server import IpcServer
@@ -83,3 +85,95 @@ async def test_configuration_state_and_details(server: IpcServer, core: DictCore
     e = await error_of("details", component="com.me")
     assert e.kind == "UnauthorizedError"
     await me.close()
+
+
+LAMBDA = "aws.greengrass.lambda"
+
+
+async def test_no_privilege_through_configuration(server: IpcServer, core: DictCore,
+                                                  drivers: Any,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """A Lambda component cannot change what the Lambda manager reads, nor anyone what a
+    privileged step interpolates (its own keys or, through a reference, another's)."""
+    core.add("Fn", "tok-fn", {"containerMode": "GreengrassContainer", "mine": {"k": 1},
+                              "containerParams": {"memorySize": 16384}}, component_type=LAMBDA)
+    core.add("Gen", "tok-gen", {"cmd": "ls", "x": {"y": 1}, "free": 0})
+    core.references = [
+        Reference("Gen", ("cmd",), "the RequiresPrivilege Install step of Gen"),
+        Reference("Fn", ("mine", "k"), "the RequiresPrivilege Install step of Other")]
+    fn = await drivers(server.socket_path, "tok-fn")
+    gen = await drivers(server.socket_path, "tok-gen")
+    refused = [
+        (fn, ["containerParams"], {"volumes": {"0": {"sourcePath": "/etc/shadow",
+                                                     "destinationPath": "/x",
+                                                     "addGroupOwner": True}}},
+         "/containerParams"),
+        (fn, ["containerParams", "volumes"], {}, "/containerParams"),
+        (fn, ["containerMode"], "NoContainer", "/containerMode"),
+        (fn, [], {"containerMode": "NoContainer"}, "/containerMode"),
+        (fn, ["lambdaExecutionParameters"], {"EnvironmentVariables": {"LD_PRELOAD": "/x.so"}},
+         "/lambdaExecutionParameters"),
+        (fn, ["pubsubTopics"], {"9": {"topic": "#", "type": "PUB_SUB"}}, "/pubsubTopics"),
+        (fn, ["maxInstancesCount"], 100000, "/maxInstancesCount"),
+        (fn, ["mine"], {"k": 2}, "/mine/k"),
+        (fn, ["accessControl"], {}, "/accessControl"),
+        (gen, ["cmd"], "id > /tmp/x", "/cmd"),
+        (gen, [], {"cmd": "x", "free": 1}, "/cmd"),
+    ]
+    for client, path, value, key in refused:
+        with pytest.raises(IpcError) as e:
+            await client("update_config", keyPath=path, value=value)
+        assert e.value.kind == "UnauthorizedError", e.value
+        assert key in e.value.message and "deployment" in e.value.message, e.value.message
+    assert core.configs["Fn"] == {"containerMode": "GreengrassContainer", "mine": {"k": 1},
+                                  "containerParams": {"memorySize": 16384}}
+    assert core.configs["Gen"] == {"cmd": "ls", "x": {"y": 1}, "free": 0}
+    # Everything else stays writable, also through the root or a protected key's parent.
+    await fn("update_config", keyPath=[], value={"message": "hi", "mine": {"other": 2}})
+    await gen("update_config", keyPath=["x"], value={"y": 2})
+    await gen("update_config", keyPath=[], value={"free": 1})
+    assert core.configs["Fn"]["message"] == "hi" and core.configs["Fn"]["mine"] == {
+        "k": 1, "other": 2}
+    assert core.configs["Gen"] == {"cmd": "ls", "x": {"y": 2}, "free": 1}
+    # Each refusal is one WARNING line naming the caller, the operation and the key.
+    warnings = [r for r in caplog.records
+                if r.levelname == "WARNING" and r.name == "sprig.ipc"]
+    assert len(warnings) == len(refused)
+    first = warnings[0].getMessage()
+    assert first.startswith("Fn: UpdateConfiguration refused: keyPath '/containerParams'")
+    assert "/containerParams of Fn" in first and "\n" not in first
+    assert warnings[0].exc_info is None
+    assert warnings[-1].getMessage().startswith("Gen: UpdateConfiguration refused: keyPath '/'")
+
+
+async def test_reading_hides_secret_values_and_other_functions_environment(
+        server: IpcServer, core: DictCore, drivers: Any) -> None:
+    env = {"DB_PASSWORD": "s3cret-env"}
+    core.add("aws.greengrass.SecretManager", "tok-sm", {"secrets": {"db": {
+        "secretString": "s3cret-string", "arn": "arn:aws:secretsmanager:r:1:secret:db"}}})
+    core.add("Fn", "tok-fn", {"lambdaExecutionParameters": {"EnvironmentVariables": env}},
+             component_type=LAMBDA)
+    core.add("Reader", "tok-r", {"accessControl": {"aws.greengrass.Cli": {"Reader:cli:1": {
+        "operations": ["aws.greengrass#GetComponentDetails"], "resources": ["*"]}}}})
+    reader = await drivers(server.socket_path, "tok-r")
+    fn = await drivers(server.socket_path, "tok-fn")
+    sm = await drivers(server.socket_path, "tok-sm")
+    answers = [
+        await reader("get_config", component="aws.greengrass.SecretManager", keyPath=[]),
+        await reader("get_config", component="aws.greengrass.SecretManager",
+                     keyPath=["secrets", "db", "secretString"]),
+        await sm("get_config", keyPath=["secrets"]),
+        await reader("get_config", component="Fn", keyPath=[]),
+        await reader("get_config", component="Fn",
+                     keyPath=["lambdaExecutionParameters", "EnvironmentVariables"]),
+        await reader("details", component="aws.greengrass.SecretManager"),
+        await reader("details", component="Fn"),
+    ]
+    text = json.dumps(answers)
+    assert "s3cret" not in text, text
+    assert answers[1]["value"] == {"secretString": "** redacted **"}
+    assert answers[4]["value"] == {"DB_PASSWORD": "** redacted **"}
+    assert answers[2]["value"]["db"]["arn"] == "arn:aws:secretsmanager:r:1:secret:db"
+    # A function reads its own environment.
+    own = await fn("get_config", keyPath=["lambdaExecutionParameters"])
+    assert own["value"] == {"EnvironmentVariables": env}

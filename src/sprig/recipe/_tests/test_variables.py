@@ -16,6 +16,7 @@ from sprig.recipe import (
     interpolate,
     parse_recipe,
 )
+from sprig.recipe.variables import configuration_references, shell_script
 
 CONFIG = {
     "containerMode": "GreengrassContainer",
@@ -102,3 +103,29 @@ def test_context_for_uses_the_layout_and_only_direct_dependencies(tmp_path: Path
     assert interpolate("{base:artifacts:path}", ctx) == "{base:artifacts:path}"
     assert interpolate("{kernel:rootPath}", ctx) == str(tmp_path)
     assert json.loads(interpolate("{configuration:}", ctx)) == {"k": "v"}
+
+
+def test_shell_script_passes_configuration_values_by_environment_and_paths_as_text() -> None:
+    ctx = VariableContext("app", {
+        "app": ComponentVariables("/r/a", "/r/d", "/r/w", {"msg": "hi; id", "n": 3}),
+        "lib": ComponentVariables("/r/lib", "/r/libd", "/r/libw", {"port": "80 $(id)"}),
+    }, "/r", "Thing")
+    placed = shell_script(
+        "cd {work:path} && python3 -u {artifacts:path}/app.py \"{configuration:/msg}\" "
+        "--port {lib:configuration:/port} '{configuration:/n}' {iot:thingName} "
+        "{configuration:/missing}", ctx)
+    assert placed.script == (
+        'cd /r/w && python3 -u /r/a/app.py "${SPRIG_CONFIG_1}" --port "${SPRIG_CONFIG_2}" '
+        "''\"${SPRIG_CONFIG_3}\"'' Thing {configuration:/missing}")
+    assert placed.env == {"SPRIG_CONFIG_1": "hi; id", "SPRIG_CONFIG_2": "80 $(id)",
+                          "SPRIG_CONFIG_3": "3"}
+    # The same text for everything no shell parses.
+    assert interpolate("{configuration:/msg} {lib:configuration:/port}", ctx) == "hi; id 80 $(id)"
+
+
+def test_configuration_references_name_owner_and_key_path() -> None:
+    text = ("{configuration:/a/b} {Other:configuration:/x~1y/0} {configuration:} "
+            "{configuration:bad} {Other:artifacts:path} {work:path} ${HOME} "
+            "{configuration:/a~0b}")
+    assert configuration_references(text) == [
+        (None, ("a", "b")), ("Other", ("x/y", "0")), (None, ()), (None, ("a~b",))]

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from sprig.config.merge import ConfigState
 from sprig.config.protected import Reference
+from sprig.config.visibility import readable_configuration
 from sprig.core.lifecycle import DEFAULT_STEP_TIMEOUTS, Step
 from sprig.recipe.model import Recipe
 from sprig.recipe.parse import parse_recipe
@@ -97,23 +98,27 @@ def load_component(record: ComponentRecord, platform: dict[str, str]) -> Compone
     return Component(record=record, recipe=recipe, steps=steps, setenv=dict(lifecycle.setenv))
 
 
-def variables_for(component: Component, layout: RootLayout) -> ComponentVariables:
+def variables_for(component: Component, layout: RootLayout, reader: str) -> ComponentVariables:
+    """What ``{component:...}`` variables expand to in ``reader``'s lifecycle: configuration as
+    ``reader`` may read it (:func:`readable_configuration`: no secret value, no other function's
+    environment), exactly as over IPC."""
     return ComponentVariables(
         artifacts_path=str(layout.artifact_dir(component.name, component.version)),
         decompressed_path=str(layout.unarchived_dir(component.name, component.version)),
         work_path=str(layout.work_dir(component.name)),
-        configuration=component.configuration,
+        configuration=readable_configuration(reader, component.name, component.component_type,
+                                             component.configuration),
     )
 
 
 def interpolation_context(component: Component, others: dict[str, Component],
                           layout: RootLayout, thing_name: str) -> VariableContext:
     components = {
-        name: variables_for(others[name], layout)
+        name: variables_for(others[name], layout, component.name)
         for name in component.dependencies
         if name in others
     }
-    components[component.name] = variables_for(component, layout)
+    components[component.name] = variables_for(component, layout, component.name)
     return VariableContext(
         component=component.name,
         components=components,

@@ -217,3 +217,30 @@ def test_functions_in_both_container_modes_get_their_secret_through_awsiotsdk(
             assert B_VALUE not in json.dumps(got[key]), (isolation, got)
         refusals_logged(core, name, [B_NAME, B_ARN])
     no_value_anywhere(core)
+
+
+def test_a_recipe_cannot_interpolate_a_secret_value(tmp_path: Path, core: CoreProcess) -> None:
+    """A component that depends on the SecretManager refers to a secret's value in its own
+    lifecycle (``{aws.greengrass.SecretManager:configuration:/secrets/…}``): in Greengrass that
+    configuration holds no values, and in Sprig a recipe variable sees configuration as IPC
+    does — the value never reaches the script, its environment or the log."""
+    recipes = tmp_path / "recipes"
+    write_recipe(recipes, {
+        "RecipeFormatVersion": "2020-01-25", "ComponentName": "com.example.Peek",
+        "ComponentVersion": "1.0.0",
+        "ComponentDependencies": {"aws.greengrass.SecretManager": {
+            "VersionRequirement": ">=2.0.0", "DependencyType": "HARD"}},
+        "Manifests": [{"Lifecycle": {
+            "Setenv": {"PEEK_ENV": f"{{aws.greengrass.SecretManager:configuration:"
+                                   f"/secrets/{A_NAME}/secretString}}"},
+            "Run": (f"echo GOT={{aws.greengrass.SecretManager:configuration:/secrets/{A_NAME}"
+                    f"/secretString}} ENV=$PEEK_ENV")}}],
+    })
+    result = core.deploy(recipe_dir=recipes, merge={
+        "com.example.Peek": "1.0.0", "aws.greengrass.SecretManager": "2.1.8"},
+        configuration_update={"aws.greengrass.SecretManager": {"MERGE": SECRETS}})
+    assert result["status"] == "SUCCEEDED", result
+    core.wait_state("com.example.Peek", "FINISHED")
+    log = core.log("com.example.Peek")
+    assert "GOT=" in log, log[-2000:]
+    no_value_anywhere(core)

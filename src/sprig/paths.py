@@ -89,6 +89,13 @@ class RootLayout:
         return self.root / "ipc.socket"
 
     @property
+    def runtime_sockets(self) -> Path:
+        """Each function's Runtime API Unix sockets, in a directory of its own below this one
+        (0711: traversable, so sandboxes can bind their socket's directory, not listable). A
+        starting core empties it: what is there belongs to a core that is gone."""
+        return self.root / "rapi"
+
+    @property
     def endpoints_file(self) -> Path:
         return self.run / "endpoints.json"
 
@@ -113,3 +120,5 @@ class RootLayout:
             d.mkdir(parents=True, exist_ok=True)
         self.run.mkdir(parents=True, exist_ok=True)
         os.chmod(self.run, 0o700)
+        self.runtime_sockets.mkdir(exist_ok=True)
+        os.chmod(self.runtime_sockets, 0o711)

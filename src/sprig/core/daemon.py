@@ -139,6 +139,10 @@ class Core:
             swept = await asyncio.to_thread(sweep_own_cgroups)
             if swept:
                 log.warning("removed %d cgroup(s) left by a previous core", swept)
+            stale = await asyncio.to_thread(_empty_dir, self.layout.runtime_sockets)
+            if stale:
+                log.warning("removed %d Runtime API socket directory(ies) left by a previous "
+                            "core", stale)
             await self.kernel.reconcile(self.db.components())
             self.messaging.apply_deployed_builtins()
             # Answer the CLI only once the previous state is loaded: a client never sees a core
@@ -364,6 +368,21 @@ def _lock(layout: RootLayout) -> int:
         os.close(fd)
         raise SprigError(f"another Sprig core is already running on {layout.root}") from None
     return fd
+
+
+def _empty_dir(path: Path) -> int:
+    """Remove what ``path`` holds (leftovers of a core that is gone); how many entries."""
+    import shutil
+
+    removed = 0
+    with contextlib.suppress(FileNotFoundError):
+        for entry in path.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 async def _main(root: Path) -> int:

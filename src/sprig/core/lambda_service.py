@@ -207,7 +207,7 @@ class LambdaService(Service):
             system_limits=self.kernel.system_limits(component),
             cache_dir=self.kernel.layout.cache,
         )
-        return replace(spec, sandbox_uid=uid)
+        return replace(spec, sandbox_uid=uid, socket_root=self.kernel.layout.runtime_sockets)
 
     def _log(self, stream: str, line: str) -> None:
         self.kernel.log_line(self.name, stream, line)

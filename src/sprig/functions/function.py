@@ -130,7 +130,12 @@ class Function:
         can reach it (and the launcher can mount it); each socket is 0600 and owned by its
         worker's user, so no one else can connect."""
         if self._sockets is None or not self._sockets.is_dir():
-            self._sockets = Path(tempfile.mkdtemp(prefix="sprig-rapi-"))
+            parent = self.spec.socket_root
+            # <parent>/<8>/<16>.sock must fit in sun_path (108 bytes); else the system's /tmp
+            if parent is None or len(str(parent)) > 70 or not parent.is_dir():
+                parent = None
+            self._sockets = Path(tempfile.mkdtemp(prefix="sprig-rapi-" if parent is None
+                                                  else "", dir=parent))
             self._sockets.chmod(0o755)
         return self._sockets
 

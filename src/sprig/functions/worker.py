@@ -63,6 +63,8 @@ class FunctionSpec:
     cache_dir: Path | None = None   # the root's cache (Java's runtime jar); None: from work_dir
     #: GreengrassContainer: the host uid of its sandboxes (see LaunchSpec.sandbox_uid)
     sandbox_uid: int | None = None
+    #: where the workers' Runtime API sockets go (RootLayout.runtime_sockets); None: /tmp
+    socket_root: Path | None = None
 
     def memory_mb(self) -> int:
         """The memory a worker may use, in MB (0: no limit)."""

@@ -54,8 +54,13 @@ def loopback_listeners():
     return ports
 
 def unix_sockets():
-    mine = os.environ.get("SPRIG_RUNTIME_API_SOCKET")
-    return [p for p in glob.glob("/tmp/sprig-rapi-*/*.sock") if p != mine]
+    # the sockets' directories (under the core's root, or /tmp) are not listable: found by
+    # the path of its own socket's neighbours, and whatever /tmp shows
+    mine = os.environ.get("SPRIG_RUNTIME_API_SOCKET", "")
+    found = glob.glob("/tmp/sprig-rapi-*/*.sock")
+    if mine:
+        found += glob.glob(os.path.join(os.path.dirname(os.path.dirname(mine)), "*", "*.sock"))
+    return sorted(set(p for p in found if p != mine))
 
 def connect(target):
     if isinstance(target, str):
@@ -125,6 +130,8 @@ def camp(target, results, sent, deadline):
             if not announced:
                 announced = True
                 sent.release()
+            if isinstance(e, (ConnectionRefusedError, FileNotFoundError, PermissionError)):
+                break          # nobody listens (a core that is gone), or not ours to open
     results.append({"target": str(target), "tries": tries, "outcomes": sorted(outcomes)})
 
 def handler(event, context):

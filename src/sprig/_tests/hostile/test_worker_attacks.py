@@ -415,3 +415,81 @@ def test_a_stolen_svcuid_is_useless_to_another_process(
     core_log = core.layout.core_log.read_text(errors="replace")
     assert re.search(r"SVCUID of Victim.*refused.*Impersonator", core_log), core_log[-3000:]
     assert invoke(core, "Victim", {"n": 1})["payload"]["victim"] is True
+
+
+V1_THIEF = r'''
+import os
+def handler(event, context):
+    # The stolen V1 token replaces its own before the SDK reads the environment.
+    os.environ["AWS_CONTAINER_AUTHORIZATION_TOKEN"] = event["token"]
+    import greengrasssdk
+    try:
+        value = greengrasssdk.client("secretsmanager").get_secret_value(
+            SecretId="db-password")["SecretString"]
+        return {"stolen": value}
+    except Exception as e:
+        return {"refused": type(e).__name__ + ": " + str(e)[:300]}
+'''
+
+V1_OWNER = r'''
+import greengrasssdk
+def handler(event, context):
+    return {"mine": greengrasssdk.client("secretsmanager").get_secret_value(
+        SecretId="db-password")["SecretString"]}
+'''
+
+
+def _v1_token_of(core: CoreProcess, component: str) -> str:
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            environ = Path(f"/proc/{entry}/environ").read_bytes()
+        except OSError:
+            continue
+        fields = dict(item.split(b"=", 1) for item in environ.split(b"\0") if b"=" in item)
+        if (fields.get(b"AWS_LAMBDA_FUNCTION_NAME") == component.encode()
+                and fields.get(b"SPRIG_COMPONENT_ROOT") == str(core.root).encode()):
+            return fields[b"AWS_CONTAINER_AUTHORIZATION_TOKEN"].decode()
+    raise AssertionError(f"no process of {component} found")
+
+
+@pytest.mark.parametrize("victim_mode", MODES)
+def test_a_stolen_v1_sdk_token_reads_no_secret(core: CoreProcess, public_tmp: Path,
+                                               victim_mode: str) -> None:
+    """The victim may read a secret through the V1 SDK; a NoContainer function of the same
+    user, holding the victim's token, may not: the V1 endpoint checks who connects."""
+    import greengrasssdk
+
+    from sprig.lambda_import.importer import import_function
+    from sprig.lambda_import.params import ImportFlags
+
+    out = public_tmp / "out"
+    for name, code, mode in (("Owner", V1_OWNER, victim_mode),
+                             ("Thief", V1_THIEF, "NoContainer")):
+        code_dir = public_tmp / f"code-{name}"
+        code_dir.mkdir()
+        (code_dir / "app.py").write_text(code)
+        shutil.copytree(Path(str(greengrasssdk.__file__)).parent, code_dir / "greengrasssdk")
+        import_function(code_dir, out, ImportFlags(
+            name=name, version="1.0.0", runtime="python3.11", handler="app.handler",
+            pinned=True, isolation=mode, timeout="20"))
+    policy = {"aws.greengrass.SecretManager": {"Owner:secrets:1": {
+        "operations": ["aws.greengrass#GetSecretValue"], "resources": ["*"]}}}
+    result = core.deploy(
+        recipe_dir=out / "recipes", artifact_dir=out / "artifacts",
+        merge={"Owner": "1.0.0", "Thief": "1.0.0", "aws.greengrass.SecretManager": "2.1.8"},
+        configuration_update={
+            "Owner": {"MERGE": {"accessControl": policy}},
+            "aws.greengrass.SecretManager": {"MERGE": {"secrets": {
+                "db-password": {"secretString": "v1-secret-0451"}}}}})
+    assert result["status"] == "SUCCEEDED", result
+    assert invoke(core, "Owner")["payload"] == {"mine": "v1-secret-0451"}
+    answer = invoke(core, "Thief", {"token": _v1_token_of(core, "Owner")})
+    assert answer["functionError"] is None, answer
+    assert "stolen" not in answer["payload"], answer["payload"]
+    assert "403" in answer["payload"]["refused"] or "another function" in \
+        answer["payload"]["refused"], answer["payload"]
+    core_log = core.layout.core_log.read_text(errors="replace")
+    assert re.search(r"token of Owner refused: presented by component Thief", core_log), \
+        core_log[-3000:]

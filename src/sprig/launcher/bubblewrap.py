@@ -70,16 +70,20 @@ def _skeleton_dirs(spec: LaunchSpec, host: HostView, cmd: list[str]) -> list[str
     path, and nothing tells it what else is there. The sandbox's root is read-only, so the
     function cannot change them back (below a private ``/tmp`` it could: the core's root lives
     in /var/lib/sprig, not in /tmp, on a device)."""
-    mounted = {cmd[i + 2] for i, arg in enumerate(cmd)
-               if arg in ("--bind", "--ro-bind", "--dev-bind", "--symlink")}
-    mounted |= {"/", "/tmp", "/proc", "/dev", *host.system_dirs}
+    binds = {cmd[i + 2] for i, arg in enumerate(cmd)
+             if arg in ("--bind", "--ro-bind", "--dev-bind")}
+    binds |= {"/proc", "/dev", *host.system_dirs}
+    # /tmp is the sandbox's own tmpfs (not the host's): the way to a mount below it is chmodded
+    mounted = binds | {cmd[i + 2] for i, arg in enumerate(cmd) if arg == "--symlink"}
+    mounted |= {"/", "/tmp"}
     system = (*host.system_dirs, *host.etc, *host.runtime_prefixes)
     out: list[str] = []
     for path in (*spec.read_only_paths, *spec.writable_paths):
         for parent in Path(path).parents:
             p = str(parent)
-            if p in mounted or p in out or any(s == p or s.startswith(p + "/") for s in system):
-                continue
+            if (p in mounted or p in out or any(s == p or s.startswith(p + "/") for s in system)
+                    or any(p.startswith(b + "/") for b in binds)):
+                continue        # a mount point, a way to a system path, or inside a mount
             out.append(p)
     return sorted(out, key=lambda p: (p.count("/"), p))
 

@@ -110,3 +110,11 @@ def test_the_directories_leading_to_sprigs_mounts_are_not_listable() -> None:
     assert last_bind < argv.index("--chmod") < argv.index("--remount-ro")
     # system directories and a volume's parents stay as they are
     assert not any(p in ("/usr", "/etc", "/data", "/tmp", "/") for _, p in chmod)
+
+
+def test_nothing_inside_a_mount_is_chmodded() -> None:
+    """A runtime below a bound system directory (Java's /usr/lib/jvm/...): its parents are the
+    host's, inside a read-only bind, and stay as they are."""
+    s = spec(read_only_paths=(Path("/usr/lib/jvm/java-17/lib"), Path("/tmp/code/fn")))
+    chmod = [p for _, p in triples(build_argv(s, HOST), "--chmod")]
+    assert chmod == ["/tmp/code"]

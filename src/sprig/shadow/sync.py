@@ -54,6 +54,7 @@ from sprig.state.db import ShadowSyncRecord, StateDB
 log = logging.getLogger("sprig.shadow.sync")
 
 RESPONSE_TIMEOUT: Final = 10.0
+RETRY_SECONDS: Final = 5.0
 OWNER: Final = "aws.greengrass.ShadowManager sync"
 ABSENT: Final = -1          # the version recorded for "no shadow on that side"
 
@@ -199,27 +200,36 @@ class ShadowSync:
     # --- the loop --------------------------------------------------------------------------
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             while not self._ready():
                 with contextlib.suppress(TimeoutError):
                     await self.bridge.wait_until(self._ready, 3600.0)
+            # Each (re)connection, and each new configuration, reconciles every shadow.
+            epoch = self.bridge.connections
             self._reconfigured.clear()
             for shadow in sorted(self.config.synchronized):
                 self._enqueue(shadow)
             periodic = self.config.strategy is Strategy.PERIODIC
-            deadline = asyncio.get_running_loop().time() + self.config.delay_seconds
-            while self.bridge.connected and not self._reconfigured.is_set():
-                timeout = deadline - asyncio.get_running_loop().time() if periodic else 1.0
+            deadline = loop.time() + self.config.delay_seconds
+            while self._online(epoch) and not self._reconfigured.is_set():
+                timeout = deadline - loop.time() if periodic else 1.0
                 try:
                     shadow = await asyncio.wait_for(self._queue.get(), max(timeout, 0.0))
                 except TimeoutError:
-                    if periodic and asyncio.get_running_loop().time() >= deadline:
+                    if periodic and loop.time() >= deadline:
                         deadline += self.config.delay_seconds
                         for s in sorted(self.config.synchronized):
                             self._enqueue(s)
                     continue
                 self._queued.discard(shadow)
+                if not self._online(epoch):
+                    break           # reconciled again at the reconnection
                 await self._reconcile_logged(shadow)
+
+    def _online(self, epoch: int) -> bool:
+        """Still on the connection ``epoch`` (a reconnection in between reconciles all)."""
+        return self.bridge.connected and self.bridge.connections == epoch
 
     def _ready(self) -> bool:
         """Connected, with the broker subscribed to every synchronized thing's topics."""
@@ -233,10 +243,12 @@ class ShadowSync:
             self.reconciled += 1
         except (CloudError, ShadowError) as e:
             self.failures += 1
-            log.warning("shadow sync of %s: %s; retried at the next change or reconnection",
-                        shadow, e)
+            log.warning("shadow sync of %s: %s; retried in %.0f s, at the next change or at "
+                        "the next connection", shadow, e, RETRY_SECONDS)
             if isinstance(e, CloudError) and e.code == 409 and self.bridge.connected:
-                self._enqueue(shadow)
+                self._enqueue(shadow)           # the cloud moved on: merge again at once
+            elif self.bridge.connected:
+                asyncio.get_running_loop().call_later(RETRY_SECONDS, self._enqueue, shadow)
 
     # --- one shadow ------------------------------------------------------------------------
 

@@ -113,10 +113,11 @@ class CoreMessaging:
     def validate_builtin(self, record: Any, recipe: Any) -> None:
         """Deployment-time check of a built-in's configuration: a ShadowManager configuration
         Sprig would refuse fails the deployment before anything changes."""
+        from sprig.core.component import config_state
         from sprig.shadow.config import parse_config
 
         if record.name == SHADOW_MANAGER_COMPONENT:
-            parse_config(record.configuration, core_thing=self.kernel.settings.thing_name,
+            parse_config(config_state(record).effective, core_thing=self.kernel.settings.thing_name,
                          source=f"{record.name} configuration")
 
     # -- shadows (management API) --------------------------------------------------------------

@@ -233,3 +233,40 @@ def test_acknowledged_updates_survive_kill_9(core: CoreProcess, tmp_path: Path,
     doc: dict[str, Any] = core.call("shadow.get", {"thing": "Durable"})
     assert doc["state"]["reported"]["n"] >= acked[-1]
     assert doc["version"] == doc["state"]["reported"]["n"]
+
+
+async def test_with_a_broker_the_shadow_reaches_the_broker_topics(public_tmp: Path) -> None:
+    """config.yaml names a broker and ShadowManager's synchronize.coreThing is set: a local
+    update shows up on the broker's shadow topics (answered by a test shadow service written
+    from AWS's MQTT API), and a cloud app's update comes back to the local shadow."""
+    import asyncio
+
+    from sprig.mqtt.mosquitto import Mosquitto
+    from sprig.shadow._tests.cloud_shadow import CloudShadows
+
+    if shutil.which("mosquitto") is None:
+        pytest.skip("the mosquitto broker is not installed")
+    async with Mosquitto(public_tmp / "broker") as broker, CloudShadows(broker.port) as cloud:
+        core = CoreProcess(public_tmp / "root", config={
+            "thingName": "CoreThing", "mqtt": {"host": "127.0.0.1", "port": broker.port}})
+        await asyncio.to_thread(core.start)
+        try:
+            result = await asyncio.to_thread(
+                core.deploy, merge=SHADOW_MANAGER, configuration_update={
+                    "aws.greengrass.ShadowManager": {"MERGE": {"synchronize": {
+                        "coreThing": {"classic": True, "namedShadows": ["settings"]}}}}})
+            assert result["status"] == "SUCCEEDED", result
+            await asyncio.to_thread(core.call, "pubsub.publish", {
+                "topic": "$aws/things/CoreThing/shadow/update", "payload": __import__(
+                    "base64").b64encode(b'{"state":{"reported":{"uptime":42}}}').decode()})
+            await cloud.wait_for(lambda: cloud.docs.get(("CoreThing", "")) ==
+                                 {"reported": {"uptime": 42}})
+            back = await asyncio.to_thread(
+                subscribe, core, "$aws/things/CoreThing/shadow/name/settings/update/accepted", 1)
+            await cloud.app_update("CoreThing", "settings", {"desired": {"led": "blue"}})
+            await asyncio.to_thread(back.communicate, timeout=60)
+            doc = await asyncio.to_thread(core.call, "shadow.get",
+                                          {"thing": "CoreThing", "name": "settings"})
+            assert doc["state"]["desired"] == {"led": "blue"}
+        finally:
+            await asyncio.to_thread(core.stop)

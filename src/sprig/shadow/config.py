@@ -149,7 +149,7 @@ def parse_config(configuration: Mapping[str, Any] | None, *, core_thing: str | N
                                   "seconds between syncs, greater than 0", source)
         elif st.get("delay") is not None:
             raise _bad("strategy.delay", "applies only to the periodic strategy",
-                       st.get("delay"), "omit it with type realTime", source)
+                       st.get("delay"), "omit it, or use type periodic", source)
     direction = Direction.BETWEEN_DEVICE_AND_CLOUD
     synchronized: set[ShadowId] = set()
     if cfg.get("synchronize") is not None:

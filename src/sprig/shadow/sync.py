@@ -167,6 +167,8 @@ class ShadowSync:
     # --- triggers --------------------------------------------------------------------------
 
     def _enqueue(self, shadow: ShadowId) -> None:
+        if not self.service.deployed():
+            return                  # ShadowManager removed: nothing is synchronized any more
         if shadow in self.config.synchronized and shadow not in self._queued:
             self._queued.add(shadow)
             self._queue.put_nowait(shadow)

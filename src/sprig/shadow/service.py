@@ -56,7 +56,9 @@ from sprig.state.db import StateDB
 log = logging.getLogger("sprig.shadow")
 
 SHADOW_MANAGER: Final = "aws.greengrass.ShadowManager"
-REQUEST_FILTER: Final = "$aws/things/+/shadow/#"
+#: Only the request topics: the service never queues its own answers for itself.
+REQUEST_FILTERS: Final = tuple(f"$aws/things/+/shadow{named}/{op}" for named in ("", "/name/+")
+                               for op in ("get", "update", "delete"))
 DEFAULT_PAGE_SIZE: Final = 25
 MAX_PAGE_SIZE: Final = 100
 
@@ -109,19 +111,19 @@ class ShadowService:
         self.listeners: list[ChangeListener] = []
         self._total = _Bucket(self.config.max_local_total, monotonic)
         self._per_thing: dict[str, _Bucket] = {}
-        self._subscription: Subscription | None = None
+        self._subscriptions: list[Subscription] = []
         self.throttled = 0
 
     # --- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._subscription = self.bus.subscribe(REQUEST_FILTER, self._on_request,
-                                                owner=SHADOW_MANAGER)
+        self._subscriptions = [self.bus.subscribe(f, self._on_request, owner=SHADOW_MANAGER)
+                               for f in REQUEST_FILTERS]
 
     def close(self) -> None:
-        if self._subscription is not None:
-            self._subscription.close()
-            self._subscription = None
+        for sub in self._subscriptions:
+            sub.close()
+        self._subscriptions = []
 
     def configure(self, config: ShadowManagerConfig) -> None:
         self.config = config

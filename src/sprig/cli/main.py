@@ -352,6 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
     from sprig.cli import pubsub_cmd
 
     pubsub_cmd.add_parser(sub, common)
+    from sprig.cli import shadow_cmd
+
+    shadow_cmd.add_parser(sub, common)
     return parser
 
 

@@ -72,7 +72,8 @@ class Core:
         self.function_hooks.append(self.messaging.function_changed)
         self.kernel.lambda_env_providers.append(self.messaging.function_env)
         self.ipc = IpcServer(layout.ipc_socket,
-                             KernelIpcCore(self.kernel, self.messaging.bus, self.messaging.bridge))
+                             KernelIpcCore(self.kernel, self.messaging.bus, self.messaging.bridge,
+                                           self.messaging.messaging.deployed_shadows))
         self.endpoints: dict[str, str] = {}
         self.started = time.time()
         self._device_report: Any = None
@@ -80,6 +81,8 @@ class Core:
             "aws.greengrass.lambda",
             lambda kernel, comp: LambdaService(kernel, comp, self.functions, self.function_hooks))
         self.planner.validators["aws.greengrass.lambda"] = self._validate_lambda
+        self.planner.validators.setdefault("aws.greengrass.generic",
+                                           self.messaging.validate_builtin)
         self.planner.owner_for = self._artifact_owner
         self.planner.check_run_as = self._check_run_as
         self._register_methods()
@@ -206,6 +209,7 @@ class Core:
         self.api.stream("deployment.wait", self._deployment_wait)
         m("pubsub.publish", self.messaging.publish)
         self.api.stream("pubsub.subscribe", self.messaging.subscribe)
+        m("shadow.get", self.messaging.shadow_get)
 
     async def _status(self, params: dict[str, Any]) -> Any:
         comps = self.kernel.list_components()

@@ -21,13 +21,16 @@ if TYPE_CHECKING:
     from sprig.mqtt.bridge import MqttBridge
     from sprig.pubsub.bus import Bus
     from sprig.sdk_ipc.secrets import SecretRecord
+    from sprig.shadow.service import ShadowService
 
 log = logging.getLogger("sprig.ipc")
 
 
 class KernelIpcCore:
-    def __init__(self, kernel: Kernel, bus: Bus, bridge: MqttBridge | None) -> None:
+    def __init__(self, kernel: Kernel, bus: Bus, bridge: MqttBridge | None,
+                 shadows: Callable[[], ShadowService | None] = lambda: None) -> None:
         self.kernel = kernel
+        self._shadows = shadows
         self._bus = bus
         self._bridge = bridge
         self._config_subscribers: dict[str, list[Callable[[list[str]], None]]] = {}
@@ -124,3 +127,7 @@ class KernelIpcCore:
 
     def find_secret(self, secret_id: str) -> SecretRecord | None:
         return self._secret_store.find(secret_id)
+
+    def shadows(self) -> ShadowService | None:
+        """The local shadow service while ``aws.greengrass.ShadowManager`` is deployed."""
+        return self._shadows()

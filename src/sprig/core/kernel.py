@@ -54,6 +54,7 @@ BUILTIN_STATES: dict[str, State] = {
     "aws.greengrass.TokenExchangeService": State.RUNNING,
     "aws.greengrass.LegacySubscriptionRouter": State.RUNNING,
     "aws.greengrass.SecretManager": State.RUNNING,
+    "aws.greengrass.ShadowManager": State.RUNNING,
 }
 
 

@@ -15,7 +15,12 @@ from sprig.functions.config import LambdaConfig
 from sprig.launcher.registry import REGISTRY
 from sprig.mqtt.settings import MqttSettings
 from sprig.sdk_ipc.env import shim_paths
-from sprig.sdk_ipc.messaging import ROUTER_COMPONENT, SECRET_MANAGER_COMPONENT, Messaging
+from sprig.sdk_ipc.messaging import (
+    ROUTER_COMPONENT,
+    SECRET_MANAGER_COMPONENT,
+    SHADOW_MANAGER_COMPONENT,
+    Messaging,
+)
 from sprig.sdk_ipc.secrets import SecretStore
 
 if TYPE_CHECKING:
@@ -36,8 +41,12 @@ class CoreMessaging:
             thing_name=kernel.settings.thing_name, base_dir=kernel.layout.root)
         self.messaging = Messaging(invoker=functions, mqtt=settings,
                                    secrets=SecretStore.for_root(kernel.layout),
-                                   verify_peer=REGISTRY.stranger)
+                                   verify_peer=REGISTRY.stranger, state_db=kernel.db,
+                                   shadows_deployed=self._shadow_manager_deployed)
         kernel.builtin_listeners.append(self._builtin_configured)
+
+    def _shadow_manager_deployed(self) -> bool:
+        return SHADOW_MANAGER_COMPONENT in self.kernel.components
 
     @property
     def bus(self) -> Any:
@@ -88,14 +97,47 @@ class CoreMessaging:
             elif name == SECRET_MANAGER_COMPONENT:
                 self.messaging.configure_secrets(configuration, source=f"{name} configuration",
                                                  region=self.kernel.settings.region)
+            elif name == SHADOW_MANAGER_COMPONENT:
+                self.messaging.configure_shadows(configuration,
+                                                 source=f"{name} configuration",
+                                                 core_thing=self.kernel.settings.thing_name)
         except SprigError as e:
             log.warning("%s: configuration not applied: %s", name, e)
 
     def apply_deployed_builtins(self) -> None:
-        for name in (ROUTER_COMPONENT, SECRET_MANAGER_COMPONENT):
+        for name in (ROUTER_COMPONENT, SECRET_MANAGER_COMPONENT, SHADOW_MANAGER_COMPONENT):
             comp = self.kernel.components.get(name)
             if comp is not None:
                 self.apply_builtin(name, comp.configuration)
+
+    def validate_builtin(self, record: Any, recipe: Any) -> None:
+        """Deployment-time check of a built-in's configuration: a ShadowManager configuration
+        Sprig would refuse fails the deployment before anything changes."""
+        from sprig.core.component import config_state
+        from sprig.shadow.config import parse_config
+
+        if record.name == SHADOW_MANAGER_COMPONENT:
+            parse_config(config_state(record).effective, core_thing=self.kernel.settings.thing_name,
+                         source=f"{record.name} configuration")
+
+    # -- shadows (management API) --------------------------------------------------------------
+
+    async def shadow_get(self, params: dict[str, Any]) -> Any:
+        """``sprig shadow get THING [--name N]``: the local document, or a ValidationError
+        saying why there is none."""
+        from sprig.shadow.document import ShadowError
+
+        service = self.messaging.deployed_shadows()
+        if service is None:
+            raise ValidationError("shadow", f"{SHADOW_MANAGER_COMPONENT} is not deployed",
+                                  allowed=f"deploy it: sprig deployment create --merge "
+                                  f"{SHADOW_MANAGER_COMPONENT}=2.3.12")
+        thing, name = params.get("thing"), params.get("name") or ""
+        try:
+            return service.get(thing, name, rate_limited=False)
+        except ShadowError as e:
+            what = f"thing {thing!r}" + (f", shadow {name!r}" if name else " (classic shadow)")
+            raise SprigError(f"{e.code} {e.text}: {what}") from None
 
     # -- management API ----------------------------------------------------------------------
 

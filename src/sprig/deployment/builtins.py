@@ -45,6 +45,10 @@ _DOCS = [
     _recipe("aws.greengrass.SecretManager", "2.1.8",
             "Local secret store (AES-256-GCM at rest) for get_secret_value, filled from its "
             "'secrets' configuration."),
+    _recipe("aws.greengrass.ShadowManager", "2.3.12",
+            "Local device shadows (classic and named) in state.db, served over IPC, the local "
+            "shadow topics and the V1 GGShadowService; synchronized with the broker as its "
+            "'synchronize' configuration says."),
 ]
 
 BUILTIN_NAMES = frozenset(d["ComponentName"] for d in _DOCS)

@@ -19,6 +19,7 @@ from sprig.launcher.peers import Peer
 from sprig.mqtt.bridge import MqttBridge
 from sprig.pubsub.bus import Bus
 from sprig.sdk_ipc.secrets import SecretRecord
+from sprig.shadow.service import ShadowService
 
 
 class IpcCore(Protocol):
@@ -94,6 +95,11 @@ class IpcCore(Protocol):
         :class:`sprig.sdk_ipc.secrets.SecretStoreError` when the store cannot be read."""
         ...
 
+    def shadows(self) -> ShadowService | None:
+        """The local shadow service (Get/Update/DeleteThingShadow, ListNamedShadowsForThing);
+        None while ``aws.greengrass.ShadowManager`` is not deployed."""
+        ...
+
 
 class IpcError(SprigError):
     """An error reported to the client as a Greengrass error shape."""
@@ -118,6 +124,12 @@ class UnauthorizedError(IpcError):
 
 class InvalidArgumentsError(IpcError):
     shape = "aws.greengrass#InvalidArgumentsError"
+
+
+class ConflictError(IpcError):
+    """UpdateThingShadow with a ``version`` that is not the shadow's current one."""
+
+    shape = "aws.greengrass#ConflictError"
 
 
 class ResourceNotFoundError(IpcError):

@@ -8,7 +8,7 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Final
 
-from sprig.ipc import config_ops, pubsub_ops, secret_ops
+from sprig.ipc import config_ops, pubsub_ops, secret_ops, shadow_ops
 from sprig.ipc.call import Handler
 
 OPERATIONS: Final = MappingProxyType[str, Handler]({
@@ -22,6 +22,10 @@ OPERATIONS: Final = MappingProxyType[str, Handler]({
     "aws.greengrass#UpdateState": config_ops.update_state,
     "aws.greengrass#GetComponentDetails": config_ops.get_component_details,
     "aws.greengrass#GetSecretValue": secret_ops.get_secret_value,
+    "aws.greengrass#GetThingShadow": shadow_ops.get_thing_shadow,
+    "aws.greengrass#UpdateThingShadow": shadow_ops.update_thing_shadow,
+    "aws.greengrass#DeleteThingShadow": shadow_ops.delete_thing_shadow,
+    "aws.greengrass#ListNamedShadowsForThing": shadow_ops.list_named_shadows_for_thing,
 })
 
 

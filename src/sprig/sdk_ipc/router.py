@@ -4,8 +4,11 @@ Greengrass V2 routes V1 SDK publishes only through the ``aws.greengrass.LegacySu
 component's ``subscriptions`` config: an object keyed by id whose values are
 ``{id, source, subject, target}``. ``source`` is ``component:<name>`` or a *versioned* function
 ARN; ``subject`` is an MQTT topic or filter; ``target`` is ``cloud``, ``component:<name>`` or a
-versioned function ARN (``$LATEST`` is refused, as in Greengrass). Parsing validates all of it
-first; routing is a pure function of the parsed subscriptions, the publisher and the topic.
+versioned function ARN (``$LATEST`` is refused, as in Greengrass). ``GGShadowService`` (V1's
+local shadow service) may be a target (shadow requests a function may make) or a source (the
+shadow service's ``accepted``/``rejected``/``delta``/``documents`` messages it receives).
+Parsing validates all of it first; routing is a pure function of the parsed subscriptions, the
+publisher and the topic.
 """
 
 from __future__ import annotations
@@ -47,10 +50,16 @@ class FunctionArn:
         return self.text if self.qualifier is None else self.text.rsplit(":", 1)[0]
 
 
+#: Greengrass V1's name of the local shadow service in subscriptions (the "Local Shadow
+#: Service" of the console): a source of shadow responses, a target of shadow requests.
+SHADOW_SERVICE = "GGShadowService"
+
+
 class TargetKind(enum.StrEnum):
     CLOUD = "cloud"
     COMPONENT = "component"
     FUNCTION = "function"
+    SHADOW = "shadow"
 
 
 @dataclass(frozen=True)
@@ -64,6 +73,8 @@ class LegacySubscription:
     def target_kind(self) -> TargetKind:
         if self.target == "cloud":
             return TargetKind.CLOUD
+        if self.target == SHADOW_SERVICE:
+            return TargetKind.SHADOW
         if self.target.startswith("component:"):
             return TargetKind.COMPONENT
         return TargetKind.FUNCTION
@@ -74,8 +85,9 @@ class LegacySubscription:
         return self.target.removeprefix("component:")
 
 
-_SOURCE_ALLOWED = "component:<name> or a versioned function ARN (arn:aws:lambda:...:function:f:1)"
-_TARGET_ALLOWED = "cloud, component:<name> or a versioned function ARN"
+_SOURCE_ALLOWED = ("component:<name>, a versioned function ARN (arn:aws:lambda:...:function:f:1) "
+                   f"or {SHADOW_SERVICE}")
+_TARGET_ALLOWED = f"cloud, component:<name>, a versioned function ARN or {SHADOW_SERVICE}"
 
 
 def _check_endpoint(value: Any, path: str, *, is_target: bool, source: str | None) -> str:
@@ -83,7 +95,7 @@ def _check_endpoint(value: Any, path: str, *, is_target: bool, source: str | Non
     if not isinstance(value, str) or not value:
         raise ValidationError(path, "must be a non-empty string", value=value, allowed=allowed,
                               source=source, has_value=True)
-    if is_target and value == "cloud":
+    if (is_target and value == "cloud") or value == SHADOW_SERVICE:
         return value
     if value.startswith("component:"):
         if len(value) == len("component:"):

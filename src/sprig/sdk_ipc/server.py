@@ -17,7 +17,15 @@ Every request carries ``Authorization: <token>``; the core gives each function i
   as an Event; any other component gets the message on the local bus) or a function ARN
   (invoked). No route → 400 with Greengrass's text.
 * ``GGSecretManager`` — ``get_secret_value`` from the local secret store.
-* ``GGShadowService`` — refused with 400: Sprig has no V1 shadow service.
+* ``GGShadowService`` — ``get``/``update``/``delete_thing_shadow``: the subject
+  ``$aws/things/<thing>/shadow[/name/<name>]/<op>`` is served by the local shadow service of
+  ``aws.greengrass.ShadowManager`` (:mod:`sprig.shadow.service`) when the caller may: a legacy
+  subscription from it (its ARN or ``component:<name>``) to ``GGShadowService`` whose subject
+  matches, as Greengrass V1 required, or an ``accessControl`` policy for
+  ``aws.greengrass.ShadowManager`` as V2 components have. The result is the AWS document, or
+  ``{"code", "message"}`` (the SDK raises ``ShadowError`` with them). Publishes routed to
+  ``GGShadowService`` are shadow requests too, and the service's ``accepted``/``rejected``/
+  ``delta``/``documents`` messages go to the subscriptions whose source is ``GGShadowService``.
 * any other function ARN — a Lambda invoke (RequestResponse or Event) through the Invoker.
 
 Errors the caller causes are 4xx with a plain-text sentence (the SDK raises ``IPCException``
@@ -57,9 +65,10 @@ from sprig.functions.invocation import (
 from sprig.httpserver import HttpRequest, HttpServer, Response, Router
 from sprig.launcher.registry import Refusals
 from sprig.pubsub.authorization import GET_SECRET_VALUE, IpcService, authorize
-from sprig.pubsub.bus import Bus
+from sprig.pubsub.bus import Bus, Message
 from sprig.pubsub.topic import InvalidTopic, Topic
 from sprig.sdk_ipc.router import (
+    SHADOW_SERVICE,
     FunctionArn,
     LegacySubscription,
     TargetKind,
@@ -68,6 +77,8 @@ from sprig.sdk_ipc.router import (
     route,
 )
 from sprig.sdk_ipc.secrets import SecretNotFoundError, SecretStoreError
+from sprig.shadow.document import ShadowError, parse_topic, topic_prefix
+from sprig.shadow.service import SHADOW_MANAGER, ShadowService
 
 log = logging.getLogger(__name__)
 
@@ -129,10 +140,14 @@ class SdkIpcServer:
     def __init__(self, *, invoker: Invoker, bus: Bus | None = None,
                  cloud: CloudPublisher | None = None, secrets: SecretSource | None = None,
                  host: str = "127.0.0.1", port: int = 0,
-                 verify_peer: PeerCheck | None = None) -> None:
+                 verify_peer: PeerCheck | None = None,
+                 shadows: Callable[[], ShadowService | None] | None = None) -> None:
         """``verify_peer(component, sock)``: None when the connection comes from a process of
-        that component, else who it comes from (the request is refused); None: no check."""
+        that component, else who it comes from (the request is refused); None: no check.
+        ``shadows()``: the local shadow service, None while ShadowManager is not deployed."""
         self._verify_peer = verify_peer
+        self._shadows = shadows or (lambda: None)
+        self._shadow_events: Any = None
         self._invoker = invoker
         self._bus = bus
         self._cloud = cloud
@@ -157,9 +172,15 @@ class SdkIpcServer:
         server = HttpServer(router, max_body=MAX_BODY, name="sdk-ipc")
         self._port = await server.listen_tcp(self._host, self._port)
         self._server = server
+        if self._bus is not None:
+            self._shadow_events = self._bus.subscribe(
+                "$aws/things/+/shadow/#", self._shadow_event, owner=SHADOW_SERVICE)
         log.info("V1 SDK IPC listening on %s:%d", self._host, self._port)
 
     async def aclose(self) -> None:
+        if self._shadow_events is not None:
+            self._shadow_events.close()
+            self._shadow_events = None
         for p in self._pending.values():
             p.task.cancel()
         for p in list(self._pending.values()):
@@ -236,10 +257,11 @@ class SdkIpcServer:
         system = arn.name if not arn.region and not arn.account else None
         if system == "GGRouter":
             return await self._publish(caller, context, payload)
-        if system == "GGShadowService":
-            return _text(400, "GGShadowService is not supported: use the shadow manager "
-                              "(aws.greengrass.ShadowManager with the AWS IoT Device SDK v2); "
-                              "Sprig has no V1 local shadow service")
+        if system == SHADOW_SERVICE:
+            result = self._shadow(caller, context, payload)
+            if isinstance(result, Response):
+                return result
+            return self._remember(request, InvocationResult(str(uuid.uuid4()), result))
         if system == "GGSecretManager":
             result = self._secret(caller, payload)
             return self._remember(request, InvocationResult(str(uuid.uuid4()), result))
@@ -344,6 +366,9 @@ class SdkIpcServer:
                        payload: bytes) -> None:
         kind = sub.target_kind
         context = {"custom": {"source": caller.arn, "subject": topic.value}}
+        if kind is TargetKind.SHADOW:
+            self._shadow_request(topic.value, payload)
+            return
         if kind is TargetKind.CLOUD:
             if self._cloud is None:
                 self.cloud_unavailable += 1
@@ -394,6 +419,99 @@ class SdkIpcServer:
                                       f"perform {IpcService.SECRET_MANAGER}:{GET_SECRET_VALUE} "
                                       f"on resource {arn}")
         return json.dumps(value).encode()
+
+    # --- GGShadowService ------------------------------------------------------------------
+
+    def _shadow(self, caller: Caller, context: dict[str, Any] | None,
+                payload: bytes) -> bytes | Response:
+        """A V1 shadow call: the result document, or ``{code, message}`` as AWS words it."""
+        custom = (context or {}).get("custom")
+        subject = custom.get("subject") if isinstance(custom, dict) else None
+        target = parse_topic(subject) if isinstance(subject, str) else None
+        if target is None or not target.is_request:
+            return _text(400, "X-Amz-Client-Context: a shadow call needs custom.subject "
+                              "$aws/things/<thing>/shadow[/name/<name>]/get|update|delete "
+                              f"(got {subject!r})")
+        service = self._shadows()
+        if service is None:
+            return _text(404, f"GGShadowService: {SHADOW_MANAGER} is not deployed on this "
+                              "core; deploy it to use local shadows")
+        if not self._may_use_shadow(caller, str(subject), target.operation,
+                                    topic_prefix(target.thing, target.name)):
+            error = ShadowError(401, "Unauthorized", f"{caller.arn} has no subscription to "
+                                f"{SHADOW_SERVICE} for {subject} and no {SHADOW_MANAGER} policy")
+            log.warning("V1 shadow call from %s on %r refused: no subscription to %s and no "
+                        "%s policy", caller.component, subject, SHADOW_SERVICE, SHADOW_MANAGER)
+            return json.dumps(error.payload(service.now())).encode()
+        try:
+            if target.operation == "update":
+                answer = service.update(target.thing, target.name, payload)
+            elif target.operation == "get":
+                answer = service.get(target.thing, target.name)
+            else:
+                answer = service.delete(target.thing, target.name)
+        except ShadowError as e:
+            return json.dumps(e.payload(service.now())).encode()
+        return json.dumps(answer).encode()
+
+    def _may_use_shadow(self, caller: Caller, subject: str, operation: str,
+                        resource: str) -> bool:
+        """A subscription from the caller to GGShadowService for ``subject`` (Greengrass V1),
+        or an accessControl policy on aws.greengrass.ShadowManager (V2)."""
+        topic = Topic.parse(subject)
+        routes = route(self._subscriptions, source_arn=caller.arn,
+                       source_component=caller.component, topic=topic)
+        if any(r.target_kind is TargetKind.SHADOW for r in routes):
+            return True
+        op = f"aws.greengrass#{operation.capitalize()}ThingShadow"
+        return authorize(caller.access_control, SHADOW_MANAGER, op, resource)
+
+    def _shadow_request(self, topic: str, payload: bytes) -> None:
+        """A publish routed to GGShadowService: served like a request on the local topic; the
+        outcome goes out as the service's messages (routed by :meth:`_shadow_event`)."""
+        service = self._shadows()
+        target = parse_topic(topic)
+        if service is None or target is None or not target.is_request:
+            log.warning("V1 publish on %r to %s dropped: %s", topic, SHADOW_SERVICE,
+                        "no shadow manager deployed" if service is None
+                        else "not a shadow request topic")
+            return
+        try:
+            if target.operation == "update":
+                service.update(target.thing, target.name, payload)
+            elif target.operation == "get":
+                service.get(target.thing, target.name)
+            else:
+                service.delete(target.thing, target.name)
+        except ShadowError as e:
+            log.info("V1 shadow request on %r refused: %s", topic, e.text)
+
+    async def _shadow_event(self, message: Message) -> None:
+        """The shadow service's messages go to the subscriptions whose source is
+        GGShadowService, as Greengrass V1 routed them."""
+        if message.source != SHADOW_MANAGER:
+            return
+        topic = Topic.parse(message.topic)
+        shadow_caller = Caller(SHADOW_SERVICE, SHADOW_SERVICE, None)
+        for sub in self._subscriptions:
+            if sub.source != SHADOW_SERVICE or not sub.subject.matches(topic) \
+                    or sub.target_kind is TargetKind.SHADOW:
+                continue
+            try:
+                if sub.target_kind is TargetKind.COMPONENT:
+                    # A Lambda component is invoked; any other component already reads the
+                    # shadow topics on the local bus itself.
+                    with contextlib.suppress(FunctionNotFound):
+                        await self._invoker.invoke(sub.target_name, Invocation(
+                            payload=message.payload, invocation_type=InvocationType.EVENT,
+                            client_context={"custom": {"source": SHADOW_SERVICE,
+                                                       "subject": topic.value}},
+                            source="pubsub"))
+                    continue
+                await self._deliver(shadow_caller, sub, topic, message.payload)
+            except SprigError as e:
+                log.warning("shadow message on %r to %s not delivered: %s", topic.value,
+                            sub.target, e)
 
     def _expire(self) -> None:
         now = time.monotonic()

@@ -5,6 +5,11 @@ What is stored:
 * ``components``: the desired set of components — name, version, the accepted recipe, the effective
   configuration, run-as and resource limits, whether it is a root of the deployment (explicitly
   deployed, as opposed to pulled in as a dependency) and whether it was stopped by the user.
+* ``shadows``: the local device shadows of ``aws.greengrass.ShadowManager`` (thing, shadow name,
+  ``''`` for the classic shadow), the document as JSON (NULL once deleted: the row keeps the
+  version, which a new shadow of that name continues) and when it last changed; ``shadow_sync``
+  what each synchronized shadow looked like at its last sync with the broker, and the local and
+  cloud versions then.
 * ``deployments``: the queue and history, each with the snapshot of ``components`` taken just before
   it was applied, so that a failed (or interrupted) deployment can be rolled back exactly.
 
@@ -52,6 +57,23 @@ CREATE TABLE IF NOT EXISTS component_health (
     last_error TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS shadows (
+    thing TEXT NOT NULL,
+    name TEXT NOT NULL,
+    document TEXT,
+    version INTEGER NOT NULL,
+    updated REAL NOT NULL,
+    PRIMARY KEY (thing, name)
+);
+CREATE TABLE IF NOT EXISTS shadow_sync (
+    thing TEXT NOT NULL,
+    name TEXT NOT NULL,
+    last_synced TEXT,
+    local_version INTEGER NOT NULL,
+    cloud_version INTEGER NOT NULL,
+    updated REAL NOT NULL,
+    PRIMARY KEY (thing, name)
+);
 """
 
 # Deployment statuses, as the Greengrass CLI prints them (QUEUED is Sprig's, before IN_PROGRESS).
@@ -120,6 +142,29 @@ class DeploymentRecord:
             "updatedAt": self.updated,
             "document": self.document,
         }
+
+
+@dataclass(frozen=True)
+class ShadowRecord:
+    """A stored device shadow; ``document`` None: deleted (``version`` is the deleted one's)."""
+
+    thing: str
+    name: str
+    document: dict[str, Any] | None
+    version: int
+    updated: float
+
+
+@dataclass(frozen=True)
+class ShadowSyncRecord:
+    """A synchronized shadow at its last sync: the state both sides agreed on (None: none)
+    and the local and cloud versions at that moment."""
+
+    thing: str
+    name: str
+    last_synced: dict[str, Any] | None
+    local_version: int
+    cloud_version: int
 
 
 class StateDB:
@@ -276,6 +321,60 @@ class StateDB:
     def fail_queued(self, dep_id: str, reason: str) -> None:
         """Reject a queued deployment without touching components."""
         self.finish_deployment(dep_id, FAILED, reason)
+
+    # -- device shadows (aws.greengrass.ShadowManager) ----------------------------------------
+
+    def shadow(self, thing: str, name: str) -> ShadowRecord | None:
+        """The stored shadow (``name`` ``''``: classic), deleted ones included."""
+        row = self._conn.execute(
+            "SELECT document, version, updated FROM shadows WHERE thing = ? AND name = ?",
+            (thing, name)).fetchone()
+        if row is None:
+            return None
+        document, version, updated = row
+        return ShadowRecord(thing, name, json.loads(document) if document else None, version,
+                            updated)
+
+    def put_shadow(self, thing: str, name: str, document: Mapping[str, Any] | None,
+                   version: int) -> None:
+        """Store a shadow's new document (None: deleted, keeping ``version``); once this
+        returns the change is durable (the caller acknowledges it only then)."""
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO shadows(thing, name, document, version, updated)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT(thing, name) DO UPDATE SET"
+                " document = excluded.document, version = excluded.version,"
+                " updated = excluded.updated",
+                (thing, name, json.dumps(document) if document is not None else None, version,
+                 time.time()))
+
+    def named_shadows(self, thing: str, offset: int = 0, limit: int = -1) -> list[str]:
+        """Names of the thing's existing named shadows, sorted (classic and deleted excluded)."""
+        rows = self._conn.execute(
+            "SELECT name FROM shadows WHERE thing = ? AND name != '' AND document IS NOT NULL"
+            " ORDER BY name LIMIT ? OFFSET ?", (thing, limit, offset)).fetchall()
+        return [r[0] for r in rows]
+
+    def shadow_sync(self, thing: str, name: str) -> ShadowSyncRecord | None:
+        row = self._conn.execute(
+            "SELECT last_synced, local_version, cloud_version FROM shadow_sync"
+            " WHERE thing = ? AND name = ?", (thing, name)).fetchone()
+        if row is None:
+            return None
+        last, local_version, cloud_version = row
+        return ShadowSyncRecord(thing, name, json.loads(last) if last else None,
+                                local_version, cloud_version)
+
+    def put_shadow_sync(self, rec: ShadowSyncRecord) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO shadow_sync(thing, name, last_synced, local_version, cloud_version,"
+                " updated) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(thing, name) DO UPDATE SET"
+                " last_synced = excluded.last_synced, local_version = excluded.local_version,"
+                " cloud_version = excluded.cloud_version, updated = excluded.updated",
+                (rec.thing, rec.name,
+                 json.dumps(rec.last_synced) if rec.last_synced is not None else None,
+                 rec.local_version, rec.cloud_version, time.time()))
 
     # -- meta --------------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from sprig.ipc.server import IpcServer
 from sprig.mqtt.bridge import MqttBridge
 from sprig.pubsub.bus import Bus
 from sprig.sdk_ipc.secrets import SecretRecord, SecretStore
+from sprig.shadow.service import ShadowService
 
 DRIVER = Path(__file__).with_name("ipc_driver.py")
 TIMEOUT = 20.0
@@ -70,6 +71,8 @@ class DictCore:
     types: dict[str, str] = field(default_factory=dict)
     #: what the components' privileged texts read (the kernel finds them in the recipes)
     references: list[Reference] = field(default_factory=list)
+    #: A real shadow service on a real state.db; None: ShadowManager not deployed.
+    shadow_service: ShadowService | None = None
 
     def add(self, name: str, token: str, config: dict[str, Any] | None = None,
             component_type: str = "aws.greengrass.generic") -> None:
@@ -121,6 +124,9 @@ class DictCore:
 
     def find_secret(self, secret_id: str) -> SecretRecord | None:
         return self.secrets.find(secret_id) if self.secrets is not None else None
+
+    def shadows(self) -> ShadowService | None:
+        return self.shadow_service
 
 
 def pubsub_policy(component: str, ops: list[str], resources: list[str]) -> dict[str, Any]:

@@ -130,6 +130,25 @@ def main() -> None:
                           "secretString": v.secret_string if v else None,
                           "secretBinary": base64.b64encode(v.secret_binary).decode()
                           if v and v.secret_binary is not None else None}
+            elif name == "get_shadow":
+                r = client.get_thing_shadow(thing_name=cmd.get("thing"),
+                                            shadow_name=cmd.get("name"))
+                result = json.loads(r.payload)
+            elif name == "update_shadow":
+                r = client.update_thing_shadow(thing_name=cmd.get("thing"),
+                                               shadow_name=cmd.get("name"),
+                                               payload=cmd["payload"].encode())
+                result = json.loads(r.payload)
+            elif name == "delete_shadow":
+                r = client.delete_thing_shadow(thing_name=cmd.get("thing"),
+                                               shadow_name=cmd.get("name"))
+                result = base64.b64encode(r.payload or b"").decode()
+            elif name == "list_shadows":
+                r = client.list_named_shadows_for_thing(thing_name=cmd.get("thing"),
+                                                        next_token=cmd.get("nextToken"),
+                                                        page_size=cmd.get("pageSize"))
+                result = {"results": r.results, "nextToken": r.next_token,
+                          "timestamp": r.timestamp.timestamp() if r.timestamp else None}
             elif name == "list_components":
                 client.list_components()
             elif name == "events":

@@ -239,7 +239,8 @@ try:
 except Exception as e:
     print(json.dumps(str(e)))
 """)
-    assert "shadow manager" in out and "400" in out
+    # No local shadow service behind this server: the V1 call says what to deploy.
+    assert "aws.greengrass.ShadowManager is not deployed" in out and "404" in out
 
 
 async def test_raw_http_bad_requests(env: Any) -> None:

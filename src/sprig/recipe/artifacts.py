@@ -244,6 +244,8 @@ class StagedVersion:
     replaced: list[tuple[Path, Path | None]] = field(default_factory=list)
     #: the owner to give an already staged version when the deployment commits
     owner_on_commit: tuple[int, int] | None = None
+    #: component directories staging created (removed again by a rollback if left empty)
+    created: list[Path] = field(default_factory=list)
 
     def commit(self) -> None:
         for _, backup in self.replaced:
@@ -265,6 +267,12 @@ class StagedVersion:
                 _rmtree(backup.parent)
         self.replaced.clear()
         self.owner_on_commit = None
+        for directory in self.created:
+            try:
+                directory.rmdir()
+            except OSError:
+                pass                 # not empty: another version lives there
+        self.created.clear()
 
 
 def prepare_artifacts(recipe: Recipe, manifest: Manifest, source_dir: Path,
@@ -336,8 +344,10 @@ def _stage(recipe: Recipe, sources: list[_Source], layout: RootLayout, limits: S
         _verify_source(recipe, src, f"{prefix}Artifacts[{src.index}]", check_digest=False)
     target = layout.artifact_dir(recipe.name, recipe.version)
     unarchived = layout.unarchived_dir(recipe.name, recipe.version)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    unarchived.parent.mkdir(parents=True, exist_ok=True)
+    for parent in (target.parent, unarchived.parent):
+        if not parent.is_dir():
+            parent.mkdir(parents=True)
+            staged.created.append(parent)
     tmp_files = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{recipe.version}-",
                                       dir=target.parent))
     tmp_unzip = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{recipe.version}-",
@@ -373,12 +383,16 @@ def _stage(recipe: Recipe, sources: list[_Source], layout: RootLayout, limits: S
         staged.replaced.append((unarchived, _replace_dir(tmp_unzip, unarchived)))
         staged.replaced.append((target, _replace_dir(tmp_files, target)))
     except BaseException:
+        _remove_temporary(tmp_files, tmp_unzip)
         staged.rollback()
         raise
-    finally:
-        for leftover in (tmp_files, tmp_unzip):
-            if leftover.exists():
-                _rmtree(leftover)
+    _remove_temporary(tmp_files, tmp_unzip)
+
+
+def _remove_temporary(*dirs: Path) -> None:
+    for leftover in dirs:
+        if leftover.exists():
+            _rmtree(leftover)
 
 
 def _unzip_into(recipe: Recipe, copy: _Source, unzip_fd: int, budget: Budget, where: str,

@@ -57,9 +57,8 @@ def stage(recipe: Recipe, src: Path, layout: RootLayout,
 
 
 def nothing_staged(layout: RootLayout) -> bool:
-    """No version and no leftover of any kind (temporary or backup directories)."""
-    return all(not (d / NAME).exists() or not any((d / NAME).iterdir())
-               for d in (layout.artifacts, layout.artifacts_unarchived))
+    """No version and no leftover of any kind (not even the component's directory)."""
+    return all(not (d / NAME).exists() for d in (layout.artifacts, layout.artifacts_unarchived))
 
 
 def refused(recipe: Recipe, src: Path, layout: RootLayout,

@@ -34,6 +34,7 @@ from pathlib import Path
 from sprig.errors import ValidationError
 from sprig.paths import RootLayout
 from sprig.recipe._digest import ALGORITHMS, b64, decode_digest
+from sprig.recipe.budget import DIR_MODE, Budget
 from sprig.recipe.limits import DEFAULT_LIMITS, StagingLimits
 from sprig.recipe.model import Artifact, Manifest, Permission, Recipe, Unarchive
 from sprig.recipe.nofollow import (
@@ -49,7 +50,6 @@ from sprig.recipe.nofollow import (
     opened,
     read_bounded,
 )
-from sprig.recipe.unpack import DIR_MODE, Budget, unpack_zip
 
 MARKER = ".sprig-staged.json"
 MARKER_MAX_BYTES = 16 * 1024 * 1024
@@ -397,6 +397,8 @@ def _remove_temporary(*dirs: Path) -> None:
 
 def _unzip_into(recipe: Recipe, copy: _Source, unzip_fd: int, budget: Budget, where: str,
                 shown: Path) -> None:
+    from sprig.recipe.unpack import unpack_zip  # only when unpacking: the idle core lacks zipfile
+
     a = copy.artifact
     os.mkdir(a.unarchived_name, 0o700, dir_fd=unzip_fd)
     with opened(open_subdir(unzip_fd, a.unarchived_name, a.unarchived_name)) as dest:

@@ -10,8 +10,8 @@ new one, never a mix, and an interrupted deployment is resumed (and rolled back 
 
 After each deployment the package store is pruned (``deployment.store``: current and previous
 version of each component, plus what queued deployments and a rollback need); the history in
-``state.db`` is trimmed in the same commit that finishes the deployment. At start-up the worker
-first cleans what a killed core left while staging, then prunes.
+``state.db`` is trimmed in the same commit that finishes the deployment. A new core cleans what a
+killed one left while staging before any component starts, and prunes before the queue.
 """
 
 from __future__ import annotations
@@ -53,19 +53,21 @@ class DeploymentService:
         self._done = asyncio.Condition()
         self.current: str | None = None
         planner.limits = kernel.settings.deployment_limits
+        # Before the core starts the desired components (run() comes later): a version a killed
+        # core had renamed aside must be back in place first.
+        try:
+            cleaned = planner.store.sweep_leftovers()
+            if cleaned:
+                log.warning("removed %d leftover(s) of an interrupted staging", cleaned)
+        except OSError as e:
+            log.warning("could not clean the package store: %s", e)
 
     def wake(self) -> None:
         self._wakeup.set()
 
     async def run(self) -> None:
-        """Process the queue until cancelled (after cleaning what a killed core left)."""
-        try:
-            cleaned = self.planner.store.sweep_leftovers()
-            if cleaned:
-                log.warning("removed %d leftover(s) of an interrupted staging", cleaned)
-            self.db.trim_history()
-        except OSError as e:
-            log.warning("could not clean the package store: %s", e)
+        """Process the queue until cancelled (after pruning what a killed core left)."""
+        self.db.trim_history()
         await self.prune()
         while True:
             record = self.db.next_pending()

@@ -148,3 +148,35 @@ def test_rollback_after_a_restart_mid_deployment_finds_the_previous_version(
             == [(1,)]
     finally:
         core.stop()
+
+
+def test_the_next_core_cleans_what_a_killed_one_left_while_staging(public_tmp: Path) -> None:
+    core = CoreProcess(public_tmp / "root").start()
+    try:
+        add_version(public_tmp, APP, "1.0.0")
+        assert deploy(core, public_tmp, APP, "1.0.0")["status"] == "SUCCEEDED"
+        core.kill()
+        # What a core killed in the middle of staging leaves (same names as it uses): half-
+        # written temporary trees, a version renamed aside but not yet replaced, the trash of
+        # an interrupted prune, a recipe being written.
+        layout = core.layout
+        half = layout.artifacts / APP / ".staging-2.0.0-k1ll3d"
+        half.mkdir()
+        (half / "code.zip").write_bytes(b"\0" * 4096)
+        (layout.artifacts_unarchived / APP / ".staging-2.0.0-k1ll3d").mkdir()
+        aside = layout.unarchived_dir(APP, "1.0.0").parent / ".old-1.0.0-k1ll3d"
+        aside.mkdir()
+        layout.unarchived_dir(APP, "1.0.0").rename(aside / "1.0.0")
+        (layout.recipes.parent / ".trash" / "prune-k1ll3d").mkdir(parents=True)
+        (layout.recipes / f"{APP}-2.0.0.tmp").write_text("{")
+        core.start()
+        # Run needs the unpacked artifact: the version renamed aside is back before it starts.
+        core.wait_state(APP, "RUNNING")
+        leftovers = [p for base in (layout.artifacts / APP, layout.artifacts_unarchived / APP)
+                     for p in base.iterdir() if p.name.startswith(".")]
+        assert leftovers == []
+        assert not (layout.recipes.parent / ".trash").exists()
+        assert not list(layout.recipes.glob("*.tmp"))
+        assert "leftover(s) of an interrupted staging" in layout.core_log.read_text()
+    finally:
+        core.stop()

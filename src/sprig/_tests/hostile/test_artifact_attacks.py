@@ -266,3 +266,21 @@ def test_component_cannot_plant_a_link_in_its_staged_directory(core: CoreProcess
     assert core.deploy(recipe_dir=recipes, artifact_dir=artifacts,
                        merge={"com.example.Planter": "1.0.0"})["status"] == "SUCCEEDED"
     assert secret.stat().st_uid == 0 and oct(secret.stat().st_mode)[-3:] == "600"
+
+
+def test_a_twelve_megabyte_deployment_document_is_refused(core: CoreProcess,
+                                                           public_tmp: Path) -> None:
+    recipes = public_tmp / "recipes"
+    names = ["com.example.Small1", "com.example.Small2"]
+    for name in names:
+        component(recipes, name, [])
+    assert core.deploy(recipe_dir=recipes, merge=dict.fromkeys(names, "1.0.0"))["status"] \
+        == "SUCCEEDED"
+    db_before = sum(p.stat().st_size for p in core.root.glob("state.db*"))
+    with pytest.raises(ApiError) as info:     # each MERGE under its own 10 MB, not the whole
+        core.deploy(configuration_update={
+            name: {"MERGE": {"blob": "x" * (6 * 2**20)}} for name in names})
+    assert "over the limit of 10485760 bytes" in str(info.value), str(info.value)
+    assert len(core.call("deployment.list")) == 1
+    db_after = sum(p.stat().st_size for p in core.root.glob("state.db*"))
+    assert db_after - db_before < 2**20

@@ -15,6 +15,10 @@ logging:                         # as the Greengrass nucleus's ``logging`` confi
   totalLogsSizeKB: 10240         # per log (the core's, each component's), rotated files included
   format: TEXT                   # TEXT only (JSON is refused, not ignored)
   outputType: FILE               # FILE only (CONSOLE is refused, not ignored)
+deploymentLimits:                # what one deployment may bring (see sprig.recipe.limits)
+  recipeMaxSizeBytes: 1048576    # one recipe file
+  artifactsMaxSizeBytes: 1073741824   # one component version: artifacts as copied + unpacked
+  artifactsMaxFiles: 100000      # one component version: files and directories
 ```
 """
 
@@ -32,9 +36,16 @@ import yaml
 from sprig.errors import ValidationError
 from sprig.launcher.spec import RunAs
 from sprig.logs import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_TOTAL_BYTES
+from sprig.recipe.limits import (
+    BYTES_KEY,
+    CONFIG_SECTION,
+    FILES_KEY,
+    RECIPE_KEY,
+    StagingLimits,
+)
 
 _KEYS = {"thingName", "awsRegion", "runWithDefault", "invokeApi", "mqtt", "logging",
-         "deploymentTimeoutSeconds"}
+         "deploymentTimeoutSeconds", CONFIG_SECTION}
 _LEVELS = ("DEBUG", "INFO", "WARN", "WARNING", "ERROR")
 # Greengrass's nucleus ``logging`` keys; those Sprig cannot honour are refused when set to
 # anything but the one value it implements (outputDirectory: the logs are under <root>/logs).
@@ -53,6 +64,7 @@ class CoreSettings:
     log_file_bytes: int = DEFAULT_MAX_FILE_BYTES      # logging.fileSizeKB
     log_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES    # logging.totalLogsSizeKB
     deployment_timeout_s: float = 300.0
+    deployment_limits: StagingLimits = field(default_factory=StagingLimits)
 
     @classmethod
     def load(cls, path: Path) -> CoreSettings:
@@ -109,6 +121,8 @@ class CoreSettings:
                 raise ValidationError("deploymentTimeoutSeconds", "must be a positive number",
                                       value=t, source=source, allowed="seconds > 0")
             kwargs["deployment_timeout_s"] = float(t)
+        if data.get(CONFIG_SECTION) is not None:
+            kwargs["deployment_limits"] = _deployment_limits(data[CONFIG_SECTION], source)
         return cls(**kwargs)
 
 
@@ -150,6 +164,32 @@ def _kilobytes(cfg: Mapping[str, Any], key: str, default: int, source: str) -> i
         raise ValidationError(f"logging.{key}", "must be a whole number of kilobytes >= 1",
                               value=value, source=source, allowed="an integer >= 1")
     return value
+_LIMIT_FIELDS = {RECIPE_KEY: ("recipe_max_bytes", 1024),
+                 BYTES_KEY: ("artifacts_max_bytes", 1024),
+                 FILES_KEY: ("artifacts_max_files", 1)}
+
+
+def _deployment_limits(value: object, source: str) -> StagingLimits:
+    """``deploymentLimits``: each key a whole number at or above a floor that still lets a
+    small component deploy; unknown keys are refused like any other."""
+    allowed = ", ".join(_LIMIT_FIELDS)
+    if not isinstance(value, Mapping):
+        raise ValidationError(CONFIG_SECTION, "must be a mapping", value=value, source=source,
+                              allowed=allowed)
+    unknown = sorted(set(value) - set(_LIMIT_FIELDS))
+    if unknown:
+        raise ValidationError(f"{CONFIG_SECTION}.{unknown[0]}", "unknown key", source=source,
+                              allowed=allowed)
+    kwargs: dict[str, int] = {}
+    for key, (name, floor) in _LIMIT_FIELDS.items():
+        if key not in value:
+            continue
+        n = value[key]
+        if not isinstance(n, int) or isinstance(n, bool) or n < floor:
+            raise ValidationError(f"{CONFIG_SECTION}.{key}", "must be a whole number", value=n,
+                                  source=source, allowed=f"an integer >= {floor}")
+        kwargs[name] = n
+    return StagingLimits(**kwargs)
 
 
 def _string(data: Mapping[str, Any], key: str, source: str) -> str:

@@ -7,8 +7,6 @@ component type's own rules (a Lambda component's configuration and runtime, its 
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -16,9 +14,11 @@ from sprig.config.merge import ConfigState
 from sprig.core.component import config_state
 from sprig.deployment.builtins import builtin_recipes
 from sprig.deployment.request import DeploymentRequest
+from sprig.deployment.store import PackageStore
 from sprig.errors import ValidationError
 from sprig.paths import RootLayout
-from sprig.recipe.artifacts import stage_artifacts, verify_staged
+from sprig.recipe.artifacts import StagedVersion, prepare_artifacts, verify_staged
+from sprig.recipe.limits import DEFAULT_LIMITS, StagingLimits
 from sprig.recipe.load import load_recipe_dir
 from sprig.recipe.model import Recipe
 from sprig.recipe.parse import parse_recipe
@@ -35,69 +35,72 @@ class Planner:
         self.layout = layout
         self.db = db
         self.platform = dict(platform)
+        self.store = PackageStore(layout)
+        #: what one deployment may bring (the core sets config.yaml's deploymentLimits)
+        self.limits: StagingLimits = DEFAULT_LIMITS
         self.validators: dict[str, Validator] = {}
         #: the uid/gid that owns a component's artifacts (its run-as user), None = keep as is
         self.owner_for: Callable[[ComponentRecord], tuple[int, int] | None] = lambda rec: None
         #: raises ValidationError when a component's run-as user or group does not exist
         self.check_run_as: Callable[[ComponentRecord], None] = lambda rec: None
 
-    # -- the recipe store ----------------------------------------------------------------
-
-    def _store_path(self, recipe: Recipe) -> Path:
-        return self.layout.recipes / f"{recipe.name}-{recipe.version}.json"
-
     def stored_recipes(self) -> dict[tuple[str, str], Recipe]:
-        found: dict[tuple[str, str], Recipe] = {}
-        for path in sorted(self.layout.recipes.glob("*.json")):
-            recipe = parse_recipe(json.loads(path.read_text()), str(path))
-            found[(recipe.name, recipe.version)] = recipe
-        return found
-
-    def _store(self, recipe: Recipe) -> None:
-        path = self._store_path(recipe)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(recipe.to_dict(), indent=2, sort_keys=True))
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        tmp.replace(path)
+        return self.store.stored_recipes()
 
     # -- planning ------------------------------------------------------------------------
 
     def accept(self, request: DeploymentRequest, recipe_dir: Path | None,
                artifact_dir: Path | None) -> dict[str, ComponentRecord]:
         """Validate a new request with the recipes and artifacts it brings; on success stage the
-        artifacts and store the recipes it uses (running components are not touched)."""
+        artifacts and store the recipes it uses (running components are not touched).
+
+        All or nothing: if anything is refused, the versions staged so far are removed, the
+        trees they replaced come back and no recipe is stored."""
         new: dict[tuple[str, str], Recipe] = {}
         if recipe_dir is not None:
-            new = load_recipe_dir(recipe_dir)
+            new = load_recipe_dir(recipe_dir, max_bytes=self.limits.recipe_max_bytes)
+        stored = self.stored_recipes()
+        builtin = {r.name for r in builtin_recipes()}
         for name, version in request.merge.items():
-            if (name, version) not in new and (name, version) not in self.stored_recipes() \
-                    and name not in {r.name for r in builtin_recipes()}:
+            if (name, version) not in new and (name, version) not in stored \
+                    and name not in builtin:
                 where = f"in {recipe_dir}" if recipe_dir else "(no --recipe-dir given)"
-                known = sorted(v for (n, v) in {**self.stored_recipes(), **new} if n == name)
+                known = sorted(v for (n, v) in {**stored, **new} if n == name)
                 raise ValidationError(
                     f"merge.{name}", f"no recipe for {name} {version} {where}", value=version,
                     allowed=("versions " + ", ".join(known)) if known
                     else "a version whose recipe is in --recipe-dir")
         records = self.plan(request, extra=new, validate=False)
-        for name, rec in records.items():
-            recipe = parse_recipe(rec.recipe, f"{name}-{rec.version}")
-            manifest = select_manifest(recipe, self.platform)
-            if (name, rec.version) in new:
-                if manifest.artifacts:
-                    if artifact_dir is None:
-                        raise ValidationError(
-                            f"{name}.Artifacts", "the recipe has artifacts but no artifact "
-                            "directory was given", allowed="--artifact-dir D with "
-                            f"D/{name}/{rec.version}/<files>")
-                    stage_artifacts(recipe, manifest, artifact_dir, self.layout,
-                                    owner=self.owner_for(rec))
-            elif manifest.artifacts:
-                verify_staged(recipe, manifest, self.layout)
-        self.validate(records)
-        for key, recipe in new.items():
-            if key[0] in records and records[key[0]].version == key[1]:
-                self._store(recipe)
+        staged: list[StagedVersion] = []
+        undo: list[Callable[[], None]] = []
+        try:
+            for name, rec in records.items():
+                recipe = parse_recipe(rec.recipe, f"{name}-{rec.version}")
+                manifest = select_manifest(recipe, self.platform)
+                if (name, rec.version) in new:
+                    if manifest.artifacts:
+                        if artifact_dir is None:
+                            raise ValidationError(
+                                f"{name}.Artifacts", "the recipe has artifacts but no artifact "
+                                "directory was given", allowed="--artifact-dir D with "
+                                f"D/{name}/{rec.version}/<files>")
+                        staged.append(prepare_artifacts(
+                            recipe, manifest, artifact_dir, self.layout,
+                            owner=self.owner_for(rec), limits=self.limits))
+                elif manifest.artifacts:
+                    verify_staged(recipe, manifest, self.layout)
+            self.validate(records)
+            for key, recipe in new.items():
+                if key[0] in records and records[key[0]].version == key[1]:
+                    undo.append(self.store.store(recipe))
+        except BaseException:
+            for step in reversed(undo):
+                step()
+            for one in reversed(staged):
+                one.rollback()
+            raise
+        for one in staged:
+            one.commit()
         return records
 
     def validate(self, records: Mapping[str, ComponentRecord]) -> None:

@@ -7,16 +7,24 @@ to the snapshot (ROLLBACK, the default) / leave things as they are (DO_NOTHING).
 
 A core killed at any point restarts from the database: the desired set is either the old or the
 new one, never a mix, and an interrupted deployment is resumed (and rolled back if it fails).
+
+After each deployment the package store is pruned (``deployment.store``: current and previous
+version of each component, plus what queued deployments and a rollback need); the history in
+``state.db`` is trimmed in the same commit that finishes the deployment. A new core cleans what a
+killed one left while staging before any component starts, and prunes before the queue.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from sprig.core.state import State
 from sprig.deployment.request import DO_NOTHING, DeploymentRequest
+from sprig.deployment.store import keep_set
 from sprig.errors import SprigError, ValidationError
 from sprig.state.db import FAILED, IN_PROGRESS, SUCCEEDED
 
@@ -31,6 +39,10 @@ log = logging.getLogger("sprig.deployment")
 #: that goes BROKEN (a Run script failing right after it started).
 STABILITY_WINDOW_S = 0.5
 
+#: The largest deployment document accepted, as the nucleus (``MAX_DEPLOYMENT_DOCUMENT_SIZE_BYTES``
+#: in ``DeploymentDocumentDownloader``, error ``DEPLOYMENT_DOCUMENT_SIZE_EXCEEDED``).
+MAX_DOCUMENT_BYTES = 10 * 1024 * 1024
+
 
 class DeploymentService:
     def __init__(self, kernel: Kernel, planner: Planner, db: StateDB) -> None:
@@ -40,12 +52,23 @@ class DeploymentService:
         self._wakeup = asyncio.Event()
         self._done = asyncio.Condition()
         self.current: str | None = None
+        planner.limits = kernel.settings.deployment_limits
+        # Before the core starts the desired components (run() comes later): a version a killed
+        # core had renamed aside must be back in place first.
+        try:
+            cleaned = planner.store.sweep_leftovers()
+            if cleaned:
+                log.warning("removed %d leftover(s) of an interrupted staging", cleaned)
+        except OSError as e:
+            log.warning("could not clean the package store: %s", e)
 
     def wake(self) -> None:
         self._wakeup.set()
 
     async def run(self) -> None:
-        """Process the queue until cancelled."""
+        """Process the queue until cancelled (after pruning what a killed core left)."""
+        self.db.trim_history()
+        await self.prune()
         while True:
             record = self.db.next_pending()
             if record is None:
@@ -54,7 +77,8 @@ class DeploymentService:
                 continue
             self.current = record.id
             try:
-                await self._apply(record)
+                attempted = await self._apply(record)
+                await self.prune(attempted)
             finally:
                 self.current = None
                 async with self._done:
@@ -73,7 +97,24 @@ class DeploymentService:
             pass
         return self.db.deployment(dep_id)
 
-    async def _apply(self, record: DeploymentRecord) -> None:
+    async def prune(self, attempted: Mapping[str, str] | None = None) -> None:
+        """Remove stale component versions (best effort, as the nucleus: a failure is logged,
+        never fails a deployment). ``attempted``: the versions a failed deployment tried."""
+        try:
+            keep = keep_set({n: r.version for n, r in self.db.components().items()},
+                            self.db.previous_versions(), self.db.pinned_versions(),
+                            attempted or {})
+            bins = self.planner.store.prune(keep)
+        except (OSError, SprigError, ValueError) as e:
+            log.warning("could not remove stale component versions: %s", e)
+            return
+        if bins:
+            log.info("removed stale component versions; kept %s", ", ".join(
+                f"{n} {'/'.join(sorted(v))}" for n, v in sorted(keep.items())) or "none")
+            await asyncio.to_thread(self.planner.store.empty, bins)
+
+    async def _apply(self, record: DeploymentRecord) -> dict[str, str] | None:
+        """Apply one deployment; returns the versions it tried if it failed (kept a while)."""
         request = DeploymentRequest.from_document(record.document)
         if record.status == IN_PROGRESS:
             log.info("deployment %s was interrupted by a core restart; resuming it", record.id)
@@ -85,7 +126,7 @@ class DeploymentService:
             except SprigError as e:
                 log.warning("deployment %s rejected: %s", record.id, e)
                 self.db.fail_queued(record.id, f"rejected: {e}")
-                return
+                return None
             snapshot = list(self.db.components().values())
             self.db.begin_deployment(record.id, target)
             log.info("deployment %s: IN_PROGRESS (%s)", record.id,
@@ -95,15 +136,17 @@ class DeploymentService:
         if reason is None:
             self.db.finish_deployment(record.id, SUCCEEDED)
             log.info("deployment %s: SUCCEEDED", record.id)
-            return
+            return None
+        attempted = {n: r.version for n, r in target.items()}
         if request.failure_handling == DO_NOTHING:
             self.db.finish_deployment(record.id, FAILED, reason)
             log.warning("deployment %s: FAILED: %s (DO_NOTHING: left as is)", record.id, reason)
-            return
+            return attempted
         self.db.finish_deployment(record.id, FAILED, f"{reason}; rolled back",
                                   restore=snapshot)
         log.warning("deployment %s: FAILED: %s; rolling back", record.id, reason)
         await self.kernel.reconcile({r.name: r for r in snapshot})
+        return attempted
 
     async def _wait_healthy(self, target: dict[str, ComponentRecord]) -> str | None:
         names = [n for n, r in target.items() if not r.user_stopped]
@@ -143,11 +186,16 @@ class DeploymentService:
         """Validate now (raising ValidationError with nothing changed), then enqueue."""
         from pathlib import Path
 
-        try:
-            self.planner.accept(request, Path(recipe_dir) if recipe_dir else None,
-                                Path(artifact_dir) if artifact_dir else None)
-        except ValidationError:
-            raise
-        record = self.db.enqueue_deployment(request.to_document())
+        document = request.to_document()
+        size = len(json.dumps(document).encode("utf-8"))
+        if size > MAX_DOCUMENT_BYTES:
+            raise ValidationError("", f"the deployment document is {size} bytes, over the "
+                                  f"limit of {MAX_DOCUMENT_BYTES} bytes", value=size,
+                                  allowed=f"at most {MAX_DOCUMENT_BYTES} bytes (as Greengrass: "
+                                  "DEPLOYMENT_DOCUMENT_SIZE_EXCEEDED)")
+        records = self.planner.accept(request, Path(recipe_dir) if recipe_dir else None,
+                                      Path(artifact_dir) if artifact_dir else None)
+        record = self.db.enqueue_deployment(
+            document, pins={n: r.version for n, r in records.items()})
         self.wake()
         return record

@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from sprig.errors import ValidationError
 from sprig.lambda_import.artifact import Artifact, load_code
 from sprig.lambda_import.documents import check_function_configuration, check_lambda_function
 from sprig.lambda_import.model import LambdaComponent
@@ -85,11 +86,24 @@ def write_component(out: Path, component: LambdaComponent, artifact: Artifact,
             tmp = staging / rel.name
             tmp.write_bytes(data)
             os.chmod(tmp, 0o644)
-            (out / rel).parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, out / rel)
+            os.replace(tmp, _directory(out, rel.parent) / rel.name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return ImportResult(component, recipe, artifact.digest, out / recipe_rel, out / artifact_rel)
+
+
+def _directory(out: Path, rel: Path) -> Path:
+    """``out/rel``, created as needed; a symbolic link on the way is refused (the import may run
+    as root: a planted ``OUT/artifacts -> /etc`` must not redirect what it writes)."""
+    current = out
+    for part in rel.parts:
+        current = current / part
+        if current.is_symlink():
+            raise ValidationError("", f"{current} is a symbolic link to {os.readlink(current)}: "
+                                  "the import does not write through links", source="--out",
+                                  value=str(current), allowed="an output directory without links")
+        current.mkdir(exist_ok=True)
+    return current
 
 
 def import_function(code: Path, out: Path, flags: ImportFlags, lambda_function: Any = None,

@@ -3,11 +3,17 @@
 YAML is read with PyYAML's safe loader, minus two surprises: timestamps stay strings (so
 ``RecipeFormatVersion: 2020-01-25`` and dates in configuration stay JSON-able) and a key given
 twice in one mapping is an error rather than silently overwritten.
+
+The core reads recipe directories as root: a recipe file is never read through a symbolic link
+(refused, naming where it points) and is measured before it is read (a 60 MB recipe is refused
+without being parsed; see :mod:`sprig.recipe.limits`).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import stat
 from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
@@ -15,7 +21,9 @@ from typing import Any
 import yaml
 
 from sprig.errors import ValidationError
+from sprig.recipe.limits import DEFAULT_LIMITS, RECIPE_KEY
 from sprig.recipe.model import Recipe
+from sprig.recipe.nofollow import Refused, open_dir, open_file, opened, read_bounded
 from sprig.recipe.parse import parse_recipe
 
 RECIPE_SUFFIXES = (".yaml", ".yml", ".json")
@@ -74,17 +82,39 @@ def load_document(text: str, source: str) -> Any:
         raise ValidationError("", f"YAML error: {exc}", source=source) from None
 
 
-def load_recipe(path: Path | str) -> Recipe:
-    """Read and validate one recipe file."""
-    path = Path(path)
-    source = str(path)
+def _decode(data: bytes, source: str) -> str:
     try:
-        text = path.read_text(encoding="utf-8-sig")  # tolerate a byte-order mark
+        return data.decode("utf-8-sig")  # tolerate a byte-order mark
     except UnicodeDecodeError as exc:
         raise ValidationError("", f"is not UTF-8 text ({exc.reason} at byte {exc.start})",
                               source=source) from None
+
+
+def _too_big(size: int, max_bytes: int, source: str) -> ValidationError:
+    return ValidationError("", f"is {size} bytes, over the limit of {max_bytes} bytes for one "
+                           "recipe", value=size, source=source, allowed=f"at most {max_bytes} "
+                           f"bytes ({DEFAULT_LIMITS.setting(RECIPE_KEY)})")
+
+
+def _read_recipe_file(dir_fd: int, name: str, source: str, max_bytes: int) -> bytes:
+    """The bytes of a recipe file: never through a link, measured before it is read."""
+    try:
+        with opened(open_file(dir_fd, name, source)) as fd:
+            size = os.fstat(fd).st_size
+            if size > max_bytes:
+                raise _too_big(size, max_bytes, source)
+            data = read_bounded(fd, max_bytes)
+    except Refused as exc:
+        raise ValidationError("", exc.problem, value=exc.path, source=source,
+                              allowed="regular files (the core does not follow links)") from None
     except OSError as exc:
         raise ValidationError("", f"cannot be read: {exc.strerror}", source=source) from None
+    if data is None:
+        raise _too_big(max_bytes + 1, max_bytes, source)
+    return data
+
+
+def _parse(text: str, source: str) -> Recipe:
     data = load_document(text, source)
     if not isinstance(data, dict):
         raise ValidationError("", "a recipe must be an object (a mapping of keys)",
@@ -93,26 +123,52 @@ def load_recipe(path: Path | str) -> Recipe:
     return parse_recipe(data, source)
 
 
-def load_recipe_dir(directory: Path | str) -> dict[tuple[str, str], Recipe]:
+def load_recipe(path: Path | str, *, max_bytes: int = DEFAULT_LIMITS.recipe_max_bytes) -> Recipe:
+    """Read and validate one recipe file (not through a link, at most ``max_bytes``)."""
+    path = Path(path)
+    source = str(path)
+    try:
+        with opened(open_dir(str(path.parent))) as dir_fd:
+            data = _read_recipe_file(dir_fd, path.name, source, max_bytes)
+    except OSError as exc:
+        raise ValidationError("", f"cannot be read: {exc.strerror}", source=source) from None
+    return _parse(_decode(data, source), source)
+
+
+def load_recipe_dir(directory: Path | str, *, max_bytes: int = DEFAULT_LIMITS.recipe_max_bytes,
+                    ) -> dict[tuple[str, str], Recipe]:
     """Every recipe file (``*.yaml``, ``*.yml``, ``*.json``) directly in ``directory``.
 
+    A recipe file that is a symbolic link is refused (naming where it points), as is one over
+    ``max_bytes``; other entries that are not regular files are ignored.
+
     Raises:
-        ValidationError: a bad recipe, or two files declaring the same name and version.
+        ValidationError: a bad, linked or oversized recipe, or two files declaring the same
+            name and version.
     """
     directory = Path(directory)
-    if not directory.is_dir():
-        raise ValidationError("", "is not a directory", source=str(directory))
+    try:
+        dir_fd = open_dir(str(directory))
+    except OSError:
+        raise ValidationError("", "is not a directory", source=str(directory)) from None
     recipes: dict[tuple[str, str], Recipe] = {}
     origin: dict[tuple[str, str], Path] = {}
-    for path in sorted(directory.iterdir()):
-        if path.suffix.lower() not in RECIPE_SUFFIXES or not path.is_file():
-            continue
-        recipe = load_recipe(path)
-        if recipe.id in recipes:
-            raise ValidationError(
-                "ComponentVersion", f"{recipe.name} {recipe.version} is also defined in "
-                f"{origin[recipe.id]}", value=recipe.version,
-                allowed="one recipe file per component name and version", source=str(path))
-        recipes[recipe.id] = recipe
-        origin[recipe.id] = path
+    with opened(dir_fd):
+        for name in sorted(os.listdir(dir_fd)):
+            path = directory / name
+            if path.suffix.lower() not in RECIPE_SUFFIXES:
+                continue
+            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            if stat.S_ISDIR(st.st_mode) or not (stat.S_ISREG(st.st_mode)
+                                                or stat.S_ISLNK(st.st_mode)):
+                continue
+            data = _read_recipe_file(dir_fd, name, str(path), max_bytes)
+            recipe = _parse(_decode(data, str(path)), str(path))
+            if recipe.id in recipes:
+                raise ValidationError(
+                    "ComponentVersion", f"{recipe.name} {recipe.version} is also defined in "
+                    f"{origin[recipe.id]}", value=recipe.version,
+                    allowed="one recipe file per component name and version", source=str(path))
+            recipes[recipe.id] = recipe
+            origin[recipe.id] = path
     return recipes

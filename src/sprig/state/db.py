@@ -11,7 +11,12 @@ What is stored:
   what each synchronized shadow looked like at its last sync with the broker, and the local and
   cloud versions then.
 * ``deployments``: the queue and history, each with the snapshot of ``components`` taken just before
-  it was applied, so that a failed (or interrupted) deployment can be rolled back exactly.
+  it was applied, so that a failed (or interrupted) deployment can be rolled back exactly. The
+  history is bounded (:data:`HISTORY_KEEP` finished deployments; only the newest finished one keeps
+  its snapshot, as the nucleus keeps only its last deployment directory).
+* ``component_previous_versions`` and ``deployment_pins``: what the package store must keep (the
+  version each component had before its last change; the versions a queued deployment was
+  accepted with). See ``sprig.deployment.store``.
 
 Every change is one transaction; the database runs in WAL mode with ``synchronous=FULL`` so that an
 acknowledged change survives ``kill -9`` of the core and a power cut.
@@ -75,6 +80,25 @@ CREATE TABLE IF NOT EXISTS shadow_sync (
     PRIMARY KEY (thing, name)
 );
 """
+
+# Retention: what the package store keeps besides the current versions.
+_RETENTION_SCHEMA = """
+CREATE TABLE IF NOT EXISTS component_previous_versions (
+    name TEXT PRIMARY KEY,
+    version TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS deployment_pins (
+    deployment_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    version TEXT NOT NULL,
+    PRIMARY KEY (deployment_id, name)
+);
+"""
+
+#: Finished deployments kept in the history (``sprig deployment list`` shows 10 by default; the
+#: Greengrass IPC ``ListLocalDeployments`` lists the last 5). Queued and in-progress ones are
+#: never dropped.
+HISTORY_KEEP = 20
 
 # Deployment statuses, as the Greengrass CLI prints them (QUEUED is Sprig's, before IN_PROGRESS).
 QUEUED = "QUEUED"
@@ -184,6 +208,7 @@ class StateDB:
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.execute("PRAGMA busy_timeout=5000")
         self._conn.executescript(_SCHEMA)
+        self._conn.executescript(_RETENTION_SCHEMA)
         path.chmod(0o600)
 
     def close(self) -> None:
@@ -254,8 +279,12 @@ class StateDB:
 
     # -- deployments -------------------------------------------------------------------------
 
-    def enqueue_deployment(self, document: Mapping[str, Any]) -> DeploymentRecord:
-        """Persist a validated deployment request: once this returns, it is acknowledged."""
+    def enqueue_deployment(self, document: Mapping[str, Any],
+                           pins: Mapping[str, str] | None = None) -> DeploymentRecord:
+        """Persist a validated deployment request: once this returns, it is acknowledged.
+
+        ``pins`` (name -> version) are the component versions it was accepted with: the package
+        store keeps them until it finishes."""
         now = time.time()
         dep_id = str(uuid.uuid4())
         with self.transaction() as conn:
@@ -265,6 +294,9 @@ class StateDB:
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (dep_id, seq, now, now, json.dumps(document), QUEUED),
             )
+            conn.executemany(
+                "INSERT INTO deployment_pins(deployment_id, name, version) VALUES (?, ?, ?)",
+                [(dep_id, n, v) for n, v in (pins or {}).items()])
         found = self.deployment(dep_id)
         assert found is not None
         return found
@@ -308,15 +340,21 @@ class StateDB:
 
     def finish_deployment(self, dep_id: str, status: str, reason: str = "",
                           restore: list[ComponentRecord] | None = None) -> None:
-        """Mark a deployment done; ``restore`` puts that component set back in the same commit."""
+        """Mark a deployment done; ``restore`` puts that component set back in the same commit.
+
+        In the same commit: the components whose version changed remember the one they had
+        (kept for a rollback), and the history is trimmed."""
         with self.transaction() as conn:
             if restore is not None:
                 self.replace_components(conn, {r.name: r for r in restore})
                 self.clear_health(conn, [r.name for r in restore])
+            else:
+                _record_previous_versions(conn, dep_id)
             conn.execute(
                 "UPDATE deployments SET status = ?, reason = ?, updated = ? WHERE id = ?",
                 (status, reason, time.time(), dep_id),
             )
+            _trim_history(conn, keep_snapshot_of=dep_id)
 
     def fail_queued(self, dep_id: str, reason: str) -> None:
         """Reject a queued deployment without touching components."""
@@ -375,6 +413,36 @@ class StateDB:
                 (rec.thing, rec.name,
                  json.dumps(rec.last_synced) if rec.last_synced is not None else None,
                  rec.local_version, rec.cloud_version, time.time()))
+    # -- retention ---------------------------------------------------------------------------
+
+    def previous_versions(self) -> dict[str, str]:
+        """Each component's version before its last version change."""
+        rows = self._conn.execute("SELECT name, version FROM component_previous_versions")
+        return dict(rows.fetchall())
+
+    def pinned_versions(self) -> dict[str, set[str]]:
+        """Versions queued or in-progress deployments need: those they were accepted with, and
+        for one in progress the versions its rollback would restore."""
+        pinned: dict[str, set[str]] = {}
+        rows = self._conn.execute(
+            "SELECT p.name, p.version FROM deployment_pins p JOIN deployments d"
+            " ON d.id = p.deployment_id WHERE d.status IN (?, ?)", (QUEUED, IN_PROGRESS))
+        for name, version in rows:
+            pinned.setdefault(name, set()).add(version)
+        for (snapshot,) in self._conn.execute(
+                "SELECT snapshot FROM deployments WHERE status = ? AND snapshot IS NOT NULL",
+                (IN_PROGRESS,)):
+            for rec in json.loads(snapshot):
+                pinned.setdefault(rec["name"], set()).add(rec["version"])
+        return pinned
+
+    def trim_history(self) -> None:
+        """Drop what the bounded history no longer keeps (also done by every finish)."""
+        with self.transaction() as conn:
+            newest = conn.execute(
+                "SELECT id FROM deployments WHERE status IN (?, ?) ORDER BY seq DESC LIMIT 1",
+                (SUCCEEDED, FAILED)).fetchone()
+            _trim_history(conn, keep_snapshot_of=newest[0] if newest else "")
 
     # -- meta --------------------------------------------------------------------------------
 
@@ -389,6 +457,37 @@ class StateDB:
                 " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 (key, value),
             )
+
+
+def _record_previous_versions(conn: sqlite3.Connection, dep_id: str) -> None:
+    """A finishing deployment left its components in place: a component whose version changed
+    remembers the one it had (the nucleus's ``previousVersion``); a removed one forgets."""
+    row = conn.execute("SELECT snapshot FROM deployments WHERE id = ?", (dep_id,)).fetchone()
+    if row is None or row[0] is None:
+        return                         # rejected before it changed anything
+    before = {rec["name"]: rec["version"] for rec in json.loads(row[0])}
+    now = dict(conn.execute("SELECT name, version FROM components").fetchall())
+    for name, version in now.items():
+        if name in before and before[name] != version:
+            conn.execute("INSERT INTO component_previous_versions(name, version) VALUES (?, ?)"
+                         " ON CONFLICT(name) DO UPDATE SET version = excluded.version",
+                         (name, before[name]))
+    conn.executemany("DELETE FROM component_previous_versions WHERE name = ?",
+                     [(n,) for n in before if n not in now])
+
+
+def _trim_history(conn: sqlite3.Connection, keep_snapshot_of: str) -> None:
+    """Keep the newest :data:`HISTORY_KEEP` finished deployments, and of those only the
+    snapshot of ``keep_snapshot_of``; pins go with the deployments that are done."""
+    finished = (SUCCEEDED, FAILED)
+    conn.execute(
+        "DELETE FROM deployments WHERE status IN (?, ?) AND id NOT IN (SELECT id FROM"
+        " deployments WHERE status IN (?, ?) ORDER BY seq DESC LIMIT ?)",
+        (*finished, *finished, HISTORY_KEEP))
+    conn.execute("UPDATE deployments SET snapshot = NULL WHERE status IN (?, ?) AND id != ?"
+                 " AND snapshot IS NOT NULL", (*finished, keep_snapshot_of))
+    conn.execute("DELETE FROM deployment_pins WHERE deployment_id NOT IN (SELECT id FROM"
+                 " deployments WHERE status IN (?, ?))", (QUEUED, IN_PROGRESS))
 
 
 def _insert_component(conn: sqlite3.Connection, rec: ComponentRecord) -> None:

@@ -105,8 +105,9 @@ def test_a_zip_with_entries_outside_its_root_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValidationError) as info:
         load_code(evil)
     assert str(info.value) == (
-        f"code: {evil}: holds an entry outside the archive root (got '../escape.py'); "
-        "allowed: relative entry names without '..'")
+        f"code: {evil}: holds an entry the core will not unpack: is an unsafe path (absolute, "
+        "empty or with '..') (got '../escape.py'); allowed: relative paths inside the archive "
+        "(no leading /, no '..')")
 
 
 def test_missing_code_is_refused(tmp_path: Path) -> None:
@@ -115,3 +116,49 @@ def test_missing_code_is_refused(tmp_path: Path) -> None:
     assert str(info.value) == (
         f"code: {tmp_path / 'nope.zip'}: cannot read the code: No such file or directory; "
         "allowed: a Lambda deployment package (.zip), a .jar or a directory")
+
+
+# -- links: the import may run as root; a link must not carry a root-only file --------------
+
+def _secret(tmp_path: Path) -> Path:
+    secret = tmp_path / "root-only"
+    secret.write_text("root:$6$hash\n")
+    secret.chmod(0o600)
+    return secret
+
+
+def test_a_symlinked_file_in_a_code_directory_is_refused(tmp_path: Path) -> None:
+    code = _tree(tmp_path / "code")
+    secret = _secret(tmp_path)
+    (code / "pkg" / "shadow").symlink_to(secret)
+    with pytest.raises(ValidationError) as info:
+        load_code(code)
+    text = str(info.value)
+    assert str(code / "pkg" / "shadow") in text and f"symbolic link to {secret}" in text
+
+
+def test_a_symlinked_directory_in_a_code_directory_is_refused(tmp_path: Path) -> None:
+    code = _tree(tmp_path / "code")
+    (tmp_path / "elsewhere").mkdir()
+    (code / "etc").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(ValidationError, match=r"code/etc: is a symbolic link to .*elsewhere"):
+        load_code(code)
+
+
+def test_a_fifo_in_a_code_directory_is_left_out_without_hanging(tmp_path: Path) -> None:
+    code = _tree(tmp_path / "code")
+    os.mkfifo(code / "pipe")
+    with zipfile.ZipFile(__import__("io").BytesIO(load_code(code).data)) as zf:
+        assert "pipe" not in zf.namelist()
+
+
+def test_a_lambda_zip_holding_a_link_is_refused(tmp_path: Path) -> None:
+    evil = tmp_path / "evil.zip"
+    with zipfile.ZipFile(evil, "w") as zf:
+        info = zipfile.ZipInfo("shadow")
+        info.create_system = 3
+        info.external_attr = (0o120777) << 16
+        zf.writestr(info, "/etc/shadow")
+    with pytest.raises(ValidationError) as info_:
+        load_code(evil)
+    assert "symbolic link (to /etc/shadow)" in str(info_.value)

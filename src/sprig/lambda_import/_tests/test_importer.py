@@ -62,3 +62,14 @@ def test_nothing_is_written_when_validation_fails(tmp_path: Path, bad: dict[str,
         import_function(code, out, bad["flags"], bad.get("doc"),  # type: ignore[arg-type]
                         bad.get("config"))
     assert _files(out) == []
+
+
+def test_the_output_is_never_written_through_a_link(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (out / "artifacts").symlink_to(elsewhere)
+    with pytest.raises(ValidationError, match="is a symbolic link to"):
+        import_function(python_code(tmp_path), out, FLAGS)
+    assert list(elsewhere.iterdir()) == []

@@ -114,15 +114,19 @@ def test_permission_modes(src: Path, layout: RootLayout, read: str, execute: str
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="changing a file's owner needs root")
-def test_owner_gets_the_staged_files(src: Path, layout: RootLayout) -> None:
+def test_owner_gets_the_staged_files_and_the_core_keeps_the_directories(
+        src: Path, layout: RootLayout) -> None:
     make_zip(src / "code.zip", {"d/a.py": b"A"})
     recipe = make_recipe([{"URI": "s3://b/code.zip", "Unarchive": "ZIP"}])
     nobody = (65534, 65534)
     stage_artifacts(recipe, recipe.manifests[0], src.parent.parent, layout, owner=nobody)
     staged = [layout.artifact_dir(NAME, VERSION) / "code.zip",
-              layout.unarchived_dir(NAME, VERSION) / "code" / "d" / "a.py",
-              layout.unarchived_dir(NAME, VERSION) / "code" / "d"]
+              layout.unarchived_dir(NAME, VERSION) / "code" / "d" / "a.py"]
     assert all((p.stat().st_uid, p.stat().st_gid) == nobody for p in staged)
+    # A component owning a directory could plant a link where the core looks next time.
+    dirs = [layout.artifact_dir(NAME, VERSION), layout.unarchived_dir(NAME, VERSION) / "code",
+            layout.unarchived_dir(NAME, VERSION) / "code" / "d"]
+    assert all((p.stat().st_uid, p.stat().st_gid) == (0, 0) for p in dirs)
     # Already staged: only the owner changes, in place.
     ino = staged[1].stat().st_ino
     stage_artifacts(recipe, recipe.manifests[0], src.parent.parent, layout, owner=(0, 0))

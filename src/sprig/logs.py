@@ -14,11 +14,18 @@ also rotates hourly; :meth:`ComponentLog.rotate` lets the caller do that on its 
 
 Writes are on the hot path of every component's output: one unbuffered ``write(2)`` per call
 (so ``sprig logs`` sees each line at once), no fsync, the timestamp text cached per second.
+
+A full disk is not an error here: lines are dropped and counted, and the count is written once
+there is space again (:meth:`ComponentLog.write_line`, :class:`CoreLogHandler`); the paths that
+are full are reported to :data:`sprig.disk.WATCH` for ``sprig status``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
+import logging
 import os
 import re
 import threading
@@ -27,7 +34,10 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import BinaryIO, Final, Self
 
+from sprig.disk import WATCH, is_disk_full
 from sprig.errors import ValidationError
+
+_log = logging.getLogger("sprig.logs")
 
 DEFAULT_MAX_FILE_BYTES: Final = 1024 * 1024
 DEFAULT_MAX_TOTAL_BYTES: Final = 10 * 1024 * 1024
@@ -71,15 +81,23 @@ class ComponentLog:
         self._stamp_second = -1
         self._stamp_text = ""
         self._last_rotation_stamp = ""
+        self._dropped = 0            # lines lost to a full disk since the last good write
+        self._cut = False            # a write was cut short: the file ends mid-line
 
     # -- writing ---------------------------------------------------------------------------
 
     def write_line(self, stream: str, text: str, *, level: str = "INFO") -> None:
-        """Append ``text`` (one line; embedded newlines become several lines) from ``stream``."""
+        """Append ``text`` (one line; embedded newlines become several lines) from ``stream``.
+
+        On a full disk (ENOSPC, EDQUOT) the lines are dropped and counted, never raised: a log
+        line must not fail an invocation or wedge a worker. The next write that succeeds is
+        preceded by a ``[WARN] ... N log line(s) dropped: no space left on <path>`` line.
+        """
         if level not in LEVELS:
             raise ValidationError(
                 "level", "unknown log level", value=level, allowed=", ".join(LEVELS)
             )
+        first = False
         with self._lock:
             if self._closed:
                 raise ValueError(f"log {self.path} is closed")
@@ -89,14 +107,47 @@ class ComponentLog:
             data = "".join(f"{head}{part.rstrip(chr(13))}\n" for part in parts).encode(
                 "utf-8", "replace"
             )
-            fd = self._fd if self._fd is not None else self._open()
-            if self._size > 0 and self._size + len(data) > self.max_file_bytes:
-                fd = self._rotate_locked(now)
-            view = memoryview(data)
-            while view:
+            try:
+                if self._dropped:
+                    data = self._dropped_notice(now) + data
+                fd = self._fd if self._fd is not None else self._open()
+                if self._size > 0 and self._size + len(data) > self.max_file_bytes:
+                    fd = self._rotate_locked(now)
+                self._write_all(fd, data)
+            except OSError as e:
+                if not is_disk_full(e):
+                    raise
+                self._dropped += len(parts)
+                first = WATCH.failed(self.path, f"the log of {self.component}")
+            else:
+                self._dropped = 0
+                self._cut = False
+                WATCH.recovered(self.path)
+                return
+        if first:                      # outside the lock; the core log may be full too
+            _log.warning("no space left on %s: dropping %s's log lines (counted; written "
+                         "again once there is space)", self.path, self.component)
+
+    def _write_all(self, fd: int, data: bytes) -> None:
+        """One ``write(2)`` normally; on ENOSPC part of a line may be on disk: the next
+        successful write starts on a new line (see :meth:`_dropped_notice`)."""
+        view = memoryview(data)
+        while view:
+            try:
                 written = os.write(fd, view)
-                view = view[written:]
-            self._size += len(data)
+            except OSError:
+                if len(view) != len(data):
+                    self._cut = True
+                raise
+            view = view[written:]
+            self._size += written
+
+    def _dropped_notice(self, now: float) -> bytes:
+        """The line that says how many lines a full disk cost: a reader must not believe the
+        log is complete."""
+        notice = (f"{self._stamp(now)} [WARN] (sprig) {self.component}: {self._dropped} log "
+                  f"line(s) dropped: no space left on {self.path}\n")
+        return (b"\n" if self._cut else b"") + notice.encode("utf-8", "replace")
 
     def rotate(self) -> Path | None:
         """Rotate now (e.g. hourly); returns the rotated file, or None when there was nothing."""
@@ -184,6 +235,71 @@ class ComponentLog:
             except FileNotFoundError:
                 pass
             total -= size
+
+
+class CoreLogHandler(logging.Handler):
+    """The core's own log file (``logs/sprig.log``), safe on a full disk.
+
+    Why not :class:`logging.FileHandler`: on ENOSPC it prints a traceback per record and its
+    buffer later spills a stale fragment with no gap marker. Here each record is one
+    unbuffered ``write(2)`` (as component logs); on a full disk the record is kept in memory
+    (the last :attr:`KEEP` of them) and written, after a line saying how many were lost,
+    as soon as a write succeeds again — so what the core said about the full disk is read
+    once there is room.
+    """
+
+    KEEP: Final = 200
+
+    def __init__(self, path: Path, mode: int = 0o600) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC,
+                           mode)
+        self._held: collections.deque[str] = collections.deque(maxlen=self.KEEP)
+        self._dropped = 0
+        self._cut = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = self.format(record) + "\n"
+        except Exception:
+            self.handleError(record)
+            return
+        data = self._held_back() + text if self._dropped else text
+        raw = data.encode("utf-8", "replace")
+        view = memoryview(raw)
+        try:
+            while view:
+                view = view[os.write(self._fd, view):]
+        except OSError as e:
+            self._cut = self._cut or len(view) != len(raw)
+            if not is_disk_full(e):
+                self.handleError(record)
+                return
+            if not self._dropped:
+                self._held.clear()
+            self._dropped += 1
+            self._held.append(text)
+            WATCH.failed(self.path, "the core log")
+            return
+        self._dropped = 0
+        self._cut = False
+        self._held.clear()
+        WATCH.recovered(self.path)
+
+    def _held_back(self) -> str:
+        """The gap line, then the records held back while the disk was full."""
+        gone = self._dropped - len(self._held)
+        note = logging.makeLogRecord({
+            "name": "sprig.logs", "levelno": logging.WARNING, "levelname": "WARNING",
+            "msg": f"no space left on {self.path}: {self._dropped} line(s) were held back"
+                   + (f", the oldest {gone} are lost" if gone else "")})
+        return ("\n" if self._cut else "") + self.format(note) + "\n" + "".join(self._held)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
+        super().close()
 
 
 # -- reading -------------------------------------------------------------------------------

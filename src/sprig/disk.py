@@ -76,10 +76,10 @@ class DiskFull(SprigError):
 
 
 def disk_full_error(exc: OSError, fallback: Path, what: str = "") -> DiskFull:
-    """:class:`DiskFull` for an ENOSPC ``OSError``: its file name if it has one, else
-    ``fallback`` (the directory the write was under)."""
-    path = Path(os.fsdecode(exc.filename)) if exc.filename else fallback
-    return DiskFull(path, what)
+    """:class:`DiskFull` for an ENOSPC ``OSError``: the file it names (for a copy, the
+    destination), else ``fallback`` (the directory the write was under)."""
+    name = exc.filename2 or exc.filename
+    return DiskFull(Path(os.fsdecode(name)) if name else fallback, what)
 
 
 @dataclass(frozen=True)

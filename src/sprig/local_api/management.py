@@ -88,7 +88,7 @@ class ManagementServer:
         except Exception as e:
             if is_disk_full(e):
                 # A write deep inside (a recipe, an artifact) hit ENOSPC: say where, not how.
-                cause = e if isinstance(e, OSError) and e.filename else None
+                cause = e if isinstance(e, OSError) and (e.filename or e.filename2) else None
                 return _disk_full(disk_full_error(cause, self.root) if cause is not None
                                   else DiskFull(self.root, f"{method} failed: {e}"))
             log.exception("management API: internal error")

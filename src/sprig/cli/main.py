@@ -107,8 +107,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if disk.get("low") or disk.get("full"):
         print(f"  DISK FULL:       {disk.get('freeBytes')} bytes free on {disk.get('root')}")
         for entry in disk.get("full", []):
-            print(f"    no space left on {entry['path']} ({entry['what']}: "
-                  f"{entry['failures']} failed write(s))")
+            print(f"    no space left on {entry['path']} ({entry['what']})")
     return 0
 
 

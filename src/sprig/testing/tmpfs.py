@@ -21,13 +21,16 @@ class MountError(RuntimeError):
 
 
 @contextlib.contextmanager
-def small_tmpfs(size: str = "8m", prefix: str = "sprig-disk-") -> Iterator[Path]:
+def small_tmpfs(size: str = "8m", prefix: str = "sprig-disk-", *,
+                inodes: int | None = None) -> Iterator[Path]:
     """A fresh tmpfs of ``size`` (mode 0755, under /tmp so a run-as user can reach it),
-    unmounted and removed afterwards."""
+    unmounted and removed afterwards. ``inodes`` caps the number of files (and directories):
+    past it, creating one fails with ENOSPC too."""
     base = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
     base.chmod(0o755)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=755", "tmpfs",
-                           str(base)], capture_output=True, text=True)
+    options = f"size={size},mode=755" + (f",nr_inodes={inodes}" if inodes else "")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(base)],
+                          capture_output=True, text=True)
     if done.returncode != 0:
         shutil.rmtree(base, ignore_errors=True)
         raise MountError(f"cannot mount a tmpfs on {base}: {done.stderr.strip()}")

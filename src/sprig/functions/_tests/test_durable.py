@@ -8,6 +8,7 @@ import asyncio
 import dataclasses
 import json
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -236,3 +237,25 @@ async def test_a_failing_log_sink_never_wedges_an_invocation(
         result = await asyncio.wait_for(fn.invoke(Invocation(b"{}")), 30)
         assert result.ok and json.loads(result.payload) == {"ok": True}
     assert fn.log_failures >= 6           # START, and END+REPORT (one write) per invocation
+
+
+async def test_a_worker_that_cannot_start_for_lack_of_space_fails_with_runtime_disk_full(
+        tmp_path: Path, made: list[Function | EventJournal],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The workers' socket directory is created under the temporary directory: on a
+    filesystem out of inodes that is ENOSPC, and the invocation says so (no hang)."""
+    (tmp_path / "release").touch()
+    with small_tmpfs("1m", inodes=2) as full:
+        (full / "taken").touch()                     # the root and this: no inode left
+        monkeypatch.setattr(tempfile, "tempdir", str(full))
+        fn = Function(make_spec(tmp_path, pinned=False))
+        made.append(fn)
+        await fn.start()
+        result = await asyncio.wait_for(fn.invoke(Invocation(b"{}")), 30)
+        doc = json.loads(result.payload)
+        assert result.function_error is not None and doc["errorType"] == "Runtime.DiskFull"
+        assert doc["errorMessage"].startswith(f"cannot start the worker: no space left on "
+                                              f"{full}/sprig-rapi-"), doc
+        monkeypatch.setattr(tempfile, "tempdir", None)       # space again: it recovers
+        again = await asyncio.wait_for(fn.invoke(Invocation(b"{}")), 30)
+        assert again.ok and json.loads(again.payload) == {"ok": True}

@@ -86,5 +86,6 @@ class Invoker(Protocol):
             FunctionNotFound: no deployed function has that name or ARN.
             QueueFull: the function's queue (maxQueueSize) is full.
             PayloadTooLarge: the payload is over the limit for its invocation type.
+            EventNotStored: a durable Event could not be stored (full disk): not accepted.
         """
         ...

@@ -29,7 +29,7 @@ from botocore.config import Config
 
 from sprig._tests.reliability.support import function_component, invoke
 from sprig.local_api.credentials import load_credentials
-from sprig.state.db import EventStore
+from sprig.state.db import EventStore, PendingEvent
 from sprig.testing import CoreProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -152,8 +152,17 @@ def test_acknowledged_events_survive_kill_9(public_tmp: Path) -> None:
         core.stop()
         store = EventStore(core.layout.state_db)
         left = store.pending()
-        store.close()
         assert left == [], f"finished events still stored: {[e.request_id for e in left][:5]}"
+        # An event left by a function that a deployment removed is deleted at the next start.
+        store.apply([PendingEvent("gone-1", "Removed", b"{}", None, "api", 0.0)], [])
+        store.close()
+        core.start()
+        core.stop()
+        store = EventStore(core.layout.state_db)
+        assert store.pending() == []
+        store.close()
+        assert "deleted 1 stored Event invocation(s) of functions no longer deployed" in \
+            (core.layout.core_log).read_text()
     finally:
         if core.proc is not None:
             core.stop()

@@ -360,8 +360,13 @@ class Function:
             self._event_dropped(inv)
             raise errors.QueueFull(self.name, self._pool.max_queue_size)
         self._storing += 1
+        # Shielded: a caller that goes away once the commit is under way must not leave a
+        # stored event that only the next start would queue.
+        await asyncio.shield(self._store_then_queue(self.events, inv))
+
+    async def _store_then_queue(self, events: EventJournal, inv: Invocation) -> None:
         try:
-            await self.events.record(self.name, inv)
+            await events.record(self.name, inv)
         except DiskFull as e:
             raise errors.EventNotStored(e, self.name) from e
         finally:

@@ -259,3 +259,32 @@ async def test_a_worker_that_cannot_start_for_lack_of_space_fails_with_runtime_d
         monkeypatch.setattr(tempfile, "tempdir", None)       # space again: it recovers
         again = await asyncio.wait_for(fn.invoke(Invocation(b"{}")), 30)
         assert again.ok and json.loads(again.payload) == {"ok": True}
+
+
+class _SignallingJournal(EventJournal):
+    """Tells when a record is under way (so the test can cancel its caller right then)."""
+
+    recording: asyncio.Event
+
+    async def record(self, function: str, inv: Invocation) -> None:
+        self.recording.set()
+        await super().record(function, inv)
+
+
+async def test_a_caller_gone_during_the_store_does_not_strand_the_event(
+        tmp_path: Path, made: list[Function | EventJournal]) -> None:
+    db = tmp_path / "state.db"
+    StateDB(db).close()
+    journal = _SignallingJournal(lambda: EventStore(db))
+    journal.recording = asyncio.Event()
+    made.append(journal)
+    log = Lines()
+    fn = await started(make_spec(tmp_path, pinned=True), journal, made, log)
+    (tmp_path / "release").touch()
+    inv = event({"n": 1})
+    caller = asyncio.ensure_future(fn.invoke(inv))
+    await journal.recording.wait()
+    caller.cancel()                              # e.g. the HTTP client disconnected
+    # Stored, so it must run now, not only at the next start.
+    await log.wait_for(lambda line: line.startswith(f"END RequestId: {inv.request_id}"))
+    assert caller.cancelled()

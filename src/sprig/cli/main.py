@@ -73,7 +73,19 @@ def cmd_core_check(args: argparse.Namespace) -> int:
     else:
         print("  java: none (javaNN functions cannot run)")
     print("  provided: the function's own bootstrap executable")
+    print()
+    print(_disk_line(_root(args)))
     return 0
+
+
+def _disk_line(root: Path) -> str:
+    from sprig.disk import LOW_SPACE_BYTES, free_bytes
+
+    free = free_bytes(root)
+    if free is None:
+        return f"Disk: cannot tell the free space of {root}"
+    state = "FULL: no space left" if free < LOW_SPACE_BYTES else "ok"
+    return f"Disk: {free // (1024 * 1024)} MB free on the filesystem of {root} ({state})"
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -91,6 +103,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"  components:      {st['components']} ({summary})")
     if st.get("currentDeployment"):
         print(f"  deploying:       {st['currentDeployment']}")
+    disk = st.get("disk") or {}
+    if disk.get("low") or disk.get("full"):
+        print(f"  DISK FULL:       {disk.get('freeBytes')} bytes free on {disk.get('root')}")
+        for entry in disk.get("full", []):
+            print(f"    no space left on {entry['path']} ({entry['what']})")
     return 0
 
 

@@ -24,7 +24,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from sprig import __version__, assets
+from sprig import __version__, assets, disk
 from sprig.config.visibility import SECRET_MANAGER, redact_secrets
 from sprig.core.ipc_adapter import KernelIpcCore
 from sprig.core.kernel import Kernel
@@ -34,6 +34,7 @@ from sprig.deployment.planner import Planner
 from sprig.deployment.request import DeploymentRequest
 from sprig.deployment.service import DeploymentService
 from sprig.errors import SprigError, ValidationError
+from sprig.functions.durable import EventJournal
 from sprig.functions.invocation import Invocation, InvocationType
 from sprig.functions.manager import FunctionManager
 from sprig.ipc.server import IpcServer
@@ -46,9 +47,15 @@ from sprig.log_ratelimit import RateLimitHandler, loop_exception_handler
 from sprig.logs import CoreLogHandler
 from sprig.paths import RootLayout
 from sprig.settings import CoreSettings
-from sprig.state.db import StateDB
+from sprig.state.db import EventStore, StateDB
 
 log = logging.getLogger("sprig.core")
+
+#: ``0`` turns durable Event invocations off (they are then queued in memory only, as in
+#: Greengrass). For measurements (the baseline of ``bench/events.py``), not for production.
+ENV_DURABLE_EVENTS = "SPRIG_DURABLE_EVENTS"
+#: How often a start-up write that failed on a full disk (``run/endpoints.json``) is retried.
+DISK_RETRY_S = 2.0
 
 
 class Core:
@@ -63,11 +70,14 @@ class Core:
         self.settings = settings
         self.db = StateDB(layout.state_db)
         self.kernel = Kernel(layout, settings, self.db)
-        self.functions = FunctionManager()
+        journal = None
+        if os.environ.get(ENV_DURABLE_EVENTS, "1") != "0":
+            journal = EventJournal(partial(EventStore, layout.state_db))
+        self.functions = FunctionManager(journal)
         self.function_hooks: list[FunctionHook] = []
         self.planner = Planner(layout, self.db, self.kernel.platform)
         self.deployments = DeploymentService(self.kernel, self.planner, self.db)
-        self.api = ManagementServer(layout.management_socket)
+        self.api = ManagementServer(layout.management_socket, root=layout.root)
         self.messaging = CoreMessaging(self.kernel, self.functions)
         self.function_hooks.append(self.messaging.function_changed)
         self.kernel.lambda_env_providers.append(self.messaging.function_env)
@@ -75,6 +85,7 @@ class Core:
                              KernelIpcCore(self.kernel, self.messaging.bus, self.messaging.bridge,
                                            self.messaging.messaging.deployed_shadows))
         self.endpoints: dict[str, str] = {}
+        self._assets_published = False
         self.started = time.time()
         self._device_report: Any = None
         self.kernel.register_factory(
@@ -123,7 +134,8 @@ class Core:
     # -- run -----------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        assets.publish(self.layout.root)
+        self._check_free_space()
+        self._publish_assets()
         await self.messaging.start()
         await self.ipc.start()
         credentials = ensure_credentials(self.layout.credentials)
@@ -134,7 +146,9 @@ class Core:
         self.endpoints["management"] = f"unix://{self.layout.management_socket}"
         self.endpoints["ipc"] = f"unix://{self.layout.ipc_socket}"
         self.endpoints["sdk_v1"] = f"http://127.0.0.1:{self.messaging.messaging.sdk_ipc.port}"
-        self._write_endpoints()
+        retry = None
+        if not self._write_endpoints() or not self._assets_published:
+            retry = asyncio.create_task(self._retry_start_up_writes(), name="start-up writes")
         log.info("Sprig %s core on %s; invoke API %s", __version__, self.layout.root, url)
         self._check_root_reachable()
         try:
@@ -146,6 +160,7 @@ class Core:
             if stale:
                 log.warning("removed %d Runtime API socket directory(ies) left by a previous "
                             "core", stale)
+            await self._forget_removed_functions_events()
             await self.kernel.reconcile(self.db.components())
             self.messaging.apply_deployed_builtins()
             # Answer the CLI only once the previous state is loaded: a client never sees a core
@@ -161,10 +176,12 @@ class Core:
                     await worker
         finally:
             log.info("stopping")
+            if retry is not None:
+                retry.cancel()
             await self.api.aclose()
             await runner.cleanup()
             await self.kernel.aclose()
-            await self.functions.stop_all()
+            await self.functions.aclose()
             await self.ipc.aclose()
             await self.messaging.aclose()
             self.db.close()
@@ -186,11 +203,93 @@ class Core:
                     parent, parent.stat().st_mode & 0o777, self.layout.root, parent)
                 return
 
-    def _write_endpoints(self) -> None:
+    def _write_endpoints(self) -> bool:
+        """Write ``run/endpoints.json`` (atomically: a new file renamed over the old one).
+
+        On a full disk the previous core's file is rewritten in place instead (truncating it
+        frees the blocks the new text needs); if even that fails it is removed, so no client
+        reads a dead core's ports. False then: :meth:`_retry_start_up_writes` writes it once
+        there is space, and the core runs meanwhile.
+        """
         path = self.layout.endpoints_file
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.endpoints, indent=2))
-        tmp.replace(path)
+        text = json.dumps(self.endpoints, indent=2)
+        try:
+            tmp.write_text(text)
+            tmp.replace(path)
+        except OSError as e:
+            if not disk.is_disk_full(e):
+                raise
+            tmp.unlink(missing_ok=True)
+            try:
+                if path.exists():
+                    path.write_text(text)       # same size as the last one, give or take
+                    return True
+            except OSError as again:
+                if not disk.is_disk_full(again):
+                    raise
+                path.unlink(missing_ok=True)
+            if disk.WATCH.failed(path, "the API endpoints file"):
+                log.error("no space left on %s: cannot write the API endpoints there (clients "
+                          "that read it cannot find the invoke API until there is space; "
+                          "retrying every %g s)", path, DISK_RETRY_S)
+            return False
+        if disk.WATCH.recovered(path) is not None:
+            log.info("%s written: there is space again", path)
+        return True
+
+    async def _retry_start_up_writes(self) -> None:
+        """Once there is space again, write what start-up could not (no restart needed)."""
+        while True:
+            await asyncio.sleep(DISK_RETRY_S)
+            done = self._write_endpoints()
+            if not self._assets_published:
+                self._publish_assets()
+            if done and self._assets_published:
+                return
+
+    def _check_free_space(self) -> None:
+        """Say at start-up when the root's disk is full: the core runs, and ``sprig status``
+        lists what could not be written."""
+        free = disk.free_bytes(self.layout.root)
+        if free is not None and free < disk.LOW_SPACE_BYTES:
+            disk.WATCH.failed(self.layout.root, "the root's filesystem")
+            log.error("no space left on %s (%d bytes free): the core runs, but log lines are "
+                      "held back, deployments and Event invocations are refused until there "
+                      "is space (see `sprig status`)", self.layout.root, free)
+
+    def _publish_assets(self) -> None:
+        """The runtime assets under the root; on a full disk the installed package's copy is
+        used instead (fine unless the run-as user cannot read it: then a worker fails to
+        start, naming the file)."""
+        where = self.layout.root / "runtime-assets"
+        try:
+            assets.publish(self.layout.root)
+        except OSError as e:
+            if not disk.is_disk_full(e):
+                raise
+            if disk.WATCH.failed(where, "the runtime assets"):
+                log.error("no space left on %s: cannot publish the runtime assets there; "
+                          "workers use them from %s until there is space", where,
+                          assets.PACKAGE_DIR)
+            return
+        self._assets_published = True
+        if disk.WATCH.recovered(where) is not None:
+            log.info("runtime assets published under %s: there is space again", where)
+
+    async def _forget_removed_functions_events(self) -> None:
+        """Stored Event invocations of functions a deployment removed are deleted (never while
+        a deployment may still roll back)."""
+        if self.db.next_pending() is not None:
+            return
+        try:
+            gone = await self.functions.forget_events_except(set(self.db.components()))
+        except disk.DiskFull as e:
+            log.warning("stored events of removed functions not deleted: %s", e)
+            return
+        if gone:
+            log.warning("deleted %d stored Event invocation(s) of functions no longer "
+                        "deployed", gone)
 
     # -- management API ------------------------------------------------------------------
 
@@ -223,6 +322,7 @@ class Core:
             "components": len(comps),
             "states": {c["name"]: c["state"] for c in comps},
             "currentDeployment": self.deployments.current,
+            "disk": disk.status(self.layout.root),
         }
 
     async def _deployment_create(self, params: dict[str, Any]) -> Any:

@@ -26,6 +26,11 @@ class FunctionErrorKind(enum.StrEnum):
     UNHANDLED = "Unhandled"
 
 
+#: Where an ``Event`` invocation's caller only has the 202 to rely on: these are stored before
+#: the answer and run at least once (see :mod:`sprig.functions.durable`). Event-source deliveries
+#: ("pubsub", "iotcore") are not.
+DURABLE_SOURCES = frozenset({"api", "cli", "sdk"})
+
 # Limits as AWS Lambda: 6 MB synchronous request and response, 256 KB for Event invocations.
 SYNC_PAYLOAD_LIMIT = 6 * 1024 * 1024
 EVENT_PAYLOAD_LIMIT = 256 * 1024
@@ -43,6 +48,11 @@ class Invocation:
     client_context: dict[str, Any] | None = None
     request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     source: str = "api"   # "api", "cli", "pubsub", "iotcore", "sdk": for logs and metrics
+
+    @property
+    def durable(self) -> bool:
+        """An Event stored before it is acknowledged (:data:`DURABLE_SOURCES`)."""
+        return self.invocation_type is InvocationType.EVENT and self.source in DURABLE_SOURCES
 
 
 @dataclass(frozen=True)
@@ -76,5 +86,6 @@ class Invoker(Protocol):
             FunctionNotFound: no deployed function has that name or ARN.
             QueueFull: the function's queue (maxQueueSize) is full.
             PayloadTooLarge: the payload is over the limit for its invocation type.
+            EventNotStored: a durable Event could not be stored (full disk): not accepted.
         """
         ...

@@ -33,8 +33,9 @@ What this module adds around the parser, and why:
   closed. Chunked framing (sizes, extensions, trailers) is bounded too;
 * **timeouts**: a head must arrive within ``head_timeout_s`` of its first byte and a body within
   ``body_timeout_s`` of its head (else 408 and close); a connection with nothing in progress is
-  closed after ``idle_timeout_s``. A request waiting for its answer (a worker's parked ``/next``)
-  is never idle;
+  closed after ``idle_timeout_s`` (``head_timeout_s`` if it never sent a request, so silent
+  connections cannot hold a listener's slots). A request waiting for its answer (a worker's
+  parked ``/next``) is never idle;
 * **lingering close**: when the server closes while the client may still be sending (a refused
   body, a malformed request), it half-closes and discards what arrives for up to ``linger_s``,
   so the client reads the answer instead of a connection reset;
@@ -254,6 +255,7 @@ class Connection(asyncio.Protocol):
         self._state = _HEAD
         self._line = bytearray()         # input not fed yet: a partial line
         self._started = False            # a request's first byte arrived
+        self._served = False             # a request was handed over
         self._head_bytes = 0             # of its head, fed so far
         self._request: Request | None = None   # the request whose body is being read
         self._keep = True                # that request allows the connection to go on
@@ -574,6 +576,7 @@ class Connection(asyncio.Protocol):
         self._state = _HEAD
 
     def _hand_over(self, request: Request, *, close: bool) -> None:
+        self._served = True
         self._unanswered += 1
         self._close_after.append(close)
         self._server.on_request(self, request)
@@ -652,6 +655,8 @@ class Connection(asyncio.Protocol):
                 return self._since + limits.head_timeout_s
             if self._unanswered or self._streaming or self._held is not None:
                 return None                  # waiting for us, not for the client
+            if not self._served:             # connected and silent: as slow as a head
+                return self._idle_since + limits.head_timeout_s
             return self._idle_since + limits.idle_timeout_s
         if state == _DISCARD:
             return None if self._linger_over else self._since + limits.linger_s
@@ -829,7 +834,8 @@ class _Refused(asyncio.Protocol):
 class ConnectionCap:
     """At most ``limit`` connections open at once on one listener. A connection over it is
     closed at once (nothing read, nothing answered) and counted; the refusals are reported
-    through ``log`` in one line per ``interval_s`` at most, so a flood costs the log a line a
+    through ``log`` in one line per ``interval_s`` at most (the first at once, then the count
+    of each interval once it is over, and on :meth:`flush`), so a flood costs the log a line a
     minute, not one per attempt."""
 
     def __init__(self, name: str, limit: int, log: Callable[[str], None], *,
@@ -844,6 +850,7 @@ class ConnectionCap:
         self._clock = clock
         self._reported_at: float | None = None
         self._unreported = 0
+        self._flush_timer: asyncio.TimerHandle | None = None
 
     def protocol(self, make: Callable[[], asyncio.Protocol]) -> asyncio.Protocol:
         """``make()`` if there is room (the caller calls :meth:`release` when it is lost),
@@ -855,14 +862,32 @@ class ConnectionCap:
         self._unreported += 1
         now = self._clock()
         if self._reported_at is None or now - self._reported_at >= self._interval_s:
-            since = ("" if self._reported_at is None
-                     else f" in the last {now - self._reported_at:.0f} s")
-            self._log(f"{self.name}: {self.open} connections open, the most allowed; closed "
-                      f"{self._unreported} new connection(s) at once{since} "
-                      f"({self.refused} in all)")
-            self._reported_at = now
-            self._unreported = 0
+            self.flush()
+        elif self._flush_timer is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = None              # no loop (a test's clock): reported on the next one
+            if loop is not None:
+                self._flush_timer = loop.call_later(
+                    self._reported_at + self._interval_s - now, self.flush)
         return _Refused()
+
+    def flush(self) -> None:
+        """Report the refusals not reported yet, if any."""
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        if not self._unreported:
+            return
+        now = self._clock()
+        since = "" if self._reported_at is None else \
+            f" in the last {now - self._reported_at:.0f} s"
+        self._log(f"{self.name}: {self.open} connections open, the most allowed; closed "
+                  f"{self._unreported} new connection(s) at once{since} "
+                  f"({self.refused} in all)")
+        self._reported_at = now
+        self._unreported = 0
 
     def release(self) -> None:
         self.open = max(0, self.open - 1)

@@ -268,6 +268,8 @@ class HttpServer:
         self._closing = True
         for server in self._servers:
             server.close()
+        for cap in self._caps:
+            cap.flush()
         for path, inode in self._unix_paths:
             with contextlib.suppress(OSError):
                 if os.stat(path).st_ino == inode:

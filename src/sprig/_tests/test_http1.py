@@ -326,6 +326,17 @@ async def test_timeouts_head_body_and_idle() -> None:
     assert status_of(kept) == 200 and b"408" not in kept
 
 
+async def test_a_connection_that_never_sends_is_closed_after_the_head_timeout() -> None:
+    """Not after the (long) keep-alive idle time: silent connections cannot hold the cap."""
+    s = await serve(Limits(head_timeout_s=0.3, idle_timeout_s=3600))
+    try:
+        reader, writer = await s.connect()
+        assert await asyncio.wait_for(reader.read(), WAIT) == b""
+        writer.close()
+    finally:
+        s.server.close()
+
+
 async def test_a_request_waiting_for_its_answer_is_never_idle() -> None:
     s = await serve(Limits(idle_timeout_s=0.2, head_timeout_s=0.2))
     try:
@@ -448,6 +459,31 @@ def test_the_cap_reports_at_most_one_line_per_interval() -> None:
         "closed 1 new connection(s) at once (1 in all)",
         "closed 3 new connection(s) at once in the last 60 s (4 in all)",
         "closed 2 new connection(s) at once in the last 139 s (6 in all)"]
+    now[0] = 210.0
+    cap.protocol(asyncio.Protocol)           # within the interval: counted, not reported
+    assert len(lines) == 3
+    cap.flush()                              # e.g. when the server closes
+    assert lines[-1].endswith("closed 1 new connection(s) at once in the last 10 s (7 in all)")
+    cap.flush()
+    assert len(lines) == 4                   # nothing more to report
     cap.release()
     cap.protocol(asyncio.Protocol)
     assert cap.open == 1
+
+
+async def test_the_cap_reports_the_count_of_an_interval_once_it_is_over() -> None:
+    """A flood that stops within the minute is still counted in the log, a minute later."""
+    reported = asyncio.Event()
+    lines: list[str] = []
+
+    def log(line: str) -> None:
+        lines.append(line)
+        if len(lines) == 2:
+            reported.set()
+
+    cap = ConnectionCap("l", 0, log, interval_s=0.2)
+    for _ in range(5):
+        cap.protocol(asyncio.Protocol)
+    assert len(lines) == 1
+    await asyncio.wait_for(reported.wait(), WAIT)
+    assert "closed 4 new connection(s) at once in the last 0 s (5 in all)" in lines[1]

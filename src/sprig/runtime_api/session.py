@@ -266,6 +266,7 @@ class RuntimeSession:
     _check: PeerCheck | None = None
     _waiting: list[_Gate] = field(default_factory=list)
     _gates: set[_Gate] = field(default_factory=set)
+    _caps: list[ConnectionCap] = field(default_factory=list)
     limits: Limits = LIMITS
 
     @classmethod
@@ -283,13 +284,13 @@ class RuntimeSession:
         """
         self = cls(log=log, max_response_bytes=max_response_bytes, guarded=guarded)
         loop = asyncio.get_running_loop()
-        tcp = ConnectionCap("Runtime API (TCP)", self.limits.max_connections, log)
+        tcp = self._cap("Runtime API (TCP)")
         self._server = await loop.create_server(lambda: self._new_connection(tcp),
                                                 "127.0.0.1", 0)
         port = self._server.sockets[0].getsockname()[1]
         self.address = f"127.0.0.1:{port}"
         if unix_path is not None:
-            unix = ConnectionCap("Runtime API (Unix socket)", self.limits.max_connections, log)
+            unix = self._cap("Runtime API (Unix socket)")
             try:
                 self._unix_server = await loop.create_unix_server(
                     lambda: self._new_connection(unix), unix_path)
@@ -301,6 +302,11 @@ class RuntimeSession:
                 raise
             self.unix_path = unix_path
         return self
+
+    def _cap(self, name: str) -> ConnectionCap:
+        cap = ConnectionCap(name, self.limits.max_connections, self.log)
+        self._caps.append(cap)
+        return cap
 
     # -- the manager's side ----------------------------------------------------------------
     @property
@@ -374,6 +380,8 @@ class RuntimeSession:
         servers = [s for s in (self._server, self._unix_server) if s is not None]
         for server in servers:
             server.close()
+        for cap in self._caps:
+            cap.flush()
         for conn in list(self._conns):
             conn.close()
         for gate in list(self._gates):

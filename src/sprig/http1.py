@@ -855,9 +855,14 @@ class ConnectionCap:
     def protocol(self, make: Callable[[], asyncio.Protocol]) -> asyncio.Protocol:
         """``make()`` if there is room (the caller calls :meth:`release` when it is lost),
         else a protocol that closes the connection at once."""
+        return make() if self.admit() else _Refused()
+
+    def admit(self) -> bool:
+        """Count one more open connection if there is room (then :meth:`release` it when it
+        is lost); else count and report a refusal: the caller closes it at once."""
         if self.open < self.limit:
             self.open += 1
-            return make()
+            return True
         self.refused += 1
         self._unreported += 1
         now = self._clock()
@@ -871,7 +876,7 @@ class ConnectionCap:
             if loop is not None:
                 self._flush_timer = loop.call_later(
                     self._reported_at + self._interval_s - now, self.flush)
-        return _Refused()
+        return False
 
     def flush(self) -> None:
         """Report the refusals not reported yet, if any."""

@@ -54,6 +54,8 @@ from sprig.runtime_api import wire
 
 #: The HTTP limits of each Runtime API listener (see the module's docstring).
 LIMITS = Limits(max_connections=8, max_head_bytes=1024 * 1024 + 64 * 1024)
+#: Connections to a guarded session that may wait, unread, for :meth:`RuntimeSession.bind`.
+MAX_WAITING = 64
 
 
 class SessionState(enum.StrEnum):
@@ -147,9 +149,10 @@ class _Gate(asyncio.Protocol):
     to be the worker (then it is handed to the HTTP :class:`~sprig.http1.Connection`), and a
     peer that is not is dropped without a byte of answer."""
 
-    def __init__(self, session: RuntimeSession, inner: Connection) -> None:
+    def __init__(self, session: RuntimeSession, inner: Connection, cap: ConnectionCap) -> None:
         self.session = session
         self.inner = inner
+        self.cap = cap                   # counts the connection once it is admitted
         self.transport: asyncio.Transport | None = None
         self.admitted = False
 
@@ -395,7 +398,11 @@ class RuntimeSession:
 
     def bind(self, check: PeerCheck) -> None:
         """Admit from now on only the connections whose socket ``check`` accepts (it logs its
-        refusals); connections that arrived before are judged now."""
+        refusals); connections that arrived before are judged now.
+
+        Only admitted connections (the worker's own) count against a listener's connection
+        cap, so no other process can use up the worker's room; up to :data:`MAX_WAITING`
+        connections may wait for the check, more are closed at once."""
         self._check = check
         waiting, self._waiting = self._waiting, []
         for gate in waiting:
@@ -406,10 +413,14 @@ class RuntimeSession:
             gate.refuse()
             return
         if self._check is None:
-            self._waiting.append(gate)
+            if len(self._waiting) < MAX_WAITING:
+                self._waiting.append(gate)
+            else:
+                gate.refuse()
             return
         sock = gate.socket()
-        if sock is not None and self._check(sock):
+        if sock is not None and self._check(sock) and gate.cap.admit():
+            self._conns[gate.inner] = gate.cap
             gate.admit()
         else:
             gate.refuse()
@@ -421,16 +432,16 @@ class RuntimeSession:
 
     # -- the worker's side (sprig.http1.Server) --------------------------------------------
     def _new_connection(self, cap: ConnectionCap) -> asyncio.Protocol:
-        return cap.protocol(lambda: self._accept(cap))
-
-    def _accept(self, cap: ConnectionCap) -> asyncio.Protocol:
-        conn = Connection(self, self.limits)
-        self._conns[conn] = cap
         if not self.guarded:
-            return conn
-        gate = _Gate(self, conn)
+            return cap.protocol(lambda: self._accept(cap))
+        gate = _Gate(self, Connection(self, self.limits), cap)
         self._gates.add(gate)
         return gate
+
+    def _accept(self, cap: ConnectionCap) -> Connection:
+        conn = Connection(self, self.limits)
+        self._conns[conn] = cap
+        return conn
 
     def on_lost(self, conn: Connection) -> None:
         cap = self._conns.pop(conn, None)

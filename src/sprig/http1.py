@@ -72,6 +72,7 @@ _END = b"\r\n\r\n"                   # a chunked body can only end right after o
 _HOLD = 16 * 1024                    # a partial line of chunked data is held up to this size
 _CHUNK_FRAMING = 32                  # bytes of framing allowed per chunk ("ffff;x\r\n"..."\r\n")
 _HEAD, _BODY, _CHUNKED, _DISCARD = range(4)
+_FRAMING = frozenset({"content-length", "transfer-encoding", "expect"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,11 +95,13 @@ class Headers(Mapping[str, str]):
 
     __slots__ = ("_first", "fields")
 
-    def __init__(self, fields: list[tuple[str, str]]) -> None:
+    def __init__(self, fields: list[tuple[str, str]],
+                 first: dict[str, str] | None = None) -> None:
         self.fields = fields                 # (lower-case name, value) as received, in order
-        first: dict[str, str] = {}
-        for name, value in fields:
-            first.setdefault(name, value)
+        if first is None:                    # (the parser gives both, built as it goes)
+            first = {}
+            for name, value in fields:
+                first.setdefault(name, value)
         self._first = first
 
     def __getitem__(self, name: str) -> str:
@@ -181,9 +184,9 @@ class _Refusal(Exception):
 class _Sink:
     """What llhttp reports of the message being parsed (its callbacks only record)."""
 
-    __slots__ = ("began", "body", "chunks", "done", "fields", "head_done", "keep_alive",
-                 "limit", "max_headers", "method", "parser", "size", "upgrade", "url",
-                 "version")
+    __slots__ = ("body", "chunks", "done", "fields", "first", "framing", "head_done",
+                 "hosts", "keep_alive", "limit", "max_headers", "method", "parser", "size",
+                 "upgrade", "url", "version")
 
     def __init__(self, max_headers: int) -> None:
         self.max_headers = max_headers
@@ -191,11 +194,13 @@ class _Sink:
         self.reset()
 
     def reset(self) -> None:
-        self.began = False
         self.head_done = False
         self.done = False
         self.url: list[bytes] = []
         self.fields: list[tuple[str, str]] = []
+        self.first: dict[str, str] = {}          # each name's first value
+        self.framing: dict[str, str] = {}        # the headers this module checks
+        self.hosts = 0
         self.body: list[bytes] = []
         self.size = 0
         self.limit = 0
@@ -205,9 +210,6 @@ class _Sink:
         self.keep_alive = False
         self.upgrade = False
 
-    def on_message_begin(self) -> None:
-        self.began = True
-
     def on_url(self, url: bytes) -> None:
         self.url.append(url)
 
@@ -216,8 +218,17 @@ class _Sink:
             return                   # a trailer: read (and bounded), not kept
         if len(self.fields) >= self.max_headers:
             raise _Refusal(431, f"more than {self.max_headers} header fields")
-        self.fields.append((name.decode("latin-1").lower(),
-                            value.decode("latin-1").strip(" \t")))
+        key = name.decode("latin-1").lower()
+        text = value.decode("latin-1").strip(" \t")
+        self.fields.append((key, text))
+        if key not in self.first:
+            self.first[key] = text
+            if key in _FRAMING:
+                self.framing[key] = text
+        elif key in _FRAMING:
+            raise _Refusal(400, f"a repeated {name.decode('latin-1')} header")
+        if key == "host":
+            self.hosts += 1
 
     def on_headers_complete(self) -> None:
         # llhttp's flags are reset when the message completes: read them now
@@ -395,7 +406,13 @@ class Connection(asyncio.Protocol):
                 self._check_head_size(len(self._line))
                 return len(data)
             stop = match.end()
-        self._feed_head(data[pos:stop], now)
+        part = data[pos:stop] if pos or stop < len(data) else data
+        self._head_bytes += stop - pos
+        if self._head_bytes > self._limits.max_head_bytes:
+            raise _Refusal(431, f"the request head is over {self._limits.max_head_bytes} bytes")
+        done = self._execute(part)
+        if self._sink.head_done:
+            self._head_complete(now, done)
         return stop
 
     def _check_head_size(self, pending: int) -> None:
@@ -410,8 +427,9 @@ class Connection(asyncio.Protocol):
             self._head_complete(now, done)
 
     def _body_step(self, data: bytes, pos: int, now: float) -> int:
-        take = min(self._remaining, len(data) - pos)
-        self._execute(memoryview(data)[pos:pos + take])
+        end = len(data)
+        take = min(self._remaining, end - pos)
+        self._execute(data if take == end else memoryview(data)[pos:pos + take])
         self._remaining -= take
         if not self._remaining:
             self._complete(now)
@@ -482,18 +500,15 @@ class Connection(asyncio.Protocol):
                                     "HTTP/1.1, HTTP/1.0")
             raise _Refusal(505, f"HTTP/{version} is not supported; allowed: HTTP/1.1, "
                                 "HTTP/1.0")
-        hosts = 0
+        hosts = sink.hosts
+        framing = sink.framing
         length: int | None = 0
         coding = expect = None
-        for name, value in sink.fields:
-            if name == "host":
-                hosts += 1
-            elif name == "content-length":
-                length = int(value)          # llhttp allows one, of digits only
-            elif name == "transfer-encoding":
-                coding = value
-            elif name == "expect":
-                expect = value
+        if framing:
+            if "content-length" in framing:
+                length = int(framing["content-length"])   # llhttp allows one, digits only
+            coding = framing.get("transfer-encoding")       # llhttp allows one (or a list
+            expect = framing.get("expect")                  # ending in chunked: refused)
         if hosts > 1 or (hosts == 0 and version == "1.1"):
             raise _Refusal(400, f"{hosts} Host headers; an HTTP/1.1 request has exactly one "
                                 "(RFC 9112 section 3.2)")
@@ -515,8 +530,9 @@ class Connection(asyncio.Protocol):
             keep = False
         if expect is not None and expect.lower() != "100-continue":
             raise _Refusal(417, f"Expect {expect!r} cannot be met; allowed: 100-continue")
-        request = Request(method, b"".join(sink.url).decode("latin-1"), Headers(sink.fields),
-                          length, size=length or 0)
+        url = sink.url
+        request = Request(method, (url[0] if len(url) == 1 else b"".join(url)).decode("latin-1"),
+                          Headers(sink.fields, sink.first), length, size=length or 0)
         decision = self._server.on_head(self, request)
         if isinstance(decision, Response):
             request.refusal = decision

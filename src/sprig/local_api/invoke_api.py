@@ -6,6 +6,12 @@ their usual modelled exceptions (``c.exceptions.ResourceNotFoundException`` ...)
 including one for an unknown route, must be signed (SigV4) with the key pair the core generated
 (:mod:`sprig.local_api.credentials`).
 
+Before any body is read, at the end of the head: a request without valid credentials (no
+``Authorization``, malformed, another access key, another region, too old) is refused (403), and
+one whose declared body is over the limit of its invocation type (6 MB RequestResponse, 256 KB
+Event) gets 413 at once; the signature itself covers the body's hash, so it is checked once the
+body is in. Malformed HTTP is refused in AWS's shape too.
+
 The edge stays thin: parsing and validation are pure functions (:func:`parse_invoke_headers`,
 :func:`decode_client_context`), the work is the :class:`~sprig.functions.invocation.Invoker`'s, and
 Sprig's errors are mapped to AWS's here (:func:`map_function_error`).
@@ -235,10 +241,18 @@ def result_response(result: InvocationResult, request: InvokeRequest) -> Respons
     return Response(200, result.payload, "application/json", tuple(headers.items()))
 
 
-def malformed_request(reason: str) -> Response:
-    """HTTP the server cannot parse, answered in AWS's shape (the connection is closed)."""
-    return ApiError(400, ErrorType.INVALID_REQUEST_CONTENT,
-                    f"Malformed HTTP request: {reason}").response(str(uuid.uuid4()))
+def malformed_request(status: int, reason: str) -> Response:
+    """HTTP the server refuses (malformed, too large a head, too slow), answered in AWS's
+    shape (the connection is closed after it)."""
+    return ApiError(status, ErrorType.INVALID_REQUEST_CONTENT,
+                    f"Malformed HTTP request: {reason}" if status == 400 else
+                    f"HTTP request refused: {reason}").response(str(uuid.uuid4()))
+
+
+def body_limit(request: HttpRequest) -> int:
+    """The payload limit of the request's invocation type (read from its head)."""
+    kind = request.headers.get("X-Amz-Invocation-Type")
+    return EVENT_PAYLOAD_LIMIT if kind == InvocationType.EVENT.value else SYNC_PAYLOAD_LIMIT
 
 
 class _InvokeApi:
@@ -251,17 +265,27 @@ class _InvokeApi:
         self.router = Router()
         self.router.add("POST", INVOKE_ROUTE, self.invoke)
 
+    def screen(self, request: HttpRequest) -> Response | None:
+        """At the end of the head: refuse a request without valid credentials (403) before
+        its body is read."""
+        try:
+            sigv4.check_head(request.query_string, request.headers.fields, self.credentials,
+                             datetime.now(UTC), region=self.region)
+        except sigv4.AuthError as exc:
+            return ApiError(403, exc.failure.value, exc.reason).response(str(uuid.uuid4()))
+        return None
+
     async def authenticate(self, request: HttpRequest) -> Response:
         """Size check, then SigV4, then the route; every error leaves in AWS's shape.
 
-        The server has already read (and, past the limit, dropped) the whole body, so a
-        413 leaves the connection usable for the next call.
+        A body over the limit was never read (the request arrives truncated, and the
+        connection closes after the 413).
         """
         request_id = str(uuid.uuid4())
         try:
             if request.truncated:
-                chunked = "content-length" not in request.headers
-                raise too_large(None if chunked else request.size, SYNC_PAYLOAD_LIMIT)
+                raise too_large(None if request.length is None else request.size,
+                                request.limit)
             try:
                 sigv4.verify(request.method, request.path, request.query_string,
                              request.headers.fields, request.body, self.credentials,
@@ -320,12 +344,12 @@ def create_invoke_app(invoker: Invoker, credentials: Credentials, *,
     """The server of the Invoke API (not yet listening anywhere).
 
     Requests must be signed for ``region`` (the core's ``awsRegion``), as AWS accepts only
-    its own region in a credential scope. A body over :data:`SYNC_PAYLOAD_LIMIT` is read and
-    dropped; a payload of exactly the limit is allowed.
+    its own region in a credential scope. A body over its invocation type's limit is never
+    read; a payload of exactly the limit is allowed.
     """
     api = _InvokeApi(invoker, credentials, region)
-    return HttpServer(api.authenticate, max_body=SYNC_PAYLOAD_LIMIT, name="invoke-api",
-                      on_bad_request=malformed_request)
+    return HttpServer(api.authenticate, max_body=body_limit, name="invoke-api",
+                      on_error=malformed_request, screen=api.screen)
 
 
 class InvokeApiRunner:

@@ -45,6 +45,7 @@ from sprig.functions.invocation import (
 )
 from sprig.functions.pool import Dispatch, Pool, StartWorker, StopWorker, WorkerState
 from sprig.functions.runtimes import ResolvedRuntime
+from sprig.functions.stats import InvocationStats
 from sprig.functions.worker import FunctionSpec, Worker, WorkerExited, WorkerTimeout
 from sprig.runtime_api import Job, Outcome, error_document
 
@@ -97,6 +98,7 @@ class Function:
         self.init_timeout_s = init_timeout_s
         self.state = FunctionState.NEW
         self.event_drops = 0
+        self.stats = InvocationStats()
         cfg = spec.config
         self._pool: Pool[_Item] = Pool(spec.component_name, cfg.pinned, cfg.max_instances,
                                        cfg.max_queue_size, cfg.max_idle_s, paused=True)
@@ -272,6 +274,7 @@ class Function:
             try:
                 self._pool.enqueue(item)
             except errors.QueueFull:
+                self.stats.throttled(inv.request_id)
                 self.event_drops += 1
                 self.log("sprig", f"queue full (maxQueueSize {self._pool.max_queue_size}): "
                          f"dropped event {inv.request_id} from {inv.source}; "
@@ -281,7 +284,11 @@ class Function:
             return InvocationResult(inv.request_id, b"", executed_version=version)
         fut: asyncio.Future[InvocationResult] = asyncio.get_running_loop().create_future()
         item = _Item(inv, fut, want_log_tail)
-        self._pool.enqueue(item)
+        try:
+            self._pool.enqueue(item)
+        except errors.QueueFull:
+            self.stats.throttled(inv.request_id)
+            raise
         self._kick()
         try:
             return await fut
@@ -490,6 +497,8 @@ class Function:
         report = results.report_line(rid, ms, self.spec.config.memory_kb,
                                      worker.memory_peak_kb(), init)
         self.log("sprig", f"{end}\n{report}")           # one write for both lines (hot path)
+        self.stats.record(rid, ms, None if result.function_error is None
+                          else str(result.function_error))
         item.add_line(end)
         item.add_line(report)
         if result.function_error is not None and item.future is None:

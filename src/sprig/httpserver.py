@@ -32,10 +32,13 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from sprig.runtime_api.http11 import Connection, Request
+
+if TYPE_CHECKING:
+    from ssl import SSLContext
 
 log = logging.getLogger(__name__)
 
@@ -228,10 +231,11 @@ class HttpServer:
         self._closing = False
 
     # -- listening -------------------------------------------------------------------------
-    async def listen_tcp(self, host: str, port: int) -> int:
-        """Listen on ``host:port`` (0: any free port); return the port bound."""
+    async def listen_tcp(self, host: str, port: int, *, tls: SSLContext | None = None) -> int:
+        """Listen on ``host:port`` (0: any free port), over TLS with ``tls``; return the port
+        bound."""
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(self._connection, host, port)
+        server = await loop.create_server(self._connection, host, port, ssl=tls)
         self._servers.append(server)
         self._start_sweeper()
         return int(server.sockets[0].getsockname()[1])

@@ -19,7 +19,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import unquote
 
-from sprig.config.visibility import readable_configuration, redact_secrets
+from sprig.config.visibility import (
+    readable_configuration,
+    redact_deployment,
+    redact_secrets,
+)
 from sprig.console.auth import (
     LinkRefused,
     Refused,
@@ -295,7 +299,8 @@ class ConsoleApp:
     # -- deployments -----------------------------------------------------------------------------
     async def _deployments(self, request: HttpRequest, session: Session) -> Answer:
         limit = _int(request.query.get("limit", "20"), "limit", 1, 100)
-        return _json(await self.commands["deployment.list"]({"limit": limit}))
+        found = await self.commands["deployment.list"]({"limit": limit})
+        return _json([redact_deployment(d) for d in found])
 
     async def _deploy(self, request: HttpRequest, session: Session) -> Answer:
         body = _body(request)
@@ -307,10 +312,10 @@ class ConsoleApp:
         document = {k: v for k, v in body.items() if k not in ("recipeDir", "artifactDir")}
         params = {"deployment": document, "recipeDir": body.get("recipeDir") or None,
                   "artifactDir": body.get("artifactDir") or None}
-        return _json(await self.commands["deployment.create"](params))
+        return _json(redact_deployment(await self.commands["deployment.create"](params)))
 
     async def _rollback(self, request: HttpRequest, session: Session) -> Answer:
-        return _json(await self.commands["deployment.rollback"]({}))
+        return _json(redact_deployment(await self.commands["deployment.rollback"]({})))
 
     # -- messaging ---------------------------------------------------------------------------------
     async def _subscribe(self, request: HttpRequest, session: Session) -> Answer:

@@ -206,12 +206,12 @@ class DeploymentService:
 
     def _announce(self, dep_id: str) -> None:
         """A deployment event (sprig.events) with the record as it is now: QUEUED, IN_PROGRESS,
-        SUCCEEDED or FAILED; secrets in its configuration updates redacted."""
+        SUCCEEDED or FAILED; secret and environment values in its updates redacted."""
         events = self.kernel.events
         if not events.wants(Kind.DEPLOYMENT):
             return
-        from sprig.config.visibility import redact_secrets
+        from sprig.config.visibility import redact_deployment
 
         record = self.db.deployment(dep_id)
         if record is not None:
-            events.publish(Kind.DEPLOYMENT, redact_secrets(record.summary()))
+            events.publish(Kind.DEPLOYMENT, redact_deployment(record.summary()))

@@ -25,7 +25,7 @@ function route() {
   for (const a of document.querySelectorAll("nav.tabs a")) {
     const active = a.dataset.page === (name === "component" ? "components" : name);
     a.classList.toggle("active", active);
-    if (active) a.scrollIntoView({ block: "nearest", inline: "nearest" });
+    if (active) a.parentElement.scrollLeft = Math.max(0, a.offsetLeft - 40);
   }
   window.scrollTo(0, 0);
   if (cleanup) cleanup();

@@ -154,7 +154,7 @@ export function dependencyGraph(graph, focus, onSelect) {
     const g = s("g", { class: `node state-${String(n.state).toLowerCase()}${name === focus ? " focus" : ""}`,
                        transform: `translate(${p.x},${p.y})`, "data-name": name });
     g.append(s("rect", { width: bw, height: bh, rx: 6 }));
-    g.append(s("text", { x: 8, y: 16, class: "node-name" }, name.length > 27 ? name.slice(0, 26) + "…" : name));
+    g.append(s("text", { x: 8, y: 16, class: "node-name" }, name.length > 25 ? name.slice(0, 24) + "…" : name));
     g.append(s("text", { x: 8, y: 32, class: "node-state" }, `${n.version ?? ""} ${n.state}`));
     g.append(s("title", {}, name));
     if (onSelect && n.state !== "MISSING") g.addEventListener("click", () => onSelect(name));

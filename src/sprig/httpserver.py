@@ -36,7 +36,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from sprig.http1 import (
@@ -53,6 +53,9 @@ from sprig.http1 import (
 __all__ = ["JSON", "TEXT", "Answer", "Handler", "Headers", "HttpRequest", "HttpServer",
            "Limits", "NoRoute", "Response", "Router", "StreamResponse", "bad_request",
            "too_large"]
+
+if TYPE_CHECKING:
+    from ssl import SSLContext
 
 log = logging.getLogger(__name__)
 
@@ -231,11 +234,12 @@ class HttpServer:
         self._caps.append(cap)
         return cap
 
-    async def listen_tcp(self, host: str, port: int) -> int:
-        """Listen on ``host:port`` (0: any free port); return the port bound."""
+    async def listen_tcp(self, host: str, port: int, *, tls: SSLContext | None = None) -> int:
+        """Listen on ``host:port`` (0: any free port), over TLS with ``tls``; return the port
+        bound."""
         loop = asyncio.get_running_loop()
         cap = self._cap(f"{host}:{port}")
-        server = await loop.create_server(lambda: self._connection(cap), host, port)
+        server = await loop.create_server(lambda: self._connection(cap), host, port, ssl=tls)
         self._servers.append(server)
         bound = int(server.sockets[0].getsockname()[1])
         cap.name = f"{self._name} ({host}:{bound})"

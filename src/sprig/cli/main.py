@@ -51,28 +51,9 @@ def cmd_core_run(args: argparse.Namespace) -> int:
 
 
 def cmd_core_check(args: argparse.Namespace) -> int:
-    import shutil
+    from sprig.core.check import check_text
 
-    from sprig.functions.runtimes import installed_pythons, java_major
-    from sprig.launcher.capabilities import check_device
-
-    report = check_device()
-    print(report.format())
-    print()
-    print("Lambda runtimes found:")
-    pythons = installed_pythons()
-    for (major, minor), path in sorted(pythons.items()):
-        print(f"  python{major}.{minor}: {path}")
-    if not pythons:
-        print("  python: none (python3.x functions cannot run)")
-    node = shutil.which("node")
-    print(f"  nodejs: {node}" if node else "  nodejs: none (nodejsNN.x functions cannot run)")
-    java = shutil.which("java")
-    if java:
-        print(f"  java: {java} (Java {java_major(Path(java))})")
-    else:
-        print("  java: none (javaNN functions cannot run)")
-    print("  provided: the function's own bootstrap executable")
+    print(check_text())
     print()
     print(_disk_line(_root(args)))
     return 0
@@ -372,6 +353,9 @@ def build_parser() -> argparse.ArgumentParser:
     from sprig.cli import shadow_cmd
 
     shadow_cmd.add_parser(sub, common)
+    from sprig.cli import console_cmd
+
+    console_cmd.add_parser(sub, common)
     return parser
 
 

@@ -30,10 +30,12 @@ from sprig.core.ipc_adapter import KernelIpcCore
 from sprig.core.kernel import Kernel
 from sprig.core.lambda_service import FunctionHook, LambdaService, validate_lambda
 from sprig.core.messaging import CoreMessaging
+from sprig.core.observe import DeviceView, component_graph, function_list
 from sprig.deployment.planner import Planner
 from sprig.deployment.request import DeploymentRequest
 from sprig.deployment.service import DeploymentService
 from sprig.errors import SprigError, ValidationError
+from sprig.events import Kind
 from sprig.functions.durable import EventJournal
 from sprig.functions.invocation import Invocation, InvocationType
 from sprig.functions.manager import FunctionManager
@@ -87,6 +89,11 @@ class Core:
         self.endpoints: dict[str, str] = {}
         self._assets_published = False
         self.started = time.time()
+        self.device = DeviceView(self.kernel, self.started)
+        #: the local web console (sprig.console.server.ConsoleServer) once started, if enabled
+        self.console: Any = None
+        self._console_error = ""
+        self.function_hooks.append(self._observe_function)
         self._device_report: Any = None
         self.kernel.register_factory(
             "aws.greengrass.lambda",
@@ -163,6 +170,7 @@ class Core:
             await self._forget_removed_functions_events()
             await self.kernel.reconcile(self.db.components())
             self.messaging.apply_deployed_builtins()
+            await self._start_console()
             # Answer the CLI only once the previous state is loaded: a client never sees a core
             # that has "forgotten" its components.
             await self.api.start()
@@ -178,6 +186,8 @@ class Core:
             log.info("stopping")
             if retry is not None:
                 retry.cancel()
+            if self.console is not None:
+                await self.console.aclose()
             await self.api.aclose()
             await runner.cleanup()
             await self.kernel.aclose()
@@ -202,6 +212,39 @@ class Core:
                     "directory (default /var/lib/sprig) or chmod o+x %s",
                     parent, parent.stat().st_mode & 0o777, self.layout.root, parent)
                 return
+
+    async def _start_console(self) -> None:
+        """The web console, when config.yaml's ``console.enabled`` (the default). A console
+        that cannot start (its port taken, a bad certificate) is logged and left out: the
+        device keeps running its components; ``sprig console login`` says why."""
+        cfg = self.settings.console
+        if not cfg.enabled:
+            return
+        from sprig.console.server import ConsoleServer
+
+        tls: tuple[Path, Path] | None = None
+        if cfg.tls is not None:
+            cert, key = cfg.tls
+            if not cert:                  # the device's certificate: mqtt.tls's pair
+                device = self.messaging.messaging.mqtt
+                assert device is not None and device.tls is not None
+                assert device.tls.cert_path is not None and device.tls.key_path is not None
+                tls = (device.tls.cert_path, device.tls.key_path)
+            else:
+                tls = (self.layout.root / cert, self.layout.root / key)
+        console = ConsoleServer(cfg, commands=self.api.handlers,
+                                streams=self.api.stream_handlers, events=self.kernel.events,
+                                layout=self.layout, tls_files=tls)
+        try:
+            url = await console.start()
+        except SprigError as e:
+            self._console_error = str(e)
+            log.error("the console is not available: %s", e)
+            return
+        self.console = console
+        self.endpoints["console"] = url
+        self._write_endpoints()
+        log.info("console on %s (sign in with: sprig console login)", url)
 
     def _write_endpoints(self) -> bool:
         """Write ``run/endpoints.json`` (atomically: a new file renamed over the old one).
@@ -309,6 +352,60 @@ class Core:
         m("pubsub.publish", self.messaging.publish)
         self.api.stream("pubsub.subscribe", self.messaging.subscribe)
         m("shadow.get", self.messaging.shadow_get)
+        m("console.login", self._console_login)
+        m("device.info", self.device.info)
+        m("component.graph", self._component_graph)
+        m("function.list", self._function_list)
+        m("deployment.rollback", self._deployment_rollback)
+
+    # -- what the console (and any observer) reads ---------------------------------------
+
+    async def _console_login(self, params: dict[str, Any]) -> Any:
+        """A one-time link to the console (``params.expiresIn``: seconds, at most 8 h)."""
+        from sprig.console.auth import LINK_TTL_S
+
+        if self.console is None:
+            if not self.settings.console.enabled:
+                raise ValidationError("console.enabled", "the console is disabled in "
+                                      f"{self.layout.config_file}", value=False,
+                                      allowed="true (the default), then restart the core")
+            raise SprigError(f"the console could not start: {self._console_error}")
+        ttl = params.get("expiresIn", LINK_TTL_S)
+        if not isinstance(ttl, (int, float)) or isinstance(ttl, bool) \
+                or not 1 <= ttl <= LINK_TTL_S:
+            raise ValidationError("expiresIn", "out of range", value=ttl,
+                                  allowed=f"1..{LINK_TTL_S} seconds (8 hours)")
+        return self.console.login_link(float(ttl))
+
+    async def _component_graph(self, params: dict[str, Any]) -> Any:
+        return component_graph(self.kernel)
+
+    async def _function_list(self, params: dict[str, Any]) -> Any:
+        return function_list(self.functions)
+
+    async def _deployment_rollback(self, params: dict[str, Any]) -> Any:
+        """A deployment back to where the device was before the last successful one."""
+        from sprig.deployment.rollback import rollback_document
+
+        return await self._deployment_create({"deployment": rollback_document(self.db),
+                                              "wait": params.get("wait")})
+
+    def _observe_function(self, name: str, fn: Any) -> None:
+        """Invocation events (sprig.events) from a function's figures, while observed."""
+        if fn is not None:
+            fn.stats.listener = partial(self._invocation_event, name, fn)
+
+    def _invocation_event(self, name: str, fn: Any, request_id: str, duration_ms: float | None,
+                          error: str | None) -> None:
+        events = self.kernel.events
+        if not events.wants(Kind.INVOCATION):
+            return
+        from sprig.core.observe import function_view
+
+        events.publish(Kind.INVOCATION, {
+            "function": name, "requestId": request_id,
+            "durationMs": None if duration_ms is None else round(duration_ms, 2),
+            "error": error, "throttled": duration_ms is None, **function_view(fn)})
 
     async def _status(self, params: dict[str, Any]) -> Any:
         comps = self.kernel.list_components()

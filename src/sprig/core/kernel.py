@@ -29,6 +29,7 @@ from sprig.core.identities import SandboxIdentities
 from sprig.core.orphans import MARKER, ChildRegistry
 from sprig.core.service import BuiltinService, Service
 from sprig.core.state import State
+from sprig.events import EventHub, Kind
 from sprig.launcher.spec import ResourceLimits, RunAs
 from sprig.launcher.users import DEFAULT_RUN_AS
 from sprig.logs import ComponentLog
@@ -80,6 +81,10 @@ class Kernel:
         self.lambda_env_providers: list[Callable[[Component, str], dict[str, str]]] = []
         #: called with (component name, changed key path) when a configuration changes
         self.config_listeners: list[Callable[[str, list[str]], None]] = []
+        #: the core's events (sprig.events): state, configuration and log events start here
+        self.events = EventHub()
+        self.add_state_listener(self._state_event)
+        self.config_listeners.append(self._configuration_event)
 
     # -- wiring --------------------------------------------------------------------------
 
@@ -105,6 +110,18 @@ class Kernel:
             except Exception:
                 log.exception("state listener failed")
         self.spawn(self._notify(), name="notify")
+
+    def _state_event(self, name: str, old: State, new: State, reason: str) -> None:
+        if self.events.wants(Kind.COMPONENT):
+            svc = self.services.get(name)
+            self.events.publish(Kind.COMPONENT, {
+                "name": name, "state": str(new), "previous": str(old), "reason": reason,
+                "version": svc.component.version if svc else None,
+                "lastError": svc.last_error if svc else None})
+
+    def _configuration_event(self, name: str, keys: list[str]) -> None:
+        if self.events.wants(Kind.CONFIGURATION):
+            self.events.publish(Kind.CONFIGURATION, {"name": name, "keys": keys})
 
     async def _notify(self) -> None:
         async with self._changed:
@@ -399,6 +416,9 @@ class Kernel:
 
     def log_line(self, name: str, stream: str, text: str, level: str = "INFO") -> None:
         self.component_log(name).write_line(stream, text, level=level)
+        if self.events.wants(Kind.LOG):
+            self.events.publish(Kind.LOG, {"component": name, "stream": stream,
+                                           "level": level, "text": text, "time": time.time()})
 
     def _close_log(self, name: str) -> None:
         clog = self._logs.pop(name, None)

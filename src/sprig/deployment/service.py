@@ -26,6 +26,7 @@ from sprig.core.state import State
 from sprig.deployment.request import DO_NOTHING, DeploymentRequest
 from sprig.deployment.store import keep_set
 from sprig.errors import SprigError, ValidationError
+from sprig.events import Kind
 from sprig.state.db import FAILED, IN_PROGRESS, SUCCEEDED
 
 if TYPE_CHECKING:
@@ -78,6 +79,7 @@ class DeploymentService:
             self.current = record.id
             try:
                 attempted = await self._apply(record)
+                self._announce(record.id)
                 await self.prune(attempted)
             finally:
                 self.current = None
@@ -129,6 +131,7 @@ class DeploymentService:
                 return None
             snapshot = list(self.db.components().values())
             self.db.begin_deployment(record.id, target)
+            self._announce(record.id)
             log.info("deployment %s: IN_PROGRESS (%s)", record.id,
                      ", ".join(f"{n}={r.version}" for n, r in sorted(target.items())) or "none")
         await self.kernel.reconcile(target)
@@ -198,4 +201,17 @@ class DeploymentService:
         record = self.db.enqueue_deployment(
             document, pins={n: r.version for n, r in records.items()})
         self.wake()
+        self._announce(record.id)
         return record
+
+    def _announce(self, dep_id: str) -> None:
+        """A deployment event (sprig.events) with the record as it is now: QUEUED, IN_PROGRESS,
+        SUCCEEDED or FAILED; secret and environment values in its updates redacted."""
+        events = self.kernel.events
+        if not events.wants(Kind.DEPLOYMENT):
+            return
+        from sprig.config.visibility import redact_deployment
+
+        record = self.db.deployment(dep_id)
+        if record is not None:
+            events.publish(Kind.DEPLOYMENT, redact_deployment(record.summary()))

@@ -47,6 +47,7 @@ from sprig.functions.invocation import (
 )
 from sprig.functions.pool import Dispatch, Pool, StartWorker, StopWorker, WorkerState
 from sprig.functions.runtimes import ResolvedRuntime
+from sprig.functions.stats import InvocationStats
 from sprig.functions.worker import FunctionSpec, Worker, WorkerExited, WorkerTimeout
 from sprig.runtime_api import Job, Outcome, error_document
 
@@ -118,6 +119,7 @@ class Function:
         self._durable_ids: set[str] = set()      # stored events now queued or running
         self._storing = 0                        # events being stored: they hold queue room
         self.log_failures = 0
+        self.stats = InvocationStats()
         cfg = spec.config
         self._pool: Pool[_Item] = Pool(spec.component_name, cfg.pinned, cfg.max_instances,
                                        cfg.max_queue_size, cfg.max_idle_s, paused=True)
@@ -333,13 +335,18 @@ class Function:
             try:
                 self._pool.enqueue(item)
             except errors.QueueFull:
+                self.stats.throttled(inv.request_id)
                 self._event_dropped(inv)
                 raise
             self._kick()
             return InvocationResult(inv.request_id, b"", executed_version=version)
         fut: asyncio.Future[InvocationResult] = asyncio.get_running_loop().create_future()
         item = _Item(inv, fut, want_log_tail)
-        self._pool.enqueue(item)
+        try:
+            self._pool.enqueue(item)
+        except errors.QueueFull:
+            self.stats.throttled(inv.request_id)
+            raise
         self._kick()
         try:
             return await fut
@@ -594,6 +601,8 @@ class Function:
         report = results.report_line(rid, ms, self.spec.config.memory_kb,
                                      worker.memory_peak_kb(), init)
         self._say("sprig", f"{end}\n{report}")           # one write for both lines (hot path)
+        self.stats.record(rid, ms, None if result.function_error is None
+                          else str(result.function_error))
         item.add_line(end)
         item.add_line(report)
         if result.function_error is not None and item.future is None:

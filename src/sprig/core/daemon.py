@@ -31,7 +31,7 @@ from sprig.core.kernel import Kernel
 from sprig.core.lambda_service import FunctionHook, LambdaService, validate_lambda
 from sprig.core.messaging import CoreMessaging
 from sprig.deployment.planner import Planner
-from sprig.deployment.request import DeploymentRequest
+from sprig.deployment.request import WARNINGS, DeploymentRequest
 from sprig.deployment.service import DeploymentService
 from sprig.errors import SprigError, ValidationError
 from sprig.functions.invocation import Invocation, InvocationType
@@ -236,18 +236,18 @@ class Core:
         if params.get("wait"):
             final = await self.deployments.wait_finished(record.id, None)
             if final is not None:
-                return redact_secrets(final.summary())
-        return redact_secrets(record.summary())
+                return _summary(final)
+        return _summary(record)
 
     async def _deployment_wait(self, params: dict[str, Any]) -> AsyncIterator[Any]:
         dep_id = str(params.get("deploymentId", ""))
         final = await self.deployments.wait_finished(dep_id, None)
         if final is None:
             raise SprigError(f"no deployment {dep_id!r}")
-        yield redact_secrets(final.summary())
+        yield _summary(final)
 
     async def _deployment_list(self, params: dict[str, Any]) -> Any:
-        return [redact_secrets(d.summary())
+        return [_summary(d)
                 for d in self.db.deployments(int(params.get("limit", 10)))]
 
     async def _deployment_status(self, params: dict[str, Any]) -> Any:
@@ -256,7 +256,7 @@ class Core:
         if rec is None:
             raise ValidationError("deploymentId", "no such deployment", value=dep_id,
                                   allowed="an id from `sprig deployment list`")
-        return redact_secrets(rec.summary())
+        return _summary(rec)
 
     async def _component_list(self, params: dict[str, Any]) -> Any:
         return self.kernel.list_components()
@@ -345,6 +345,14 @@ class Core:
             "executedVersion": result.executed_version,
             "logTail": base64.b64encode(result.log_tail).decode(),
         }
+
+
+def _summary(record: Any) -> Any:
+    """A deployment as the CLI shows it: its summary (secrets redacted) and, at the top, the
+    warnings of what its recipes held that Sprig ignored."""
+    summary = redact_secrets(record.summary())
+    summary["warnings"] = list(record.document.get(WARNINGS) or [])
+    return summary
 
 
 def _setup_logging(layout: RootLayout, settings: CoreSettings) -> RateLimitHandler:

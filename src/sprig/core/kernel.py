@@ -48,6 +48,7 @@ ServiceFactory = Callable[["Kernel", Component], Service]
 
 # Built-in components: Sprig implements them in the core; the state is what Greengrass shows.
 BUILTIN_STATES: dict[str, State] = {
+    "aws.greengrass.Nucleus": State.FINISHED,
     "aws.greengrass.LambdaLauncher": State.FINISHED,
     "aws.greengrass.LambdaRuntimes": State.FINISHED,
     "aws.greengrass.LambdaManager": State.RUNNING,

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from sprig.core.state import State
-from sprig.deployment.request import DO_NOTHING, DeploymentRequest
+from sprig.deployment.request import DO_NOTHING, WARNINGS, DeploymentRequest
 from sprig.deployment.store import keep_set
 from sprig.errors import SprigError, ValidationError
 from sprig.state.db import FAILED, IN_PROGRESS, SUCCEEDED
@@ -193,9 +193,13 @@ class DeploymentService:
                                   f"limit of {MAX_DOCUMENT_BYTES} bytes", value=size,
                                   allowed=f"at most {MAX_DOCUMENT_BYTES} bytes (as Greengrass: "
                                   "DEPLOYMENT_DOCUMENT_SIZE_EXCEEDED)")
-        records = self.planner.accept(request, Path(recipe_dir) if recipe_dir else None,
-                                      Path(artifact_dir) if artifact_dir else None)
+        accepted = self.planner.accept(request, Path(recipe_dir) if recipe_dir else None,
+                                       Path(artifact_dir) if artifact_dir else None)
+        if accepted.warnings:
+            document[WARNINGS] = list(accepted.warnings)
         record = self.db.enqueue_deployment(
-            document, pins={n: r.version for n, r in records.items()})
+            document, pins={n: r.version for n, r in accepted.records.items()})
+        for warning in accepted.warnings:
+            log.warning("deployment %s: %s", record.id, warning)
         self.wake()
         return record

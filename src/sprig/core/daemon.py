@@ -34,6 +34,7 @@ from sprig.deployment.planner import Planner
 from sprig.deployment.request import WARNINGS, DeploymentRequest
 from sprig.deployment.service import DeploymentService
 from sprig.errors import SprigError, ValidationError
+from sprig.functions.config import LambdaConfig
 from sprig.functions.invocation import Invocation, InvocationType
 from sprig.functions.manager import FunctionManager
 from sprig.ipc.server import IpcServer
@@ -87,10 +88,12 @@ class Core:
         self.planner.check_run_as = self._check_run_as
         self._register_methods()
 
-    def _check_container(self, memory_kb: int) -> None:
+    def _check_container(self, config: LambdaConfig) -> None:
         if self._device_report is None:
             self._device_report = check_device()
-        require_container_support(need_memory_limit=True, report=self._device_report)
+        require_container_support(
+            need_memory_limit=True, report=self._device_report,
+            read_only_devices=tuple(d.path for d in config.devices if not d.writable))
 
     def _artifact_owner(self, record: Any) -> tuple[int, int] | None:
         """Artifacts belong to whoever runs the component (Permission OWNER means them): its
@@ -341,7 +344,8 @@ class Core:
             "statusCode": 202 if inv_type is InvocationType.EVENT else 200,
             "requestId": result.request_id,
             "payload": base64.b64encode(result.payload).decode(),
-            "functionError": str(result.function_error) if result.function_error else None,
+            "functionError": result.function_error.lambda_api if result.function_error
+            else None,
             "executedVersion": result.executed_version,
             "logTail": base64.b64encode(result.log_tail).decode(),
         }

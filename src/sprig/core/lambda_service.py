@@ -147,7 +147,8 @@ def process_owner(kernel: Kernel, component: Component) -> tuple[int, int] | Non
 
 
 def validate_lambda(record: ComponentRecord, recipe: Recipe, layout: RootLayout,
-                    platform: Mapping[str, str], check_container: Callable[[int], None],
+                    platform: Mapping[str, str],
+                    check_container: Callable[[LambdaConfig], None],
                     previous: ComponentRecord | None = None) -> None:
     """Deployment-time checks of a Lambda component (nothing is started)."""
     component = load_component(record, dict(platform))
@@ -173,7 +174,7 @@ def validate_lambda(record: ComponentRecord, recipe: Recipe, layout: RootLayout,
             source=source, allowed="no volumes or devices with NoContainer")
     spec.resolve_runtime(build_jar=False)
     if cfg.container_mode is ContainerMode.GREENGRASS_CONTAINER:
-        check_container(cfg.memory_kb)
+        check_container(cfg)
 
 
 class LambdaService(Service):
@@ -221,7 +222,11 @@ class LambdaService(Service):
     async def run(self) -> None:
         assert self.spec is not None
         try:
-            fn = await Function.create(self.spec, log=self._log, on_fatal=self._fatal)
+            # statusTimeoutInSeconds: how long a worker may take to report itself ready (its
+            # first Runtime API /next) before the function is failed; AWS documents it as the
+            # pinned function's status interval and leaves a missed one undefined.
+            fn = await Function.create(self.spec, log=self._log, on_fatal=self._fatal,
+                                       init_timeout_s=self.spec.config.status_timeout_s)
         except SprigError as e:
             raise ServiceError(str(e)) from None
         self.function = fn
@@ -259,6 +264,7 @@ class LambdaService(Service):
         try:
             spec = self._spec(component)
             await self.function.reconfigure(spec)
+            self.function.init_timeout_s = spec.config.status_timeout_s
         except SprigError as e:
             log.warning("%s: reconfigure failed, restarting: %s", self.name, e)
             return False

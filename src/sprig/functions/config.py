@@ -1,10 +1,14 @@
 """A Lambda component's configuration: the Greengrass keys, their defaults and their ranges.
 
 The keys are those of the recipe AWS generates when importing a Lambda function (reference
-§2.1-2.2); a deployment can override any of them. On a device numbers may arrive as floats or
-strings (``3.0``, ``"3"``), so every number is read leniently but must be a whole number inside
-the range AWS validates (reference §1.4). The dataclass itself accepts any value, so tests can
-build configurations below the minimums (e.g. a 0.2 s idle time) through its constructor.
+§2.1-2.2); a deployment can override any of them. :class:`Key` and :data:`SUBKEYS` are the one
+list of what the parser reads; any other key is an error naming the nearest known one (a typo
+such as ``timeoutInSecond`` or ``containerParams.memorySizeInKB`` would otherwise quietly become
+the default), and so is any key of a volume, device or event-source entry. On a device numbers
+may arrive as floats or strings (``3.0``, ``"3"``), so every number is read leniently but must
+be a whole number inside the range AWS validates (reference §1.4). The dataclass itself accepts
+any value, so tests can build configurations below the minimums (e.g. a 0.2 s idle time)
+through its constructor.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any, TypeVar
 
 from sprig.errors import ValidationError
 from sprig.launcher.spec import ContainerMode
+from sprig.suggest import did_you_mean
 
 INT_MAX = 2147483647
 E = TypeVar("E", bound=enum.StrEnum)
@@ -131,12 +136,50 @@ class Key(enum.StrEnum):
 #: Where a Lambda component's environment variables live in its configuration.
 ENVIRONMENT_VARIABLES_PATH = (str(Key.EXECUTION_PARAMETERS), "EnvironmentVariables")
 
+#: The keys the parser reads inside an object-valued :class:`Key`, and inside each entry of
+#: ``containerParams.volumes`` / ``containerParams.devices`` / ``pubsubTopics``: with
+#: :class:`Key`, every configuration key Sprig reads (each one's effect has a test, see
+#: ``sprig/_tests/compat/test_lambda_configuration.py``).
+SUBKEYS: Mapping[str, tuple[str, ...]] = {
+    Key.CONTAINER_PARAMS: ("memorySize", "mountROSysfs", "volumes", "devices"),
+    Key.EXECUTION_PARAMETERS: (ENVIRONMENT_VARIABLES_PATH[1],),
+    "containerParams.volumes.*": ("sourcePath", "destinationPath", "permission",
+                                  "addGroupOwner"),
+    "containerParams.devices.*": ("path", "permission", "addGroupOwner"),
+    "pubsubTopics.*": ("topic", "type"),
+}
+
+#: Top-level keys of a Lambda component's configuration that are not the Lambda manager's:
+#: ``accessControl`` (its IPC policies, checked by the deployment on every component).
+OTHER_KEYS = ("accessControl",)
+
+
+def all_keys() -> list[str]:
+    """Every configuration key path the parser reads (``containerParams.memorySize`` ...)."""
+    out = [str(k) for k in Key]
+    for parent, keys in SUBKEYS.items():
+        out.extend(f"{parent}.{k}" for k in keys)
+    return out
+
+
+def _check_keys(value: Mapping[str, Any], known: tuple[str, ...], path: str) -> None:
+    """Refuse a key the parser does not read: it would be ignored, silently."""
+    for key in value:
+        if key not in known:
+            where = f"{path}.{key}" if path else str(key)
+            raise ValidationError(where, "is not a Lambda configuration key Sprig reads"
+                                  + did_you_mean(str(key), known), value=key,
+                                  allowed=", ".join(known), has_value=True)
+
 
 def _parse(cfg: Mapping[str, Any]) -> LambdaConfig:
     if not isinstance(cfg, Mapping):
         raise ValidationError("", "the configuration must be an object", value=cfg)
+    _check_keys(cfg, (*(str(k) for k in Key), *OTHER_KEYS), "")
     params = _mapping(cfg, Key.CONTAINER_PARAMS)
+    _check_keys(params, SUBKEYS[Key.CONTAINER_PARAMS], str(Key.CONTAINER_PARAMS))
     lep = _mapping(cfg, Key.EXECUTION_PARAMETERS)
+    _check_keys(lep, SUBKEYS[Key.EXECUTION_PARAMETERS], str(Key.EXECUTION_PARAMETERS))
     return LambdaConfig(
         pinned=_bool(cfg, Key.PINNED, _DEFAULT.pinned),
         timeout_s=_int(cfg, Key.TIMEOUT, 3, 1),
@@ -231,6 +274,7 @@ def _entries(params: Mapping[str, Any], key: str) -> list[tuple[str, Mapping[str
     for index, entry in items:
         if not isinstance(entry, Mapping):
             raise ValidationError(f"{path}.{index}", "must be an object", value=entry)
+        _check_keys(entry, SUBKEYS[f"{path}.*"], f"{path}.{index}")
         out.append((f"{path}.{index}", entry))
     return out
 
@@ -326,6 +370,7 @@ def _event_sources(cfg: Mapping[str, Any]) -> tuple[EventSource, ...]:
         path = f"pubsubTopics.{index}"
         if not isinstance(entry, Mapping):
             raise ValidationError(path, "must be an object", value=entry)
+        _check_keys(entry, SUBKEYS["pubsubTopics.*"], path)
         topic = entry.get("topic")
         if not isinstance(topic, str) or not topic:
             raise ValidationError(f"{path}.topic", "must be a non-empty topic", value=topic,

@@ -228,7 +228,7 @@ def result_response(result: InvocationResult, request: InvokeRequest) -> Respons
     if request.invocation_type is InvocationType.DRY_RUN:
         return Response(204, b"", None, tuple(headers.items()))
     if result.function_error is not None:
-        headers["X-Amz-Function-Error"] = result.function_error.value
+        headers["X-Amz-Function-Error"] = result.function_error.lambda_api
     if request.log_tail:
         tail = result.log_tail[-LOG_TAIL_LIMIT:]
         headers["X-Amz-Log-Result"] = base64.b64encode(tail).decode("ascii")

@@ -90,3 +90,35 @@ def test_needs_restart() -> None:
     assert not base.needs_restart(LambdaConfig(timeout_s=10, max_instances=3))
     assert base.needs_restart(LambdaConfig(environment={"A": "b"}))
     assert base.needs_restart(LambdaConfig(pinned=False))
+
+
+@pytest.mark.parametrize(("cfg", "path", "suggestion"), [
+    ({"timeoutInSecond": 30}, "timeoutInSecond", "timeoutInSeconds"),
+    ({"containerParams": {"memorySizeInKB": 65536}}, "containerParams.memorySizeInKB",
+     "memorySize"),
+    ({"containerParams": {"mountRoSysfs": True}}, "containerParams.mountRoSysfs", "mountROSysfs"),
+    ({"lambdaExecutionParameters": {"environmentVariables": {}}},
+     "lambdaExecutionParameters.environmentVariables", "EnvironmentVariables"),
+    ({"containerParams": {"volumes": {"0": {"sourcePath": "/a", "destinationPath": "/b",
+                                            "permisson": "rw"}}}},
+     "containerParams.volumes.0.permisson", "permission"),
+    ({"pubsubTopics": {"0": {"topic": "a", "typ": "PUB_SUB"}}}, "pubsubTopics.0.typ", "type"),
+    ({"isolationMode": "NoContainer"}, "isolationMode", None),
+])
+def test_a_key_the_parser_does_not_read_is_refused_with_did_you_mean(
+        cfg: dict[str, object], path: str, suggestion: str | None) -> None:
+    """A typo would otherwise quietly become the default (3 s, 16 MB, no /sys): issue 13."""
+    with pytest.raises(ValidationError) as info:
+        LambdaConfig.from_configuration(cfg, "component Fn")
+    err = info.value
+    assert err.path == path and err.source == "component Fn"
+    assert "is not a Lambda configuration key Sprig reads" in err.message
+    if suggestion:
+        assert f"did you mean {suggestion!r}" in err.message
+    else:
+        assert "did you mean" not in err.message
+    assert err.allowed
+
+
+def test_access_control_is_not_the_lambda_managers_but_allowed() -> None:
+    assert LambdaConfig.from_configuration({"accessControl": {}}) == LambdaConfig()

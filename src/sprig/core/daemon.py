@@ -28,7 +28,12 @@ from sprig import __version__, assets
 from sprig.config.visibility import SECRET_MANAGER, redact_secrets
 from sprig.core.ipc_adapter import KernelIpcCore
 from sprig.core.kernel import Kernel
-from sprig.core.lambda_service import FunctionHook, LambdaService, validate_lambda
+from sprig.core.lambda_service import (
+    FunctionHook,
+    LambdaService,
+    function_info,
+    validate_lambda,
+)
 from sprig.core.messaging import CoreMessaging
 from sprig.deployment.planner import Planner
 from sprig.deployment.request import WARNINGS, DeploymentRequest
@@ -41,6 +46,7 @@ from sprig.ipc.server import IpcServer
 from sprig.launcher.capabilities import check_device, require_container_support
 from sprig.launcher.process import set_cgroup_prefix, sweep_own_cgroups
 from sprig.local_api.credentials import ensure_credentials
+from sprig.local_api.functions_api import FunctionInfo, FunctionsApi
 from sprig.local_api.invoke_api import start_invoke_api
 from sprig.local_api.management import ManagementServer
 from sprig.log_ratelimit import RateLimitHandler, loop_exception_handler
@@ -132,7 +138,8 @@ class Core:
         credentials = ensure_credentials(self.layout.credentials)
         runner, url = await start_invoke_api(self.functions, credentials,
                                              port=self.settings.invoke_api_port,
-                                             region=self.settings.region)
+                                             region=self.settings.region,
+                                             extra_routes=[FunctionsApi(self).register])
         self.endpoints["lambda"] = url
         self.endpoints["management"] = f"unix://{self.layout.management_socket}"
         self.endpoints["ipc"] = f"unix://{self.layout.ipc_socket}"
@@ -174,6 +181,13 @@ class Core:
             with contextlib.suppress(FileNotFoundError):
                 self.layout.endpoints_file.unlink()
             log.info("stopped")
+
+    def deployed_functions(self) -> list[FunctionInfo]:
+        """The Lambda API's catalog (:class:`~sprig.local_api.functions_api.FunctionCatalog`):
+        every deployed Lambda component, whatever its state."""
+        found = (function_info(svc) for svc in self.kernel.services.values()
+                 if isinstance(svc, LambdaService))
+        return [info for info in found if info is not None]
 
     def _check_root_reachable(self) -> None:
         """Components run as an unprivileged user: every directory above the root must let

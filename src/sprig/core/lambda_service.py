@@ -25,6 +25,8 @@ from sprig.functions.errors import FunctionInitError
 from sprig.functions.function import Function
 from sprig.functions.worker import FunctionSpec
 from sprig.launcher.spec import ContainerMode, ResourceLimits
+from sprig.local_api.functions_api import FunctionInfo
+from sprig.recipe._digest import b64, decode_digest
 from sprig.recipe.artifacts import chown_staged
 from sprig.recipe.variables import ComponentVariables, VariableContext, interpolate
 
@@ -177,6 +179,52 @@ def validate_lambda(record: ComponentRecord, recipe: Recipe, layout: RootLayout,
         check_container(cfg)
 
 
+#: Component state -> the Lambda API's function ``State``.
+_API_STATES = {State.RUNNING: "Active", State.FINISHED: "Active", State.NEW: "Pending",
+               State.INSTALLED: "Pending", State.STARTING: "Pending", State.ERRORED: "Failed",
+               State.BROKEN: "Failed", State.STOPPING: "Inactive"}
+_ARCHITECTURES = {"amd64": "x86_64", "aarch64": "arm64"}
+
+
+def function_info(service: LambdaService) -> FunctionInfo | None:
+    """What the Lambda API (ListFunctions, GetFunction) says of a Lambda component; None when
+    its recipe does not describe a function (its deployment was refused then: not listed)."""
+    component = service.component
+    spec = service.spec
+    if spec is None:
+        try:
+            spec = service._spec_for_listing()
+        except SprigError:
+            return None
+    layout = service.kernel.layout
+    artifact = next((a for m in component.recipe.manifests for a in m.artifacts), None)
+    package = (layout.artifact_dir(component.name, component.version) / artifact.file_name
+               if artifact is not None else spec.code_dir)
+    try:
+        st = package.stat()
+        size, modified = (st.st_size if package.is_file() else 0), st.st_mtime
+    except OSError:
+        size, modified = 0, 0.0
+    digest = ""
+    if artifact is not None and artifact.digest:
+        raw = decode_digest(artifact.digest, artifact.algorithm)
+        digest = b64(raw) if raw is not None else ""
+    state = _API_STATES.get(service.state, "Pending")
+    if component.record.user_stopped:
+        state = "Inactive"
+    arch = service.kernel.platform.get("architecture", "")
+    return FunctionInfo(
+        name=spec.function_name, arn=spec.function_arn, version=spec.function_version,
+        runtime=spec.runtime, handler=spec.handler, component=component.name,
+        component_version=component.version, timeout_s=spec.config.timeout_s,
+        memory_kb=spec.config.memory_kb, state=state,
+        description=component.recipe.description or "",
+        state_reason=service.last_error if state == "Failed" else "",
+        environment=dict(spec.config.environment), last_modified=modified,
+        code_sha256=digest, code_size=size, code_location=package.as_uri(),
+        architecture=_ARCHITECTURES.get(arch, arch))
+
+
 class LambdaService(Service):
     """Runs one Lambda function; its workers come and go under the Lambda manager's rules."""
 
@@ -209,6 +257,14 @@ class LambdaService(Service):
             cache_dir=self.kernel.layout.cache,
         )
         return replace(spec, sandbox_uid=uid, socket_root=self.kernel.layout.runtime_sockets)
+
+    def _spec_for_listing(self) -> FunctionSpec:
+        """The spec from the recipe alone (nothing is changed on disk): for the Lambda API
+        while the component has not installed (NEW, or BROKEN from a previous core)."""
+        component = self.component
+        return build_spec(component, self.kernel.interpolation_context(component),
+                          work_dir=self.kernel.layout.work_dir(component.name), run_as=None,
+                          core_env={}, system_limits=None, cache_dir=self.kernel.layout.cache)
 
     def _log(self, stream: str, line: str) -> None:
         self.kernel.log_line(self.name, stream, line)

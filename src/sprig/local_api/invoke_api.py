@@ -21,7 +21,7 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -57,6 +57,11 @@ LOG_TAIL_LIMIT = 4096            # X-Amz-Log-Result carries the last 4 KB of the
 FUNCTION_NAME_MAX = 256
 _QUALIFIER = re.compile(r"[a-zA-Z0-9$_-]{1,128}")
 RETRY_AFTER_S = 1
+#: What the API answers, for the UnknownOperationException of any other route.
+OPERATIONS = (f"Invoke (POST /{API_VERSION}/functions/<FunctionName>/invocations), "
+              f"ListFunctions (GET /{API_VERSION}/functions/), GetFunction (GET "
+              f"/{API_VERSION}/functions/<FunctionName>), GetFunctionConfiguration (GET "
+              f"/{API_VERSION}/functions/<FunctionName>/configuration)")
 
 
 class ErrorType(enum.StrEnum):
@@ -126,7 +131,7 @@ def map_function_error(exc: SprigError) -> ApiError:
     return ApiError(500, ErrorType.SERVICE, str(exc))
 
 
-def _invalid_parameter(name: str, value: str, allowed: str) -> ApiError:
+def invalid_parameter(name: str, value: str, allowed: str) -> ApiError:
     return ApiError(
         400, ErrorType.INVALID_PARAMETER_VALUE,
         f"1 validation error detected: Value {value!r} at '{name}' failed to satisfy "
@@ -180,23 +185,23 @@ def parse_invoke_headers(function_name: str, query: Mapping[str, str],
                          headers: Mapping[str, str]) -> InvokeRequest:
     """Validate the Invoke inputs; raise :class:`ApiError` naming the field, value, allowed."""
     if not 1 <= len(function_name) <= FUNCTION_NAME_MAX:
-        raise _invalid_parameter("functionName", function_name,
+        raise invalid_parameter("functionName", function_name,
                                  f"Member must have length between 1 and {FUNCTION_NAME_MAX}")
     kind = headers.get("X-Amz-Invocation-Type", InvocationType.REQUEST_RESPONSE.value)
     try:
         invocation_type = InvocationType(kind)
     except ValueError:
-        raise _invalid_parameter(
+        raise invalid_parameter(
             "invocationType", kind,
             "Member must satisfy enum value set: [Event, RequestResponse, DryRun]",
         ) from None
     log_type = headers.get("X-Amz-Log-Type", "None")
     if log_type not in ("None", "Tail"):
-        raise _invalid_parameter("logType", log_type,
+        raise invalid_parameter("logType", log_type,
                                  "Member must satisfy enum value set: [None, Tail]")
     qualifier = query.get("Qualifier")
     if qualifier is not None and not _QUALIFIER.fullmatch(qualifier):
-        raise _invalid_parameter(
+        raise invalid_parameter(
             "qualifier", qualifier,
             "Member must have length between 1 and 128 and match [a-zA-Z0-9$_-]+",
         )
@@ -244,12 +249,15 @@ def malformed_request(reason: str) -> Response:
 class _InvokeApi:
     """The handlers, bound to one invoker and one key pair."""
 
-    def __init__(self, invoker: Invoker, credentials: Credentials, region: str) -> None:
+    def __init__(self, invoker: Invoker, credentials: Credentials, region: str,
+                 extra_routes: Sequence[Callable[[Router], None]] = ()) -> None:
         self.invoker = invoker
         self.credentials = credentials
         self.region = region
         self.router = Router()
         self.router.add("POST", INVOKE_ROUTE, self.invoke)
+        for register in extra_routes:     # the read operations (sprig.local_api.functions_api)
+            register(self.router)
 
     async def authenticate(self, request: HttpRequest) -> Response:
         """Size check, then SigV4, then the route; every error leaves in AWS's shape.
@@ -274,8 +282,7 @@ class _InvokeApi:
                 if not exc.allowed:
                     raise ApiError(404, ErrorType.UNKNOWN_OPERATION,
                                    f"No such operation: {request.method} {request.path}; "
-                                   f"allowed: POST /{API_VERSION}/functions/<FunctionName>/"
-                                   "invocations") from None
+                                   f"allowed: {OPERATIONS}") from None
                 raise ApiError(405, ErrorType.UNKNOWN_OPERATION,
                                f"Method {request.method} is not allowed on {request.path}; "
                                f"allowed: {', '.join(exc.allowed)}") from None
@@ -316,14 +323,15 @@ class _InvokeApi:
 
 
 def create_invoke_app(invoker: Invoker, credentials: Credentials, *,
-                      region: str) -> HttpServer:
+                      region: str,
+                      extra_routes: Sequence[Callable[[Router], None]] = ()) -> HttpServer:
     """The server of the Invoke API (not yet listening anywhere).
 
     Requests must be signed for ``region`` (the core's ``awsRegion``), as AWS accepts only
     its own region in a credential scope. A body over :data:`SYNC_PAYLOAD_LIMIT` is read and
     dropped; a payload of exactly the limit is allowed.
     """
-    api = _InvokeApi(invoker, credentials, region)
+    api = _InvokeApi(invoker, credentials, region, extra_routes)
     return HttpServer(api.authenticate, max_body=SYNC_PAYLOAD_LIMIT, name="invoke-api",
                       on_bad_request=malformed_request)
 
@@ -357,7 +365,9 @@ def loopback_host(host: str) -> str:
 
 async def start_invoke_api(invoker: Invoker, credentials: Credentials,
                            host: str = "127.0.0.1",
-                           port: int = 0, *, region: str) -> tuple[InvokeApiRunner, str]:
+                           port: int = 0, *, region: str,
+                           extra_routes: Sequence[Callable[[Router], None]] = (),
+                           ) -> tuple[InvokeApiRunner, str]:
     """Serve the Invoke API on ``host:port`` (0 = any free port), for requests signed for
     ``region``; return the runner and URL.
 
@@ -370,7 +380,7 @@ async def start_invoke_api(invoker: Invoker, credentials: Credentials,
     address = loopback_host(host)
     if not 0 <= port <= 65535:
         raise ValidationError("port", "not a TCP port", value=port, allowed="0..65535 (0: any)")
-    server = create_invoke_app(invoker, credentials, region=region)
+    server = create_invoke_app(invoker, credentials, region=region, extra_routes=extra_routes)
     try:
         bound = await server.listen_tcp(address, port)
     except OSError as exc:

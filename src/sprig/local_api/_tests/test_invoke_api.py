@@ -359,7 +359,7 @@ async def test_unsigned_request_is_refused_before_reaching_the_function(api: Api
 
 
 async def test_signed_request_to_an_unknown_route_is_a_json_404(api: Api) -> None:
-    url = f"{api.url}/2015-03-31/functions/echo/configuration"
+    url = f"{api.url}/2015-03-31/functions/echo/policy"       # GetPolicy: not served
     headers = signed_headers(url, api.credentials, method="GET")
     status, got, body = await asyncio.to_thread(http, url, method="GET", data=None,
                                                 headers=headers)

@@ -17,7 +17,7 @@ CUTOFF = 0.75
 
 def closest(word: str, known: Iterable[str]) -> str | None:
     """The known name ``word`` most likely meant, or None when none is close."""
-    names = list(dict.fromkeys(known))
+    names = list(dict.fromkeys(str(n) for n in known))   # StrEnum members as plain text
     by_lower = {n.lower(): n for n in names}
     lowered = word.lower()
     if lowered in by_lower and by_lower[lowered] != word:

@@ -135,12 +135,16 @@ def cmd_deployment_create(args: argparse.Namespace) -> int:
     _print_warnings(result)
     if args.wait:
         # A stream has no timeout: a deployment may take its whole deploymentTimeoutSeconds.
+        dep_id = result["deploymentId"]
         try:
-            for item in client.stream("deployment.wait", {"deploymentId": result["deploymentId"]}):
+            for item in client.stream("deployment.wait", {"deploymentId": dep_id}):
                 result = item
+            if result.get("status") not in ("SUCCEEDED", "FAILED"):
+                raise SprigError("the core closed the connection before the deployment "
+                                 "finished (it may have stopped; see `sprig status`)")
         except SprigError as e:
-            raise SprigError(f"deployment {result['deploymentId']} was queued, but waiting for "
-                             f"it failed: {e}") from None
+            raise SprigError(f"deployment {dep_id} was queued, but waiting for it failed: "
+                             f"{e}") from None
     return _print_deployment(result)
 
 

@@ -196,7 +196,8 @@ class Artifact:
 class Manifest:
     """A platform-specific part of a recipe; the first one matching the device is used."""
 
-    platform: Mapping[str, str] = field(default_factory=dict)
+    #: attribute -> a match expression, or a list of alternatives (any one matching)
+    platform: Mapping[str, str | tuple[str, ...]] = field(default_factory=dict)
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
     artifacts: tuple[Artifact, ...] = ()
     selections: tuple[str, ...] = ()
@@ -206,7 +207,8 @@ class Manifest:
         out: dict[str, Any] = {}
         if self.name is not None:
             out["Name"] = self.name
-        out["Platform"] = dict(self.platform)
+        out["Platform"] = {k: list(v) if isinstance(v, tuple) else v
+                           for k, v in self.platform.items()}
         out["Lifecycle"] = self.lifecycle.to_dict()
         if self.selections:
             out["Selections"] = list(self.selections)

@@ -208,32 +208,42 @@ def _manifest(value: Any, path: str, w: list[str]) -> Manifest:
     )
 
 
-PLATFORM_ALLOWED = "a string: an exact value, * or /regex/"
+PLATFORM_ALLOWED = "a string (an exact value, *, // or /regex/) or a list of them"
 
 
-def _platform(value: Any, path: str) -> dict[str, str]:
+def _platform(value: Any, path: str) -> dict[str, str | tuple[str, ...]]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
         raise f.wrong_type(path, value, "an object such as {os: linux, architecture: amd64}")
-    out: dict[str, str] = {}
+    out: dict[str, str | tuple[str, ...]] = {}
     for key, item in value.items():
         at = f.join(path, str(key))
         if not isinstance(key, str) or not key:
             raise ValidationError(at, "keys must be non-empty strings", value=key,
                                   allowed="a platform attribute name", has_value=True)
-        text = f.string(item, at, allowed=PLATFORM_ALLOWED)
-        if len(text) >= 2 and text.startswith("/") and text.endswith("/"):
-            try:
-                re.compile(text[1:-1])
-            except re.error as exc:
-                raise ValidationError(at, f"is not a valid regular expression ({exc})",
-                                      value=text, allowed=PLATFORM_ALLOWED) from None
-        elif text != "*" and not text[:1].isalnum():
-            raise ValidationError(at, "exact values must start with a letter or a number",
-                                  value=text, allowed=PLATFORM_ALLOWED)
-        out[key] = text
+        if isinstance(item, list | tuple):       # alternatives (PlatformHelper)
+            if not item:
+                raise ValidationError(at, "an empty list matches nothing", value=item,
+                                      allowed=PLATFORM_ALLOWED, has_value=True)
+            out[key] = tuple(_platform_value(v, f.index(at, i)) for i, v in enumerate(item))
+        else:
+            out[key] = _platform_value(item, at)
     return out
+
+
+def _platform_value(item: Any, at: str) -> str:
+    text = f.string(item, at, allowed=PLATFORM_ALLOWED)
+    if len(text) >= 2 and text.startswith("/") and text.endswith("/"):
+        try:
+            re.compile(text[1:-1])
+        except re.error as exc:
+            raise ValidationError(at, f"is not a valid regular expression ({exc})",
+                                  value=text, allowed=PLATFORM_ALLOWED) from None
+    elif text != "*" and not text[:1].isalnum():
+        raise ValidationError(at, "exact values must start with a letter or a number",
+                              value=text, allowed=PLATFORM_ALLOWED)
+    return text
 
 
 def _artifact(value: Any, path: str, w: list[str]) -> Artifact:

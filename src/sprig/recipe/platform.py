@@ -3,10 +3,12 @@
 The device's platform is a flat string map as Greengrass reports it (``os``, ``architecture``,
 ``architecture.detail``, plus ``runtime``). A manifest's ``Platform`` matches when every key
 it names matches: exactly, ``*`` (anything, even an absent key), ``//`` (any value, but the key
-must exist), or ``/regex/`` (a full match, as Java's ``Pattern.matches``). ``all`` and ``any`` are
-wildcards too for ``os`` and ``architecture``: the nucleus's matcher (``PlatformHelper.testField``
-in aws-greengrass-component-common) treats them so, and the GDK template and most of the
-nucleus's own test recipes write ``os: all``. The first matching manifest wins.
+must exist), or ``/regex/`` (a full match, as Java's ``Pattern.matches``); a list of such
+expressions matches when one of them does (``PlatformHelper.testAlternatives``). ``all`` and
+``any`` are wildcards too for ``os`` and ``architecture``: the nucleus's matcher
+(``PlatformHelper.testField`` in aws-greengrass-component-common) treats them so, and the GDK
+template and most of the nucleus's own test recipes write ``os: all``. The first matching
+manifest wins.
 """
 
 from __future__ import annotations
@@ -55,7 +57,9 @@ def current_platform() -> dict[str, str]:
 ALL_ANY_KEYS = frozenset({"os", "architecture"})
 
 
-def value_matches(wanted: str, actual: str | None, key: str = "") -> bool:
+def value_matches(wanted: str | tuple[str, ...], actual: str | None, key: str = "") -> bool:
+    if isinstance(wanted, tuple):
+        return any(value_matches(w, actual, key) for w in wanted)
     if wanted == "*":
         return True
     if key in ALL_ANY_KEYS and wanted in ("all", "any"):
@@ -91,10 +95,11 @@ def select_manifest(recipe: Recipe, platform: Mapping[str, str]) -> Manifest:
         f"recipe offers: {offered}")
 
 
-def _describe(platform: Mapping[str, str]) -> str:
+def _describe(platform: Mapping[str, str | tuple[str, ...]]) -> str:
     if not platform:
         return "{} (any)"
-    return "{" + ", ".join(f"{k}: {v}" for k, v in platform.items()) + "}"
+    return "{" + ", ".join(f"{k}: {'|'.join(v) if isinstance(v, tuple) else v}"
+                           for k, v in platform.items()) + "}"
 
 
 def effective_lifecycle(recipe: Recipe, manifest: Manifest) -> Lifecycle:

@@ -62,6 +62,8 @@ def test_current_platform_describes_this_machine() -> None:
     ({"gpu": "all"}, False),
     ({"os": "//"}, True),
     ({"gpu": "//"}, False),
+    ({"os": ["windows", "linux"]}, True),                # alternatives (testAlternatives)
+    ({"architecture": ["arm", "/aarch.*/"]}, False),
 ])
 def test_platform_matching(platform: dict[str, str], matches: bool) -> None:
     r = recipe([{"Platform": platform}])

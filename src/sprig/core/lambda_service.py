@@ -87,8 +87,9 @@ def user_exec_args(raw: str | None) -> tuple[str, ...]:
 def build_spec(component: Component, ctx: VariableContext, *, work_dir: Path,
                run_as: Any, core_env: Mapping[str, str],
                system_limits: ResourceLimits | None,
-               cache_dir: Path | None = None) -> FunctionSpec:
-    """The function spec of a Lambda component (raises ValidationError naming the field)."""
+               cache_dir: Path | None = None, strict: bool = False) -> FunctionSpec:
+    """The function spec of a Lambda component (raises ValidationError naming the field);
+    ``strict`` for a deployment's check (see :meth:`LambdaConfig.from_configuration`)."""
     source = f"component {component.name}"
     env = _setenv(component, ctx)
     missing = [k for k in (ENV_ARN, ENV_HANDLER, ENV_RUNTIME, ENV_ARTIFACT) if not env.get(k)]
@@ -97,7 +98,7 @@ def build_spec(component: Component, ctx: VariableContext, *, work_dir: Path,
             f"Lifecycle.Setenv.{missing[0]}", "a Lambda component needs this setenv key",
             source=source, allowed="a recipe made by `sprig lambda import` or by AWS")
     name, version = parse_arn(env[ENV_ARN], source)
-    config = LambdaConfig.from_configuration(component.configuration, source)
+    config = LambdaConfig.from_configuration(component.configuration, source, strict=strict)
     return FunctionSpec(
         component_name=component.name,
         component_version=component.version,
@@ -162,7 +163,7 @@ def validate_lambda(record: ComponentRecord, recipe: Recipe, layout: RootLayout,
     )
     ctx = VariableContext(record.name, {record.name: own}, str(layout.root))
     spec = build_spec(component, ctx, work_dir=layout.work_dir(record.name), run_as=None,
-                      core_env={}, system_limits=None, cache_dir=layout.cache)
+                      core_env={}, system_limits=None, cache_dir=layout.cache, strict=True)
     cfg = spec.config
     source = f"component {record.name}"
     if cfg.container_mode is ContainerMode.NO_CONTAINER and (cfg.volumes or cfg.devices):

@@ -51,7 +51,7 @@ from sprig.recipe.limits import (
 )
 
 _KEYS = {"thingName", "awsRegion", "runWithDefault", "invokeApi", "mqtt", "logging",
-         "deploymentTimeoutSeconds", "console", CONFIG_SECTION}
+         "deploymentTimeoutSeconds", "deploymentStabilitySeconds", "console", CONFIG_SECTION}
 _LEVELS = ("DEBUG", "INFO", "WARN", "WARNING", "ERROR")
 # Greengrass's nucleus ``logging`` keys; those Sprig cannot honour are refused when set to
 # anything but the one value it implements (outputDirectory: the logs are under <root>/logs).
@@ -85,6 +85,8 @@ class CoreSettings:
     log_file_bytes: int = DEFAULT_MAX_FILE_BYTES      # logging.fileSizeKB
     log_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES    # logging.totalLogsSizeKB
     deployment_timeout_s: float = 300.0
+    #: how long a deployment watches a Run process it started before calling it a success
+    deployment_stability_s: float = 3.0
     deployment_limits: StagingLimits = field(default_factory=StagingLimits)
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
 
@@ -143,6 +145,13 @@ class CoreSettings:
                 raise ValidationError("deploymentTimeoutSeconds", "must be a positive number",
                                       value=t, source=source, allowed="seconds > 0")
             kwargs["deployment_timeout_s"] = float(t)
+        if "deploymentStabilitySeconds" in data:
+            t = data["deploymentStabilitySeconds"]
+            if not isinstance(t, (int, float)) or isinstance(t, bool) or not 0 <= t <= 600:
+                raise ValidationError("deploymentStabilitySeconds", "must be a number of "
+                                      "seconds from 0 to 600", value=t, source=source,
+                                      allowed="0 (no watch) to 600; default 3")
+            kwargs["deployment_stability_s"] = float(t)
         if data.get(CONFIG_SECTION) is not None:
             kwargs["deployment_limits"] = _deployment_limits(data[CONFIG_SECTION], source)
         if data.get("console") is not None:

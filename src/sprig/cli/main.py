@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -125,12 +126,35 @@ def cmd_deployment_create(args: argparse.Namespace) -> int:
         "deployment": doc,
         "recipeDir": str(Path(args.recipe_dir).resolve()) if args.recipe_dir else None,
         "artifactDir": str(Path(args.artifact_dir).resolve()) if args.artifact_dir else None,
-        "wait": bool(args.wait),
+        "wait": False,
     }
-    result = _client(args).call("deployment.create", params)
-    print(f"Deployment {result['deploymentId']}: {result['status']}"
-          + (f" ({result['reason']})" if result.get("reason") else ""))
-    return 1 if result["status"] == "FAILED" else 0
+    client = _client(args)
+    result = client.call("deployment.create", params)
+    _print_warnings(result)
+    if args.wait:
+        # A stream has no timeout: a deployment may take its whole deploymentTimeoutSeconds.
+        dep_id = result["deploymentId"]
+        try:
+            for item in client.stream("deployment.wait", {"deploymentId": dep_id}):
+                result = item
+            if result.get("status") not in ("SUCCEEDED", "FAILED"):
+                raise SprigError("the core closed the connection before the deployment "
+                                 "finished (it may have stopped; see `sprig status`)")
+        except SprigError as e:
+            raise SprigError(f"deployment {dep_id} was queued, but waiting for it failed: "
+                             f"{e}") from None
+    return _print_deployment(result)
+
+
+def _print_warnings(d: dict[str, Any]) -> None:
+    for warning in d.get("warnings") or []:
+        print(f"WARNING: {warning}", file=sys.stderr)
+
+
+def _print_deployment(d: dict[str, Any]) -> int:
+    print(f"Deployment {d['deploymentId']}: {d['status']}"
+          + (f" ({d['reason']})" if d.get("reason") else ""))
+    return 1 if d["status"] == "FAILED" else 0
 
 
 def cmd_deployment_list(args: argparse.Namespace) -> int:
@@ -147,6 +171,8 @@ def cmd_deployment_list(args: argparse.Namespace) -> int:
 def cmd_deployment_status(args: argparse.Namespace) -> int:
     d = _client(args).call("deployment.status", {"deploymentId": args.id})
     print(f"{d['deploymentId']}: {d['status']}" + (f" ({d['reason']})" if d["reason"] else ""))
+    for warning in d.get("warnings") or []:
+        print(f"  warning: {warning}")
     return 1 if d["status"] == "FAILED" else 0
 
 
@@ -233,7 +259,11 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     payload = b""
     if args.payload is not None:
         if args.payload.startswith("@"):
-            payload = Path(args.payload[1:]).read_bytes()
+            try:
+                payload = Path(args.payload[1:]).read_bytes()
+            except OSError as e:
+                raise SprigError(f"--payload: cannot read {args.payload[1:]}: "
+                                 f"{e.strerror}") from None
         else:
             payload = args.payload.encode()
     context = _read_json_arg(args.client_context, "--client-context") \
@@ -372,6 +402,18 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:          # `sprig logs core | head`
+        return 1
+    except OSError as e:
+        print(f"sprig: {e.strerror or e}" + (f": {e.filename}" if e.filename else ""),
+              file=sys.stderr)
+        return 1
+    except Exception as e:           # a bug: still one sentence, the details on request
+        if os.environ.get("SPRIG_DEBUG"):
+            raise
+        print(f"sprig: internal error ({type(e).__name__}: {e}); run again with SPRIG_DEBUG=1 "
+              "for the traceback", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -28,14 +28,20 @@ from sprig import __version__, assets, disk
 from sprig.config.visibility import SECRET_MANAGER, redact_secrets
 from sprig.core.ipc_adapter import KernelIpcCore
 from sprig.core.kernel import Kernel
-from sprig.core.lambda_service import FunctionHook, LambdaService, validate_lambda
+from sprig.core.lambda_service import (
+    FunctionHook,
+    LambdaService,
+    function_info,
+    validate_lambda,
+)
 from sprig.core.messaging import CoreMessaging
 from sprig.core.observe import DeviceView, component_graph, function_list
 from sprig.deployment.planner import Planner
-from sprig.deployment.request import DeploymentRequest
+from sprig.deployment.request import WARNINGS, DeploymentRequest
 from sprig.deployment.service import DeploymentService
 from sprig.errors import SprigError, ValidationError
 from sprig.events import Kind
+from sprig.functions.config import LambdaConfig
 from sprig.functions.durable import EventJournal
 from sprig.functions.invocation import Invocation, InvocationType
 from sprig.functions.manager import FunctionManager
@@ -43,6 +49,7 @@ from sprig.ipc.server import IpcServer
 from sprig.launcher.capabilities import check_device, require_container_support
 from sprig.launcher.process import set_cgroup_prefix, sweep_own_cgroups
 from sprig.local_api.credentials import ensure_credentials
+from sprig.local_api.functions_api import FunctionInfo, FunctionsApi
 from sprig.local_api.invoke_api import start_invoke_api
 from sprig.local_api.management import ManagementServer
 from sprig.log_ratelimit import RateLimitHandler, loop_exception_handler
@@ -105,10 +112,12 @@ class Core:
         self.planner.check_run_as = self._check_run_as
         self._register_methods()
 
-    def _check_container(self, memory_kb: int) -> None:
+    def _check_container(self, config: LambdaConfig) -> None:
         if self._device_report is None:
             self._device_report = check_device()
-        require_container_support(need_memory_limit=True, report=self._device_report)
+        require_container_support(
+            need_memory_limit=True, report=self._device_report,
+            read_only_devices=tuple(d.path for d in config.devices if not d.writable))
 
     def _artifact_owner(self, record: Any) -> tuple[int, int] | None:
         """Artifacts belong to whoever runs the component (Permission OWNER means them): its
@@ -148,7 +157,8 @@ class Core:
         credentials = ensure_credentials(self.layout.credentials)
         runner, url = await start_invoke_api(self.functions, credentials,
                                              port=self.settings.invoke_api_port,
-                                             region=self.settings.region)
+                                             region=self.settings.region,
+                                             extra_routes=[FunctionsApi(self).register])
         self.endpoints["lambda"] = url
         self.endpoints["management"] = f"unix://{self.layout.management_socket}"
         self.endpoints["ipc"] = f"unix://{self.layout.ipc_socket}"
@@ -198,6 +208,13 @@ class Core:
             with contextlib.suppress(FileNotFoundError):
                 self.layout.endpoints_file.unlink()
             log.info("stopped")
+
+    def deployed_functions(self) -> list[FunctionInfo]:
+        """The Lambda API's catalog (:class:`~sprig.local_api.functions_api.FunctionCatalog`):
+        every deployed Lambda component, whatever its state."""
+        found = (function_info(svc) for svc in self.kernel.services.values()
+                 if isinstance(svc, LambdaService))
+        return [info for info in found if info is not None]
 
     def _check_root_reachable(self) -> None:
         """Components run as an unprivileged user: every directory above the root must let
@@ -433,18 +450,18 @@ class Core:
         if params.get("wait"):
             final = await self.deployments.wait_finished(record.id, None)
             if final is not None:
-                return redact_secrets(final.summary())
-        return redact_secrets(record.summary())
+                return _summary(final)
+        return _summary(record)
 
     async def _deployment_wait(self, params: dict[str, Any]) -> AsyncIterator[Any]:
         dep_id = str(params.get("deploymentId", ""))
         final = await self.deployments.wait_finished(dep_id, None)
         if final is None:
             raise SprigError(f"no deployment {dep_id!r}")
-        yield redact_secrets(final.summary())
+        yield _summary(final)
 
     async def _deployment_list(self, params: dict[str, Any]) -> Any:
-        return [redact_secrets(d.summary())
+        return [_summary(d)
                 for d in self.db.deployments(int(params.get("limit", 10)))]
 
     async def _deployment_status(self, params: dict[str, Any]) -> Any:
@@ -453,7 +470,7 @@ class Core:
         if rec is None:
             raise ValidationError("deploymentId", "no such deployment", value=dep_id,
                                   allowed="an id from `sprig deployment list`")
-        return redact_secrets(rec.summary())
+        return _summary(rec)
 
     async def _component_list(self, params: dict[str, Any]) -> Any:
         return self.kernel.list_components()
@@ -538,10 +555,19 @@ class Core:
             "statusCode": 202 if inv_type is InvocationType.EVENT else 200,
             "requestId": result.request_id,
             "payload": base64.b64encode(result.payload).decode(),
-            "functionError": str(result.function_error) if result.function_error else None,
+            "functionError": result.function_error.lambda_api if result.function_error
+            else None,
             "executedVersion": result.executed_version,
             "logTail": base64.b64encode(result.log_tail).decode(),
         }
+
+
+def _summary(record: Any) -> Any:
+    """A deployment as the CLI shows it: its summary (secrets redacted) and, at the top, the
+    warnings of what its recipes held that Sprig ignored."""
+    summary = redact_secrets(record.summary())
+    summary["warnings"] = list(record.document.get(WARNINGS) or [])
+    return summary
 
 
 def _setup_logging(layout: RootLayout, settings: CoreSettings) -> RateLimitHandler:

@@ -20,10 +20,23 @@ class InvocationType(enum.StrEnum):
 
 
 class FunctionErrorKind(enum.StrEnum):
-    """``X-Amz-Function-Error``: Handled (reported by the function) or Unhandled (by Sprig)."""
+    """Who reported a function error: the function (Handled) or Sprig (Unhandled).
+
+    The Greengrass Core SDK v1 shows it as is (``X-Amz-Function-Error`` of Greengrass V1:
+    "Handled errors are errors that are reported by the function"); the Lambda API says
+    :attr:`lambda_api` instead.
+    """
 
     HANDLED = "Handled"
     UNHANDLED = "Unhandled"
+
+    @property
+    def lambda_api(self) -> str:
+        """``FunctionError`` as AWS Lambda answers ``Invoke`` today: ``Unhandled`` for every
+        function error, an exception the handler raised included (every current runtime posts
+        it to the Runtime API's ``/invocation/{id}/error``, which Lambda reports as Unhandled;
+        ``Handled`` was the old Node.js ``callback(err)``)."""
+        return FunctionErrorKind.UNHANDLED.value
 
 
 #: Where an ``Event`` invocation's caller only has the 202 to rely on: these are stored before

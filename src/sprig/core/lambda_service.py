@@ -175,6 +175,13 @@ def validate_lambda(record: ComponentRecord, recipe: Recipe, layout: RootLayout,
             "deployment (RESET them) or keep containerMode GreengrassContainer",
             value=[v.source_path for v in cfg.volumes] or [d.path for d in cfg.devices],
             source=source, allowed="no volumes or devices with NoContainer")
+    if cfg.container_mode is ContainerMode.NO_CONTAINER and cfg.ephemeral_storage_kb:
+        raise ValidationError(
+            "containerParams.ephemeralStorageSize", "containerMode NoContainer cannot cap its "
+            "writable space: a function without a container writes to the device's disk "
+            "directly; RESET containerParams.ephemeralStorageSize in the same deployment or "
+            "keep containerMode GreengrassContainer", value=cfg.ephemeral_storage_kb,
+            source=source, allowed="no ephemeralStorageSize with NoContainer")
     spec.resolve_runtime(build_jar=False)
     if cfg.container_mode is ContainerMode.GREENGRASS_CONTAINER:
         check_container(cfg)

@@ -78,6 +78,10 @@ class LambdaConfig:
     container_mode: ContainerMode = ContainerMode.GREENGRASS_CONTAINER
     memory_kb: int = 16384
     mount_ro_sysfs: bool = False
+    #: containerParams.ephemeralStorageSize (KB, a Sprig key): the worker's /tmp and work
+    #: directory are private in-memory file systems of at most this size each (None: /tmp is
+    #: bounded by the memory limit, the work directory is the component's, on the disk)
+    ephemeral_storage_kb: int | None = None
     volumes: tuple[VolumeMount, ...] = ()
     devices: tuple[DeviceMount, ...] = ()
     environment: Mapping[str, str] = field(default_factory=dict)
@@ -139,6 +143,9 @@ class Key(enum.StrEnum):
     EVENT_SOURCES = "pubsubTopics"
 
 
+#: ``containerParams.ephemeralStorageSize``: at least 1 MB (KB, as ``memorySize``).
+EPHEMERAL_MIN_KB = 1024
+
 #: Where a Lambda component's environment variables live in its configuration.
 ENVIRONMENT_VARIABLES_PATH = (str(Key.EXECUTION_PARAMETERS), "EnvironmentVariables")
 
@@ -147,7 +154,8 @@ ENVIRONMENT_VARIABLES_PATH = (str(Key.EXECUTION_PARAMETERS), "EnvironmentVariabl
 #: :class:`Key`, every configuration key Sprig reads (each one's effect has a test, see
 #: ``sprig/_tests/compat/test_lambda_configuration.py``).
 SUBKEYS: Mapping[str, tuple[str, ...]] = {
-    Key.CONTAINER_PARAMS: ("memorySize", "mountROSysfs", "volumes", "devices"),
+    Key.CONTAINER_PARAMS: ("memorySize", "mountROSysfs", "ephemeralStorageSize", "volumes",
+                           "devices"),
     Key.EXECUTION_PARAMETERS: (ENVIRONMENT_VARIABLES_PATH[1],),
     "containerParams.volumes.*": ("sourcePath", "destinationPath", "permission",
                                   "addGroupOwner"),
@@ -231,6 +239,9 @@ def _parse(cfg: Mapping[str, Any], strict: bool = False) -> LambdaConfig:
                              ContainerMode.GREENGRASS_CONTAINER),
         memory_kb=_int(params, "memorySize", 16384, 2048, "containerParams."),
         mount_ro_sysfs=_bool(params, "mountROSysfs", False, "containerParams."),
+        ephemeral_storage_kb=(_int(params, "ephemeralStorageSize", 0, EPHEMERAL_MIN_KB,
+                                   "containerParams.")
+                              if params.get("ephemeralStorageSize") is not None else None),
         volumes=_volumes(params),
         devices=_devices(params),
         environment=_environment(lep),

@@ -43,6 +43,10 @@ EFFECTS: dict[str, tuple[str | None, tuple[str, ...]]] = {
                                                  f"{F}::test_greengrass_container_16mb")),
     "containerParams.mountROSysfs": ("mount_ro_sysfs", (
         f"{ENV}::test_launch_spec_container", f"{SANDBOX}::test_sysfs_only_with_mount_ro_sysfs")),
+    "containerParams.ephemeralStorageSize": ("ephemeral_storage_kb", (
+        f"{ENV}::test_launch_spec_with_ephemeral_storage",
+        "sprig._tests.reliability.test_ephemeral_storage::"
+        "test_a_capped_function_cannot_fill_the_disk")),
     "containerParams.volumes": ("volumes", (f"{ENV}::test_launch_spec_container",
                                             f"{SANDBOX}::test_isolation")),
     "containerParams.devices": ("devices", (
@@ -75,7 +79,7 @@ EVERYTHING: dict[str, Any] = {
     "pinned": False, "timeoutInSeconds": 9, "maxIdleTimeInSeconds": 31,
     "maxInstancesCount": 7, "maxQueueSize": 11, "statusTimeoutInSeconds": 45,
     "inputPayloadEncodingType": "binary", "containerMode": "NoContainer",
-    "containerParams": {"memorySize": 4096, "mountROSysfs": True,
+    "containerParams": {"memorySize": 4096, "mountROSysfs": True, "ephemeralStorageSize": 2048,
                         "volumes": {"0": {"sourcePath": "/a", "destinationPath": "/b",
                                           "permission": "rw", "addGroupOwner": True}},
                         "devices": {"0": {"path": "/dev/null", "permission": "rw",

@@ -7,14 +7,10 @@ bubblewrap sandbox with a per-process cgroup (GreengrassContainer).
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
-class ContainerMode(enum.StrEnum):
-    GREENGRASS_CONTAINER = "GreengrassContainer"
-    NO_CONTAINER = "NoContainer"
+from sprig.lambda_params import ContainerMode
 
 
 @dataclass(frozen=True)

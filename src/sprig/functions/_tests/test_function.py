@@ -18,7 +18,8 @@ from sprig.functions.function import Function
 from sprig.functions.invocation import FunctionErrorKind, Invocation, InvocationType
 from sprig.functions.manager import FunctionManager
 from sprig.functions.worker import FunctionSpec
-from sprig.launcher.spec import ContainerMode, ResourceLimits
+from sprig.lambda_params import ContainerMode
+from sprig.launcher.spec import ResourceLimits
 
 PY = f"python{sys.version_info[0]}.{sys.version_info[1]}"
 

@@ -11,17 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sprig.lambda_params import ContainerMode
-
-
-@dataclass(frozen=True)
-class RunAs:
-    """The POSIX user and group a process runs as (names, as in ``posixUser=user:group``)."""
-
-    user: str
-    group: str | None = None
-
-    def __str__(self) -> str:
-        return f"{self.user}:{self.group}" if self.group else self.user
+from sprig.run_as import RunAs
 
 
 @dataclass(frozen=True)

@@ -406,7 +406,7 @@ async def test_runs_as_the_run_as_user(mode: ContainerMode) -> None:
     import shutil
     import tempfile
 
-    from sprig.launcher.spec import RunAs
+    from sprig.run_as import RunAs
 
     if mode is ContainerMode.GREENGRASS_CONTAINER and not _sandbox_usable():
         pytest.skip("needs bubblewrap and a memory cgroup")

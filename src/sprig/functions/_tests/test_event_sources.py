@@ -7,9 +7,9 @@ import pytest
 
 from sprig.errors import ValidationError
 from sprig.functions.errors import FunctionNotFound, QueueFull
+from sprig.functions.event_sources import EventSources
 from sprig.functions.invocation import Invocation, InvocationResult, InvocationType
 from sprig.pubsub.bus import Bus
-from sprig.pubsub.event_sources import EventSources
 from sprig.pubsub.topic import InvalidTopic
 
 

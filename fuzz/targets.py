@@ -119,7 +119,7 @@ def invoke_request(data: bytes) -> None:
     try:
         invoke_api.parse_invoke_headers(name, dict(q.partition("=")[::2] for q in
                                                    query.split("&")), dict(headers))
-    except invoke_api.ApiError as e:
+    except invoke_api.InvokeApiError as e:
         assert 400 <= e.status < 500, e.status
     except ValidationError as e:
         _clear(e)

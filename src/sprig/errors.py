@@ -9,6 +9,17 @@ user. Packages extend the tree in their own ``errors`` modules::
       x LaunchError          a process or sandbox could not be started
         + SandboxUnavailable   the device cannot honour GreengrassContainer (names what is missing)
       x FunctionError        see sprig.functions.errors
+      x LifecycleError       a component's lifecycle step failed (sprig.core.service)
+      x CgroupError          a cgroup could not be set up (also an OSError; sprig.launcher.cgroups)
+      x IpcError             an IPC v2 error in AWS's words (ServiceError, UnauthorizedError …)
+      x InvokeApiError       the Lambda API's answer in AWS's shape (sprig.local_api.invoke_api)
+      x ManagementApiError   the management API refused a CLI call (sprig.cli.client)
+      x ...                  each package's own (ShadowError, DiskFull, MqttPublishError …)
+
+Every exception class has a unique name (``sprig/_tests/test_errors.py`` checks both rules).
+Two kinds stay outside on purpose: the code that runs *inside* a function's process
+(``sprig.runtimes``' bootstraps, ``sprig.shims``), which cannot import Sprig, and private
+signals caught where they are raised, never shown to anyone (listed in that test).
 """
 
 from __future__ import annotations

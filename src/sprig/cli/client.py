@@ -22,7 +22,10 @@ class CoreNotRunning(SprigError):
     """No core answers on the root's management socket."""
 
 
-class ApiError(SprigError):
+class ManagementApiError(SprigError):
+    """The core's management API refused a call: ``kind`` is its error type, ``str()`` its
+    message (not :class:`sprig.local_api.invoke_api.InvokeApiError`, the Lambda API's)."""
+
     def __init__(self, kind: str, message: str) -> None:
         self.kind = kind
         super().__init__(message)
@@ -95,7 +98,8 @@ class ManagementClient:
         if not isinstance(doc, dict):
             raise self._lost(ValueError(), method)
         if "error" in doc:
-            raise ApiError(doc["error"].get("type", "Error"), doc["error"].get("message", ""))
+            raise ManagementApiError(doc["error"].get("type", "Error"),
+                                     doc["error"].get("message", ""))
         return doc.get("result")
 
     def stream(self, method: str, params: dict[str, Any] | None = None) -> Iterator[Any]:
@@ -110,14 +114,14 @@ class ManagementClient:
             if resp.status != 200:
                 doc = json.loads(resp.read() or b"{}")
                 err = doc.get("error", {})
-                raise ApiError(err.get("type", "Error"), err.get("message", ""))
+                raise ManagementApiError(err.get("type", "Error"), err.get("message", ""))
             while True:
                 line = resp.readline()
                 if not line:
                     return
                 item = json.loads(line)
                 if isinstance(item, dict) and "error" in item:
-                    raise ApiError(item["error"].get("type", "Error"),
+                    raise ManagementApiError(item["error"].get("type", "Error"),
                                    item["error"].get("message", ""))
                 yield item
         except (OSError, http.client.HTTPException, ValueError, AttributeError) as exc:

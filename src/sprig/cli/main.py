@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sprig import __version__
-from sprig.cli.client import ApiError, CoreNotRunning, ManagementClient
+from sprig.cli.client import CoreNotRunning, ManagementApiError, ManagementClient
 from sprig.errors import SprigError
 from sprig.paths import RootLayout, default_root
 
@@ -273,7 +273,7 @@ def cmd_invoke(args: argparse.Namespace) -> int:
               "logTail": args.log_type == "Tail"}
     try:
         r = _client(args).call("invoke", params)
-    except ApiError as e:
+    except ManagementApiError as e:
         if e.kind == "QueueFull":
             print(f"sprig invoke: throttled: {e}", file=sys.stderr)
             return 2

@@ -26,7 +26,7 @@ from sprig.config.visibility import (
 )
 from sprig.console.auth import (
     LinkRefused,
-    Refused,
+    RequestRefused,
     Session,
     check_change,
     check_request,
@@ -146,12 +146,12 @@ class ConsoleApp:
                 check_request(request, origin)
                 session = self._session_of(request)
                 if session is None:
-                    raise Refused(401, "no session: open the link `sprig console login` "
+                    raise RequestRefused(401, "no session: open the link `sprig console login` "
                                        "prints")
                 if change:
                     check_change(request, session)
                 return await handler(request, session)
-            except Refused as e:
+            except RequestRefused as e:
                 return _error(e.status, "Unauthorized" if e.status == 401 else "Forbidden",
                               str(e))
             except SprigError as e:
@@ -176,7 +176,7 @@ class ConsoleApp:
         assert origin is not None
         try:
             check_request(request, origin)
-        except Refused as e:
+        except RequestRefused as e:
             return _page(e.status, "Refused", str(e))
         if self._session_of(request) is None:
             return _page(401, "Not signed in", "Run `sprig console login` on the device and "
@@ -190,7 +190,7 @@ class ConsoleApp:
         assert origin is not None
         try:
             check_request(request, origin)
-        except Refused as e:
+        except RequestRefused as e:
             return _error(e.status, "Forbidden", str(e))
         if self._session_of(request) is None:
             return _error(401, "Unauthorized", "no session")
@@ -207,7 +207,7 @@ class ConsoleApp:
         try:
             check_request(request, origin)
             session_id, _ = self.server.sessions.redeem(request.query.get("token", ""))
-        except Refused as e:
+        except RequestRefused as e:
             return _page(e.status, "Refused", str(e))
         except LinkRefused as e:
             return _page(403, "Cannot sign in", str(e))

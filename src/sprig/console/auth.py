@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+from sprig.errors import SprigError
 from sprig.httpserver import HttpRequest
 
 LINK_TTL_S: Final = 8 * 3600
@@ -51,7 +52,7 @@ class Session:
     expires: float
 
 
-class LinkRefused(Exception):
+class LinkRefused(SprigError):
     """A login link that does not open a session; the message says why, for the page."""
 
 
@@ -146,7 +147,7 @@ class Origin:
         return not self.hosts or host.lower() in self.hosts
 
 
-class Refused(Exception):
+class RequestRefused(SprigError):
     """A request that fails a check: ``status`` (401/403) and a message naming the check."""
 
     def __init__(self, status: int, message: str) -> None:
@@ -155,20 +156,20 @@ class Refused(Exception):
 
 
 def check_request(request: HttpRequest, origin: Origin) -> None:
-    """Host, Origin and Fetch-metadata checks (raises :class:`Refused`). ``Sec-Fetch-Site:
+    """Host, Origin and Fetch-metadata checks (raises :class:`RequestRefused`). ``Sec-Fetch-Site:
     none`` (the user typed the address, or opened a bookmark) is accepted for reads only."""
     host = request.headers.get("Host", "")
     if not origin.allows_host(host):
-        raise Refused(403, f"Host {host!r} is not this console; allowed: "
+        raise RequestRefused(403, f"Host {host!r} is not this console; allowed: "
                            + ", ".join(sorted(origin.hosts)))
     sent = request.headers.get("Origin")
     if sent is not None and sent != f"{origin.scheme}://{host}":
-        raise Refused(403, f"cross-origin request refused: Origin {sent!r} is not this "
+        raise RequestRefused(403, f"cross-origin request refused: Origin {sent!r} is not this "
                            f"console ({origin.scheme}://{host})")
     site = request.headers.get("Sec-Fetch-Site")
     allowed_sites = ("same-origin", "none") if request.method == "GET" else ("same-origin",)
     if site is not None and site not in allowed_sites:
-        raise Refused(403, f"cross-site request refused (Sec-Fetch-Site: {site}); allowed: "
+        raise RequestRefused(403, f"cross-site request refused (Sec-Fetch-Site: {site}); allowed: "
                            + ", ".join(allowed_sites))
 
 
@@ -176,11 +177,12 @@ def check_change(request: HttpRequest, session: Session) -> None:
     """A state-changing request: the session's CSRF token, and a JSON body."""
     token = request.headers.get(CSRF_HEADER, "")
     if not token or not secrets.compare_digest(token, session.csrf):
-        raise Refused(403, f"missing or wrong {CSRF_HEADER} header: every change needs the "
+        raise RequestRefused(403, f"missing or wrong {CSRF_HEADER} header: every change needs the "
                            "session's CSRF token (GET /api/session)")
     kind = request.headers.get("Content-Type", "").partition(";")[0].strip().lower()
     if kind != "application/json":
-        raise Refused(403, f"a change must be sent as application/json, not {kind or 'nothing'}")
+        raise RequestRefused(403, "a change must be sent as application/json, not "
+                                  f"{kind or 'nothing'}")
 
 
 def cookie_value(request: HttpRequest, name: str) -> str | None:

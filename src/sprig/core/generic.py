@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from sprig.core.component import render_script
 from sprig.core.lifecycle import Step
-from sprig.core.service import Service, ServiceError
+from sprig.core.service import LifecycleError, Service
 from sprig.core.state import State
 from sprig.errors import LaunchError
 from sprig.lambda_params import ContainerMode
@@ -56,12 +56,12 @@ class GenericService(Service):
             code = await self._run_step(bootstrap)
             if code == REBOOT_DEVICE:
                 self.fatal = True
-                raise ServiceError(
+                raise LifecycleError(
                     "Bootstrap script exited with code 101, which asks Greengrass to reboot the "
                     "device; Sprig never reboots a device: reboot it yourself if the component "
                     "needs it, then deploy it again (a Bootstrap that exits 0 or 100)")
             if code not in (0, RESTART_CORE):
-                raise ServiceError(f"Bootstrap script {self._exit_reason(code)}")
+                raise LifecycleError(f"Bootstrap script {self._exit_reason(code)}")
             self.kernel.bootstrap_done(self.component)
             if code == RESTART_CORE:
                 self.kernel.request_core_restart(
@@ -70,7 +70,7 @@ class GenericService(Service):
         if install is not None:
             code = await self._run_step(install)
             if code != 0:
-                raise ServiceError(f"Install script {self._exit_reason(code)}")
+                raise LifecycleError(f"Install script {self._exit_reason(code)}")
 
     async def run(self) -> None:
         startup = self.component.steps.get(Step.STARTUP)
@@ -80,7 +80,7 @@ class GenericService(Service):
             self.set_state(State.STARTING)
             code = await self._run_step(startup, keep=True)
             if code != 0:
-                raise ServiceError(f"Startup script {self._exit_reason(code)}")
+                raise LifecycleError(f"Startup script {self._exit_reason(code)}")
             self.set_state(State.RUNNING)
             await self._stop_requested.wait()
             return
@@ -94,7 +94,7 @@ class GenericService(Service):
             if status.ok:
                 self.set_state(State.FINISHED)
                 return
-            raise ServiceError(f"Run script {status.describe()}")
+            raise LifecycleError(f"Run script {status.describe()}")
         self.set_state(State.FINISHED)
 
     async def shutdown(self) -> None:
@@ -104,7 +104,7 @@ class GenericService(Service):
                 code = await self._run_step(step)
                 if code != 0:
                     log.warning("%s: Shutdown script %s", self.name, self._exit_reason(code))
-            except ServiceError as e:
+            except LifecycleError as e:
                 log.warning("%s: Shutdown: %s", self.name, e)
         procs, self._processes = self._processes, []
         await asyncio.gather(*(asyncio.shield(p.aclose(grace_s=5.0)) for p in procs))
@@ -117,7 +117,7 @@ class GenericService(Service):
             return
         try:
             code = await self._run_step(step)
-        except ServiceError as e:
+        except LifecycleError as e:
             log.warning("%s: Uninstall: %s", self.name, e)
             return
         if code == 0:
@@ -159,7 +159,7 @@ class GenericService(Service):
             # Configuration values reach the script by environment, never as script text.
             placed = render_script(step, ctx)
         except PlacementError as e:
-            raise ServiceError(f"{step.name} script could not start: {e}") from None
+            raise LifecycleError(f"{step.name} script could not start: {e}") from None
         env = {**self.kernel.component_env(self.component, ctx, step.setenv), **placed.env}
         work = self.kernel.prepare_work_dir(self.component)
         limits = self.kernel.system_limits(self.component)
@@ -182,7 +182,7 @@ class GenericService(Service):
         try:
             proc = await spawn(spec, on_output=on_output)
         except LaunchError as e:
-            raise ServiceError(f"{step.name} script could not start: {e}") from None
+            raise LifecycleError(f"{step.name} script could not start: {e}") from None
         self._processes.append(proc)
         self.kernel.children.add(proc.pid)
         return proc

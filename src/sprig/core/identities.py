@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import threading
 
+from sprig.errors import SprigError
 from sprig.state.db import StateDB
 
 FIRST_SANDBOX_UID = 0x70000000
@@ -26,7 +27,7 @@ SANDBOX_UID_COUNT = 0x10000
 _META_KEY = "sandbox-uids"
 
 
-class SandboxUidsExhausted(Exception):
+class SandboxUidsExhausted(SprigError):
     """Every uid of the range is taken (65,536 components ever deployed on this device)."""
 
 

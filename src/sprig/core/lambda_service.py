@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sprig.core.component import LAMBDA, Component, config_state, load_component
-from sprig.core.service import Service, ServiceError
+from sprig.core.service import LifecycleError, Service
 from sprig.core.state import State
 from sprig.errors import SprigError, ValidationError
 from sprig.functions.config import LambdaConfig
@@ -282,7 +282,7 @@ class LambdaService(Service):
         try:
             self.spec = self._spec(self.component)
         except SprigError as e:
-            raise ServiceError(str(e)) from None
+            raise LifecycleError(str(e)) from None
 
     async def run(self) -> None:
         assert self.spec is not None
@@ -293,7 +293,7 @@ class LambdaService(Service):
             fn = await Function.create(self.spec, log=self._log, on_fatal=self._fatal,
                                        init_timeout_s=self.spec.config.status_timeout_s)
         except SprigError as e:
-            raise ServiceError(str(e)) from None
+            raise LifecycleError(str(e)) from None
         self.function = fn
         self.status_detail = fn.warning or ""
         self.manager.add(fn)
@@ -301,7 +301,7 @@ class LambdaService(Service):
         try:
             await fn.start()
         except FunctionInitError as e:
-            raise ServiceError(str(e)) from None
+            raise LifecycleError(str(e)) from None
         for hook in self.hooks:
             hook(self.name, fn)
         self.set_state(State.RUNNING)

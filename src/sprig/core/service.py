@@ -33,8 +33,10 @@ log = logging.getLogger("sprig.kernel")
 StateListener = Callable[[str, State, State, str], None]
 
 
-class ServiceError(Exception):
-    """A lifecycle step failed; ``str()`` is the reason shown in ``component details``."""
+class LifecycleError(SprigError):
+    """A lifecycle step failed; ``str()`` is the reason shown in ``component details``.
+
+    (Not :class:`sprig.ipc.core.ServiceError`, which is the IPC error AWS names so.)"""
 
 
 class Service:
@@ -112,7 +114,7 @@ class Service:
             self.set_state(State.STOPPING)
             try:
                 await self.shutdown()
-            except ServiceError as e:
+            except LifecycleError as e:
                 log.warning("%s: shutdown: %s", self.name, e)
             self.set_state(State.FINISHED)
 
@@ -141,7 +143,7 @@ class Service:
                 return
             except asyncio.CancelledError:
                 raise
-            except (ServiceError, SprigError) as e:
+            except SprigError as e:          # LifecycleError, or what a step let through
                 await self._on_error(str(e))
                 if self.state is State.BROKEN:
                     return
@@ -155,7 +157,7 @@ class Service:
         """ERRORED: clean up, run recover, then the driver loop restarts (or BROKEN)."""
         try:
             await self.shutdown()
-        except ServiceError as e:
+        except LifecycleError as e:
             log.warning("%s: cleanup after error: %s", self.name, e)
         self.set_state(State.ERRORED, reason)
         if self.state is State.BROKEN:
@@ -163,7 +165,7 @@ class Service:
             return
         try:
             await self.recover()
-        except ServiceError as e:
+        except LifecycleError as e:
             log.warning("%s: recover: %s", self.name, e)
         await self.kernel.restart_dependents(self)
 
@@ -184,7 +186,7 @@ class Service:
     # -- steps (override) ----------------------------------------------------------------
 
     async def install(self) -> None:
-        """Install step; raise ServiceError on failure."""
+        """Install step; raise LifecycleError on failure."""
 
     async def run(self) -> None:
         """Startup/run: set STARTING/RUNNING/FINISHED as appropriate; return when done or

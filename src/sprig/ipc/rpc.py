@@ -16,6 +16,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Final
 
+from sprig.errors import SprigError
 from sprig.ipc.eventstream import Header, HeaderType, Message
 
 VERSION: Final = "0.1.0"
@@ -47,7 +48,7 @@ class MessageFlag(enum.IntFlag):
     TERMINATE_STREAM = 2
 
 
-class RpcProtocolError(Exception):
+class RpcProtocolError(SprigError):
     """A well-framed message that breaks the RPC rules (the connection gets PROTOCOL_ERROR)."""
 
 

@@ -17,7 +17,7 @@ behind it: ``Version`` and ``FunctionArn`` are the deployed version's (what ``In
 ERRORED/BROKEN ``Failed`` with the reason, stopped ``Inactive``).
 
 The handlers are pure but for the :class:`FunctionCatalog` they read; errors are
-:class:`~sprig.local_api.invoke_api.ApiError` in AWS's shape.
+:class:`~sprig.local_api.invoke_api.InvokeApiError` in AWS's shape.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from urllib.parse import unquote
 
 from sprig.functions.errors import FunctionNotFound
 from sprig.httpserver import HttpRequest, Response, Router
-from sprig.local_api.invoke_api import ApiError, ErrorType, invalid_parameter
+from sprig.local_api.invoke_api import ErrorType, InvokeApiError, invalid_parameter
 
 API_VERSION = "2015-03-31"
 LIST_ROUTE = rf"/{API_VERSION}/functions/?"
@@ -204,7 +204,7 @@ class FunctionsApi:
         try:
             return find(self.catalog, name, request.query.get("Qualifier"))
         except FunctionNotFound as exc:
-            raise ApiError(404, ErrorType.RESOURCE_NOT_FOUND, str(exc)) from None
+            raise InvokeApiError(404, ErrorType.RESOURCE_NOT_FOUND, str(exc)) from None
 
     async def get(self, request: HttpRequest) -> Response:
         return _json(get_function(self._find(request)))

@@ -87,7 +87,7 @@ class ErrorType(enum.StrEnum):
 _UPPER_MESSAGE = {ErrorType.RESOURCE_NOT_FOUND, ErrorType.SERVICE}
 
 
-class ApiError(SprigError):
+class InvokeApiError(SprigError):
     """An error answered in AWS's shape: status, ``x-amzn-ErrorType`` and a JSON body."""
 
     def __init__(self, status: int, error_type: str, message: str, *,
@@ -110,35 +110,35 @@ class ApiError(SprigError):
                         tuple(headers.items()))
 
 
-def too_large(size: int | None, limit: int) -> ApiError:
+def too_large(size: int | None, limit: int) -> InvokeApiError:
     """RequestTooLargeException; ``size`` is None when a chunked body was cut off unmeasured."""
     if size is None:
         message = (f"Request must be smaller than {limit} bytes for the InvokeFunction "
                    "operation (the chunked body went over it)")
     else:
         message = str(PayloadTooLarge(size, limit))
-    return ApiError(413, ErrorType.REQUEST_TOO_LARGE, message)
+    return InvokeApiError(413, ErrorType.REQUEST_TOO_LARGE, message)
 
 
-def map_function_error(exc: SprigError) -> ApiError:
+def map_function_error(exc: SprigError) -> InvokeApiError:
     """Sprig's Lambda-manager errors as the AWS errors boto3 knows."""
     if isinstance(exc, FunctionNotFound):
-        return ApiError(404, ErrorType.RESOURCE_NOT_FOUND, str(exc))
+        return InvokeApiError(404, ErrorType.RESOURCE_NOT_FOUND, str(exc))
     if isinstance(exc, QueueFull):
-        return ApiError(429, ErrorType.TOO_MANY_REQUESTS, str(exc),
+        return InvokeApiError(429, ErrorType.TOO_MANY_REQUESTS, str(exc),
                         body={"Reason": "ConcurrentInvocationLimitExceeded"},
                         headers={"Retry-After": str(RETRY_AFTER_S)})
     if isinstance(exc, PayloadTooLarge):
         return too_large(exc.size, exc.limit)
     if isinstance(exc, FunctionNotRunnable):
-        return ApiError(409, ErrorType.RESOURCE_CONFLICT, str(exc))
-    if isinstance(exc, ApiError):
+        return InvokeApiError(409, ErrorType.RESOURCE_CONFLICT, str(exc))
+    if isinstance(exc, InvokeApiError):
         return exc
-    return ApiError(500, ErrorType.SERVICE, str(exc))
+    return InvokeApiError(500, ErrorType.SERVICE, str(exc))
 
 
-def invalid_parameter(name: str, value: str, allowed: str) -> ApiError:
-    return ApiError(
+def invalid_parameter(name: str, value: str, allowed: str) -> InvokeApiError:
+    return InvokeApiError(
         400, ErrorType.INVALID_PARAMETER_VALUE,
         f"1 validation error detected: Value {value!r} at '{name}' failed to satisfy "
         f"constraint: {allowed}",
@@ -165,7 +165,7 @@ def function_name_from_path(raw_path: str) -> str | None:
 def decode_client_context(value: str) -> dict[str, Any]:
     """``X-Amz-Client-Context``: base64 of a JSON object, at most 3583 bytes of base64."""
     if len(value.encode()) > CLIENT_CONTEXT_LIMIT:
-        raise ApiError(
+        raise InvokeApiError(
             400, ErrorType.INVALID_REQUEST_CONTENT,
             f"X-Amz-Client-Context is {len(value.encode())} bytes; allowed: up to "
             f"{CLIENT_CONTEXT_LIMIT} bytes of base64-encoded JSON",
@@ -173,13 +173,13 @@ def decode_client_context(value: str) -> dict[str, Any]:
     try:
         decoded = json.loads(base64.b64decode(value, validate=True))
     except (binascii.Error, ValueError) as exc:
-        raise ApiError(
+        raise InvokeApiError(
             400, ErrorType.INVALID_REQUEST_CONTENT,
             "Client context must be a valid Base64-encoded JSON object "
             f"(X-Amz-Client-Context: {value[:64]!r})",
         ) from exc
     if not isinstance(decoded, dict):
-        raise ApiError(
+        raise InvokeApiError(
             400, ErrorType.INVALID_REQUEST_CONTENT,
             "Client context must be a valid Base64-encoded JSON object "
             f"(got a JSON {type(decoded).__name__})",
@@ -189,7 +189,8 @@ def decode_client_context(value: str) -> dict[str, Any]:
 
 def parse_invoke_headers(function_name: str, query: Mapping[str, str],
                          headers: Mapping[str, str]) -> InvokeRequest:
-    """Validate the Invoke inputs; raise :class:`ApiError` naming the field, value, allowed."""
+    """Validate the Invoke inputs; raise :class:`InvokeApiError` naming the field, value and
+    what is allowed."""
     if not 1 <= len(function_name) <= FUNCTION_NAME_MAX:
         raise invalid_parameter("functionName", function_name,
                                  f"Member must have length between 1 and {FUNCTION_NAME_MAX}")
@@ -249,7 +250,7 @@ def result_response(result: InvocationResult, request: InvokeRequest) -> Respons
 def malformed_request(status: int, reason: str) -> Response:
     """HTTP the server refuses (malformed, too large a head, too slow), answered in AWS's
     shape (the connection is closed after it)."""
-    return ApiError(status, ErrorType.INVALID_REQUEST_CONTENT,
+    return InvokeApiError(status, ErrorType.INVALID_REQUEST_CONTENT,
                     f"Malformed HTTP request: {reason}" if status == 400 else
                     f"HTTP request refused: {reason}").response(str(uuid.uuid4()))
 
@@ -280,7 +281,7 @@ class _InvokeApi:
             sigv4.check_head(request.query_string, request.headers.fields, self.credentials,
                              datetime.now(UTC), region=self.region)
         except sigv4.AuthError as exc:
-            return ApiError(403, exc.failure.value, exc.reason).response(str(uuid.uuid4()))
+            return InvokeApiError(403, exc.failure.value, exc.reason).response(str(uuid.uuid4()))
         return None
 
     async def authenticate(self, request: HttpRequest) -> Response:
@@ -299,21 +300,21 @@ class _InvokeApi:
                              request.headers.fields, request.body, self.credentials,
                              datetime.now(UTC), region=self.region)
             except sigv4.AuthError as exc:
-                raise ApiError(403, exc.failure.value, exc.reason) from None
+                raise InvokeApiError(403, exc.failure.value, exc.reason) from None
             try:
                 handler, request = self.router.resolve(request)
             except NoRoute as exc:
                 if not exc.allowed:
-                    raise ApiError(404, ErrorType.UNKNOWN_OPERATION,
+                    raise InvokeApiError(404, ErrorType.UNKNOWN_OPERATION,
                                    f"No such operation: {request.method} {request.path}; "
                                    f"allowed: {OPERATIONS}") from None
-                raise ApiError(405, ErrorType.UNKNOWN_OPERATION,
+                raise InvokeApiError(405, ErrorType.UNKNOWN_OPERATION,
                                f"Method {request.method} is not allowed on {request.path}; "
                                f"allowed: {', '.join(exc.allowed)}") from None
             answer = await handler(request)
             assert isinstance(answer, Response)
             return answer
-        except ApiError as exc:
+        except InvokeApiError as exc:
             return exc.response(request_id)
 
     async def invoke(self, request: HttpRequest) -> Response:
@@ -340,7 +341,7 @@ class _InvokeApi:
             raise error from exc
         except Exception as exc:
             log.exception("invoke %s failed unexpectedly", parsed.function_name)
-            raise ApiError(500, ErrorType.SERVICE,
+            raise InvokeApiError(500, ErrorType.SERVICE,
                            f"Internal error while invoking {parsed.function_name}; "
                            f"see the core log (request {invocation.request_id})") from exc
         return result_response(result, parsed)

@@ -20,12 +20,14 @@ import stat
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
+from sprig.errors import SprigError
+
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 CHUNK = 1 << 20
 
 
-class Refused(Exception):
+class Refused(SprigError):
     """A path the core will not use: a link, or not the kind of file expected."""
 
     def __init__(self, path: str, problem: str) -> None:
@@ -34,7 +36,7 @@ class Refused(Exception):
         super().__init__(f"{path} {problem}")
 
 
-class OverBudget(Exception):
+class OverBudget(SprigError):
     """A copy stopped because it would pass its byte budget: ``written`` bytes were written,
     the next read would have made it ``attempted``."""
 

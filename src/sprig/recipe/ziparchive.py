@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+from sprig.errors import SprigError
 from sprig.recipe.nofollow import kind_of
 
 _CENTRAL = struct.Struct("<4s4B4HL2L5H2L")     # a central directory file header (46 bytes)
@@ -37,7 +38,7 @@ _end_record: Callable[[BinaryIO], list[Any] | None] = (
     zipfile._EndRecData)  # type: ignore[attr-defined]  # exactly what ZipFile() reads
 
 
-class ZipRefused(Exception):
+class ZipRefused(SprigError):
     """One entry (or the archive) breaks a rule: ``entry`` names it, ``problem`` says why."""
 
     def __init__(self, entry: str, problem: str, allowed: str) -> None:

@@ -35,6 +35,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from sprig.errors import SprigError
+
 DEFAULT_SIZE_LIMIT: Final = 8 * 1024
 MAX_SIZE_LIMIT: Final = 30 * 1024
 MAX_DEPTH: Final = 6
@@ -69,7 +71,7 @@ TOO_MANY_REQUESTS: Final = "Too Many Requests"
 INTERNAL_FAILURE: Final = "Internal service failure"
 
 
-class ShadowError(Exception):
+class ShadowError(SprigError):
     """A refused shadow request: ``code`` is AWS's HTTP status, ``message`` AWS's words."""
 
     def __init__(self, code: int, message: str, detail: str = "") -> None:

@@ -15,8 +15,10 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from sprig.errors import SprigError
 
-class MountError(RuntimeError):
+
+class MountError(SprigError, RuntimeError):
     """tmpfs cannot be mounted here (not root, or no mount namespace rights)."""
 
 

@@ -15,7 +15,7 @@ import pytest
 from botocore.config import Config
 
 from sprig._tests.reliability.support import function_component
-from sprig.cli.client import ApiError
+from sprig.cli.client import ManagementApiError
 from sprig.functions.runtimes import installed_pythons
 from sprig.testing import CoreProcess
 
@@ -115,7 +115,7 @@ def test_a_silent_mistake_is_refused_before_anything_changes(
     function_component(out, "Fn", HANDLER)
     assert deploy(core, out, "Fn")["status"] == "SUCCEEDED"
     before = core.call("component.details", {"name": "Fn"})
-    with pytest.raises(ApiError) as refused:
+    with pytest.raises(ManagementApiError) as refused:
         core.deploy(configuration_update={"Fn": {"MERGE": configuration}})
     message = str(refused.value)
     assert path in message and f"did you mean {suggestion!r}" in message, message
@@ -132,7 +132,7 @@ def test_python27_is_refused_without_contradiction(core: CoreProcess, public_tmp
     if (2, 7) in installed_pythons():
         assert deploy(core, out, "Legacy")["status"] == "SUCCEEDED"
         return
-    with pytest.raises(ApiError) as refused:
+    with pytest.raises(ManagementApiError) as refused:
         deploy(core, out, "Legacy")
     message = str(refused.value)
     assert "python2.7 needs an installed Python 2.7" in message

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from sprig.cli.client import ApiError
+from sprig.cli.client import ManagementApiError
 from sprig.testing import CoreProcess
 
 # The developer guide's first component ("Create your first component"), as printed: no
@@ -156,14 +156,14 @@ def test_developer_guide_and_gdk_recipes_deploy_unchanged(core: CoreProcess,
     assert comps["aws.greengrass.Nucleus"]["state"] == "FINISHED"
     assert comps["aws.greengrass.Nucleus"]["version"].startswith("2.")
     # The plugin itself is refused, with the reason, when a deployment does use it.
-    with pytest.raises(ApiError) as refused:
+    with pytest.raises(ManagementApiError) as refused:
         core.deploy(recipe_dir=recipes, artifact_dir=artifacts,
                     merge={"aws.greengrass.SomePlugin": "1.0.0"})
     assert "plugin.yaml" in str(refused.value) and "plugin components" in str(refused.value)
     # A nucleus range the running nucleus does not satisfy fails as Greengrass's would.
     (recipes / "old.yaml").write_text(GDK_TEMPLATE.replace('"1.0.0"', '"2.0.0"').replace(
         ">=2.5.0 <3.0.0", "<2.1.0"))
-    with pytest.raises(ApiError, match=r"aws\.greengrass\.Nucleus.*no version satisfies"):
+    with pytest.raises(ManagementApiError, match=r"aws\.greengrass\.Nucleus.*no version satisfies"):
         core.deploy(recipe_dir=recipes, artifact_dir=artifacts,
                     merge={"com.example.PythonHelloWorld": "2.0.0"})
 

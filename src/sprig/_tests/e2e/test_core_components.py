@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from sprig.cli.client import ApiError
+from sprig.cli.client import ManagementApiError
 from sprig.testing import CoreProcess, write_recipe
 
 pytestmark = pytest.mark.e2e
@@ -166,7 +166,7 @@ def test_bad_input_is_rejected_before_anything_changes(core: CoreProcess,
         bad.mkdir()
         (bad / "bad.yaml").write_text(json.dumps(doc))
         version = str(doc["ComponentVersion"])
-        with pytest.raises(ApiError) as err:
+        with pytest.raises(ManagementApiError) as err:
             core.deploy(recipe_dir=bad, merge={"com.example.Bad": version})
         assert expected in str(err.value), str(err.value)
         if i < 2:   # parse errors name the file; resolution errors name who requires what
@@ -176,11 +176,11 @@ def test_bad_input_is_rejected_before_anything_changes(core: CoreProcess,
     malformed = tmp_path / "malformed"
     malformed.mkdir()
     (malformed / "m.yaml").write_text("ComponentName: [unclosed\n")
-    with pytest.raises(ApiError, match=r"m\.yaml"):
+    with pytest.raises(ManagementApiError, match=r"m\.yaml"):
         core.deploy(recipe_dir=malformed, merge={"x": "1.0.0"})
-    with pytest.raises(ApiError, match=r"RESET"):
+    with pytest.raises(ManagementApiError, match=r"RESET"):
         core.deploy(configuration_update={"com.example.Ok": {"RESET": ["/not/there"]}})
-    with pytest.raises(ApiError, match=r"MERGE"):
+    with pytest.raises(ManagementApiError, match=r"MERGE"):
         core.deploy(configuration_update={"com.example.Ok": {"MERGE": [1, 2]}})
     assert core.states() == {"com.example.Ok": "RUNNING"}
     assert core.call("component.details", {"name": "com.example.Ok"}) == before

@@ -275,9 +275,9 @@ async def test_with_a_broker_the_shadow_reaches_the_broker_topics(public_tmp: Pa
 def test_bad_shadow_manager_configuration_fails_the_deployment(core: CoreProcess) -> None:
     """A configuration Sprig cannot honour is refused when the deployment is created, naming
     the field, the value and what is allowed; nothing is deployed."""
-    from sprig.cli.client import ApiError
+    from sprig.cli.client import ManagementApiError
 
-    with pytest.raises(ApiError) as info:
+    with pytest.raises(ManagementApiError) as info:
         core.deploy(merge=SHADOW_MANAGER, configuration_update={
             "aws.greengrass.ShadowManager": {"MERGE": {"synchronize": {
                 "direction": "sideways"}}}})

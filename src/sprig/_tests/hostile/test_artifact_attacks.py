@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from sprig._tests.reliability.support import public_dir
-from sprig.cli.client import ApiError
+from sprig.cli.client import ManagementApiError
 from sprig.testing import CoreProcess, write_recipe
 
 
@@ -49,7 +49,7 @@ def component(recipes: Path, name: str, artifacts: list[dict[str, Any]],
 def refused(core: CoreProcess, recipes: Path, artifacts: Path | None, name: str) -> str:
     """Deploy ``name``; the core must refuse it and change nothing. Returns the error."""
     before = sorted(str(p.relative_to(core.root)) for p in (core.root / "packages").rglob("*"))
-    with pytest.raises(ApiError) as info:
+    with pytest.raises(ManagementApiError) as info:
         core.deploy(recipe_dir=recipes, artifact_dir=artifacts, merge={name: "1.0.0"})
     after = sorted(str(p.relative_to(core.root)) for p in (core.root / "packages").rglob("*"))
     assert after == before, "a refused deployment leaves the package store as it was"
@@ -277,7 +277,8 @@ def test_a_twelve_megabyte_deployment_document_is_refused(core: CoreProcess,
     assert core.deploy(recipe_dir=recipes, merge=dict.fromkeys(names, "1.0.0"))["status"] \
         == "SUCCEEDED"
     db_before = sum(p.stat().st_size for p in core.root.glob("state.db*"))
-    with pytest.raises(ApiError) as info:     # each MERGE under its own 10 MB, not the whole
+    # each MERGE under its own 10 MB, not the whole
+    with pytest.raises(ManagementApiError) as info:
         core.deploy(configuration_update={
             name: {"MERGE": {"blob": "x" * (6 * 2**20)}} for name in names})
     assert "over the limit of 10485760 bytes" in str(info.value), str(info.value)

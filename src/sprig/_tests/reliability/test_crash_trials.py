@@ -44,7 +44,7 @@ from sprig._tests.reliability.support import (
     stray_cgroups,
     wait_deployment,
 )
-from sprig.cli.client import ApiError, CoreNotRunning
+from sprig.cli.client import CoreNotRunning, ManagementApiError
 from sprig.errors import SprigError
 from sprig.state.db import StateDB
 from sprig.testing import CoreProcess
@@ -218,7 +218,8 @@ class Traffic(threading.Thread):
             try:
                 invoke(self.w.core, self.w.fn, {"n": self.ok})
                 self.ok += 1
-            except (ApiError, CoreNotRunning, SprigError, OSError, ValueError, AttributeError):
+            except (ManagementApiError, CoreNotRunning, SprigError, OSError, ValueError,
+                    AttributeError):
                 self.stop.wait(0.01)
 
 

@@ -24,7 +24,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from sprig._tests.reliability.support import function_component, invoke
-from sprig.cli.client import ApiError
+from sprig.cli.client import ManagementApiError
 from sprig.local_api.credentials import load_credentials
 from sprig.testing import CoreProcess
 from sprig.testing.tmpfs import MountError, small_tmpfs
@@ -89,7 +89,7 @@ def bounded(what: str, call: Callable[[], T]) -> tuple[T | BaseException, float]
 
 def assert_answered_or_clear(what: str, outcome: Any, root: Path) -> str:
     """An answer, or an error that names a full path under the root."""
-    if isinstance(outcome, ApiError):
+    if isinstance(outcome, ManagementApiError):
         assert outcome.kind == "DiskFull", (what, outcome)
         assert f"no space left on {root}" in str(outcome), (what, outcome)
         return "refused"
@@ -181,7 +181,7 @@ def test_a_full_disk_is_a_state_not_a_crash(disk: Path, public_tmp: Path) -> Non
                         {"merge": {"Pinned": "1.0.0"}, "configuration_update": {
                             "Pinned": {"MERGE": {"big": "v" * 2_000_000}}}}):
             outcome, _ = bounded("deployment", lambda a=attempt: core.deploy(**a))
-            if isinstance(outcome, ApiError):
+            if isinstance(outcome, ManagementApiError):
                 assert outcome.kind == "DiskFull", outcome
                 assert f"no space left on {root}" in str(outcome), outcome
                 refused.append(str(outcome))

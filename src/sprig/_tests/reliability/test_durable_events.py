@@ -30,7 +30,7 @@ import pytest
 from botocore.config import Config
 
 from sprig._tests.reliability.support import function_component, invoke
-from sprig.cli.client import ApiError
+from sprig.cli.client import ManagementApiError
 from sprig.local_api.credentials import load_credentials
 from sprig.state.db import EventStore, PendingEvent
 from sprig.testing import CoreProcess
@@ -135,7 +135,7 @@ def recover(core: CoreProcess, rng: random.Random) -> str:
         try:
             assert invoke(core, "Recorder", {"barrier": True})["payload"] == {"barrier": True}
             return note
-        except ApiError as e:
+        except ManagementApiError as e:
             if attempt == 2 or "Recorder" not in str(e):
                 raise
             note += f"; the function restarted ({e})"

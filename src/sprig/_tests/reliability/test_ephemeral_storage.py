@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from sprig._tests.reliability.support import function_component, invoke
-from sprig.cli.client import ApiError
+from sprig.cli.client import ManagementApiError
 from sprig.testing import CoreProcess
 
 pytestmark = pytest.mark.e2e
@@ -62,7 +62,7 @@ def test_a_capped_function_cannot_fill_the_disk(core: CoreProcess, public_tmp: P
 def test_the_cap_needs_a_container(core: CoreProcess, public_tmp: Path) -> None:
     out = public_tmp / "out"
     function_component(out, "Plain", FILLER, pinned=True, isolation="NoContainer")
-    with pytest.raises(ApiError, match=r"containerParams\.ephemeralStorageSize: "
+    with pytest.raises(ManagementApiError, match=r"containerParams\.ephemeralStorageSize: "
                        r"containerMode NoContainer cannot cap"):
         core.deploy(recipe_dir=out / "recipes", artifact_dir=out / "artifacts",
                     merge={"Plain": "1.0.0"},

@@ -29,7 +29,7 @@ from sprig._tests.reliability.support import (
     processes_marked,
     public_dir,
 )
-from sprig.cli.client import ApiError
+from sprig.cli.client import ManagementApiError
 from sprig.local_api.credentials import load_credentials
 from sprig.testing import CoreProcess
 
@@ -69,7 +69,7 @@ def test_pinned_worker_crashing_in_init_ends_broken_and_the_core_keeps_serving(
     # The core still answers, the other function still runs, the broken one says why.
     assert core.call("status")["components"] >= 2
     assert invoke(core, "Healthy")["payload"] == {"ok": True}
-    with pytest.raises(ApiError) as refused:
+    with pytest.raises(ManagementApiError) as refused:
         invoke(core, "Crasher")
     assert "Crasher" in str(refused.value)
     details = core.call("component.details", {"name": "Crasher"})
@@ -280,7 +280,7 @@ def test_disk_full_under_the_root_gives_clear_errors_and_no_corrupt_state(
                                          "MERGE": {"k": "v" * 4096}}})
                 errors.append(result.get("reason", ""))
                 assert result["status"] == "FAILED", result
-            except ApiError as e:
+            except ManagementApiError as e:
                 errors.append(str(e))
         print("disk full:", errors)
         assert all("No space left" in e or "disk" in e.lower() for e in errors), errors

@@ -11,7 +11,7 @@ from sprig.console.auth import (
     SESSION_TTL_S,
     LinkRefused,
     Origin,
-    Refused,
+    RequestRefused,
     Sessions,
     check_change,
     check_request,
@@ -87,7 +87,7 @@ def test_requests_from_elsewhere_are_refused() -> None:
         request("POST", {"Sec-Fetch-Site": "none"}),
     ]
     for r in refused:
-        with pytest.raises(Refused) as e:
+        with pytest.raises(RequestRefused) as e:
             check_request(r, ORIGIN)
         assert e.value.status == 403
 
@@ -101,7 +101,7 @@ def test_a_change_needs_the_csrf_token_and_json() -> None:
                     {**good, "X-CSRF-Token": session.csrf[:-1]},
                     {**good, "Content-Type": "text/plain"},
                     {**good, "Content-Type": "application/x-www-form-urlencoded"}):
-        with pytest.raises(Refused, match=r"CSRF|application/json"):
+        with pytest.raises(RequestRefused, match=r"CSRF|application/json"):
             check_change(request("POST", headers), session)
 
 

@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Protocol
 
+from sprig.errors import SprigError
+
 DEFAULT_ROOT = Path("/sys/fs/cgroup")
 PARENT = "sprig"
 _NAME = re.compile(r"^[A-Za-z0-9_.@:+-]{1,200}$")
@@ -81,8 +83,9 @@ class CgroupDriver(Protocol):
         ...
 
 
-class CgroupError(OSError):
-    """A cgroup file could not be created or written (message names the file)."""
+class CgroupError(SprigError, OSError):
+    """A cgroup file could not be created or written (message names the file); still an
+    :class:`OSError`, which is how the launcher's callers catch every failure to set one up."""
 
 
 def check_name(name: str) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from sprig.cli.client import ApiError, CoreNotRunning, ManagementClient
+from sprig.cli.client import CoreNotRunning, ManagementApiError, ManagementClient
 from sprig.errors import SprigError
 from sprig.local_api.management import ManagementServer
 from sprig.paths import RootLayout
@@ -62,13 +62,13 @@ async def test_rpc_result_and_errors(
     assert stat.S_IMODE(server.socket_path.stat().st_mode) == 0o600
     assert await asyncio.to_thread(client.call, "echo", {"a": 1}) == {
         "params": {"a": 1}, "path": "/p"}
-    with pytest.raises(ApiError) as info:
+    with pytest.raises(ManagementApiError) as info:
         await asyncio.to_thread(client.call, "refuse")
     assert info.value.kind == "SprigError" and "d-1" in str(info.value)
-    with pytest.raises(ApiError) as info:
+    with pytest.raises(ManagementApiError) as info:
         await asyncio.to_thread(client.call, "nope")
     assert "unknown method 'nope'" in str(info.value) and "bug, echo, refuse" in str(info.value)
-    with pytest.raises(ApiError) as info:
+    with pytest.raises(ManagementApiError) as info:
         await asyncio.to_thread(client.call, "bug")
     assert info.value.kind == "InternalError" and "KeyError" in str(info.value)
 
@@ -82,14 +82,14 @@ async def test_stream_lines_and_error_line(
 
     def failing() -> list[Any]:
         got: list[Any] = []
-        with pytest.raises(ApiError) as info:
+        with pytest.raises(ManagementApiError) as info:
             for item in client.stream("count", {"n": 2, "fail": True}):
                 got.append(item)
         assert "d-1 failed" in str(info.value)
         return got
 
     assert await asyncio.to_thread(failing) == [{"i": 0}, {"i": 1}]
-    with pytest.raises(ApiError) as info:
+    with pytest.raises(ManagementApiError) as info:
         await asyncio.to_thread(lambda: list(client.stream("other")))
     assert "unknown stream 'other'" in str(info.value)
 

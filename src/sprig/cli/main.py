@@ -171,6 +171,13 @@ def cmd_deployment_list(args: argparse.Namespace) -> int:
 def cmd_deployment_status(args: argparse.Namespace) -> int:
     d = _client(args).call("deployment.status", {"deploymentId": args.id})
     print(f"{d['deploymentId']}: {d['status']}" + (f" ({d['reason']})" if d["reason"] else ""))
+    details = d.get("statusDetails")
+    if details:          # Greengrass's stable codes (sprig.deployment.outcome)
+        print(f"  detailed status: {details['detailed-deployment-status']}")
+        if details.get("deployment-error-stack"):
+            print(f"  error stack:     {', '.join(details['deployment-error-stack'])}")
+        if details.get("deployment-error-types"):
+            print(f"  error types:     {', '.join(details['deployment-error-types'])}")
     for warning in d.get("warnings") or []:
         print(f"  warning: {warning}")
     return 1 if d["status"] == "FAILED" else 0

@@ -34,6 +34,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from sprig.core.state import State
+from sprig.deployment.outcome import failed, refused, succeeded
 from sprig.deployment.request import DO_NOTHING, WARNINGS, DeploymentRequest
 from sprig.deployment.store import keep_set
 from sprig.errors import SprigError, ValidationError
@@ -140,7 +141,8 @@ class DeploymentService:
                 target = self.planner.plan(request)
             except SprigError as e:
                 log.warning("deployment %s rejected: %s", record.id, e)
-                self.db.fail_queued(record.id, f"rejected: {e}")
+                details = refused(e)
+                self.db.fail_queued(record.id, details.failure_cause, details.to_json())
                 return None
             snapshot = list(self.db.components().values())
             self.db.begin_deployment(record.id, target)
@@ -149,30 +151,39 @@ class DeploymentService:
                      ", ".join(f"{n}={r.version}" for n, r in sorted(target.items())) or "none")
         began = time.monotonic()
         await self.kernel.reconcile(target)
-        reason = await self._wait_healthy(target, began)
-        if reason is None and self.kernel.restart_reasons:
+        unhealthy = await self._wait_healthy(target, began)
+        if unhealthy is None and self.kernel.restart_reasons:
             began = time.monotonic()
             await self.kernel.restart_components()
-            reason = await self._wait_healthy(target, began)
-        if reason is None:
-            self.db.finish_deployment(record.id, SUCCEEDED)
+            unhealthy = await self._wait_healthy(target, began)
+        if unhealthy is None:
+            self.db.finish_deployment(record.id, SUCCEEDED, details=succeeded().to_json())
             log.info("deployment %s: SUCCEEDED", record.id)
             return None
+        reason, broken = unhealthy
         attempted = {n: r.version for n, r in target.items()}
         if request.failure_handling == DO_NOTHING:
-            self.db.finish_deployment(record.id, FAILED, reason)
+            self.db.finish_deployment(record.id, FAILED, reason,
+                                      details=failed(reason, broken, rollback=False).to_json())
             log.warning("deployment %s: FAILED: %s (DO_NOTHING: left as is)", record.id, reason)
             return attempted
-        self.db.finish_deployment(record.id, FAILED, f"{reason}; rolled back",
-                                  restore=snapshot)
+        cause = f"{reason}; rolled back"
+        self.db.finish_deployment(record.id, FAILED, cause, restore=snapshot,
+                                  details=failed(cause, broken, rollback=True).to_json())
         log.warning("deployment %s: FAILED: %s; rolling back", record.id, reason)
-        await self.kernel.reconcile({r.name: r for r in snapshot})
+        try:
+            await self.kernel.reconcile({r.name: r for r in snapshot})
+        except Exception:
+            self.db.set_status_details(record.id, failed(
+                cause, broken, rollback=True, rollback_failed=True).to_json())
+            raise
         return attempted
 
     async def _wait_healthy(self, target: dict[str, ComponentRecord],
-                            began: float) -> str | None:
+                            began: float) -> tuple[str, list[str]] | None:
         """None when every component is up (and a just-started Run process stayed up for the
-        stability window); else why not. Returns as soon as a component goes BROKEN."""
+        stability window); else why not and which components went BROKEN. Returns as soon
+        as a component goes BROKEN."""
         names = [n for n, r in target.items() if not r.user_stopped]
         services = self.kernel.services
         window = self.kernel.settings.deployment_stability_s
@@ -209,12 +220,12 @@ class DeploymentService:
         broken = broken_now()
         if broken:
             details = "; ".join(f"{n}: {self.kernel.services[n].last_error}" for n in broken)
-            return f"component {', '.join(broken)} BROKEN ({details})"
+            return f"component {', '.join(broken)} BROKEN ({details})", broken
         if not ok:
             waiting = [f"{s.name} ({s.state})" for s in tracked()
                        if s.state not in (State.RUNNING, State.FINISHED)]
             return (f"timed out after {self.kernel.settings.deployment_timeout_s:g} s waiting "
-                    f"for {', '.join(waiting)} to be RUNNING or FINISHED")
+                    f"for {', '.join(waiting)} to be RUNNING or FINISHED"), []
         return None
 
     def submit(self, request: DeploymentRequest, recipe_dir: str | None,

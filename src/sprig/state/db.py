@@ -58,7 +58,8 @@ CREATE TABLE IF NOT EXISTS deployments (
     document TEXT NOT NULL,
     status TEXT NOT NULL,
     reason TEXT NOT NULL DEFAULT '',
-    snapshot TEXT
+    snapshot TEXT,
+    status_details TEXT
 );
 CREATE TABLE IF NOT EXISTS component_health (
     name TEXT PRIMARY KEY,
@@ -160,9 +161,13 @@ class DeploymentRecord:
     status: str
     reason: str = ""
     snapshot: list[ComponentRecord] | None = field(default=None, repr=False)
+    #: a finished deployment's stable codes, as Greengrass's ``statusDetails``
+    #: (``detailed-deployment-status`` ...: see :mod:`sprig.deployment.outcome`); None while
+    #: queued or in progress, and for deployments a core older than these codes finished
+    status_details: dict[str, Any] | None = None
 
     def summary(self) -> dict[str, Any]:
-        return {
+        out = {
             "deploymentId": self.id,
             "status": self.status,
             "reason": self.reason,
@@ -170,6 +175,9 @@ class DeploymentRecord:
             "updatedAt": self.updated,
             "document": self.document,
         }
+        if self.status_details is not None:
+            out["statusDetails"] = self.status_details
+        return out
 
 
 @dataclass(frozen=True)
@@ -213,6 +221,7 @@ class StateDB:
         self._conn.execute("PRAGMA busy_timeout=5000")
         self._conn.executescript(_SCHEMA)
         self._conn.executescript(_RETENTION_SCHEMA)
+        _add_missing_columns(self._conn)
         path.chmod(0o600)
 
     def close(self) -> None:
@@ -316,7 +325,8 @@ class StateDB:
 
     def deployment(self, dep_id: str) -> DeploymentRecord | None:
         row = self._conn.execute(
-            "SELECT id, seq, created, updated, document, status, reason, snapshot"
+            "SELECT id, seq, created, updated, document, status, reason, snapshot,"
+            " status_details"
             " FROM deployments WHERE id = ?",
             (dep_id,),
         ).fetchone()
@@ -324,7 +334,8 @@ class StateDB:
 
     def deployments(self, limit: int = 10) -> list[DeploymentRecord]:
         rows = self._conn.execute(
-            "SELECT id, seq, created, updated, document, status, reason, snapshot"
+            "SELECT id, seq, created, updated, document, status, reason, snapshot,"
+            " status_details"
             " FROM deployments ORDER BY seq DESC LIMIT ?",
             (limit,),
         ).fetchall()
@@ -333,7 +344,8 @@ class StateDB:
     def next_pending(self) -> DeploymentRecord | None:
         """The next deployment: an interrupted IN_PROGRESS one first, then the oldest QUEUED."""
         row = self._conn.execute(
-            "SELECT id, seq, created, updated, document, status, reason, snapshot FROM deployments"
+            "SELECT id, seq, created, updated, document, status, reason, snapshot,"
+            " status_details FROM deployments"
             " WHERE status IN (?, ?) ORDER BY (status = ?) DESC, seq ASC LIMIT 1",
             (IN_PROGRESS, QUEUED, IN_PROGRESS),
         ).fetchone()
@@ -352,7 +364,8 @@ class StateDB:
             self.clear_health(conn, list(target))
 
     def finish_deployment(self, dep_id: str, status: str, reason: str = "",
-                          restore: list[ComponentRecord] | None = None) -> None:
+                          restore: list[ComponentRecord] | None = None,
+                          details: Mapping[str, Any] | None = None) -> None:
         """Mark a deployment done; ``restore`` puts that component set back in the same commit.
 
         In the same commit: the components whose version changed remember the one they had
@@ -364,14 +377,23 @@ class StateDB:
             else:
                 _record_previous_versions(conn, dep_id)
             conn.execute(
-                "UPDATE deployments SET status = ?, reason = ?, updated = ? WHERE id = ?",
-                (status, reason, time.time(), dep_id),
+                "UPDATE deployments SET status = ?, reason = ?, updated = ?, status_details = ?"
+                " WHERE id = ?",
+                (status, reason, time.time(), _json_or_null(details), dep_id),
             )
             _trim_history(conn, keep_snapshot_of=dep_id)
 
-    def fail_queued(self, dep_id: str, reason: str) -> None:
+    def set_status_details(self, dep_id: str, details: Mapping[str, Any]) -> None:
+        """Correct a finished deployment's codes (a rollback that failed after it was
+        recorded)."""
+        with self.transaction() as conn:
+            conn.execute("UPDATE deployments SET status_details = ?, updated = ? WHERE id = ?",
+                         (_json_or_null(details), time.time(), dep_id))
+
+    def fail_queued(self, dep_id: str, reason: str,
+                    details: Mapping[str, Any] | None = None) -> None:
         """Reject a queued deployment without touching components."""
-        self.finish_deployment(dep_id, FAILED, reason)
+        self.finish_deployment(dep_id, FAILED, reason, details=details)
 
     # -- device shadows (aws.greengrass.ShadowManager) ----------------------------------------
 
@@ -534,8 +556,19 @@ def _component_from_row(row: tuple[Any, ...]) -> ComponentRecord:
     )
 
 
+def _json_or_null(doc: Mapping[str, Any] | None) -> str | None:
+    return None if doc is None else json.dumps(dict(doc))
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    """Bring a database an older core made up to this schema (columns added since: NULL)."""
+    have = {row[1] for row in conn.execute("PRAGMA table_info(deployments)")}
+    if "status_details" not in have:
+        conn.execute("ALTER TABLE deployments ADD COLUMN status_details TEXT")
+
+
 def _deployment_from_row(row: tuple[Any, ...]) -> DeploymentRecord:
-    dep_id, seq, created, updated, document, status, reason, snapshot = row
+    dep_id, seq, created, updated, document, status, reason, snapshot, details = row
     snap = None
     if snapshot:
         snap = [ComponentRecord.from_json(d) for d in json.loads(snapshot)]
@@ -548,6 +581,7 @@ def _deployment_from_row(row: tuple[Any, ...]) -> DeploymentRecord:
         status=status,
         reason=reason,
         snapshot=snap,
+        status_details=json.loads(details) if details else None,
     )
 
 

@@ -77,6 +77,18 @@ def test_startup_failing_three_times_ends_broken_with_reason(core: CoreProcess,
                          failure_handling="DO_NOTHING")
     assert result["status"] == "FAILED"
     assert "BROKEN" in result["reason"] and "exited with code 3" in result["reason"]
+    # Greengrass's stable codes, in the record and in `sprig deployment status`
+    assert result["statusDetails"] == {
+        "detailed-deployment-status": "FAILED_ROLLBACK_NOT_REQUESTED",
+        "deployment-failure-cause": result["reason"],
+        "deployment-error-stack": ["DEPLOYMENT_FAILURE", "COMPONENT_UPDATE_ERROR",
+                                   "COMPONENT_BROKEN"],
+        "deployment-error-types": ["USER_COMPONENT_ERROR"]}
+    shown = sprig(core.root, "deployment", "status", result["deploymentId"])
+    assert "detailed status: FAILED_ROLLBACK_NOT_REQUESTED" in shown.stdout, shown.stdout
+    assert "error stack:     DEPLOYMENT_FAILURE, COMPONENT_UPDATE_ERROR, COMPONENT_BROKEN" \
+        in shown.stdout
+    assert "error types:     USER_COMPONENT_ERROR" in shown.stdout
     assert core.states()["com.example.Flaky"] == "BROKEN"
     assert counter.read_text().count("attempt") == 3
     details = sprig(core.root, "component", "details", "com.example.Flaky")
@@ -91,6 +103,8 @@ def test_startup_failing_three_times_ends_broken_with_reason(core: CoreProcess,
                                  lifecycle={"Run": "while true; do sleep 60; done"}))
     result = core.deploy(recipe_dir=recipes, merge={"com.example.Flaky": "1.0.1"})
     assert result["status"] == "SUCCEEDED", result
+    assert result["statusDetails"]["detailed-deployment-status"] == "SUCCESSFUL"
+    assert result["statusDetails"]["deployment-error-stack"] == []
     assert core.states()["com.example.Flaky"] == "RUNNING"
 
 
@@ -109,6 +123,8 @@ def test_failed_deployment_rolls_back_to_exactly_the_previous_state(core: CorePr
     assert result["status"] == "FAILED"
     assert "Install script exited with code 1" in result["reason"]
     assert "rolled back" in result["reason"]
+    assert result["statusDetails"]["detailed-deployment-status"] == "FAILED_ROLLBACK_COMPLETE"
+    assert result["statusDetails"]["deployment-error-types"] == ["USER_COMPONENT_ERROR"]
     core.wait_state("com.example.App", "RUNNING")
     after = core.call("component.details", {"name": "com.example.App"})
     assert after["version"] == "1.0.0"

@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING, Any
 from sprig.config.merge import ConfigState
 from sprig.config.protected import Reference
 from sprig.config.visibility import readable_configuration
-from sprig.core.lifecycle import DEFAULT_STEP_TIMEOUTS, Step
-from sprig.recipe.model import Recipe
+from sprig.recipe.model import Recipe, StepName
 from sprig.recipe.parse import parse_recipe
 from sprig.recipe.platform import effective_lifecycle, select_manifest
 from sprig.recipe.shell import Placed
@@ -36,7 +35,7 @@ LAMBDA = "aws.greengrass.lambda"
 class StepSpec:
     """One lifecycle step after manifest selection (script not yet interpolated)."""
 
-    name: Step
+    name: StepName
     script: str
     requires_privilege: bool = False
     skipif: str | None = None
@@ -50,7 +49,7 @@ class Component:
 
     record: ComponentRecord
     recipe: Recipe
-    steps: dict[Step, StepSpec]
+    steps: dict[StepName, StepSpec]
     setenv: dict[str, str]
     #: the lifecycle's errorResetTime in seconds (None: the nucleus default, 3600)
     error_reset_time_s: float | None = None
@@ -85,16 +84,14 @@ def load_component(record: ComponentRecord, platform: dict[str, str]) -> Compone
     recipe = parse_recipe(record.recipe, f"recipe of {record.name}-{record.version}")
     manifest = select_manifest(recipe, platform)
     lifecycle = effective_lifecycle(recipe, manifest)
-    steps: dict[Step, StepSpec] = {}
+    steps: dict[StepName, StepSpec] = {}
     for step_name, step in lifecycle.steps.items():
-        key = Step(str(step_name))
-        timeout = step.timeout_s if step.timeout_s is not None else DEFAULT_STEP_TIMEOUTS[key]
-        steps[key] = StepSpec(
-            name=key,
+        steps[step_name] = StepSpec(
+            name=step_name,
             script=step.script,
             requires_privilege=step.requires_privilege,
             skipif=str(step.skipif) if step.skipif is not None else None,
-            timeout_s=timeout,
+            timeout_s=step.effective_timeout_s(step_name),
             setenv=dict(step.setenv),
         )
     return Component(record=record, recipe=recipe, steps=steps, setenv=dict(lifecycle.setenv),

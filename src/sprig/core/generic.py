@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sprig.core.component import render_script
-from sprig.core.lifecycle import Step
 from sprig.core.service import LifecycleError, Service
 from sprig.core.state import State
 from sprig.errors import LaunchError
 from sprig.lambda_params import ContainerMode
 from sprig.launcher.process import LaunchedProcess, spawn
 from sprig.launcher.spec import LaunchSpec, ResourceLimits
+from sprig.recipe.model import StepName
 from sprig.recipe.shell import PlacementError
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ class GenericService(Service):
     # -- steps ---------------------------------------------------------------------------
 
     async def install(self) -> None:
-        bootstrap = self.component.steps.get(Step.BOOTSTRAP)
+        bootstrap = self.component.steps.get(StepName.BOOTSTRAP)
         if bootstrap is not None and self.kernel.needs_bootstrap(self.component):
             code = await self._run_step(bootstrap)
             if code == REBOOT_DEVICE:
@@ -66,15 +66,15 @@ class GenericService(Service):
             if code == RESTART_CORE:
                 self.kernel.request_core_restart(
                     f"the Bootstrap script of {self.name} exited with code 100")
-        install = self.component.steps.get(Step.INSTALL)
+        install = self.component.steps.get(StepName.INSTALL)
         if install is not None:
             code = await self._run_step(install)
             if code != 0:
                 raise LifecycleError(f"Install script {self._exit_reason(code)}")
 
     async def run(self) -> None:
-        startup = self.component.steps.get(Step.STARTUP)
-        run = self.component.steps.get(Step.RUN)
+        startup = self.component.steps.get(StepName.STARTUP)
+        run = self.component.steps.get(StepName.RUN)
         if startup is not None and not self._skipped(startup):
             self.watch_after_start = False
             self.set_state(State.STARTING)
@@ -98,7 +98,7 @@ class GenericService(Service):
         self.set_state(State.FINISHED)
 
     async def shutdown(self) -> None:
-        step = self.component.steps.get(Step.SHUTDOWN)
+        step = self.component.steps.get(StepName.SHUTDOWN)
         if step is not None and self.state is State.STOPPING:
             try:
                 code = await self._run_step(step)
@@ -112,7 +112,7 @@ class GenericService(Service):
             self.kernel.children.remove(p.pid)
 
     async def uninstall(self) -> None:
-        step = self.component.steps.get(Step.UNINSTALL)
+        step = self.component.steps.get(StepName.UNINSTALL)
         if step is None:
             return
         try:
@@ -126,7 +126,7 @@ class GenericService(Service):
             log.warning("%s: Uninstall script %s", self.name, self._exit_reason(code))
 
     async def recover(self) -> None:
-        step = self.component.steps.get(Step.RECOVER)
+        step = self.component.steps.get(StepName.RECOVER)
         if step is not None:
             code = await self._run_step(step)
             if code != 0:

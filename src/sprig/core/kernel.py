@@ -34,6 +34,7 @@ from sprig.launcher.spec import ResourceLimits
 from sprig.launcher.users import DEFAULT_RUN_AS
 from sprig.logs import ComponentLog
 from sprig.recipe.platform import current_platform
+from sprig.recipe.resolve import order_by_dependencies
 from sprig.run_as import RunAs
 from sprig.settings import parse_posix_user
 
@@ -198,22 +199,10 @@ class Kernel:
                 self.spawn(other.restart(), name=f"restart:{other.name}")
 
     def dependency_order(self, names: list[str]) -> list[str]:
-        """``names`` ordered so that dependencies come first (stable)."""
-        order: list[str] = []
-        seen: set[str] = set()
-
-        def visit(n: str, stack: tuple[str, ...]) -> None:
-            if n in seen or n in stack or n not in self.components:
-                return
-            for dep in sorted(self.components[n].dependencies):
-                if dep in names:
-                    visit(dep, (*stack, n))
-            seen.add(n)
-            order.append(n)
-
-        for n in sorted(names):
-            visit(n, ())
-        return order
+        """``names`` (those that are components) ordered so that dependencies come first
+        (:func:`sprig.recipe.resolve.order_by_dependencies`, the planner's order too)."""
+        return order_by_dependencies({n: self.components[n].dependencies for n in names
+                                      if n in self.components})
 
     # -- reconcile -----------------------------------------------------------------------
 
@@ -431,9 +420,9 @@ class Kernel:
 
     @staticmethod
     def _bootstrap_key(comp: Component) -> str:
-        from sprig.core.lifecycle import Step
+        from sprig.recipe.model import StepName
 
-        step = comp.steps.get(Step.BOOTSTRAP)
+        step = comp.steps.get(StepName.BOOTSTRAP)
         return json.dumps([comp.version, step.script if step else ""])
 
     # -- logs ----------------------------------------------------------------------------

@@ -1,4 +1,6 @@
-"""The lifecycle error policy (when ERRORED becomes BROKEN) and the lifecycle step timeouts.
+"""The lifecycle error policy: when ERRORED becomes BROKEN.
+
+(The steps, their names and default timeouts are the recipe's: :mod:`sprig.recipe.model`.)
 
 Pure: no clock, no I/O. The kernel passes ``now`` (``time.monotonic()``) in and acts on the
 answer, so the rule is tested with explicit times.
@@ -31,79 +33,16 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any, Final
 
 from sprig.core.state import State
 from sprig.errors import ValidationError
 
-# Default lifecycle step timeouts, in seconds (Greengrass recipe reference; Lifecycle.java).
-BOOTSTRAP_TIMEOUT_S: Final = 120
-INSTALL_TIMEOUT_S: Final = 120
-STARTUP_TIMEOUT_S: Final = 120
-SHUTDOWN_TIMEOUT_S: Final = 15
-RECOVER_TIMEOUT_S: Final = 60
-UNINSTALL_TIMEOUT_S: Final = 120
-
 MAX_CONTINUAL_ERRORS: Final = 3
 ERROR_RESET_TIME_S: Final = 3600
 
-
-class Step(StrEnum):
-    """Recipe lifecycle steps, spelled as the recipe keys (``Lifecycle.Install`` ...)."""
-
-    BOOTSTRAP = "Bootstrap"
-    INSTALL = "Install"
-    STARTUP = "Startup"
-    RUN = "Run"
-    SHUTDOWN = "Shutdown"
-    RECOVER = "Recover"
-    UNINSTALL = "Uninstall"
-
-
-#: Default ``Timeout`` of each step; ``None`` = no timeout (Run runs for as long as it likes).
-DEFAULT_STEP_TIMEOUTS: Final[Mapping[Step, int | None]] = {
-    Step.BOOTSTRAP: BOOTSTRAP_TIMEOUT_S,
-    Step.INSTALL: INSTALL_TIMEOUT_S,
-    Step.STARTUP: STARTUP_TIMEOUT_S,
-    Step.RUN: None,
-    Step.SHUTDOWN: SHUTDOWN_TIMEOUT_S,
-    Step.RECOVER: RECOVER_TIMEOUT_S,
-    Step.UNINSTALL: UNINSTALL_TIMEOUT_S,
-}
-
 #: Prior states whose errors count toward BROKEN (see the module docstring for INSTALLED).
 COUNTED_STATES: Final = frozenset({State.NEW, State.INSTALLED, State.STARTING, State.RUNNING})
-
-#: Transitions a running step may *report* (Lifecycle.java ALLOWED_STATE_TRANSITION_FOR_REPORTING,
-#: plus INSTALLED -> ERRORED, see above). Other transitions are the kernel's own decisions.
-REPORTABLE: Final[Mapping[State, frozenset[State]]] = {
-    State.NEW: frozenset({State.ERRORED}),
-    State.INSTALLED: frozenset({State.ERRORED}),
-    State.STARTING: frozenset({State.RUNNING, State.ERRORED, State.FINISHED}),
-    State.RUNNING: frozenset({State.ERRORED, State.FINISHED}),
-    State.STOPPING: frozenset({State.ERRORED, State.FINISHED}),
-}
-
-
-def can_report(current: State, new: State) -> bool:
-    """True when a step running in ``current`` may report ``new`` (others are ignored)."""
-    return new in REPORTABLE.get(current, frozenset())
-
-
-def state_after_recover(prior: State) -> State:
-    """Where an ERRORED component goes once its recover step is done, by the state it errored in.
-
-    STARTING/RUNNING: stop first (STOPPING), then restart; NEW: reinstall; INSTALLED: try to
-    start again; STOPPING: the stop is considered done (FINISHED). Like Greengrass, anything
-    else ends in FINISHED.
-    """
-    if prior in (State.STARTING, State.RUNNING):
-        return State.STOPPING
-    if prior in (State.NEW, State.INSTALLED):
-        return prior
-    return State.FINISHED
-
 
 @dataclass(frozen=True)
 class ErrorPolicy:

@@ -10,7 +10,6 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from sprig import __version__
-from sprig.errors import ValidationError
 from sprig.functions.config import LambdaConfig
 from sprig.functions.pool import WorkerState
 
@@ -113,12 +112,3 @@ def function_list(functions: FunctionManager) -> list[dict[str, Any]]:
     durations (for a chart)."""
     return [{**function_view(fn), "recent": fn.stats.recent(60)}
             for fn in sorted(functions, key=lambda f: f.name)]
-
-
-
-def find_function(functions: FunctionManager, name: str) -> Function:
-    fn = functions.get(name)
-    if fn is None:
-        raise ValidationError("name", "no such running function", value=name,
-                              allowed=", ".join(sorted(f.name for f in functions)) or "(none)")
-    return fn

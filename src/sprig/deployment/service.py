@@ -33,7 +33,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from sprig.core.state import State
+from sprig.deployment.health import Seen, broken_since, decided, settled, stability_wait, verdict
 from sprig.deployment.outcome import failed, refused, succeeded
 from sprig.deployment.request import DO_NOTHING, WARNINGS, DeploymentRequest
 from sprig.deployment.store import keep_set
@@ -43,7 +43,6 @@ from sprig.state.db import FAILED, IN_PROGRESS, SUCCEEDED
 
 if TYPE_CHECKING:
     from sprig.core.kernel import Kernel
-    from sprig.core.service import Service
     from sprig.deployment.planner import Planner
     from sprig.state.db import ComponentRecord, DeploymentRecord, StateDB
 
@@ -187,46 +186,23 @@ class DeploymentService:
         names = [n for n, r in target.items() if not r.user_stopped]
         services = self.kernel.services
         window = self.kernel.settings.deployment_stability_s
-
-        def tracked() -> list[Service]:
-            return [services[n] for n in names if n in services]
-
-        def broken_now() -> list[str]:
-            # BROKEN before this deployment and left alone by it: not its failure (nucleus).
-            return [s.name for s in tracked()
-                    if s.state is State.BROKEN and s.state_changed_at >= began]
-
-        def settled() -> bool:
-            return all(s.state in (State.RUNNING, State.FINISHED, State.BROKEN)
-                       for s in tracked())
-
-        def decided() -> bool:
-            return settled() or bool(broken_now())
-
-        def young() -> float:
-            """How long until every just-started Run process has been up for the window."""
-            now = time.monotonic()
-            return max((s.running_since + window - now for s in tracked()
-                        if s.state is State.RUNNING and s.watch_after_start
-                        and s.running_since >= began), default=0.0)
-
         timeout = self.kernel.settings.deployment_timeout_s
+
+        def seen() -> list[Seen]:
+            return [Seen(s.name, s.state, s.state_changed_at, s.running_since,
+                         s.watch_after_start, s.last_error)
+                    for s in (services[n] for n in names if n in services)]
+
         deadline = time.monotonic() + timeout
-        ok = await self.kernel.wait_until(decided, timeout)
-        while ok and not broken_now() and (wait := young()) > 0:
+        ok = await self.kernel.wait_until(lambda: decided(seen(), began), timeout)
+        while ok and not broken_since(seen(), began) and \
+                (wait := stability_wait(seen(), began, window, time.monotonic())) > 0:
             # Any state change re-evaluates; a component errors, restarts, goes BROKEN.
-            await self.kernel.wait_until(lambda: not settled() or bool(broken_now()), wait)
-            ok = await self.kernel.wait_until(decided, max(0.0, deadline - time.monotonic()))
-        broken = broken_now()
-        if broken:
-            details = "; ".join(f"{n}: {self.kernel.services[n].last_error}" for n in broken)
-            return f"component {', '.join(broken)} BROKEN ({details})", broken
-        if not ok:
-            waiting = [f"{s.name} ({s.state})" for s in tracked()
-                       if s.state not in (State.RUNNING, State.FINISHED)]
-            return (f"timed out after {self.kernel.settings.deployment_timeout_s:g} s waiting "
-                    f"for {', '.join(waiting)} to be RUNNING or FINISHED"), []
-        return None
+            await self.kernel.wait_until(
+                lambda: not settled(seen()) or bool(broken_since(seen(), began)), wait)
+            ok = await self.kernel.wait_until(lambda: decided(seen(), began),
+                                              max(0.0, deadline - time.monotonic()))
+        return verdict(seen(), began, in_time=ok, timeout_s=timeout)
 
     def submit(self, request: DeploymentRequest, recipe_dir: str | None,
                artifact_dir: str | None) -> DeploymentRecord:

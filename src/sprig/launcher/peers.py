@@ -148,12 +148,3 @@ def start_time(pid: int) -> int | None:
     identity that survives pid reuse."""
     fields = _stat_fields(pid)
     return int(fields[19]) if fields else None
-
-
-def cgroup_paths(pid: int) -> set[str]:
-    """The cgroup paths of ``pid`` in every hierarchy (``/proc/<pid>/cgroup``)."""
-    try:
-        with open(f"/proc/{pid}/cgroup") as f:
-            return {line.rstrip("\n").split(":", 2)[2] for line in f if line.count(":") >= 2}
-    except OSError:
-        return set()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from pathlib import Path
 
 # Recipe ``Algorithm`` spelling -> hashlib name.
 ALGORITHMS = {"SHA-256": "sha256", "SHA-384": "sha384", "SHA-512": "sha512"}
@@ -33,14 +32,6 @@ def decode_digest(digest: str, algorithm: str) -> bytes | None:
     except (binascii.Error, ValueError):
         return None
     return raw if len(raw) == size else None
-
-
-def file_digest(path: Path, algorithm: str) -> bytes:
-    h = hashlib.new(ALGORITHMS[algorithm])
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.digest()
 
 
 def b64(raw: bytes) -> str:

@@ -9,7 +9,7 @@ changes what it requires, so resolution repeats until the choice is stable. Pure
 from __future__ import annotations
 
 import heapq
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sprig.errors import ValidationError
@@ -160,8 +160,21 @@ def dependency_order(components: Mapping[str, Recipe]) -> list[str]:
         ValidationError: the components' dependencies form a cycle.
     """
     _check_cycles(components)
-    waiting = {n: {d for d in r.dependencies if d in components} for n, r in components.items()}
-    dependents: dict[str, list[str]] = {n: [] for n in components}
+    return order_by_dependencies({n: r.dependencies for n, r in components.items()})
+
+
+def order_by_dependencies(dependencies: Mapping[str, Iterable[str]]) -> list[str]:
+    """The keys of ``dependencies`` (name -> names it depends on), each after what it depends
+    on: the one dependency-ordering routine (the planner's start order, the kernel's start
+    and stop order).
+
+    Deterministic: among names that could go next, the alphabetically first goes first.
+    Dependencies that are not keys are ignored. Names caught in a cycle (a validated
+    deployment has none) come last, alphabetically, rather than being lost.
+    """
+    waiting = {n: {d for d in deps if d in dependencies and d != n}
+               for n, deps in dependencies.items()}
+    dependents: dict[str, list[str]] = {n: [] for n in dependencies}
     for name, deps in waiting.items():
         for dep in deps:
             dependents[dep].append(name)
@@ -175,4 +188,5 @@ def dependency_order(components: Mapping[str, Recipe]) -> list[str]:
             waiting[dependent].discard(name)
             if not waiting[dependent]:
                 heapq.heappush(ready, dependent)
-    return order
+    placed = set(order)
+    return order + sorted(n for n in dependencies if n not in placed)

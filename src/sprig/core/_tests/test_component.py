@@ -17,8 +17,8 @@ from sprig.core.component import (
     privileged_references,
     render_script,
 )
-from sprig.core.lifecycle import Step
 from sprig.paths import RootLayout
+from sprig.recipe.model import StepName
 from sprig.recipe.platform import current_platform
 from sprig.state.db import ComponentRecord
 
@@ -82,7 +82,7 @@ def test_a_script_gets_its_values_by_environment(tmp_path: Path) -> None:
                                        "\"{configuration:/x}\" {work:path}"},
                     {"x": "; touch " + str(tmp_path / "pwned")}, deps=("Lib",))
     ctx = interpolation_context(app, {"Lib": lib, "App": app}, layout, "Thing")
-    placed = render_script(app.steps[Step.INSTALL], ctx)
+    placed = render_script(app.steps[StepName.INSTALL], ctx)
     out = subprocess.run(["/bin/sh", "-c", placed.script], env=placed.env, capture_output=True,
                          text=True, check=True).stdout
     assert out == f"[it's $(id)][; touch {tmp_path / 'pwned'}][{layout.work_dir('App')}]"

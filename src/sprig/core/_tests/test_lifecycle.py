@@ -2,24 +2,19 @@ from __future__ import annotations
 
 import pytest
 
-from sprig.core.lifecycle import (
-    DEFAULT_STEP_TIMEOUTS,
-    ErrorPolicy,
-    ErrorTracker,
-    Step,
-    can_report,
-    state_after_recover,
-)
+from sprig.core.lifecycle import ErrorPolicy, ErrorTracker
 from sprig.core.state import State
 from sprig.errors import ValidationError
+from sprig.recipe.model import DEFAULT_TIMEOUTS_S, StepName
 
 S = State
 
 
 def test_default_timeouts() -> None:
-    assert DEFAULT_STEP_TIMEOUTS == {
-        Step.BOOTSTRAP: 120, Step.INSTALL: 120, Step.STARTUP: 120, Step.RUN: None,
-        Step.SHUTDOWN: 15, Step.RECOVER: 60, Step.UNINSTALL: 120,
+    step = StepName
+    assert DEFAULT_TIMEOUTS_S == {
+        step.BOOTSTRAP: 120, step.INSTALL: 120, step.STARTUP: 120, step.RUN: None,
+        step.SHUTDOWN: 15, step.RECOVER: 60, step.UNINSTALL: 120,
     }
     assert ErrorPolicy() == ErrorPolicy(max_errors=3, error_reset_time_s=3600)
 
@@ -143,30 +138,6 @@ def test_broken_to_new_clears_everything() -> None:
 def test_record_state_refuses_errored() -> None:
     with pytest.raises(ValueError, match="record_error"):
         ErrorTracker().record_state(S.ERRORED, 0)
-
-
-@pytest.mark.parametrize(
-    ("prior", "after"),
-    [
-        (S.STARTING, S.STOPPING),
-        (S.RUNNING, S.STOPPING),
-        (S.NEW, S.NEW),
-        (S.INSTALLED, S.INSTALLED),
-        (S.STOPPING, S.FINISHED),
-        (S.FINISHED, S.FINISHED),
-    ],
-)
-def test_state_after_recover(prior: State, after: State) -> None:
-    assert state_after_recover(prior) is after
-
-
-def test_can_report() -> None:
-    assert can_report(S.STARTING, S.RUNNING)
-    assert can_report(S.RUNNING, S.FINISHED)
-    assert can_report(S.NEW, S.ERRORED)
-    assert not can_report(S.RUNNING, S.STARTING)
-    assert not can_report(S.BROKEN, S.RUNNING)
-    assert not can_report(S.NEW, S.RUNNING)
 
 
 @pytest.mark.parametrize(

@@ -55,4 +55,3 @@ def test_unix_peer_credentials_and_process_facts() -> None:
     assert peers.session_of(os.getpid()) == os.getsid(0)
     assert peers.start_time(os.getpid()) == peers.start_time(os.getpid())
     assert peers.session_of(2 ** 22 + 1) is None and peers.start_time(2 ** 22 + 1) is None
-    assert peers.cgroup_paths(os.getpid())

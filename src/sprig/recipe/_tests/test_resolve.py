@@ -135,3 +135,12 @@ def test_dependency_order_rejects_cycles() -> None:
     comps = {"a": r("a", "1.0.0", {"b": "*"}), "b": r("b", "1.0.0", {"a": "*"})}
     with pytest.raises(ValidationError, match="dependency cycle: a -> b -> a"):
         dependency_order(comps)
+
+
+def test_one_ordering_routine_for_planner_and_kernel() -> None:
+    from sprig.recipe.resolve import order_by_dependencies
+
+    deps = {"app": ["db", "log"], "db": ["log"], "log": [], "zz": ["outside"]}
+    assert order_by_dependencies(deps) == ["log", "db", "app", "zz"]
+    # a cycle (which a deployment refuses) does not lose its members
+    assert order_by_dependencies({"a": ["b"], "b": ["a"], "c": []}) == ["c", "a", "b"]

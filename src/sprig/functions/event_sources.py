@@ -29,11 +29,6 @@ from sprig.pubsub.topic import TopicFilter
 log = logging.getLogger(__name__)
 
 
-# One home for these words: the Lambda configuration keys (pubsubTopics type,
-# inputPayloadEncodingType) are defined with the Lambda manager's configuration.
-SourceType = EventSourceType
-
-
 class Closeable(Protocol):
     def close(self) -> None: ...
 
@@ -47,9 +42,12 @@ class MessageSource(Protocol):
 
 
 @dataclass(frozen=True)
-class EventSource:
+class TopicSource:
+    """An event source made live: the configuration's
+    :class:`sprig.lambda_params.EventSource` with its filter parsed."""
+
     topic: TopicFilter
-    type: SourceType
+    type: EventSourceType
 
 
 @dataclass
@@ -57,7 +55,7 @@ class FunctionSources:
     """The live wiring and counters of one function."""
 
     function: str
-    sources: tuple[EventSource, ...]
+    sources: tuple[TopicSource, ...]
     encoding: PayloadEncoding
     subscriptions: list[Closeable] = field(default_factory=list)
     invoked: int = 0
@@ -66,22 +64,22 @@ class FunctionSources:
 
 
 def parse_sources(sources: Sequence[Any] | Mapping[str, Mapping[str, Any]],
-                  *, path: str = "pubsubTopics") -> tuple[EventSource, ...]:
+                  *, path: str = "pubsubTopics") -> tuple[TopicSource, ...]:
     """Validate event sources given as ``(filter, type)`` pairs, objects with ``topic`` and
-    ``type`` attributes (the Lambda manager's ``EventSource``), or as the recipe's
+    ``type`` attributes (:class:`sprig.lambda_params.EventSource`), or as the recipe's
     ``pubsubTopics`` (a list, or an object keyed by index, of ``{topic, type}``)."""
     items: list[tuple[str, Any]]
     if isinstance(sources, Mapping):
         items = [(f"{path}.{k}", v) for k, v in sources.items()]
     else:
         items = [(f"{path}[{i}]", v) for i, v in enumerate(sources)]
-    out: list[EventSource] = []
+    out: list[TopicSource] = []
     for where, item in items:
         if isinstance(item, Mapping):
-            topic, kind = item.get("topic"), item.get("type", SourceType.PUB_SUB.value)
+            topic, kind = item.get("topic"), item.get("type", EventSourceType.PUB_SUB.value)
         elif isinstance(item, tuple | list) and len(item) == 2:
             topic, kind = item
-        elif hasattr(item, "topic") and hasattr(item, "type"):   # functions.config.EventSource
+        elif hasattr(item, "topic") and hasattr(item, "type"):   # lambda_params.EventSource
             topic, kind = item.topic, item.type
         else:
             raise ValidationError(where, "must be {topic, type}", value=item,
@@ -89,11 +87,11 @@ def parse_sources(sources: Sequence[Any] | Mapping[str, Mapping[str, Any]],
         if not isinstance(topic, str):
             raise ValidationError(f"{where}.topic", "must be a topic filter string", value=topic,
                                   allowed="an MQTT topic filter such as 'sensors/+/temp'")
-        if kind not in SourceType.__members__.values():
+        if kind not in EventSourceType.__members__.values():
             raise ValidationError(f"{where}.type", "unknown event source type", value=kind,
                                   allowed="PUB_SUB, IOT_CORE")
-        out.append(EventSource(TopicFilter.parse(topic, path=f"{where}.topic"),
-                               SourceType(kind)))
+        out.append(TopicSource(TopicFilter.parse(topic, path=f"{where}.topic"),
+                               EventSourceType(kind)))
     return tuple(out)
 
 
@@ -139,14 +137,14 @@ class EventSources:
                 s.close()
         return state
 
-    def _wire(self, state: FunctionSources, src: EventSource) -> Closeable:
-        origin = "pubsub" if src.type is SourceType.PUB_SUB else "iotcore"
+    def _wire(self, state: FunctionSources, src: TopicSource) -> Closeable:
+        origin = "pubsub" if src.type is EventSourceType.PUB_SUB else "iotcore"
 
         async def deliver(message: Message) -> None:
             await self._invoke(state, message, origin)
 
         owner = f"function:{state.function}"
-        if src.type is SourceType.PUB_SUB:
+        if src.type is EventSourceType.PUB_SUB:
             return self._bus.subscribe(src.topic, deliver, owner=owner)
         if self._bridge is None:
             log.warning("function %s: IOT_CORE event source %r is inactive: no MQTT broker is "

@@ -92,7 +92,8 @@ class Core:
         self.kernel.lambda_env_providers.append(self.messaging.function_env)
         self.ipc = IpcServer(layout.ipc_socket,
                              KernelIpcCore(self.kernel, self.messaging.bus, self.messaging.bridge,
-                                           self.messaging.messaging.deployed_shadows))
+                                           self.messaging.messaging.deployed_shadows,
+                                           self.deployments.notices))
         self.endpoints: dict[str, str] = {}
         self._assets_published = False
         self.started = time.time()

@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING, Any
 from sprig.config.protected import ACCESS_CONTROL, ProtectedKey, protected_keys
 from sprig.core.component import privileged_references
 from sprig.core.state import State
+from sprig.deployment.notices import (
+    ComponentNotices,
+    Deferral,
+    NotSubscribed,
+    NotWaiting,
+    ValidityReport,
+)
 from sprig.errors import SprigError
+from sprig.ipc.core import InvalidArgumentsError, ServiceError
 from sprig.launcher.peers import Peer
 from sprig.launcher.registry import REGISTRY
 from sprig.sdk_ipc.secrets import SecretStore
@@ -28,8 +36,10 @@ log = logging.getLogger("sprig.ipc")
 
 class KernelIpcCore:
     def __init__(self, kernel: Kernel, bus: Bus, bridge: MqttBridge | None,
-                 shadows: Callable[[], ShadowService | None] = lambda: None) -> None:
+                 shadows: Callable[[], ShadowService | None] = lambda: None,
+                 notices: ComponentNotices | None = None) -> None:
         self.kernel = kernel
+        self._notices = notices if notices is not None else ComponentNotices()
         self._shadows = shadows
         self._bus = bus
         self._bridge = bridge
@@ -102,6 +112,33 @@ class KernelIpcCore:
                 callback(key_path)
             except Exception:
                 log.exception("configuration update subscriber of %s failed", component)
+
+    def subscribe_component_updates(self, component: str,
+                                    callback: Callable[[dict[str, Any]], None]
+                                    ) -> Callable[[], None]:
+        return self._notices.subscribe_updates(component, callback)
+
+    def defer_component_update(self, component: str, deployment_id: str, message: str,
+                               recheck_after_ms: int) -> None:
+        try:
+            self._notices.defer(component, Deferral(deployment_id, recheck_after_ms, message))
+        except NotSubscribed as e:
+            raise InvalidArgumentsError(str(e)) from None
+        except NotWaiting as e:
+            raise ServiceError(str(e)) from None
+
+    def subscribe_configuration_validation(self, component: str,
+                                           callback: Callable[[dict[str, Any]], None]
+                                           ) -> Callable[[], None]:
+        return self._notices.subscribe_validation(component, callback)
+
+    def report_configuration_validity(self, component: str, deployment_id: str, status: str,
+                                      message: str) -> None:
+        try:
+            self._notices.report_validity(component,
+                                          ValidityReport(deployment_id, status, message))
+        except NotWaiting as e:
+            raise InvalidArgumentsError(str(e)) from None
 
     def report_state(self, component: str, state: str) -> None:
         svc = self.kernel.services.get(component)

@@ -17,6 +17,14 @@ from typing import Any
 import pytest
 
 from sprig.config.protected import ProtectedKey, Reference, protected_keys
+from sprig.deployment.notices import (
+    ComponentNotices,
+    Deferral,
+    NotSubscribed,
+    NotWaiting,
+    ValidityReport,
+)
+from sprig.ipc.core import InvalidArgumentsError, ServiceError
 from sprig.ipc.server import IpcServer
 from sprig.mqtt.bridge import MqttBridge
 from sprig.pubsub.bus import Bus
@@ -73,6 +81,8 @@ class DictCore:
     references: list[Reference] = field(default_factory=list)
     #: A real shadow service on a real state.db; None: ShadowManager not deployed.
     shadow_service: ShadowService | None = None
+    #: the deployments' side of component-update and validation notices
+    notices: ComponentNotices = field(default_factory=ComponentNotices)
 
     def add(self, name: str, token: str, config: dict[str, Any] | None = None,
             component_type: str = "aws.greengrass.generic") -> None:
@@ -112,6 +122,33 @@ class DictCore:
                                 callback: Callable[[list[str]], None]) -> Callable[[], None]:
         self.watchers.setdefault(component, []).append(callback)
         return lambda: self.watchers[component].remove(callback)
+
+    def subscribe_component_updates(self, component: str,
+                                    callback: Callable[[dict[str, Any]], None]
+                                    ) -> Callable[[], None]:
+        return self.notices.subscribe_updates(component, callback)
+
+    def defer_component_update(self, component: str, deployment_id: str, message: str,
+                               recheck_after_ms: int) -> None:
+        try:
+            self.notices.defer(component, Deferral(deployment_id, recheck_after_ms, message))
+        except NotSubscribed as e:
+            raise InvalidArgumentsError(str(e)) from None
+        except NotWaiting as e:
+            raise ServiceError(str(e)) from None
+
+    def subscribe_configuration_validation(self, component: str,
+                                           callback: Callable[[dict[str, Any]], None]
+                                           ) -> Callable[[], None]:
+        return self.notices.subscribe_validation(component, callback)
+
+    def report_configuration_validity(self, component: str, deployment_id: str, status: str,
+                                      message: str) -> None:
+        try:
+            self.notices.report_validity(component,
+                                         ValidityReport(deployment_id, status, message))
+        except NotWaiting as e:
+            raise InvalidArgumentsError(str(e)) from None
 
     def report_state(self, component: str, state: str) -> None:
         self.states.setdefault(component, []).append(state)

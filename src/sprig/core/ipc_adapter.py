@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -30,15 +30,29 @@ if TYPE_CHECKING:
     from sprig.pubsub.bus import Bus
     from sprig.sdk_ipc.secrets import SecretRecord
     from sprig.shadow.service import ShadowService
+    from sprig.state.db import DeploymentRecord
 
 log = logging.getLogger("sprig.ipc")
+
+#: ListLocalDeployments answers with the newest deployments the core keeps (as many as the
+#: Greengrass CLI's history shows at most).
+_LISTED_DEPLOYMENTS = 50
+
+
+def _summary(record: DeploymentRecord) -> dict[str, Any]:
+    return {"deploymentId": record.id, "status": record.status, "reason": record.reason,
+            "createdAt": record.created}
 
 
 class KernelIpcCore:
     def __init__(self, kernel: Kernel, bus: Bus, bridge: MqttBridge | None,
                  shadows: Callable[[], ShadowService | None] = lambda: None,
-                 notices: ComponentNotices | None = None) -> None:
+                 notices: ComponentNotices | None = None,
+                 restart: Callable[[str], Awaitable[None]] | None = None,
+                 stop: Callable[[str], Awaitable[None]] | None = None) -> None:
         self.kernel = kernel
+        self._restart = restart
+        self._stop = stop
         self._notices = notices if notices is not None else ComponentNotices()
         self._shadows = shadows
         self._bus = bus
@@ -155,6 +169,29 @@ class KernelIpcCore:
             return None
         return {"componentName": name, "version": svc.component.version,
                 "state": str(svc.state), "configuration": svc.component.configuration}
+
+    def list_component_details(self) -> list[dict[str, Any]]:
+        names = self.kernel.dependency_order(sorted(self.kernel.services))
+        return [d for n in names if (d := self.component_details(n)) is not None]
+
+    async def restart_component(self, name: str) -> bool:
+        if name not in self.kernel.services or self._restart is None:
+            return False
+        await self._restart(name)
+        return True
+
+    async def stop_component(self, name: str) -> bool:
+        if name not in self.kernel.services or self._stop is None:
+            return False
+        await self._stop(name)
+        return True
+
+    def deployment_summary(self, deployment_id: str) -> dict[str, Any] | None:
+        record = self.kernel.db.deployment(deployment_id)
+        return None if record is None else _summary(record)
+
+    def deployment_summaries(self) -> list[dict[str, Any]]:
+        return [_summary(r) for r in self.kernel.db.deployments(_LISTED_DEPLOYMENTS)]
 
     @cached_property
     def _secret_store(self) -> SecretStore:

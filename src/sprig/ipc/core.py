@@ -114,6 +114,27 @@ class IpcCore(Protocol):
         """``{componentName, version, state, configuration}``; None: no such component."""
         ...
 
+    def list_component_details(self) -> list[dict[str, Any]]:
+        """ListComponents: :meth:`component_details` of every component, in dependency order."""
+        ...
+
+    async def restart_component(self, name: str) -> bool:
+        """RestartComponent (as ``sprig component restart``); False: no such component."""
+        ...
+
+    async def stop_component(self, name: str) -> bool:
+        """StopComponent (as ``sprig component stop``); False: no such component."""
+        ...
+
+    def deployment_summary(self, deployment_id: str) -> dict[str, Any] | None:
+        """GetLocalDeploymentStatus: ``{deploymentId, status, reason, createdAt}``; None: no
+        such deployment."""
+        ...
+
+    def deployment_summaries(self) -> list[dict[str, Any]]:
+        """ListLocalDeployments: the deployments the core keeps, newest first."""
+        ...
+
     def find_secret(self, secret_id: str) -> SecretRecord | None:
         """GetSecretValue: the secret deployed with ``aws.greengrass.SecretManager`` whose name
         or ARN is ``secret_id``; None when there is none. Raise

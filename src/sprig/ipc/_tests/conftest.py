@@ -83,6 +83,10 @@ class DictCore:
     shadow_service: ShadowService | None = None
     #: the deployments' side of component-update and validation notices
     notices: ComponentNotices = field(default_factory=ComponentNotices)
+    #: RestartComponent / StopComponent requests that reached the core, in order
+    commands: list[tuple[str, str]] = field(default_factory=list)
+    #: what the core's deployment history holds (deployment summaries)
+    deployments: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, name: str, token: str, config: dict[str, Any] | None = None,
             component_type: str = "aws.greengrass.generic") -> None:
@@ -158,6 +162,27 @@ class DictCore:
             return None
         return {"componentName": name, "version": self.versions[name], "state": "RUNNING",
                 "configuration": self.get_configuration(name)}
+
+    def list_component_details(self) -> list[dict[str, Any]]:
+        return [d for n in sorted(self.configs) if (d := self.component_details(n)) is not None]
+
+    async def restart_component(self, name: str) -> bool:
+        if name not in self.configs:
+            return False
+        self.commands.append(("restart", name))
+        return True
+
+    async def stop_component(self, name: str) -> bool:
+        if name not in self.configs:
+            return False
+        self.commands.append(("stop", name))
+        return True
+
+    def deployment_summary(self, deployment_id: str) -> dict[str, Any] | None:
+        return next((d for d in self.deployments if d["deploymentId"] == deployment_id), None)
+
+    def deployment_summaries(self) -> list[dict[str, Any]]:
+        return list(self.deployments)
 
     def find_secret(self, secret_id: str) -> SecretRecord | None:
         return self.secrets.find(secret_id) if self.secrets is not None else None

@@ -175,7 +175,26 @@ def main() -> None:
                         status=cmd["status"], deployment_id=cmd["deploymentId"],
                         message=cmd.get("message")))
             elif name == "list_components":
-                client.list_components()
+                r = client.list_components()
+                result = [{"componentName": c.component_name, "version": c.version,
+                           "state": c.state, "configuration": c.configuration}
+                          for c in r.components]
+            elif name == "pause":
+                client.pause_component(component_name=cmd["component"])
+            elif name == "restart":
+                result = client.restart_component(component_name=cmd["component"]).restart_status
+            elif name == "stop":
+                result = client.stop_component(component_name=cmd["component"]).stop_status
+            elif name == "local_deployment":
+                d = client.get_local_deployment_status(deployment_id=cmd["deploymentId"]).deployment
+                details = d.deployment_status_details
+                result = {"deploymentId": d.deployment_id, "status": d.status,
+                          "createdOn": d.created_on,
+                          "cause": details.deployment_failure_cause if details else None}
+            elif name == "local_deployments":
+                result = [{"deploymentId": d.deployment_id, "status": d.status,
+                           "createdOn": d.created_on}
+                          for d in client.list_local_deployments().local_deployments]
             elif name == "events":
                 c, _op = subs[cmd["sub"]]
                 n = cmd["n"]

@@ -40,7 +40,6 @@ from typing import Any
 import yaml
 
 from sprig.errors import ValidationError
-from sprig.launcher.spec import RunAs
 from sprig.logs import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_TOTAL_BYTES
 from sprig.recipe.limits import (
     BYTES_KEY,
@@ -49,6 +48,7 @@ from sprig.recipe.limits import (
     RECIPE_KEY,
     StagingLimits,
 )
+from sprig.run_as import RunAs
 
 _KEYS = {"thingName", "awsRegion", "runWithDefault", "invokeApi", "mqtt", "logging",
          "deploymentTimeoutSeconds", "deploymentStabilitySeconds", "console", CONFIG_SECTION}

@@ -46,7 +46,7 @@ def _read_json_arg(value: str, what: str) -> Any:
 # -- core ----------------------------------------------------------------------------------
 
 def cmd_core_run(args: argparse.Namespace) -> int:
-    from sprig.core.daemon import run_core
+    from sprig.daemon import run_core
 
     return run_core(_root(args))
 

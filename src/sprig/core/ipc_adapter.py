@@ -10,15 +10,15 @@ from typing import TYPE_CHECKING, Any
 from sprig.config.protected import ACCESS_CONTROL, ProtectedKey, protected_keys
 from sprig.core.component import privileged_references
 from sprig.core.state import State
-from sprig.deployment.notices import (
+from sprig.errors import SprigError
+from sprig.ipc.core import InvalidArgumentsError, ServiceError
+from sprig.ipc.notices import (
     ComponentNotices,
     Deferral,
     NotSubscribed,
     NotWaiting,
     ValidityReport,
 )
-from sprig.errors import SprigError
-from sprig.ipc.core import InvalidArgumentsError, ServiceError
 from sprig.launcher.peers import Peer
 from sprig.launcher.registry import REGISTRY
 from sprig.sdk_ipc.secrets import SecretStore

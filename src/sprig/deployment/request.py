@@ -7,13 +7,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sprig.config.update import ConfigUpdate, parse_update_document
-from sprig.deployment.notices import (
+from sprig.errors import ValidationError
+from sprig.ipc.notices import (
     DEFAULT_UPDATE_TIMEOUT_S,
     DEFAULT_VALIDATION_TIMEOUT_S,
     SKIP_NOTIFY_COMPONENTS,
     UPDATE_ACTIONS,
 )
-from sprig.errors import ValidationError
 from sprig.settings import parse_posix_user
 
 ROLLBACK = "ROLLBACK"

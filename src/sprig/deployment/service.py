@@ -35,11 +35,11 @@ from typing import TYPE_CHECKING
 
 from sprig.config import ConfigState
 from sprig.core.state import State
-from sprig.deployment.notices import NOTIFY_COMPONENTS, ComponentNotices, validation_proposals
 from sprig.deployment.request import DO_NOTHING, WARNINGS, DeploymentRequest
 from sprig.deployment.store import keep_set
 from sprig.errors import SprigError, ValidationError
 from sprig.events import Kind
+from sprig.ipc.notices import NOTIFY_COMPONENTS, ComponentNotices, validation_proposals
 from sprig.state.db import FAILED, IN_PROGRESS, SUCCEEDED
 
 if TYPE_CHECKING:

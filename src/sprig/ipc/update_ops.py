@@ -2,7 +2,7 @@
 DeferComponentUpdate, SubscribeToValidateConfigurationUpdates, SendConfigurationValidityReport.
 
 The conversation itself (who is asked, how long the deployment waits, what a deferral or a
-rejection does) lives with the deployments: :mod:`sprig.deployment.notices`. These handlers
+rejection does) lives with the deployments: :mod:`sprig.ipc.notices`. These handlers
 only check the requests and pass them on; like the nucleus they need no ``accessControl``
 policy (a component speaks only for itself).
 """

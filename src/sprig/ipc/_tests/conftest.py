@@ -17,14 +17,14 @@ from typing import Any
 import pytest
 
 from sprig.config.protected import ProtectedKey, Reference, protected_keys
-from sprig.deployment.notices import (
+from sprig.ipc.core import InvalidArgumentsError, ServiceError
+from sprig.ipc.notices import (
     ComponentNotices,
     Deferral,
     NotSubscribed,
     NotWaiting,
     ValidityReport,
 )
-from sprig.ipc.core import InvalidArgumentsError, ServiceError
 from sprig.ipc.server import IpcServer
 from sprig.mqtt.bridge import MqttBridge
 from sprig.pubsub.bus import Bus

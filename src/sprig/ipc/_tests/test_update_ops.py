@@ -1,6 +1,6 @@
 """SubscribeToComponentUpdates / DeferComponentUpdate and SubscribeToValidateConfigurationUpdates /
 SendConfigurationValidityReport with the real awsiotsdk client, against the deployments' side
-(:class:`sprig.deployment.notices.ComponentNotices`) driven directly."""
+(:class:`sprig.ipc.notices.ComponentNotices`) driven directly."""
 
 from __future__ import annotations
 

@@ -9,15 +9,15 @@ from typing import Any
 
 import pytest
 
-from sprig.deployment.notices import (
+from sprig.deployment.request import DeploymentRequest, UpdatePolicy
+from sprig.errors import ValidationError
+from sprig.ipc.notices import (
     ComponentNotices,
     Deferral,
     NotSubscribed,
     ValidityReport,
     validation_proposals,
 )
-from sprig.deployment.request import DeploymentRequest, UpdatePolicy
-from sprig.errors import ValidationError
 
 
 def test_policies_round_trip_and_default_to_greengrass_local_values() -> None:

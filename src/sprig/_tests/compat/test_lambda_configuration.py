@@ -69,10 +69,10 @@ EFFECTS: dict[str, tuple[str | None, tuple[str, ...]]] = {
         "test_read_only_devices_need_the_v1_devices_controller_at_deployment")),
     "containerParams.devices.*.addGroupOwner": (None, (f"{SANDBOX}::test_add_group_owner",)),
     "pubsubTopics.*.topic": (None, (
-        "sprig.pubsub._tests.test_event_sources::test_pubsub_and_iotcore_sources_with_wildcards",
+        "sprig.functions._tests.test_event_sources::test_pubsub_and_iotcore_sources_with_wildcards",
     )),
     "pubsubTopics.*.type": (None, (
-        "sprig.pubsub._tests.test_event_sources::test_pubsub_and_iotcore_sources_with_wildcards",
+        "sprig.functions._tests.test_event_sources::test_pubsub_and_iotcore_sources_with_wildcards",
     )),
 }
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from sprig._tests.e2e.test_core_components import _wait_for
 from sprig._tests.e2e.test_messaging_e2e import subscribe
 from sprig.testing import CoreProcess, write_recipe
 
@@ -104,6 +105,8 @@ def test_a_component_defers_an_update_and_rejects_a_configuration(
                                                   "timeoutInSeconds": 30})
     assert second["status"] == "SUCCEEDED", second
     dep = second["deploymentId"]
+    # The postUpdateEvent goes out as the deployment ends; the component writes it a moment later.
+    _wait_for(lambda: f"post {dep}" in out.read_text())
     notes = _lines(out)
     texts = [t for _, t in notes]
     assert texts[:2] == [f"pre {dep}", f"pre {dep}"], texts

@@ -143,7 +143,15 @@ class DeploymentService:
             log.info("deployment %s was interrupted by a core restart; resuming it", record.id)
             snapshot = record.snapshot or []
             target = self.db.components()
+            # A component this deployment changes may have gone BROKEN (persisted) before the
+            # kill: the new core starts it BROKEN "from before", which would otherwise read as
+            # left alone by the deployment.
+            before = {r.name: r for r in snapshot}
+            resumed_changes = {n for n, r in target.items()
+                               if (b := before.get(n)) is None or b.version != r.version
+                               or b.configuration != r.configuration}
         else:
+            resumed_changes = set()
             try:
                 target = self.planner.plan(request)
             except SprigError as e:
@@ -162,7 +170,7 @@ class DeploymentService:
                      ", ".join(f"{n}={r.version}" for n, r in sorted(target.items())) or "none")
         began = time.monotonic()
         await self.kernel.reconcile(target)
-        reason = await self._wait_healthy(target, began)
+        reason = await self._wait_healthy(target, began, resumed_changes)
         if reason is None and self.kernel.restart_reasons:
             began = time.monotonic()
             await self.kernel.restart_components()
@@ -201,8 +209,8 @@ class DeploymentService:
         return await self.notices.validate(dep_id, validation_proposals(current, proposed),
                                            request.validation_timeout_s)
 
-    async def _wait_healthy(self, target: dict[str, ComponentRecord],
-                            began: float) -> str | None:
+    async def _wait_healthy(self, target: dict[str, ComponentRecord], began: float,
+                            changed: set[str] | frozenset[str] = frozenset()) -> str | None:
         """None when every component is up (and a just-started Run process stayed up for the
         stability window); else why not. Returns as soon as a component goes BROKEN."""
         names = [n for n, r in target.items() if not r.user_stopped]
@@ -215,7 +223,8 @@ class DeploymentService:
         def broken_now() -> list[str]:
             # BROKEN before this deployment and left alone by it: not its failure (nucleus).
             return [s.name for s in tracked()
-                    if s.state is State.BROKEN and s.state_changed_at >= began]
+                    if s.state is State.BROKEN
+                    and (s.state_changed_at >= began or s.name in changed)]
 
         def settled() -> bool:
             return all(s.state in (State.RUNNING, State.FINISHED, State.BROKEN)

@@ -85,6 +85,12 @@ class Core:
                                            self.messaging.validate_builtin)
         self.planner.owner_for = self._artifact_owner
         self.planner.check_run_as = self._check_run_as
+        self.fleet: Any = None
+        if settings.fleet is not None and self.messaging.bridge is not None:
+            from sprig.fleet.agent import FleetAgent  # only on fleet devices (memory)
+
+            self.fleet = FleetAgent(settings.fleet, self.kernel, self.deployments,
+                                    self.messaging.bridge)
         self._register_methods()
 
     def _check_container(self, memory_kb: int) -> None:
@@ -153,9 +159,13 @@ class Core:
             await self.api.start()
             log.info("ready: management API on %s", self.layout.management_socket)
             worker = asyncio.create_task(self.deployments.run(), name="deployments")
+            if self.fleet is not None:
+                await self.fleet.start()
             try:
                 await stop.wait()
             finally:
+                if self.fleet is not None:
+                    await self.fleet.aclose()
                 worker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await worker
@@ -223,6 +233,13 @@ class Core:
             "components": len(comps),
             "states": {c["name"]: c["state"] for c in comps},
             "currentDeployment": self.deployments.current,
+            "fleet": None if self.fleet is None else {
+                "thingGroups": list(self.fleet.settings.thing_groups),
+                "topicPrefix": self.fleet.settings.topic_prefix,
+                "store": self.fleet.settings.store.uri,
+                "brokerConnected": self.fleet.bridge.connected,
+                "executions": {k: r.to_json() for k, r in self.fleet.state.executions.items()},
+            },
         }
 
     async def _deployment_create(self, params: dict[str, Any]) -> Any:

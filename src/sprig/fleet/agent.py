@@ -293,7 +293,7 @@ class FleetAgent:
         key = str(target)
         current = {n: r.version for n, r in self.kernel.db.components().items() if r.is_root}
         mapping = {k: v for k, v in self.state.targets.items()
-                   if k != key and self._allowed(Target.parse(k)) is None}
+                   if self._allowed(Target.parse(k)) is None}
         plan = plan_roots(mapping, key, dep.versions, current)
         local = dict(self.deployments.planner.stored_recipes())
         for recipe in builtin_recipes():

@@ -105,8 +105,10 @@ class S3Client:
             return self._netloc, f"/{bucket}/{encoded}" if key else f"/{bucket}"
         return f"{bucket}.{self._netloc}", f"/{encoded}"
 
-    def _headers(self, method: str, host: str, path: str, query: str) -> list[tuple[str, str]]:
-        now = datetime.now(UTC)
+    def _headers(self, method: str, host: str, path: str, query: str,
+                 now: datetime | None = None) -> list[tuple[str, str]]:
+        """The request's headers, ``authorization`` last (signed at ``now``)."""
+        now = now or datetime.now(UTC)
         stamp, date = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
         creds = self.access.credentials
         headers = [("host", host), ("x-amz-content-sha256", EMPTY_SHA256),

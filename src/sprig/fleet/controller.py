@@ -33,7 +33,8 @@ from typing import Any
 from sprig.errors import SprigError, ValidationError
 from sprig.fleet.broker import BrokerSession, BrokerUnavailable
 from sprig.fleet.document import parse_document
-from sprig.fleet.rollout import RolloutConfig, abort_reason, next_notify_at, timed_out
+from sprig.fleet.progress import Progress
+from sprig.fleet.rollout import RolloutConfig, abort_reason_counts, next_notify_at, timed_out
 from sprig.fleet.status import ExecutionStatus, execution_notice, now_ms
 from sprig.fleet.topics import THING, FleetTopics, Target
 from sprig.mqtt.settings import MqttSettings
@@ -46,8 +47,6 @@ RECONNECT_MAX_S = 10.0
 #: After ``cancel`` marked the executions, it keeps the lease this long, canceling any late
 #: notification of a controller that had not yet seen the cancellation.
 CANCEL_GRACE_S = 1.0
-#: Messages arriving together are handled together: at most one step of the rollout per tick.
-TICK_S = 0.02
 
 IN_PROGRESS, COMPLETED, ABORTED, CANCELED = "IN_PROGRESS", "COMPLETED", "ABORTED", "CANCELED"
 
@@ -125,12 +124,22 @@ class Controller:
         self.record: dict[str, Any] | None = None
         self.last_heartbeat = 0.0
         self.notified_count = 0
-        self._members: dict[str, bool] | None = None
+        self.progress: Progress | None = None
         self.session.listeners.append(self._on_message)
 
     def _on_message(self, topic: str, payload: bytes) -> None:
-        if topic.endswith(("/presence", "/health/json")):
-            self._members = None
+        if self.progress is not None:
+            self.progress.feed(topic, payload)
+
+    def _follow(self) -> Progress:
+        """Start following the record's deployment: every retained message so far, then
+        each one as it comes."""
+        assert self.record is not None
+        self.progress = Progress(self.topics, self.target, self.record["deploymentId"],
+                                 int(self.record["document"]["creationTimestamp"]))
+        for topic, payload in list(self.session.state.items()):
+            self.progress.feed(topic, payload)
+        return self.progress
 
     # -- lease ----------------------------------------------------------------------------
 
@@ -182,43 +191,6 @@ class Controller:
         if rec.get("status") != IN_PROGRESS and rec.get("status") != self.record["status"]:
             return f"the rollout was {str(rec.get('status')).lower()}: {rec.get('reason', '')}"
         return None
-
-    # -- state of the fleet --------------------------------------------------------------
-
-    def members(self) -> dict[str, bool]:
-        """The target's things (-> online?), from their retained health and presence."""
-        if self.target.kind == THING:
-            return {self.target.name: self._online(self.target.name)}
-        if self._members is not None:
-            return self._members
-        out: dict[str, bool] = {}
-        for topic, _ in self.session.items(lambda t: t.endswith("/health/json")):
-            thing = self.topics.thing_of(topic, "greengrassv2/health/json")
-            health = self.session.json(topic)
-            groups = health.get("thingGroups") if isinstance(health, dict) else None
-            if thing is not None and isinstance(groups, list) and self.target.name in groups:
-                out[thing] = self._online(thing)
-        self._members = out
-        return out
-
-    def _online(self, thing: str) -> bool:
-        p = self.session.json(self.topics.presence(thing))
-        return isinstance(p, dict) and p.get("status") == "ONLINE"
-
-    def execution(self, thing: str) -> tuple[str | None, dict[str, Any], int | None]:
-        """(notice status, device status message, notice queuedAt) for our deployment."""
-        assert self.record is not None
-        dep_id = self.record["deploymentId"]
-        notice = self.session.json(self.topics.notify(thing, self.target)) or {}
-        execution = notice.get("execution") or {}
-        notified = execution.get("status") if execution.get("jobId") == dep_id else None
-        queued = execution.get("queuedAt") if notified else None
-        update = self.session.json(self.topics.update(thing, self.target)) or {}
-        if update.get("jobId") != dep_id:
-            ts = update.get("creationTimestamp")
-            newer = isinstance(ts, int) and ts > self.record["document"]["creationTimestamp"]
-            update = {"status": "REJECTED", "superseded": True} if newer else {}
-        return notified, update, queued
 
     # -- deploy ---------------------------------------------------------------------------
 
@@ -322,8 +294,9 @@ class Controller:
 
     async def _run(self, config: RolloutConfig, wait: bool) -> int:
         assert self.record is not None
-        reported: dict[str, str] = {}
-        last_notified: float | None = None
+        progress = self._follow()
+        reported: set[str] = set()
+        last_notified = progress.last_queued_at / 1000 if progress.last_queued_at else None
         if config.abort and not config.rate_limited:
             self.out("warning: abortConfig without a rate: every device is notified at once, "
                      "so the abort can only stop what has not started (use --rate)")
@@ -335,109 +308,94 @@ class Controller:
             if why is not None:
                 self.out(f"{self.target}: stopping: {why}")
                 return 1
-            members = self.members()
-            finished: dict[str, str] = {}
-            running: dict[str, float] = {}
-            waiting: list[str] = []
-            notified_times: list[int] = []
-            for thing in sorted(members):
-                notice, update, queued = self.execution(thing)
-                status = update.get("status")
-                if queued is not None:
-                    notified_times.append(int(queued))
-                if notice in (ExecutionStatus.TIMED_OUT, ExecutionStatus.CANCELED):
-                    finished[thing] = str(notice)
-                elif status in ("SUCCEEDED", "FAILED", "REJECTED"):
-                    finished[thing] = str(status)
-                elif status == "IN_PROGRESS":
-                    running[thing] = int(update.get("timestamp") or now_ms()) / 1000
-                elif notice is None:
-                    waiting.append(thing)
-                if thing in finished and reported.get(thing) != finished[thing]:
-                    reported[thing] = finished[thing]
-                    cause = (update.get("statusDetails") or {}).get("deployment-failure-cause")
-                    self.out(f"  {thing}: {finished[thing]}" + (f" ({cause})" if cause and
-                                                                 finished[thing] != "SUCCEEDED"
-                                                                 else ""))
-            if notified_times:
-                last_notified = max(max(notified_times) / 1000,
-                                    last_notified or 0.0)
-            reason = abort_reason(config, finished.values())
+            self._report(progress, reported)
+            reason = abort_reason_counts(config, progress.counts)
             if reason is not None:
-                return await self._abort(reason, members)
-            for thing in timed_out(config, running, time.time()):
-                await self._notify(thing, ExecutionStatus.TIMED_OUT)
-                self.out(f"  {thing}: TIMED_OUT (IN_PROGRESS over "
+                return await self._abort(reason, progress)
+            for late in timed_out(config, progress.running, time.time()):
+                await self._notify(late, ExecutionStatus.TIMED_OUT,
+                                   queued_at=progress.devices[late].queued_at)
+                self.out(f"  {late}: TIMED_OUT (IN_PROGRESS over "
                          f"{config.timeout_minutes:g} min)")
-            succeeded = sum(1 for s in finished.values() if s == "SUCCEEDED")
-            notified = len(members) - len(waiting)
-            waiting.sort(key=lambda t: (not members[t], t))       # online devices first
             now = time.time()
-            while waiting:
-                at = next_notify_at(config, last_notified, notified, succeeded)
+            while (thing := progress.next_waiting()) is not None:
+                at = next_notify_at(config, last_notified, progress.notified,
+                                    progress.counts["SUCCEEDED"])
                 if at > now:
                     break
-                thing = waiting.pop(0)
                 await self._notify(thing, ExecutionStatus.QUEUED)
+                # The echo of the notice comes back later: count it now.
+                progress.feed(self.topics.notify(thing, self.target), json.dumps(
+                    execution_notice(thing, self.record["deploymentId"],
+                                     ExecutionStatus.QUEUED, None,
+                                     queued_at=int(now * 1000))).encode())
                 # Keep the pace of the schedule when only a little late (no drift), but never
                 # catch up with a burst after a pause (a resumed command, a broker outage).
                 last_notified = at if now - at < 1.0 else now
-                notified += 1
                 self.notified_count += 1
-            pending_online = [t for t in members if t not in finished and members[t]
-                              and t not in waiting]
-            if not waiting and (not wait or not pending_online):
-                if not pending_online and members:
-                    failures = sum(1 for s in finished.values() if s != "SUCCEEDED")
-                    offline = len([t for t in members if t not in finished])
+            members = len(progress.members)
+            pending = progress.pending_online()
+            if not progress.waiting and (not wait or not pending):
+                if not pending and members:
+                    succeeded = progress.counts["SUCCEEDED"]
+                    failures = progress.finished - succeeded
+                    offline = progress.offline_unfinished()
                     await self._set_status(COMPLETED, f"{succeeded} succeeded, {failures} "
                                            f"failed, {offline} offline (they converge when "
                                            "they return)")
                     self.out(f"{self.target}: COMPLETED: {self.record['reason']}")
                     return 1 if failures else 0
-                self.out(f"{self.target}: every device notified ({notified}); follow with "
-                         "`sprig fleet status`, or run this again with --wait")
-                return 0
+                if members:
+                    self.out(f"{self.target}: every device notified ({progress.notified}); "
+                             "follow with `sprig fleet status`, or run this again with --wait")
+                    return 0
             if not members and not wait:
                 self.out(f"{self.target}: no device has announced itself in this target yet; "
                          "devices that join later get the deployment when it is re-run")
                 return 0
             timeout = HEARTBEAT_S
-            if waiting:
-                at = next_notify_at(config, last_notified, notified, succeeded)
+            if progress.waiting:
+                at = next_notify_at(config, last_notified, progress.notified,
+                                    progress.counts["SUCCEEDED"])
                 timeout = min(timeout, max(0.0, at - time.time()))
-            if config.timeout_minutes is not None and running:
-                first = min(running.values()) + config.timeout_minutes * 60
+            if config.timeout_minutes is not None and progress.running:
+                first = min(progress.running.values()) + config.timeout_minutes * 60
                 timeout = min(timeout, max(0.05, first - time.time() + 0.01))
-            if await self._next_message(timeout):
-                # A burst of results (hundreds of devices) is read as one step.
-                await asyncio.sleep(min(TICK_S, timeout))
+            await self._next_message(timeout)
             if time.monotonic() - self.last_heartbeat >= HEARTBEAT_S:
                 await self.session.publish(self.topics.lease(self.target),
                                            self._lease("HELD", self.record["deploymentId"]))
                 self.last_heartbeat = time.monotonic()
 
+    def _report(self, progress: Progress, reported: set[str]) -> None:
+        for thing in progress.newly_finished:
+            d = progress.devices[thing]
+            key = f"{thing}:{d.result}"
+            if d.result is None or key in reported:
+                continue
+            reported.add(key)
+            cause = (d.update.get("statusDetails") or {}).get("deployment-failure-cause")
+            self.out(f"  {thing}: {d.result}" + (f" ({cause})" if cause and
+                                                 d.result != "SUCCEEDED" else ""))
+        progress.newly_finished.clear()
+
     async def _next_message(self, timeout: float) -> bool:
         received = self.session.received
         return await self.session.wait_for(lambda: self.session.received != received, timeout)
 
-    async def _abort(self, reason: str, members: Mapping[str, bool]) -> int:
-        canceled, untouched = await self._cancel_queued(members)
+    async def _abort(self, reason: str, progress: Progress) -> int:
+        canceled = await self._cancel_queued(progress)
         await self._set_status(ABORTED, reason)
         self.out(f"{self.target}: ABORTED: {reason}; {canceled} queued execution(s) canceled, "
-                 f"{untouched} device(s) never notified")
+                 f"{progress.waiting} device(s) never notified")
         return 1
 
-    async def _cancel_queued(self, members: Mapping[str, bool]) -> tuple[int, int]:
-        canceled = untouched = 0
-        for thing in sorted(members):
-            notice, update, _ = self.execution(thing)
-            if notice is None:
-                untouched += 1
-            elif notice == ExecutionStatus.QUEUED and not update.get("status"):
-                await self._notify(thing, ExecutionStatus.CANCELED)
-                canceled += 1
-        return canceled, untouched
+    async def _cancel_queued(self, progress: Progress) -> int:
+        things = progress.queued()
+        for thing in things:
+            await self._notify(thing, ExecutionStatus.CANCELED,
+                               queued_at=progress.devices[thing].queued_at)
+        return len(things)
 
     # -- cancel ---------------------------------------------------------------------------
 
@@ -455,14 +413,13 @@ class Controller:
                          + (f" (the last one is {status})" if status else ""))
                 return 0
             self.record = current
+            progress = self._follow()
             await self.acquire(current["deploymentId"], force=True)
             await self._set_status(CANCELED, f"canceled by {self.operator}")
-            canceled, untouched = await self._cancel_queued(self.members())
-            received = self.session.received
+            canceled = await self._cancel_queued(progress)
             await self.session.wait_for(lambda: False, CANCEL_GRACE_S)
-            if self.session.received != received:
-                more, _ = await self._cancel_queued(self.members())
-                canceled += more
+            canceled += await self._cancel_queued(progress)
+            untouched = progress.waiting
             await self.release(current["deploymentId"])
             self.out(f"{self.target}: deployment {current['deploymentId']} CANCELED; "
                      f"{canceled} queued execution(s) canceled, {untouched} device(s) never "

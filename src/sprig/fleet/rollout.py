@@ -190,12 +190,19 @@ def next_notify_at(config: RolloutConfig, last_notified_at: float | None, notifi
 
 def abort_reason(config: RolloutConfig, finished: Iterable[str]) -> str | None:
     """Why the rollout must stop, given the terminal statuses of its executions."""
-    statuses = list(finished)
-    executed = len(statuses)
+    counts: dict[str, int] = {}
+    for s in finished:
+        counts[s] = counts.get(s, 0) + 1
+    return abort_reason_counts(config, counts)
+
+
+def abort_reason_counts(config: RolloutConfig, counts: Mapping[str, int]) -> str | None:
+    """:func:`abort_reason` from the number of executions finished with each status."""
+    executed = sum(counts.values())
     for c in config.abort:
         if executed < c.min_executed:
             continue
-        failures = sum(1 for s in statuses if c.counts(s))
+        failures = sum(n for s, n in counts.items() if c.counts(s))
         if failures * 100 >= c.threshold_percentage * executed and failures:
             return (f"abortConfig: {failures} of {executed} finished executions "
                     f"{'failed' if c.failure_type == 'ALL' else c.failure_type} "

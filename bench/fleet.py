@@ -121,10 +121,20 @@ def convergence(fleet: Fleet, pkg: Path, n: int, out: dict[str, Any]) -> None:
         local.stop()
     watcher = Watcher(fleet.broker_port, "sprig/#")
     try:
+        began = time.monotonic()
         took, text, rc = timed([PYTHON, "-m", "sprig", "fleet", "deploy", "--config",
                                 str(fleet.operator_config()), "--group", "bench", "--merge",
                                 "FleetEcho=1.0.0", "--wait"], {**os.environ, **AWS_ENV})
         assert rc == 0 and f"COMPLETED: {n} succeeded" in text, text
+        live = watcher.live()
+        notes = [m.at - began for m in live if m.topic.endswith("/bench/notify")]
+        starts = [m.at - began for m in live if m.topic.endswith("/bench/update")
+                  and b'"IN_PROGRESS"' in m.payload]
+        ends = [m.at - began for m in live if m.topic.endswith("/bench/update")
+                and b'"SUCCEEDED"' in m.payload]
+        timeline = {"first_notify_s": min(notes), "last_notify_s": max(notes),
+                    "first_in_progress_s": min(starts), "last_in_progress_s": max(starts),
+                    "first_succeeded_s": min(ends), "last_succeeded_s": max(ends)}
         per = [len([m for m in watcher.live() if m.topic in (
             f"sprig/things/{t}/jobs/thinggroup/bench/notify",
             f"sprig/things/{t}/jobs/thinggroup/bench/update",
@@ -138,6 +148,7 @@ def convergence(fleet: Fleet, pkg: Path, n: int, out: dict[str, Any]) -> None:
         "ratio": took / local_median, "target_ratio": 3.0,
         "messages_per_device": {"max": max(per), "median": statistics.median(per)},
         "target_messages": 10, "core_rss_mb_median_of_10": statistics.median(rss),
+        "timeline_from_command_start": timeline,
     }
     print(json.dumps(out["convergence"], indent=1), flush=True)
     fleet.stop_all()
@@ -214,7 +225,7 @@ def simulation(fleet: Fleet, broker: ThreadBroker, n: int, out: dict[str, Any]) 
         _stop(sims)
     finished: dict[str, str] = {}
     crossed = aborted = None
-    notified = 0
+    notified = after = 0
     for m in msgs:
         if not m.payload:
             continue
@@ -225,6 +236,7 @@ def simulation(fleet: Fleet, broker: ThreadBroker, n: int, out: dict[str, Any]) 
         if m.topic.endswith("/notify") and (doc.get("execution") or {}).get(
                 "status") == "QUEUED":
             notified += 1
+            after += crossed is not None
         if m.topic.endswith("/update") and doc.get("status") in ("SUCCEEDED", "FAILED"):
             finished[m.topic] = doc["status"]
             failures = sum(1 for s in finished.values() if s == "FAILED")
@@ -233,7 +245,8 @@ def simulation(fleet: Fleet, broker: ThreadBroker, n: int, out: dict[str, Any]) 
     assert crossed is not None and aborted is not None
     out["abort"] = {
         "threshold_crossed_to_abort_s": aborted - crossed, "rate_interval_s": 60 / rate,
-        "notified_before_abort": notified, "devices": n, "command_s": took,
+        "notified_after_threshold": after, "notified_before_abort": notified,
+        "devices": n, "command_s": took,
         "summary": [line for line in text.splitlines() if "ABORTED" in line],
     }
     print(json.dumps(out["abort"], indent=1), flush=True)

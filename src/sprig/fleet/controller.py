@@ -318,21 +318,24 @@ class Controller:
                 self.out(f"  {late}: TIMED_OUT (IN_PROGRESS over "
                          f"{config.timeout_minutes:g} min)")
             now = time.time()
+            due: list[str] = []
             while (thing := progress.next_waiting()) is not None:
                 at = next_notify_at(config, last_notified, progress.notified,
                                     progress.counts["SUCCEEDED"])
                 if at > now:
                     break
-                await self._notify(thing, ExecutionStatus.QUEUED)
-                # The echo of the notice comes back later: count it now.
+                # Counted at once (the echo of the notice comes back later).
                 progress.feed(self.topics.notify(thing, self.target), json.dumps(
                     execution_notice(thing, self.record["deploymentId"],
                                      ExecutionStatus.QUEUED, None,
                                      queued_at=int(now * 1000))).encode())
+                due.append(thing)
                 # Keep the pace of the schedule when only a little late (no drift), but never
                 # catch up with a burst after a pause (a resumed command, a broker outage).
                 last_notified = at if now - at < 1.0 else now
-                self.notified_count += 1
+            # Sent together: one round trip to the broker for all, not one each.
+            await asyncio.gather(*(self._notify(t, ExecutionStatus.QUEUED) for t in due))
+            self.notified_count += len(due)
             members = len(progress.members)
             pending = progress.pending_online()
             if not progress.waiting and (not wait or not pending):
@@ -384,8 +387,8 @@ class Controller:
         return await self.session.wait_for(lambda: self.session.received != received, timeout)
 
     async def _abort(self, reason: str, progress: Progress) -> int:
-        canceled = await self._cancel_queued(progress)
         await self._set_status(ABORTED, reason)
+        canceled = await self._cancel_queued(progress)
         self.out(f"{self.target}: ABORTED: {reason}; {canceled} queued execution(s) canceled, "
                  f"{progress.waiting} device(s) never notified")
         return 1

@@ -68,6 +68,9 @@ OWNER = "fleet"
 STOP_FLUSH_S = 2.0
 #: Component state changes are reported at most this often (a restart storm is one message).
 HEALTH_DEBOUNCE_S = 1.0
+#: After a deployment (a rollback restarts components), how long the Fleet Status message waits
+#: for the components to settle (RUNNING, FINISHED, BROKEN) so it does not show them half-way.
+HEALTH_SETTLE_S = 10.0
 
 
 class FleetAgent:
@@ -362,10 +365,21 @@ class FleetAgent:
         self.state.record(str(target), rec)
         await self._publish_status(target, rec)
         self.last_target = str(target)
+        await self._settle()
         await self.publish_health(
             "THING_GROUP_DEPLOYMENT" if target.kind == THING_GROUP else "THING_DEPLOYMENT")
 
     # -- health --------------------------------------------------------------------------
+
+    async def _settle(self) -> None:
+        names = [n for n, r in self.kernel.db.components().items() if not r.user_stopped]
+        services = self.kernel.services
+
+        def settled() -> bool:
+            return all(str(services[n].state) in ("RUNNING", "FINISHED", "BROKEN")
+                       for n in names if n in services)
+
+        await self.kernel.wait_until(settled, HEALTH_SETTLE_S)
 
     def _state_changed(self, name: str, old: State, new: State, reason: str) -> None:
         if str(new) in ("ERRORED", "BROKEN") or str(old) == "BROKEN":

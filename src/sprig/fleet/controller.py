@@ -352,9 +352,9 @@ class Controller:
                     self.out(f"{self.target}: every device notified ({progress.notified}); "
                              "follow with `sprig fleet status`, or run this again with --wait")
                     return 0
-            if not members and not wait:
+            if not members:
                 self.out(f"{self.target}: no device has announced itself in this target yet; "
-                         "devices that join later get the deployment when it is re-run")
+                         "devices that join later get the deployment when this is run again")
                 return 0
             timeout = HEARTBEAT_S
             if progress.waiting:

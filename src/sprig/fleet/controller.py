@@ -337,7 +337,7 @@ class Controller:
             await asyncio.gather(*(self._notify(t, ExecutionStatus.QUEUED) for t in due))
             self.notified_count += len(due)
             members = len(progress.members)
-            pending = progress.pending_online()
+            pending = progress.pending()
             if not progress.waiting and (not wait or not pending):
                 if not pending and members:
                     succeeded = progress.counts["SUCCEEDED"]

@@ -169,10 +169,12 @@ class Progress:
     def finished(self) -> int:
         return self.states[FINISHED]
 
-    def pending_online(self) -> int:
-        """Members notified, online and not finished."""
+    def pending(self) -> int:
+        """What a rollout still waits for: executions IN_PROGRESS (a device that went away
+        in the middle comes back to finish it; ``timeoutConfig`` bounds the wait) and those
+        queued on devices that are online."""
         return sum(1 for d in self.devices.values()
-                   if d.member and d.online and d.state in (QUEUED, RUNNING))
+                   if d.state == RUNNING or (d.state == QUEUED and d.online))
 
     def offline_unfinished(self) -> int:
         return sum(1 for d in self.devices.values()

@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from sprig.mqtt.mosquitto import Mosquitto, free_port
+from sprig.mqtt.mosquitto import BrokerTls, Mosquitto, free_port
 from sprig.testing import CoreProcess
 
 BUCKET = "sprig-fleet"
@@ -82,12 +82,13 @@ class MotoServer:
                             aws_secret_access_key=AWS_ENV["AWS_SECRET_ACCESS_KEY"])
 
 
-def persistent_broker(workdir: Path, port: int | None = None) -> Mosquitto:
+def persistent_broker(workdir: Path, port: int | None = None,
+                      tls: BrokerTls | None = None) -> Mosquitto:
     """A Mosquitto that saves retained messages when it stops (a restart keeps them), as a
     production broker must for a fleet: the broker holds the fleet's state."""
     store = workdir / "persist"
     store.mkdir(parents=True, exist_ok=True)
-    return Mosquitto(workdir, port=port, extra_config=(
+    return Mosquitto(workdir, port=port, tls=tls, extra_config=(
         "persistence true", f"persistence_location {store}/", "autosave_interval 1"))
 
 
@@ -100,11 +101,14 @@ class Fleet:
     store_url: str
     prefix: str = "sprig"
     cores: dict[str, CoreProcess] = field(default_factory=dict)
+    #: more ``mqtt`` settings per thing (and ``operator``): TLS files
+    mqtt_extra: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def config(self, thing: str, groups: list[str], **extra: Any) -> dict[str, Any]:
         return {"thingName": thing,
                 "mqtt": {"host": "127.0.0.1", "port": self.broker_port,
-                         "reconnect": {"minSeconds": 0.2, "maxSeconds": 2}},
+                         "reconnect": {"minSeconds": 0.2, "maxSeconds": 2},
+                         **self.mqtt_extra.get(thing, {})},
                 "fleet": {"thingGroups": groups, "topicPrefix": self.prefix,
                           "store": {"uri": f"s3://{BUCKET}/store", "endpoint": self.store_url}},
                 **extra}
@@ -121,7 +125,8 @@ class Fleet:
     def operator_config(self) -> Path:
         path = self.base / "operator.yaml"
         path.write_text(yaml.safe_dump({
-            "mqtt": {"host": "127.0.0.1", "port": self.broker_port},
+            "mqtt": {"host": "127.0.0.1", "port": self.broker_port,
+                     **self.mqtt_extra.get("operator", {})},
             "fleet": {"topicPrefix": self.prefix,
                       "store": {"uri": f"s3://{BUCKET}/store", "endpoint": self.store_url}}}))
         return path
@@ -163,13 +168,15 @@ class ThreadBroker:
     """A :class:`Mosquitto` driven from synchronous code (tests that talk to cores and run
     the CLI): its asyncio loop runs in a thread of its own."""
 
-    def __init__(self, workdir: Path, *, persistent: bool = True) -> None:
+    def __init__(self, workdir: Path, *, persistent: bool = True,
+                 tls: BrokerTls | None = None) -> None:
         import asyncio
 
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
-        self.broker = persistent_broker(workdir) if persistent else Mosquitto(workdir)
+        self.broker = persistent_broker(workdir, tls=tls) if persistent else \
+            Mosquitto(workdir, tls=tls)
 
     @property
     def port(self) -> int:
@@ -260,3 +267,44 @@ def start_all(cores: list[CoreProcess], timeout_s: float = 120) -> None:
     missing = [str(c.root) for c in cores if c.proc is None or c.proc.poll() is not None]
     if missing:
         raise RuntimeError(f"cores did not start: {missing}")
+
+
+@dataclass(frozen=True)
+class Pki:
+    """A CA, a server certificate for 127.0.0.1 and client certificates (EC P-256, 2 days)."""
+
+    ca: Path
+    server_cert: Path
+    server_key: Path
+
+    def client(self, name: str) -> tuple[Path, Path]:
+        d = self.ca.parent
+        if not (d / f"{name}.pem").exists():
+            _leaf(d, name, "extendedKeyUsage=clientAuth\n")
+        return d / f"{name}.pem", d / f"{name}.key"
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def _leaf(d: Path, name: str, ext: str) -> None:
+    _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+             "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}", cwd=d)
+    (d / f"{name}.ext").write_text(ext)
+    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+             "-CAcreateserial", "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.ext",
+             cwd=d)
+
+
+def make_pki(d: Path) -> Pki:
+    d.mkdir(parents=True, exist_ok=True)
+    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+             "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=ca",
+             "-addext", "basicConstraints=critical,CA:TRUE",
+             "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
+    _leaf(d, "server", "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+                       "extendedKeyUsage=serverAuth\n")
+    for f in d.iterdir():
+        f.chmod(0o644)
+    return Pki(d / "ca.pem", d / "server.pem", d / "server.key")

@@ -51,7 +51,7 @@ def test_progress_follows_each_device_and_the_counts() -> None:
     assert p.devices["c"].result == "REJECTED"
     # Presence moves a device between the queues; a message of another target is ignored.
     feed(p, T.presence("a"), {"status": "ONLINE"})
-    assert p.next_waiting() == "a" and p.pending_online() == 0
+    assert p.next_waiting() == "a" and p.pending() == 0
     feed(p, T.notify("a", Target("thinggroup", "other")), {"execution": {"jobId": "d2",
                                                                          "status": "QUEUED"}})
     assert p.devices["a"].state == WAITING

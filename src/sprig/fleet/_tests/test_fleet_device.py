@@ -1,0 +1,124 @@
+"""One fleet device at a time, for what needs a broker of its own: mutual TLS with client
+certificates (device and operator), a deployment to one thing, and a core killed in the
+middle of a fleet deployment."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sprig._tests.reliability.support import generic_component, public_dir
+from sprig.fleet.testing import (
+    AWS_ENV,
+    Fleet,
+    ThreadBroker,
+    Watcher,
+    make_pki,
+    moto,
+)
+from sprig.mqtt.mosquitto import BrokerTls
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+
+if shutil.which("mosquitto") is None:
+    pytest.skip("the mosquitto broker is not installed (Debian package mosquitto)",
+                allow_module_level=True)
+
+
+@pytest.fixture
+def base() -> Iterator[Path]:
+    with public_dir("sprig-fleet-device-") as path:
+        yield path
+
+
+def _publish(fleet: Fleet, base: Path, *components: tuple[str, str, str | None]) -> None:
+    recipes = base / "recipes"
+    for name, version, install in components:
+        generic_component(recipes, name, version, marker=f"fleet-{name}", install=install)
+    r = fleet.sprig("publish", "--recipe-dir", str(recipes))
+    assert r.returncode == 0, r.stderr
+
+
+def test_a_device_and_an_operator_over_mutual_tls_deploy_to_one_thing(base: Path) -> None:
+    pki = make_pki(base / "pki")
+    broker = ThreadBroker(base / "broker", persistent=False, tls=BrokerTls(
+        pki.ca, pki.server_cert, pki.server_key, require_certificate=True)).start()
+    try:
+        with moto(base) as s3:
+            fleet = Fleet(base, broker.port, s3.url)
+            for who in ("solo", "operator"):
+                cert, key = pki.client(who)
+                fleet.mqtt_extra[who] = {"tls": {"caPath": str(pki.ca), "certPath": str(cert),
+                                                 "keyPath": str(key)}}
+            try:
+                core = fleet.add("solo", [])
+                _publish(fleet, base, ("com.example.Solo", "1.0.0", None))
+                r = fleet.sprig("deploy", "--thing", "solo", "--merge",
+                                "com.example.Solo=1.0.0", "--wait")
+                assert r.returncode == 0, r.stdout + r.stderr
+                assert "thing/solo: COMPLETED: 1 succeeded" in r.stdout
+                assert "com.example.Solo" in {c["name"] for c in core.call("component.list")}
+                st = json.loads(fleet.sprig("status", "--json").stdout)
+                ex = st["devices"][0]["executions"]["thing/solo"]["status"]
+                assert ex["status"] == "SUCCEEDED"
+                # Without a client certificate the operator does not even connect.
+                fleet.mqtt_extra["operator"] = {"tls": {"caPath": str(pki.ca)}}
+                refused = fleet.sprig("status")
+                assert refused.returncode == 1 and "cannot connect" in refused.stderr
+            finally:
+                fleet.stop_all()
+    finally:
+        broker.close()
+
+
+def test_a_core_killed_during_a_fleet_deployment_finishes_and_reports_it(base: Path) -> None:
+    broker = ThreadBroker(base / "broker").start()
+    try:
+        with moto(base) as s3:
+            fleet = Fleet(base, broker.port, s3.url)
+            try:
+                core = fleet.add("phoenix", ["g"])
+                # Its Install waits for a file the test creates after the kill.
+                gate = base / "gate"
+                _publish(fleet, base, ("com.example.Slow", "1.0.0",
+                                       f"while [ ! -e {gate} ]; do sleep 0.1; done"))
+                updates = "sprig/things/phoenix/jobs/thinggroup/g/update"
+                watcher = Watcher(fleet.broker_port, updates)
+                operator = subprocess.Popen(
+                    [sys.executable, "-m", "sprig", "fleet", "deploy", "--config",
+                     str(fleet.operator_config()), "--group", "g", "--merge",
+                     "com.example.Slow=1.0.0", "--wait"], stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT, text=True, env=_env())
+                try:
+                    assert watcher.wait(lambda ms: any(b'"IN_PROGRESS"' in m.payload
+                                                       for m in ms), 60)
+                    core.kill()
+                    gate.touch()
+                    core.start(timeout_s=120)
+                    out, _ = operator.communicate(timeout=120)
+                finally:
+                    if operator.poll() is None:
+                        operator.kill()
+                    watcher.close()
+                assert operator.returncode == 0, out
+                assert "phoenix: SUCCEEDED" in out and "COMPLETED: 1 succeeded" in out, out
+                states = {c["name"]: c["state"] for c in core.call("component.list")}
+                assert states["com.example.Slow"] == "RUNNING"
+                jobs = {json.loads(m.payload)["jobId"] for m in watcher.messages if m.payload}
+                assert len(jobs) == 1            # the same execution, finished, not a new one
+            finally:
+                fleet.stop_all()
+    finally:
+        broker.close()
+
+
+def _env() -> dict[str, str]:
+    import os
+
+    return {**os.environ, **AWS_ENV}

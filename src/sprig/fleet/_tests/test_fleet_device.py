@@ -90,6 +90,7 @@ def test_a_core_killed_during_a_fleet_deployment_finishes_and_reports_it(base: P
                                        f"while [ ! -e {gate} ]; do sleep 0.1; done"))
                 updates = "sprig/things/phoenix/jobs/thinggroup/g/update"
                 watcher = Watcher(fleet.broker_port, updates)
+                presence = Watcher(fleet.broker_port, "sprig/things/phoenix/presence")
                 operator = subprocess.Popen(
                     [sys.executable, "-m", "sprig", "fleet", "deploy", "--config",
                      str(fleet.operator_config()), "--group", "g", "--merge",
@@ -99,13 +100,20 @@ def test_a_core_killed_during_a_fleet_deployment_finishes_and_reports_it(base: P
                     assert watcher.wait(lambda ms: any(b'"IN_PROGRESS"' in m.payload
                                                        for m in ms), 60)
                     core.kill()
+                    # The broker publishes the core's last will: the device is OFFLINE.
+                    assert presence.wait(lambda ms: any(
+                        json.loads(m.payload) == {"thing": "phoenix", "status": "OFFLINE",
+                                                  "thingGroups": ["g"], "reason": "lost"}
+                        for m in ms if not m.retained), 60)
                     gate.touch()
                     core.start(timeout_s=120)
+                    assert presence.wait(lambda ms: b'"ONLINE"' in ms[-1].payload, 60)
                     out, _ = operator.communicate(timeout=120)
                 finally:
                     if operator.poll() is None:
                         operator.kill()
                     watcher.close()
+                    presence.close()
                 assert operator.returncode == 0, out
                 assert "phoenix: SUCCEEDED" in out and "COMPLETED: 1 succeeded" in out, out
                 states = {c["name"]: c["state"] for c in core.call("component.list")}

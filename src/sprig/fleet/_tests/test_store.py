@@ -251,3 +251,22 @@ def test_the_device_downloads_only_what_matches_its_digest_and_its_limit(
         asyncio.run(fetcher.download(recipe, tmp_path / "dl3"))
     assert err.value.codes == ("ARTIFACT_CHECKSUM_MISMATCH",)
     assert not (tmp_path / "dl3" / "com.example.Big" / "1.0.0" / "blob.bin").exists()
+
+
+def test_an_artifact_in_another_bucket_is_fetched_where_it_is(
+        server: MotoServer, store: StoreSettings, tmp_path: Path) -> None:
+    """A recipe AWS generated (its artifact in the account's own bucket, with a digest) works
+    unchanged: publish keeps the URI, the device downloads it from there."""
+    data = b"#!/bin/sh\nexec sleep 600\n"
+    s3 = server.client()
+    s3.create_bucket(Bucket="customer-artifacts")
+    s3.put_object(Bucket="customer-artifacts", Key="app/v1/run.sh", Body=data)
+    recipes = tmp_path / "r"
+    generic(recipes, "com.example.Aws", "1.0.0", artifact="s3://customer-artifacts/app/v1/run.sh",
+            Digest=sha(data), Algorithm="SHA-256")
+    publish(recipes, None, store, s3_client(store), out=lambda s: None)
+    fetcher = _fetcher(server, store)
+    recipe = asyncio.run(fetcher.recipe("com.example.Aws", "1.0.0"))
+    assert recipe.manifests[0].artifacts[0].uri == "s3://customer-artifacts/app/v1/run.sh"
+    assert asyncio.run(fetcher.download(recipe, tmp_path / "dl")) == len(data)
+    assert (tmp_path / "dl" / "com.example.Aws" / "1.0.0" / "run.sh").read_bytes() == data

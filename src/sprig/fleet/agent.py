@@ -64,6 +64,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("sprig.fleet")
 
 OWNER = "fleet"
+#: An execution the core was killed in before its local deployment was queued: taken up again
+#: (never published).
+INTERRUPTED = "INTERRUPTED"
 #: How long a stopping core waits for its OFFLINE presence to reach the broker.
 STOP_FLUSH_S = 2.0
 #: Component state changes are reported at most this often (a restart storm is one message).
@@ -92,6 +95,7 @@ class FleetAgent:
         self._sequence = 0
         self.busy: str | None = None
         self.last_target: str | None = None
+        self._builtins: list[Any] | None = None
         bridge.set_will(self.topics.presence(self.thing), self._presence("OFFLINE", "lost"))
         kernel.add_state_listener(self._state_changed)
 
@@ -145,7 +149,8 @@ class FleetAgent:
             await self._publish(self.topics.presence(self.thing), self._presence("ONLINE"))
             await self.publish_health("NUCLEUS_LAUNCH" if first else "RECONNECT")
             for key, rec in sorted(self.state.executions.items()):
-                await self._publish_status(Target.parse(key), rec)
+                if rec.status != INTERRUPTED:
+                    await self._publish_status(Target.parse(key), rec)
 
     async def _publish(self, topic: str, payload: bytes) -> None:
         try:
@@ -200,14 +205,19 @@ class FleetAgent:
 
     async def _resume(self) -> None:
         """A core killed during a fleet deployment: wait for its local deployment (the
-        deployment service resumes it) and report the outcome."""
+        deployment service resumes it) and report the outcome; one killed before it queued
+        the local deployment takes the execution up again when the broker delivers it."""
         for key, rec in list(self.state.executions.items()):
-            if rec.status == ExecutionStatus.IN_PROGRESS:
-                self.busy = key
-                try:
-                    await self._finish(Target.parse(key), rec)
-                finally:
-                    self.busy = None
+            if rec.status != ExecutionStatus.IN_PROGRESS:
+                continue
+            if rec.local_id is None:
+                self.state.update(key, status=INTERRUPTED)
+                continue
+            self.busy = key
+            try:
+                await self._finish(Target.parse(key), rec)
+            finally:
+                self.busy = None
 
     async def _take(self, target: Target, execution: Mapping[str, Any]) -> None:
         key = str(target)
@@ -239,10 +249,12 @@ class FleetAgent:
             await self._final(target, rec, rejected(refusal), retain=False)
             return
         if last is not None and last.job_id == dep.deployment_id:
-            if last.status != ExecutionStatus.IN_PROGRESS:
+            if last.status == ExecutionStatus.IN_PROGRESS:
+                return                                          # running now
+            if last.status != INTERRUPTED:
                 await self._publish_status(target, last)       # already done: say it again
-            return
-        if last is not None and dep.creation_timestamp <= last.creation_timestamp:
+                return
+        elif last is not None and dep.creation_timestamp <= last.creation_timestamp:
             cause = (f"deployment {dep.deployment_id} (creationTimestamp "
                      f"{dep.creation_timestamp}) is not newer than {last.job_id} "
                      f"({last.creation_timestamp}), already received for {key}")
@@ -299,7 +311,9 @@ class FleetAgent:
                    if self._allowed(Target.parse(k)) is None}
         plan = plan_roots(mapping, key, dep.versions, current)
         local = dict(self.deployments.planner.stored_recipes())
-        for recipe in builtin_recipes():
+        if self._builtins is None:
+            self._builtins = builtin_recipes()
+        for recipe in self._builtins:
             local.setdefault(recipe.id, recipe)
         try:
             access = resolve_access(self.settings.store, self.kernel.settings.region)

@@ -91,9 +91,7 @@ class BrokerSession:
             raise BrokerUnavailable(f"cannot connect to the broker {self.settings.host}:"
                                     f"{self.settings.port}: {e}") from None
         self._reader = asyncio.get_running_loop().create_task(self._read())
-        await self._client.subscribe(self._sync_topic, qos=1)
-        for f in self._filters:
-            await self._client.subscribe(f, qos=1)
+        await self._client.subscribe([(f, 1) for f in [self._sync_topic, *self._filters]])
 
     async def close(self, graceful: bool = True) -> None:
         if self._reader is not None:
@@ -134,10 +132,11 @@ class BrokerSession:
             self.changed.notify_all()
 
     async def subscribe(self, *filters: str) -> None:
-        for f in filters:
-            if f not in self._filters:
-                self._filters.append(f)
-                await self._client.subscribe(f, qos=1)
+        """Subscribe (QoS 1) to the filters not yet subscribed, in one SUBSCRIBE."""
+        new = [f for f in dict.fromkeys(filters) if f not in self._filters]
+        if new:
+            self._filters += new
+            await self._client.subscribe([(f, 1) for f in new])
 
     async def sync(self, timeout: float = 30.0) -> None:
         """Wait until every message the broker had for our subscriptions has arrived."""

@@ -99,6 +99,7 @@ def test_a_core_killed_during_a_fleet_deployment_finishes_and_reports_it(base: P
                 try:
                     assert watcher.wait(lambda ms: any(b'"IN_PROGRESS"' in m.payload
                                                        for m in ms), 60)
+                    core.wait_state("com.example.Slow", "NEW")     # installing: gate closed
                     core.kill()
                     # The broker publishes the core's last will: the device is OFFLINE.
                     assert presence.wait(lambda ms: any(

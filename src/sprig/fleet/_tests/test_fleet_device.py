@@ -17,6 +17,7 @@ from sprig._tests.reliability.support import generic_component, public_dir
 from sprig.fleet.testing import (
     AWS_ENV,
     Fleet,
+    Seen,
     ThreadBroker,
     Watcher,
     make_pki,
@@ -131,3 +132,80 @@ def _env() -> dict[str, str]:
     import os
 
     return {**os.environ, **AWS_ENV}
+
+
+def test_a_component_breaking_later_is_reported_and_an_interrupted_execution_is_retaken(
+        base: Path) -> None:
+    from sprig.fleet.device_state import DeviceFleetState, ExecutionRecord
+    from sprig.state.db import StateDB
+    from sprig.testing import write_recipe
+
+    broker = ThreadBroker(base / "broker").start()
+    try:
+        with moto(base) as s3:
+            fleet = Fleet(base, broker.port, s3.url)
+            try:
+                core = fleet.add("flaky", ["g"])
+                gate = base / "gate"
+                write_recipe(base / "recipes", {
+                    "RecipeFormatVersion": "2020-01-25", "ComponentName": "com.example.Flaky",
+                    "ComponentVersion": "1.0.0", "Manifests": [{"Lifecycle": {
+                        "Run": f"while [ ! -e {gate} ]; do sleep 0.1; done; exit 1"}}]})
+                _publish(fleet, base, ("com.example.Ok", "1.0.0", None))
+                health = Watcher(fleet.broker_port, "sprig/things/flaky/greengrassv2/health/json")
+                try:
+                    r = fleet.sprig("deploy", "--group", "g", "--merge",
+                                    "com.example.Flaky=1.0.0", "--wait")
+                    assert r.returncode == 0, r.stdout + r.stderr
+                    gate.touch()                  # its Run now fails at once: BROKEN soon
+
+                    def unhealthy(ms: list[Seen]) -> bool:
+                        docs = [json.loads(m.payload) for m in ms]
+                        return any(d["trigger"] == "COMPONENT_STATUS_CHANGE"
+                                   and d["overallDeviceStatus"] == "UNHEALTHY" for d in docs)
+
+                    assert health.wait(unhealthy, 60)
+                finally:
+                    health.close()
+                msg = json.loads(next(m.payload for m in reversed(health.messages)))
+                flaky = next(c for c in msg["components"]
+                             if c["componentName"] == "com.example.Flaky")
+                assert flaky["status"] == "BROKEN"
+                assert flaky["componentStatusDetails"]["statusCodes"] == ["BROKEN"]
+                # A core stopped after it took an execution up but before it queued the
+                # local deployment: the next core takes the same execution up again.
+                r = fleet.sprig("deploy", "--group", "g", "--remove", "com.example.Flaky",
+                                "--merge", "com.example.Ok=1.0.0")
+                assert r.returncode == 0, r.stdout + r.stderr
+                job = json.loads(fleet.sprig("status", "--json").stdout)["targets"][
+                    "thinggroup/g"]["deploymentId"]
+                updates = Watcher(fleet.broker_port, "sprig/things/flaky/jobs/thinggroup/g/update")
+                try:
+                    assert updates.wait(lambda ms: any(b'"SUCCEEDED"' in m.payload
+                                                       and job.encode() in m.payload
+                                                       for m in ms), 60)
+                finally:
+                    updates.close()
+                core.stop()
+                db = StateDB(core.layout.state_db)
+                try:
+                    state = DeviceFleetState.load(db)
+                    rec = state.executions["thinggroup/g"]
+                    state.record("thinggroup/g", ExecutionRecord(
+                        rec.job_id, rec.creation_timestamp, "IN_PROGRESS",
+                        configuration_arn=rec.configuration_arn, components=rec.components))
+                finally:
+                    db.close()
+                updates = Watcher(fleet.broker_port, "sprig/things/flaky/jobs/thinggroup/g/update")
+                try:
+                    core.start(timeout_s=120)
+                    assert updates.wait(lambda ms: any(
+                        not m.retained and b'"SUCCEEDED"' in m.payload for m in ms), 60)
+                    assert not any(b'"FAILED"' in m.payload for m in updates.messages)
+                finally:
+                    updates.close()
+                assert {"com.example.Ok"} <= {c["name"] for c in core.call("component.list")}
+            finally:
+                fleet.stop_all()
+    finally:
+        broker.close()

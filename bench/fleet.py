@@ -63,6 +63,7 @@ def memory(fleet: Fleet, pkg: Path, out: dict[str, Any], rounds: int) -> None:
     plain_cfg = {k: v for k, v in fleet.config("plain", []).items() if k != "fleet"}
     pairs: list[tuple[float, float]] = []
     after: list[tuple[float, float]] = []
+    many: list[tuple[float, float]] = []
     for r in range(rounds):
         plain = CoreProcess(fleet.base / f"mem-plain-{r}", config=plain_cfg,
                             env={**os.environ, **AWS_ENV})
@@ -79,6 +80,15 @@ def memory(fleet: Fleet, pkg: Path, out: dict[str, Any], rounds: int) -> None:
             assert rc == 0, text
             for _ in range(5):
                 after.append((rss_mb(plain), rss_mb(with_fleet)))
+            idle = {f"Idle{i:02d}": "1.0.0" for i in range(20)}
+            plain.deploy(merge=idle, recipe_dir=pkg / "recipes", artifact_dir=pkg / "artifacts")
+            _, text, rc = timed([PYTHON, "-m", "sprig", "fleet", "deploy", "--config",
+                                 str(fleet.operator_config()), "--group", "mem",
+                                 *(a for n in idle for a in ("--merge", f"{n}=1.0.0")),
+                                 "--wait"], {**os.environ, **AWS_ENV})
+            assert rc == 0, text
+            for _ in range(5):
+                many.append((rss_mb(plain), rss_mb(with_fleet)))
         finally:
             plain.stop()
             with_fleet.stop()
@@ -90,7 +100,11 @@ def memory(fleet: Fleet, pkg: Path, out: dict[str, Any], rounds: int) -> None:
         "after_deployment_plain_mb": statistics.median(p for p, _ in after),
         "after_deployment_fleet_mb": statistics.median(f for _, f in after),
         "after_deployment_delta_mb": statistics.median(f - p for p, f in after),
-        "target": "fleet core at most 2 MB over the same core without fleet:",
+        "with_21_functions_plain_mb": statistics.median(p for p, _ in many),
+        "with_21_functions_fleet_mb": statistics.median(f for _, f in many),
+        "with_21_functions_delta_mb": statistics.median(f - p for p, f in many),
+        "target": "fleet core at most 2 MB over the same core without fleet:; the core's "
+                  "budget 40 MB with 20 functions",
     }
     print(json.dumps(out["memory"], indent=1), flush=True)
 
@@ -276,6 +290,8 @@ def main() -> None:
                 fleet = Fleet(base, broker.port, s3.url)
                 pkg = base / "pkg"
                 function_component(pkg, "FleetEcho", HANDLER, pinned="false")
+                for i in range(20):
+                    function_component(pkg, f"Idle{i:02d}", HANDLER, pinned="false")
                 _, text, rc = timed([PYTHON, "-m", "sprig", "fleet", "publish", "--config",
                                      str(fleet.operator_config()), "--recipe-dir",
                                      str(pkg / "recipes"), "--artifact-dir",

@@ -233,8 +233,10 @@ class FleetAgent:
             dep = parse_document(document, f"execution {job_id} on {key}")
         except ValidationError as e:
             if refusal is None and job_id:
+                # Not retained, not remembered: an unreadable document has no creationTimestamp
+                # to hold the target's place.
                 await self._final(target, ExecutionRecord(job_id, 0, ""),
-                                  failed(str(e), "DEPLOYMENT_DOCUMENT_NOT_VALID"))
+                                  failed(str(e), "DEPLOYMENT_DOCUMENT_NOT_VALID"), retain=False)
             return
         if refusal is None and dep.target != target:
             refusal = (f"its configurationArn targets {dep.target}, but it came on the topic "
@@ -273,7 +275,9 @@ class FleetAgent:
     async def _run(self, target: Target, dep: FleetDeployment, rec: ExecutionRecord) -> None:
         key = str(target)
         rec = replace(rec, status=str(ExecutionStatus.IN_PROGRESS))
-        self.state.record(key, rec)
+        # Saved with the local deployment's id below: a core killed before that takes the
+        # execution up again when the broker delivers it (one write per step, not two).
+        self.state.executions[key] = rec
         await self._publish_status(target, rec)
         log.info("fleet: deployment %s for %s: IN_PROGRESS (%s)", dep.deployment_id, key,
                  ", ".join(f"{n}={v}" for n, v in sorted(dep.versions.items())) or "nothing")
@@ -386,7 +390,7 @@ class FleetAgent:
     # -- health --------------------------------------------------------------------------
 
     async def _settle(self) -> None:
-        names = [n for n, r in self.kernel.db.components().items() if not r.user_stopped]
+        names = [n for n, c in self.kernel.components.items() if not c.record.user_stopped]
         services = self.kernel.services
 
         def settled() -> bool:
@@ -421,10 +425,8 @@ class FleetAgent:
 
     async def publish_health(self, trigger: str) -> None:
         self._sequence += 1
-        records = self.kernel.db.components()
         comps = [ComponentInfo(n, s.component.version, str(s.state),
-                               bool(records[n].is_root) if n in records else False,
-                               s.last_error or "")
+                               s.component.record.is_root, s.last_error or "")
                  for n, s in sorted(self.kernel.services.items())]
         last = None
         if self.state.executions:

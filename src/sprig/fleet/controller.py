@@ -301,6 +301,7 @@ class Controller:
             self.out("warning: abortConfig without a rate: every device is notified at once, "
                      "so the abort can only stop what has not started (use --rate)")
         while True:
+            seen = self.session.received        # anything arriving from here on: a new step
             if self.session.lost.is_set():
                 self.out(f"{self.target}: lost the broker; reconnecting")
                 await self._reconnect()
@@ -364,7 +365,7 @@ class Controller:
             if config.timeout_minutes is not None and progress.running:
                 first = min(progress.running.values()) + config.timeout_minutes * 60
                 timeout = min(timeout, max(0.05, first - time.time() + 0.01))
-            await self._next_message(timeout)
+            await self._next_message(seen, timeout)
             if time.monotonic() - self.last_heartbeat >= HEARTBEAT_S:
                 await self.session.publish(self.topics.lease(self.target),
                                            self._lease("HELD", self.record["deploymentId"]))
@@ -382,9 +383,9 @@ class Controller:
                                                  d.result != "SUCCEEDED" else ""))
         progress.newly_finished.clear()
 
-    async def _next_message(self, timeout: float) -> bool:
-        received = self.session.received
-        return await self.session.wait_for(lambda: self.session.received != received, timeout)
+    async def _next_message(self, seen: int, timeout: float) -> bool:
+        """Wait for a message after the ``seen``-th (at once if one came meanwhile)."""
+        return await self.session.wait_for(lambda: self.session.received != seen, timeout)
 
     async def _abort(self, reason: str, progress: Progress) -> int:
         await self._set_status(ABORTED, reason)

@@ -173,3 +173,22 @@ def test_an_artifact_replaced_in_the_bucket_is_never_run(
     assert not core.layout.artifact_dir("com.example.Tool", "1.0.0").exists()
     downloads = core.layout.run / "fleet"
     assert not downloads.exists() or not os.listdir(downloads)
+
+
+def test_an_unreadable_document_cannot_open_the_door_to_an_older_one(
+        device: tuple[Fleet, CoreProcess, MotoServer]) -> None:
+    fleet, core, _ = device
+    topic = "sprig/things/victim/jobs/thinggroup/line-1/notify"
+    good = doc("thinggroup/line-1", "new-10", **{"com.example.Evil": "1.0.0"})
+    assert (send(fleet, topic, good, "new-10") or {}).get("status") == "SUCCEEDED"
+    broken = {k: v for k, v in good.items() if k != "creationTimestamp"}
+    broken["deploymentId"] = "broken-1"
+    answer = send(fleet, topic, broken, "broken-1")
+    assert answer is not None and answer["status"] == "FAILED"
+    assert answer["statusDetails"]["deployment-error-stack"] == [
+        "DEPLOYMENT_FAILURE", "DEPLOYMENT_DOCUMENT_NOT_VALID"]
+    old = {**doc("thinggroup/line-1", "old-5"), "creationTimestamp": 5}
+    answer = send(fleet, topic, old, "old-5")
+    assert answer is not None and answer["status"] == "REJECTED"
+    assert "REJECTED_STALE_DEPLOYMENT" in answer["statusDetails"]["deployment-error-stack"]
+    assert "com.example.Evil" in names(core)              # the newer deployment stands

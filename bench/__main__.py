@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import causes, cold, memory, messaging, setup, warm
+from bench import causes, cold, events, memory, messaging, setup, warm
 from bench.functions import Fn, write_code
 from bench.harness import PYTHON, REPO, deploy, public_dir, running_core
 from bench.machine import describe
@@ -76,6 +76,8 @@ def run(plan: Plan, res: Results) -> None:
         with running_core(work / "root-mem") as core:
             step("core memory with many functions", t0)
             memory.core_rss(res, plan, core, code, work)
+        step("Event invocations: accept rate, durable vs in memory", t0)
+        events.run(plan, res, work)
         if messaging_wired():
             step("messaging: local bus, publish → function → publish, MQTT bridge", t0)
             with messaging.mosquitto(work) as port, \

@@ -44,7 +44,7 @@ def _why_warm(res: Results) -> str:
                  else ".")
     text += (" Closing it: fewer Python layers between the socket and the worker (the "
              "profile table below shows the chain: HttpServer → Router → ManagementServer → "
-             "Core._invoke → Function.invoke → Worker.dispatch → RuntimeSession → http11), and "
+             "Core._invoke → Function.invoke → Worker.dispatch → RuntimeSession → http1), and "
              "one log write for END and REPORT instead of two (Function._report: pass both "
              "lines to one self.log call; ComponentLog.write_line already writes a "
              "multi-line text with one os.write).")

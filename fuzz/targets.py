@@ -19,11 +19,12 @@ import yaml
 from sprig.config.merge import apply_update
 from sprig.config.update import parse_update_document
 from sprig.errors import ValidationError
+from sprig.http1 import Connection
 from sprig.ipc import eventstream as es
 from sprig.local_api import invoke_api, sigv4
 from sprig.local_api.credentials import Credentials
 from sprig.recipe.parse import parse_recipe
-from sprig.runtime_api.http11 import Connection, Request
+from sprig.runtime_api import Job, RuntimeSession
 
 Target = Callable[[bytes], None]
 
@@ -125,48 +126,97 @@ def invoke_request(data: bytes) -> None:
 
 
 class _Transport(asyncio.Transport):
+    """Collects what the connection writes; records pauses, half-closes and closes."""
+
     def __init__(self) -> None:
         super().__init__()
         self.out = bytearray()
         self.closed = False
+        self.paused = False
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
+        assert not self.closed, "a write after close"
         self.out += data
 
     def close(self) -> None:
         self.closed = True
 
+    def abort(self) -> None:
+        self.closed = True
+
     def is_closing(self) -> bool:
         return self.closed
 
+    def pause_reading(self) -> None:
+        self.paused = True
 
-def runtime_http(data: bytes) -> None:
-    """Raw bytes → the Runtime API's HTTP/1.1 parser, fed in pieces; every request answered,
-    every answer a well-formed status line with a JSON body when refused."""
-    seen: list[Request] = []
+    def resume_reading(self) -> None:
+        self.paused = False
 
-    def on_request(conn: Connection, req: Request) -> None:
-        seen.append(req)
-        conn.respond(413 if req.truncated else 200, b"{}")
+    def can_write_eof(self) -> bool:
+        return True
 
-    conn = Connection(on_request, lambda c: None, max_body=4096)
-    transport = _Transport()
-    conn.connection_made(transport)
-    step = 1 + (data[0] % 64 if data else 0)
-    for i in range(0, len(data), step):
-        if transport.closed:
-            break
-        conn.data_received(data[i:i + step])
-    out = bytes(transport.out)
+    def write_eof(self) -> None:
+        self.closed = True
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return default
+
+
+_LOOP = asyncio.new_event_loop()
+_ARN = "arn:aws:lambda:us-east-1:123456789012:function:fuzz:1"
+
+
+def _answers(out: bytes) -> list[tuple[int, bytes]]:
+    """Split what the server wrote into (status, body); every answer must be well formed."""
+    found = []
     while out:
         assert out.startswith(b"HTTP/1.1 "), out[:100]
         head, sep, rest = out.partition(b"\r\n\r\n")
         assert sep, out[:200]
+        status = int(head[9:12])
+        if status == 100:
+            out = rest
+            continue
         length = next(int(h.split(b":", 1)[1]) for h in head.split(b"\r\n")
                       if h.lower().startswith(b"content-length:"))
         body, out = rest[:length], rest[length:]
-        if b" 400 " in head.split(b"\r\n", 1)[0]:
-            json.loads(body)
+        assert len(body) == length, (head, body)
+        found.append((status, body))
+    return found
+
+
+async def _runtime_http(data: bytes) -> None:
+    session = RuntimeSession(log=lambda line: None, max_response_bytes=4096)
+    conn = Connection(session, session.limits)
+    transport = _Transport()
+    conn.connection_made(transport)
+    step = 1 + (data[0] % 64 if data else 0)
+    submitted = False
+    try:
+        for i in range(0, len(data), step):
+            if transport.closed:
+                break
+            conn.data_received(data[i:i + step])
+            if not submitted and session.ready and session.state == "IDLE":
+                session.submit(Job.for_payload(b'{"fuzz": 1}', function_arn=_ARN,
+                                               timeout_s=60, request_id="fuzz-id"))
+                submitted = True          # a parked /next gets it, answers leave in order
+    finally:
+        conn.connection_lost(None)
+        session.abort("fuzzing is over")
+    for status, body in _answers(bytes(transport.out)):
+        assert 200 <= status < 600, status
+        if status >= 400:
+            doc = json.loads(body)
+            assert doc["errorType"] and doc["errorMessage"], doc
+
+
+def runtime_http(data: bytes) -> None:
+    """Raw bytes, fed in pieces, → the HTTP layer (sprig.http1) under a real Runtime API
+    session, which hands a parked /next an invocation: every answer a well-formed response,
+    every refusal a JSON error document, and nothing left running."""
+    _LOOP.run_until_complete(_runtime_http(data))
 
 
 TARGETS: dict[str, Target] = {
@@ -188,9 +238,17 @@ SEEDS: dict[str, list[bytes]] = {
                        b"AWS4-HMAC-SHA256 Credential=SPRIGFUZZ0000000/20260101/us-east-1/"
                        b"lambda/aws4_request, SignedHeaders=host;x-amz-date, Signature=00\n"
                        b"20260101T000000Z\n"],
-    "runtime_http": [b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: x\r\n\r\n",
-                     b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n"
-                     b"\r\n", b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n"],
+    "runtime_http": [
+        b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"POST /2018-06-01/runtime/invocation/fuzz-id/response HTTP/1.1\r\nHost: x\r\n"
+        b"Content-Length: 2\r\n\r\n{}GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\n"
+        b"Host: x\r\n\r\n",
+        b"POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;e=1\r\nhello\r\n"
+        b"0\r\nT: v\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+        b"POST /2018-06-01/runtime/init/error HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+        b"Content-Length: 9000\r\n\r\n",
+    ],
 }
 
 ALPHABET = string.printable.encode()

@@ -55,8 +55,12 @@ def publish(root: Path) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.parent.chmod(0o755)
         tmp = Path(tempfile.mkdtemp(prefix=".assets-", dir=target.parent))
-        for rel in PUBLISHED:
-            shutil.copytree(PACKAGE_DIR / rel, tmp / rel, ignore=_IGNORE, symlinks=True)
+        try:
+            for rel in PUBLISHED:
+                shutil.copytree(PACKAGE_DIR / rel, tmp / rel, ignore=_IGNORE, symlinks=True)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)     # a full disk: leave no half copy
+            raise
         for dirpath, _dirnames, filenames in os.walk(tmp):
             os.chmod(dirpath, 0o755)
             for f in filenames:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from sprig import assets
+from sprig.testing import skips
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -23,3 +25,26 @@ def published_assets() -> Iterator[Path]:
         yield assets.publish(base)
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """With SPRIG_STRICT_SKIPS=1 (CI), a skip this machine does not explain fails the run."""
+    if os.environ.get(skips.ENV_STRICT) != "1":
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        return
+    bad: list[str] = []
+    for report in reporter.stats.get("skipped", []):
+        reason = str(report.longrepr[2]) if isinstance(report.longrepr, tuple) else str(
+            report.longrepr)
+        why = skips.judge(reason)
+        if why is not None:
+            bad.append(f"{report.nodeid}: skipped ({reason.removeprefix('Skipped: ')}) but "
+                       f"{why}")
+    if bad:
+        reporter.write_sep("=", "skips this machine does not explain (SPRIG_STRICT_SKIPS=1)",
+                           red=True)
+        for line in bad:
+            reporter.write_line(line)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

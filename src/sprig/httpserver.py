@@ -1,19 +1,22 @@
-"""A small HTTP/1.1 server for the core's local APIs (Invoke API, management socket, V1 SDK IPC).
+"""The core's HTTP servers (Invoke API, management socket, V1 SDK IPC) on :mod:`sprig.http1`.
 
 Why not aiohttp: ``import aiohttp.web`` alone costs the core about 16 MB of resident memory, and
-these servers need only a sliver of HTTP, which :mod:`sprig.runtime_api.http11` already speaks
-(keep-alive, Content-Length and chunked bodies, 100-continue, oversize bodies discarded). This
-module adds what an application needs on top of it:
+these servers need only a sliver of HTTP, which :mod:`sprig.http1` speaks (strictly, with
+bounds and timeouts, over llhttp). This module adds what an application needs on top of it:
 
 * :class:`Router`: routes by method and a path regex (named groups become ``request.params``),
-  404/405 as plain text, 413 for bodies over the limit;
+  404/405 as plain text -- answered at the end of the head, before any body is read -- and 413
+  for bodies over the limit;
 * :class:`HttpRequest` with case-insensitive :class:`Headers` (repeats kept), raw path and query;
 * :class:`Response` and :class:`StreamResponse` (a chunked body from an async iterator, e.g. the
   management API's JSON lines);
 * :class:`HttpServer`: listens on TCP or on a Unix socket created owner-only (the umask is set
-  while it is created, so it is never briefly open to others), and closes gracefully: stop
-  accepting, close idle keep-alive connections, let requests in progress finish (up to a grace
-  time), end streams.
+  while it is created, so it is never briefly open to others), each listener with its own
+  connection cap (:class:`~sprig.http1.Limits`); decides at the end of each head whether and how
+  much body to read (``screen``: e.g. the invoke API refuses a request without valid
+  credentials before reading its body; ``max_body``: the limit, which may depend on the head);
+  and closes gracefully: stop accepting, close idle keep-alive connections, let requests in
+  progress finish (up to a grace time; requests arriving meanwhile get 503), end streams.
 
 Requests of one connection are handled in order, one at a time, each in its own task; a client
 that goes away cancels its streamed response.
@@ -29,64 +32,54 @@ import os
 import re
 import socket
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
+from http import HTTPStatus
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
-from sprig.runtime_api.http11 import Connection, Request
+from sprig.http1 import (
+    JSON,
+    TEXT,
+    Connection,
+    ConnectionCap,
+    Headers,
+    Limits,
+    Request,
+    Response,
+)
+
+__all__ = ["JSON", "TEXT", "Answer", "Handler", "Headers", "HttpRequest", "HttpServer",
+           "Limits", "NoRoute", "Response", "Router", "StreamResponse", "bad_request",
+           "too_large"]
+
+if TYPE_CHECKING:
+    from ssl import SSLContext
 
 log = logging.getLogger(__name__)
 
-TEXT = "text/plain; charset=utf-8"
-_dumps = json.dumps
-JSON = "application/json"
-
-
-class Headers(Mapping[str, str]):
-    """Request headers: names case-insensitive; a repeated header's first value wins for
-    ``[]``/``get`` (as aiohttp), :meth:`getall` and :attr:`fields` keep every one."""
-
-    __slots__ = ("_first", "fields")
-
-    def __init__(self, fields: list[tuple[str, str]]) -> None:
-        self.fields = fields                 # (lower-case name, value) as received, in order
-        first: dict[str, str] = {}
-        for name, value in fields:
-            first.setdefault(name, value)
-        self._first = first
-
-    def __getitem__(self, name: str) -> str:
-        return self._first[name.lower()]
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._first
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._first)
-
-    def __len__(self) -> int:
-        return len(self._first)
-
-    def getall(self, name: str) -> list[str]:
-        key = name.lower()
-        return [v for n, v in self.fields if n == key]
+DEFAULT_LIMITS = Limits()
 
 
 @dataclass(frozen=True)
 class HttpRequest:
-    """One request. ``path`` is raw (not percent-decoded), without the query."""
+    """One request. ``path`` is raw (not percent-decoded), without the query.
+
+    The same shape is shown to a server's ``screen`` and ``max_body`` at the end of the head,
+    with an empty ``body`` and ``size`` the declared Content-Length (0 when chunked).
+    """
 
     method: str
     target: str                      # the request-target as sent: raw path and query
     headers: Headers
     body: bytes
-    size: int                        # the body's real size, even when it was discarded
-    truncated: bool                  # the body was over the limit: ``body`` is incomplete
-    limit: int                       # the server's body size limit, in bytes
+    size: int                        # the body's size; for a truncated one, what is known of it
+    truncated: bool                  # the body was over the limit: never read, ``body`` empty
+    limit: int                       # the body size limit for this request, in bytes
     params: Mapping[str, str] = field(default_factory=dict)   # the route's named groups
     sock: socket.socket | None = None   # the connection's socket: who the peer is, for checks
+    length: int | None = 0           # the declared Content-Length; None: chunked
 
     @property
     def path(self) -> str:
@@ -110,26 +103,6 @@ class HttpRequest:
 
 
 @dataclass(frozen=True)
-class Response:
-    """A complete answer. ``content_type=None`` sends no Content-Type."""
-
-    status: int = 200
-    body: bytes = b""
-    content_type: str | None = JSON
-    headers: tuple[tuple[str, str], ...] = ()
-
-    @classmethod
-    def text(cls, status: int, message: str,
-             headers: tuple[tuple[str, str], ...] = ()) -> Response:
-        return cls(status, message.encode(), TEXT, headers)
-
-    @classmethod
-    def json(cls, document: Any, status: int = 200,
-             dumps: Callable[[Any], str] = _dumps) -> Response:
-        return cls(status, dumps(document).encode(), JSON)
-
-
-@dataclass(frozen=True)
 class StreamResponse:
     """A chunked answer: the head now, then each item of ``chunks`` as it comes."""
 
@@ -141,6 +114,7 @@ class StreamResponse:
 
 Answer = Response | StreamResponse
 Handler = Callable[[HttpRequest], Awaitable[Answer]]
+Screen = Callable[[HttpRequest], Response | None]
 
 
 class NoRoute(Exception):
@@ -176,90 +150,130 @@ class Router:
             allowed.append(method)
         raise NoRoute(request.method, path, tuple(sorted(set(allowed))))
 
+    def screen(self, request: HttpRequest) -> Response | None:
+        """404/405 at the end of the head: a body for no route is never read."""
+        try:
+            self.resolve(request)
+        except NoRoute as e:
+            return no_route(e)
+        return None
+
     async def __call__(self, request: HttpRequest) -> Answer:
         try:
             handler, request = self.resolve(request)
         except NoRoute as e:
-            if not e.allowed:
-                return Response.text(404, f"no such resource: {e.path}")
-            return Response.text(405, f"method {e.method} is not allowed on {e.path}; "
-                                      f"allowed: {', '.join(e.allowed)}",
-                                 (("Allow", ", ".join(e.allowed)),))
+            return no_route(e)
         if request.truncated:
             return too_large(request)
         return await handler(request)
 
 
+def no_route(e: NoRoute) -> Response:
+    if not e.allowed:
+        return Response.text(404, f"no such resource: {e.path}")
+    return Response.text(405, f"method {e.method} is not allowed on {e.path}; "
+                              f"allowed: {', '.join(e.allowed)}",
+                         (("Allow", ", ".join(e.allowed)),))
+
+
 def too_large(request: HttpRequest) -> Response:
-    return Response.text(413, f"request body of {request.size} bytes is too large; allowed: "
-                              f"up to {request.limit} bytes")
+    size = "of unknown size (chunked) passed" if request.length is None else \
+        f"of {request.size} bytes is"
+    return Response.text(413, f"request body {size} too large; allowed: up to "
+                              f"{request.limit} bytes")
 
 
-def bad_request(reason: str) -> Response:
-    return Response.text(400, f"Bad Request: {reason}")
+def bad_request(status: int, reason: str) -> Response:
+    """The plain-text answer to a request the HTTP layer refuses."""
+    return Response.text(status, f"{HTTPStatus(status).phrase}: {reason}")
 
 
 @dataclass
 class _Client:
     """One connection's queue: its requests are answered in order, one at a time."""
 
+    cap: ConnectionCap
     queue: deque[Request] = field(default_factory=deque)
     task: asyncio.Task[None] | None = None
     streaming: bool = False
-    last_active: float = 0.0         # loop time of the last request received or answered
 
 
 class HttpServer:
-    """Serve ``app`` on one or more listeners; ``await aclose()`` to stop."""
+    """Serve ``app`` on one or more listeners; ``await aclose()`` to stop.
 
-    def __init__(self, app: Handler, *, max_body: int, name: str = "http",
-                 on_bad_request: Callable[[str], Response] = bad_request,
-                 idle_timeout_s: float = 75.0) -> None:
+    At the end of each head: ``screen`` may refuse the request at once (its body is never
+    read; a :class:`Router` app screens its 404/405 unless another screen is given), then
+    ``max_body`` (a number, or a function of the head) bounds the body: a request over it is
+    handed to ``app`` truncated, without its body. ``on_error`` words the answer to a request
+    the HTTP layer refuses (status, reason).
+    """
+
+    def __init__(self, app: Handler, *, max_body: int | Callable[[HttpRequest], int],
+                 name: str = "http",
+                 on_error: Callable[[int, str], Response] = bad_request,
+                 screen: Screen | None = None,
+                 limits: Limits = DEFAULT_LIMITS) -> None:
         self._app = app
-        self._idle_timeout_s = idle_timeout_s
-        self._sweeper: asyncio.Task[None] | None = None
         self._max_body = max_body
+        self._screen = screen if screen is not None or not isinstance(app, Router) \
+            else app.screen
         self._name = name
-        self._on_bad_request = on_bad_request
+        self._on_error = on_error
+        self.limits = limits
         self._servers: list[asyncio.Server] = []
+        self._caps: list[ConnectionCap] = []
         self._clients: dict[Connection, _Client] = {}
         self._tasks: set[asyncio.Task[None]] = set()   # in progress, even if the client left
         self._unix_paths: list[tuple[Path, int]] = []
         self._closing = False
 
     # -- listening -------------------------------------------------------------------------
-    async def listen_tcp(self, host: str, port: int) -> int:
-        """Listen on ``host:port`` (0: any free port); return the port bound."""
+    def _cap(self, where: str) -> ConnectionCap:
+        cap = ConnectionCap(f"{self._name} ({where})", self.limits.max_connections,
+                            log.warning)
+        self._caps.append(cap)
+        return cap
+
+    async def listen_tcp(self, host: str, port: int, *, tls: SSLContext | None = None) -> int:
+        """Listen on ``host:port`` (0: any free port), over TLS with ``tls``; return the port
+        bound."""
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(self._connection, host, port)
+        cap = self._cap(f"{host}:{port}")
+        server = await loop.create_server(lambda: self._connection(cap), host, port, ssl=tls)
         self._servers.append(server)
-        self._start_sweeper()
-        return int(server.sockets[0].getsockname()[1])
+        bound = int(server.sockets[0].getsockname()[1])
+        cap.name = f"{self._name} ({host}:{bound})"
+        return bound
 
     async def listen_unix(self, path: Path) -> None:
         """Listen on a Unix socket at ``path`` (replaced if present), mode 0600 from birth."""
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)              # a stale socket of an earlier run
         loop = asyncio.get_running_loop()
+        cap = self._cap(str(path))
         old = os.umask(0o177)    # the socket is created owner-only, never briefly open
         try:
-            server = await loop.create_unix_server(self._connection, str(path))
+            server = await loop.create_unix_server(lambda: self._connection(cap), str(path))
         finally:
             os.umask(old)
         os.chmod(path, 0o600)
         self._servers.append(server)
-        self._start_sweeper()
         self._unix_paths.append((path, os.stat(path).st_ino))
+
+    @property
+    def refused_connections(self) -> int:
+        """Connections closed at once because a listener had its most open (in all)."""
+        return sum(cap.refused for cap in self._caps)
 
     # -- graceful close --------------------------------------------------------------------
     async def aclose(self, grace_s: float = 10.0) -> None:
         """Stop accepting; close idle connections; let requests in progress finish for up to
         ``grace_s`` (streams end at once), then cancel what is left and close everything."""
         self._closing = True
-        if self._sweeper is not None:
-            self._sweeper.cancel()
         for server in self._servers:
             server.close()
+        for cap in self._caps:
+            cap.flush()
         for path, inode in self._unix_paths:
             with contextlib.suppress(OSError):
                 if os.stat(path).st_ino == inode:
@@ -281,49 +295,46 @@ class HttpServer:
             await server.wait_closed()
         self._servers.clear()
 
-    # -- connections -----------------------------------------------------------------------
-    def _connection(self) -> Connection:
-        conn = Connection(self._on_request, self._on_lost, self._max_body,
-                          on_bad_request=self._bad_request)
-        self._clients[conn] = _Client(last_active=asyncio.get_running_loop().time())
+    # -- connections (sprig.http1.Server) --------------------------------------------------
+    def _connection(self, cap: ConnectionCap) -> asyncio.Protocol:
+        return cap.protocol(lambda: self._accept(cap))
+
+    def _accept(self, cap: ConnectionCap) -> Connection:
+        conn = Connection(self, self.limits)
+        self._clients[conn] = _Client(cap)
         return conn
 
-    def _start_sweeper(self) -> None:
-        if self._sweeper is None:
-            self._sweeper = asyncio.get_running_loop().create_task(
-                self._sweep(), name=f"{self._name}-idle-sweeper")
+    def _view(self, conn: Connection, raw: Request) -> HttpRequest:
+        return HttpRequest(raw.method, raw.target, raw.headers, raw.body, raw.size,
+                           raw.truncated, raw.limit, sock=conn.socket(), length=raw.length)
 
-    async def _sweep(self) -> None:
-        """Close connections with nothing in progress and no request for ``idle_timeout_s``
-        (idle keep-alive connections of clients that forgot them, or half-sent requests)."""
-        loop = asyncio.get_running_loop()
-        while True:
-            await asyncio.sleep(self._idle_timeout_s / 4)
-            limit = loop.time() - self._idle_timeout_s
-            for conn, client in list(self._clients.items()):
-                if client.task is None and client.last_active < limit:
-                    conn.close()
+    def on_head(self, conn: Connection, head: Request) -> int | Response:
+        request = self._view(conn, head)
+        if self._screen is not None:
+            refusal = self._screen(request)
+            if refusal is not None:
+                return refusal
+        return self._max_body(request) if callable(self._max_body) else self._max_body
 
-    def _bad_request(self, conn: Connection, reason: str) -> None:
-        answer = self._on_bad_request(reason)
-        conn.respond(answer.status, answer.body, content_type=answer.content_type,
-                     headers=answer.headers, close=True)
+    def on_error(self, status: int, reason: str) -> Response:
+        return self._on_error(status, reason)
 
-    def _on_lost(self, conn: Connection) -> None:
+    def on_lost(self, conn: Connection) -> None:
         client = self._clients.pop(conn, None)
-        if client is not None and client.task is not None and client.streaming:
+        if client is None:
+            return
+        client.cap.release()
+        if client.task is not None and client.streaming:
             client.task.cancel()      # nobody reads the stream any more
-        if client is not None:
-            client.queue.clear()
+        client.queue.clear()
 
-    def _on_request(self, conn: Connection, request: Request) -> None:
+    def on_request(self, conn: Connection, request: Request) -> None:
         client = self._clients.get(conn)
         if client is None:
             return                    # lost
         if self._closing:
             conn.respond(503, b"the server is shutting down", content_type=TEXT, close=True)
             return
-        client.last_active = asyncio.get_running_loop().time()
         client.queue.append(request)
         if client.task is None:
             client.task = asyncio.get_running_loop().create_task(
@@ -338,13 +349,14 @@ class HttpServer:
         finally:
             client.task = None
             client.streaming = False
-            client.last_active = asyncio.get_running_loop().time()
             if self._closing:
                 conn.close_when_idle()
 
     async def _answer(self, conn: Connection, client: _Client, raw: Request) -> None:
-        request = HttpRequest(raw.method, raw.path, Headers(raw.fields), raw.body, raw.size,
-                              raw.truncated, self._max_body, sock=conn.socket())
+        if raw.refusal is not None:
+            conn.send(raw.refusal)
+            return
+        request = self._view(conn, raw)
         try:
             answer = await self._app(request)
         except asyncio.CancelledError:
@@ -354,8 +366,7 @@ class HttpServer:
             log.exception("%s: %s %s failed", self._name, request.method, request.path)
             answer = Response.text(500, "internal server error; see the core log")
         if isinstance(answer, Response):
-            conn.respond(answer.status, answer.body, content_type=answer.content_type,
-                         headers=answer.headers)
+            conn.send(answer)
             return
         client.streaming = True
         conn.start_stream(answer.status, content_type=answer.content_type,

@@ -20,11 +20,16 @@ the nucleus ``logging`` figures to ``greengrass.log`` and to every component's l
 
 Writes are on the hot path of every component's output: one unbuffered ``write(2)`` per call
 (so ``sprig logs`` sees each line at once), no fsync, the timestamp text cached per second.
+
+A full disk is not an error here: lines are dropped and counted, and the count is written once
+there is space again (:meth:`ComponentLog.write_line`, :class:`CoreLogHandler`); the paths that
+are full are reported to :data:`sprig.disk.WATCH` for ``sprig status``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import os
 import re
@@ -34,7 +39,10 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import BinaryIO, Final, Self
 
+from sprig.disk import WATCH, is_disk_full
 from sprig.errors import ValidationError
+
+_log = logging.getLogger("sprig.logs")
 
 DEFAULT_MAX_FILE_BYTES: Final = 1024 * 1024
 DEFAULT_MAX_TOTAL_BYTES: Final = 10 * 1024 * 1024
@@ -80,15 +88,23 @@ class ComponentLog:
         self._stamp_second = -1
         self._stamp_text = ""
         self._last_rotation_stamp = ""
+        self._dropped = 0            # lines lost to a full disk since the last good write
+        self._cut = False            # a write was cut short: the file ends mid-line
 
     # -- writing ---------------------------------------------------------------------------
 
     def write_line(self, stream: str, text: str, *, level: str = "INFO") -> None:
-        """Append ``text`` (one line; embedded newlines become several lines) from ``stream``."""
+        """Append ``text`` (one line; embedded newlines become several lines) from ``stream``.
+
+        On a full disk (ENOSPC, EDQUOT) the lines are dropped and counted, never raised: a log
+        line must not fail an invocation or wedge a worker. The next write that succeeds is
+        preceded by a ``[WARN] ... N log line(s) dropped: no space left on <path>`` line.
+        """
         if level not in LEVELS:
             raise ValidationError(
                 "level", "unknown log level", value=level, allowed=", ".join(LEVELS)
             )
+        first = False
         with self._lock:
             if self._closed:
                 raise ValueError(f"log {self.path} is closed")
@@ -98,25 +114,58 @@ class ComponentLog:
             data = "".join(f"{head}{part.rstrip(chr(13))}\n" for part in parts).encode(
                 "utf-8", "replace"
             )
-            self._append_locked(data, now)
+            try:
+                if self._dropped:
+                    data = self._dropped_notice(now) + data
+                self._append_locked(data, now)
+            except OSError as e:
+                if not is_disk_full(e):
+                    raise
+                self._dropped += len(parts)
+                first = WATCH.failed(self.path, f"the log of {self.component}")
+            else:
+                self._dropped = 0
+                WATCH.recovered(self.path)
+                return
+        if first:                      # outside the lock; the core log may be full too
+            _log.warning("no space left on %s: dropping %s's log lines (counted; written "
+                         "again once there is space)", self.path, self.component)
 
     def write_text(self, text: str) -> None:
         """Append ``text`` as it is (already formatted, e.g. by :class:`CoreLogHandler`), in
-        one write, rotating first if it would take the file past ``max_file_bytes``."""
+        one write, rotating first if it would take the file past ``max_file_bytes``. Raises
+        OSError (a full disk included): the caller decides what a lost write means."""
         with self._lock:
             if self._closed:
                 raise ValueError(f"log {self.path} is closed")
             self._append_locked(text.encode("utf-8", "replace"), self._clock())
 
     def _append_locked(self, data: bytes, now: float) -> None:
+        """One ``write(2)`` normally, rotating first when needed. On ENOSPC part of a line may
+        be on disk: the next successful write starts on a new line (see ``_cut``)."""
         fd = self._fd if self._fd is not None else self._open()
         if self._size > 0 and self._size + len(data) > self.max_file_bytes:
             fd = self._rotate_locked(now)
+        if self._cut and data:
+            data = b"\n" + data
         view = memoryview(data)
         while view:
-            written = os.write(fd, view)
+            try:
+                written = os.write(fd, view)
+            except OSError:
+                if len(view) != len(data):
+                    self._cut = True
+                raise
             view = view[written:]
-        self._size += len(data)
+            self._size += written
+        self._cut = False
+
+    def _dropped_notice(self, now: float) -> bytes:
+        """The line that says how many lines a full disk cost: a reader must not believe the
+        log is complete."""
+        notice = (f"{self._stamp(now)} [WARN] (sprig) {self.component}: {self._dropped} log "
+                  f"line(s) dropped: no space left on {self.path}\n")
+        return notice.encode("utf-8", "replace")
 
     def rotate(self) -> Path | None:
         """Rotate now (e.g. hourly); returns the rotated file, or None when there was nothing."""
@@ -216,25 +265,42 @@ CORE_LOG_FORMAT: Final = "%(asctime)s.%(msecs)03dZ [%(levelname)s] (%(name)s) %(
 
 
 class CoreLogHandler(logging.Handler):
-    """Writes the core's log records to a rotated, owner-only file (``logs/sprig.log``).
+    """Writes the core's log records to a rotated, owner-only file (``logs/sprig.log``), safe
+    on a full disk.
 
     The file is owner-only because the core's log may name paths and configurations of every
     component. One record is one write, cut to ``max_file_bytes`` if longer (a giant message or
     traceback cannot break the size bound). Times are UTC, as in the component logs.
+
+    Why not :class:`logging.FileHandler`: on ENOSPC it prints a traceback per record and its
+    buffer later spills a stale fragment with no gap marker. Here, on a full disk the record is
+    kept in memory (the last :attr:`KEEP` of them) and written, after a line saying how many
+    were lost, as soon as a write succeeds again — so what the core said about the full disk is
+    read once there is room.
     """
+
+    KEEP: Final = 200
 
     def __init__(self, path: Path, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
                  max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES, *,
                  clock: Callable[[], float] = time.time) -> None:
         super().__init__()
+        self.path = Path(path)
         self.file = ComponentLog(path, max_file_bytes, max_total_bytes, clock=clock,
                                  mode=CORE_LOG_MODE)
         formatter = logging.Formatter(CORE_LOG_FORMAT, "%Y-%m-%dT%H:%M:%S")
         formatter.converter = time.gmtime
         self.setFormatter(formatter)
+        self._held: collections.deque[str] = collections.deque(maxlen=self.KEEP)
+        self._dropped = 0
         # Open (and create) it now: an error shows at start-up, and a file left larger than
         # the limit (e.g. by a version that did not rotate) is rotated away at once.
-        self.file.write_text("")
+        try:
+            self.file.write_text("")
+        except OSError as e:
+            if not is_disk_full(e):
+                raise
+            WATCH.failed(self.path, "the core log")
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -246,9 +312,36 @@ class CoreLogHandler(logging.Handler):
                     mark = b"... [cut: the record was longer than the log file size]\n"
                     data = data[: max(limit - len(mark), 0)] + mark
                     text = data.decode("utf-8", "ignore")
-            self.file.write_text(text)
         except Exception:
             self.handleError(record)
+            return
+        try:
+            self.file.write_text(self._held_back() + text if self._dropped else text)
+        except OSError as e:
+            if not is_disk_full(e):
+                self.handleError(record)
+                return
+            if not self._dropped:
+                self._held.clear()
+            self._dropped += 1
+            self._held.append(text)
+            WATCH.failed(self.path, "the core log")
+            return
+        except Exception:
+            self.handleError(record)
+            return
+        self._dropped = 0
+        self._held.clear()
+        WATCH.recovered(self.path)
+
+    def _held_back(self) -> str:
+        """The gap line, then the records held back while the disk was full."""
+        gone = self._dropped - len(self._held)
+        note = logging.makeLogRecord({
+            "name": "sprig.logs", "levelno": logging.WARNING, "levelname": "WARNING",
+            "msg": f"no space left on {self.path}: {self._dropped} line(s) were held back"
+                   + (f", the oldest {gone} are lost" if gone else "")})
+        return self.format(note) + "\n" + "".join(self._held)
 
     def close(self) -> None:
         self.file.close()

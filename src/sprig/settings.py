@@ -18,6 +18,11 @@ logging:                         # as the Greengrass nucleus's ``logging`` confi
   totalLogsSizeKB: 10240         # per log (the core's, each component's), rotated files included
   format: TEXT                   # TEXT only (JSON is refused, not ignored)
   outputType: FILE               # FILE only (CONSOLE is refused, not ignored)
+console:                         # the local web console (see sprig.console)
+  enabled: true                  # false: no console, `sprig console login` says so
+  port: 0                        # 0 = any free port; the URL is in run/endpoints.json (console)
+  bindAddress: 127.0.0.1         # loopback; any other address needs tls
+  tls: {certPath: device.pem.crt, keyPath: private.pem.key}   # optional; {}: mqtt.tls's pair
 deploymentLimits:                # what one deployment may bring (see sprig.recipe.limits)
   recipeMaxSizeBytes: 1048576    # one recipe file
   artifactsMaxSizeBytes: 1073741824   # one component version: artifacts as copied + unpacked
@@ -27,6 +32,7 @@ deploymentLimits:                # what one deployment may bring (see sprig.reci
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 from collections.abc import Mapping
@@ -49,12 +55,28 @@ from sprig.recipe.limits import (
 )
 
 _KEYS = {"thingName", "awsRegion", "runWithDefault", "invokeApi", "mqtt", "logging",
-         "deploymentTimeoutSeconds", CONFIG_SECTION, "fleet"}
+         "deploymentTimeoutSeconds", "deploymentStabilitySeconds", "console", CONFIG_SECTION,
+         "fleet"}
 _LEVELS = ("DEBUG", "INFO", "WARN", "WARNING", "ERROR")
 # Greengrass's nucleus ``logging`` keys; those Sprig cannot honour are refused when set to
 # anything but the one value it implements (outputDirectory: the logs are under <root>/logs).
 _LOGGING_KEYS = ("level", "fileSizeKB", "totalLogsSizeKB", "format", "outputType")
 _ONLY_VALUE = {"format": "TEXT", "outputType": "FILE"}
+
+
+@dataclass(frozen=True)
+class ConsoleSettings:
+    """``console`` in config.yaml. ``tls`` None: plain HTTP; a (cert, key) pair of paths as
+    written (relative ones are under the root); ("", ""): the device's pair from ``mqtt.tls``."""
+
+    enabled: bool = True
+    port: int = 0
+    bind_address: str = "127.0.0.1"
+    tls: tuple[str, str] | None = None
+
+    @property
+    def loopback(self) -> bool:
+        return ipaddress.ip_address(self.bind_address).is_loopback
 
 
 @dataclass(frozen=True)
@@ -68,8 +90,11 @@ class CoreSettings:
     log_file_bytes: int = DEFAULT_MAX_FILE_BYTES      # logging.fileSizeKB
     log_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES    # logging.totalLogsSizeKB
     deployment_timeout_s: float = 300.0
+    #: how long a deployment watches a Run process it started before calling it a success
+    deployment_stability_s: float = 3.0
     deployment_limits: StagingLimits = field(default_factory=StagingLimits)
     fleet: FleetSettings | None = None
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
 
     @classmethod
     def load(cls, path: Path) -> CoreSettings:
@@ -126,6 +151,13 @@ class CoreSettings:
                 raise ValidationError("deploymentTimeoutSeconds", "must be a positive number",
                                       value=t, source=source, allowed="seconds > 0")
             kwargs["deployment_timeout_s"] = float(t)
+        if "deploymentStabilitySeconds" in data:
+            t = data["deploymentStabilitySeconds"]
+            if not isinstance(t, (int, float)) or isinstance(t, bool) or not 0 <= t <= 600:
+                raise ValidationError("deploymentStabilitySeconds", "must be a number of "
+                                      "seconds from 0 to 600", value=t, source=source,
+                                      allowed="0 (no watch) to 600; default 3")
+            kwargs["deployment_stability_s"] = float(t)
         if data.get(CONFIG_SECTION) is not None:
             kwargs["deployment_limits"] = _deployment_limits(data[CONFIG_SECTION], source)
         if data.get("fleet") is not None:
@@ -135,6 +167,8 @@ class CoreSettings:
                                       "host", value=mqtt, source=source,
                                       allowed="mqtt: {host: ..., port: ...} beside fleet:")
             kwargs["fleet"] = FleetSettings.from_mapping(data["fleet"], source)
+        if data.get("console") is not None:
+            kwargs["console"] = _console(data["console"], data.get("mqtt"), source)
         return cls(**kwargs)
 
 
@@ -176,6 +210,79 @@ def _kilobytes(cfg: Mapping[str, Any], key: str, default: int, source: str) -> i
         raise ValidationError(f"logging.{key}", "must be a whole number of kilobytes >= 1",
                               value=value, source=source, allowed="an integer >= 1")
     return value
+_CONSOLE_KEYS = ("enabled", "port", "bindAddress", "tls")
+
+
+def _console(cfg: object, mqtt: object, source: str) -> ConsoleSettings:
+    """The ``console`` section: every key honoured or refused. A console reachable from the
+    network must use TLS: its session cookie would otherwise cross the network in clear."""
+    allowed = "{" + ", ".join(f"{k}: ..." for k in _CONSOLE_KEYS) + "}"
+    if not isinstance(cfg, Mapping):
+        raise ValidationError("console", "must be a mapping", value=cfg, source=source,
+                              allowed=allowed)
+    unknown = sorted(str(k) for k in set(cfg) - set(_CONSOLE_KEYS))
+    if unknown:
+        raise ValidationError(f"console.{unknown[0]}", "unknown key", source=source,
+                              allowed=", ".join(_CONSOLE_KEYS))
+    enabled = cfg.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise ValidationError("console.enabled", "must be true or false", value=enabled,
+                              source=source, allowed="true, false")
+    port = cfg.get("port", 0)
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
+        raise ValidationError("console.port", "must be a port number", value=port,
+                              source=source, allowed="0..65535 (0 = any free port)")
+    bind = cfg.get("bindAddress", "127.0.0.1")
+    if bind == "localhost":
+        bind = "127.0.0.1"
+    try:
+        address = ipaddress.ip_address(bind.strip("[]") if isinstance(bind, str) else bind)
+    except (ValueError, TypeError):
+        raise ValidationError("console.bindAddress", "must be an IP address", value=bind,
+                              source=source, allowed="127.0.0.1 (default), ::1, localhost, "
+                              "or an address of this device (with tls)") from None
+    tls = _console_tls(cfg.get("tls"), mqtt, source)
+    if not address.is_loopback and tls is None:
+        raise ValidationError("console.bindAddress", "a console reachable from the network "
+                              "needs tls (its session cookie would travel in clear)",
+                              value=bind, source=source,
+                              allowed="a loopback address, or set console.tls")
+    return ConsoleSettings(enabled, port, str(address), tls)
+
+
+def _console_tls(tls: object, mqtt: object, source: str) -> tuple[str, str] | None:
+    if tls is None or tls is False:
+        return None
+    allowed = "{certPath: PEM file, keyPath: PEM file}, or {} for mqtt.tls's pair"
+    if tls is True:
+        tls = {}
+    if not isinstance(tls, Mapping):
+        raise ValidationError("console.tls", "must be a mapping", value=tls, source=source,
+                              allowed=allowed)
+    unknown = sorted(str(k) for k in set(tls) - {"certPath", "keyPath"})
+    if unknown:
+        raise ValidationError(f"console.tls.{unknown[0]}", "unknown key", source=source,
+                              allowed="certPath, keyPath")
+    cert, key = tls.get("certPath"), tls.get("keyPath")
+    for name, value in (("certPath", cert), ("keyPath", key)):
+        if value is not None and (not isinstance(value, str) or not value):
+            raise ValidationError(f"console.tls.{name}", "must be a file path", value=value,
+                                  source=source, allowed="a PEM file (relative: in the root)")
+    if (cert is None) != (key is None):
+        missing = "keyPath" if key is None else "certPath"
+        raise ValidationError(f"console.tls.{missing}", "certPath and keyPath go together",
+                              source=source, allowed=allowed)
+    if cert is None:
+        device = mqtt.get("tls") if isinstance(mqtt, Mapping) else None
+        if not isinstance(device, Mapping) or not device.get("certPath") \
+                or not device.get("keyPath"):
+            raise ValidationError("console.tls", "no certificate given and mqtt.tls has no "
+                                  "certPath/keyPath (the device's certificate) to use",
+                                  value=dict(tls), source=source, allowed=allowed)
+        return ("", "")
+    return (str(cert), str(key))
+
+
 _LIMIT_FIELDS = {RECIPE_KEY: ("recipe_max_bytes", 1024),
                  BYTES_KEY: ("artifacts_max_bytes", 1024),
                  FILES_KEY: ("artifacts_max_files", 1)}

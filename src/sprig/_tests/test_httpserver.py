@@ -17,6 +17,7 @@ import pytest
 from sprig.httpserver import (
     HttpRequest,
     HttpServer,
+    Limits,
     Response,
     Router,
     StreamResponse,
@@ -190,37 +191,70 @@ async def test_pipelined_requests_are_answered_in_order(
     assert answer.count(b"HTTP/1.1 200 OK") == 2
 
 
-async def test_body_over_the_limit_is_413_and_the_connection_stays_usable(
+async def test_body_over_the_limit_is_413_at_once_and_never_read(
         served: tuple[App, HttpServer, int]) -> None:
-    _, _, port = served
+    app, _, port = served
+    # Answered at the end of the head: the body is not even sent yet.
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(b"POST /echo/big HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n")
+        answer = await asyncio.wait_for(reader.read(), WAIT)     # then closed (EOF)
+        assert answer.startswith(b"HTTP/1.1 413 Request Entity Too Large\r\n")
+        assert b"Connection: close\r\n" in answer
+        assert answer.endswith(b"request body of 5000 bytes is too large; allowed: up to "
+                               b"1000 bytes")
+    finally:
+        writer.close()
+    assert app.order == []
 
     def two() -> tuple[tuple[int, dict[str, str], bytes], int]:
+        # http.client sends the whole body, then reads the answer (the server drops the body
+        # meanwhile, so the client sees no reset), then reconnects for the next request.
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=WAIT)
         try:
-            big = request(port, "POST", "/echo/big", b"x" * 5000, conn=conn)
+            big = request(port, "POST", "/echo/big", b"x" * 500_000, conn=conn)
             return big, request(port, "GET", "/echo/after", conn=conn)[0]
         finally:
             conn.close()
 
-    (status, _, body), after = await asyncio.to_thread(two)
-    assert status == 413 and b"5000 bytes" in body and b"1000 bytes" in body
-    assert after == 200
+    (status, headers, body), after = await asyncio.to_thread(two)
+    assert status == 413 and b"500000 bytes" in body and b"1000 bytes" in body
+    assert headers["connection"] == "close"
+    assert after == 200 and app.order == ["after"]
+
+
+async def test_chunked_body_over_the_limit_is_413_when_it_passes_it(
+        served: tuple[App, HttpServer, int]) -> None:
+    app, _, port = served
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(b"POST /echo/c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     + b"200\r\n" + b"x" * 512 + b"\r\n" + b"300\r\n" + b"y" * 768 + b"\r\n")
+        answer = await asyncio.wait_for(reader.read(), WAIT)
+        assert answer.startswith(b"HTTP/1.1 413 ")
+        assert answer.endswith(b"request body of unknown size (chunked) passed too large; "
+                               b"allowed: up to 1000 bytes")
+    finally:
+        writer.close()
+    assert app.order == []
 
 
 async def test_malformed_request_is_400_and_closed(served: tuple[App, HttpServer, int]) -> None:
     _, _, port = served
-    answer = await raw(port, b"GET /echo/a HTTP/1.1\r\nContent-Length: -5\r\n\r\n")
+    answer = await raw(port, b"GET /echo/a HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 400 Bad Request")
-    assert b"Connection: close" in answer and answer.endswith(b"bad Content-Length")
+    assert b"Connection: close" in answer
+    assert answer.endswith(b"Bad Request: malformed request: Invalid character in Content-Length")
 
 
 async def test_custom_bad_request_answer() -> None:
     server = HttpServer(Router(), max_body=10,
-                        on_bad_request=lambda reason: Response.json({"why": reason}, 400))
+                        on_error=lambda status, reason: Response.json({"why": reason}, status))
     port = await server.listen_tcp("127.0.0.1", 0)
     try:
         answer = await raw(port, b"NONSENSE\r\n\r\n")
-        assert answer.endswith(b'{"why": "malformed request line"}')
+        assert answer.startswith(b"HTTP/1.1 400 ")
+        assert answer.endswith(b'{"why": "malformed request: Invalid method encountered"}')
     finally:
         await server.aclose()
 
@@ -345,7 +379,8 @@ async def test_close_leaves_a_socket_that_is_not_ours(tmp_path: Path) -> None:
 
 async def test_idle_and_silent_connections_are_closed_after_the_idle_timeout() -> None:
     app = App()
-    server = HttpServer(app.router, max_body=10, idle_timeout_s=0.2)
+    server = HttpServer(app.router, max_body=10,
+                        limits=Limits(idle_timeout_s=0.2, head_timeout_s=0.2))
     port = await server.listen_tcp("127.0.0.1", 0)
     try:
         silent_reader, silent_writer = await asyncio.open_connection("127.0.0.1", port)
@@ -355,7 +390,11 @@ async def test_idle_and_silent_connections_are_closed_after_the_idle_timeout() -
         used_writer.write(b"GET /echo/a HTTP/1.1\r\nHost: x\r\n\r\n")
         first = await asyncio.wait_for(used_reader.readuntil(b"\r\n\r\n"), WAIT)
         assert first.startswith(b"HTTP/1.1 200")
-        for reader in (silent_reader, half_reader, used_reader):   # EOF: closed by the server
+        # The half request is answered 408, the others are closed silently: EOF.
+        half = await asyncio.wait_for(half_reader.read(), WAIT)
+        assert half.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+        assert half.endswith(b"the request head did not arrive within 0.2 s")
+        for reader in (silent_reader, used_reader):
             while await asyncio.wait_for(reader.read(65536), WAIT):
                 pass
         for writer in (silent_writer, half_writer, used_writer):

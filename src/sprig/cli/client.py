@@ -1,5 +1,9 @@
 """The CLI's side of the management API: HTTP over the core's Unix socket (stdlib only, so the
-CLI starts fast)."""
+CLI starts fast).
+
+Every way the conversation can fail — no core, a core that stops or resets the connection
+mid-answer, an answer that is not JSON, a call that takes longer than the timeout — becomes a
+:class:`SprigError` whose message is one sentence, so the CLI never shows a traceback."""
 
 from __future__ import annotations
 
@@ -59,7 +63,23 @@ class ManagementClient:
         except PermissionError:
             raise SprigError(f"permission denied on {path}: the management socket is "
                              "owner-only; run as the user that runs the core") from None
+        except OSError as exc:
+            raise self._lost(exc, "connect") from None
         return conn
+
+    def _lost(self, exc: BaseException, method: str) -> SprigError:
+        """The one-sentence error for a conversation with the core that broke off."""
+        if isinstance(exc, TimeoutError):
+            return SprigError(
+                f"the core on {self.layout.root} did not answer {method} within "
+                f"{self.timeout_s:g} s; it may still be working on it (see `sprig status`)")
+        if isinstance(exc, ValueError):
+            return SprigError(f"the core on {self.layout.root} answered {method} with "
+                              "something that is not JSON; see `sprig logs core`")
+        why = getattr(exc, "strerror", None) or type(exc).__name__
+        return SprigError(
+            f"the connection to the core on {self.layout.root} was lost during {method} "
+            f"({why}): the core may have stopped; see `sprig status` and `sprig logs core`")
 
     def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
         conn = self._connect()
@@ -68,8 +88,12 @@ class ManagementClient:
             conn.request("POST", "/rpc", body, {"Content-Type": "application/json"})
             resp = conn.getresponse()
             doc = json.loads(resp.read() or b"{}")
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            raise self._lost(exc, method) from None
         finally:
             conn.close()
+        if not isinstance(doc, dict):
+            raise self._lost(ValueError(), method)
         if "error" in doc:
             raise ApiError(doc["error"].get("type", "Error"), doc["error"].get("message", ""))
         return doc.get("result")
@@ -96,5 +120,7 @@ class ManagementClient:
                     raise ApiError(item["error"].get("type", "Error"),
                                    item["error"].get("message", ""))
                 yield item
+        except (OSError, http.client.HTTPException, ValueError, AttributeError) as exc:
+            raise self._lost(exc, method) from None
         finally:
             conn.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -51,29 +52,22 @@ def cmd_core_run(args: argparse.Namespace) -> int:
 
 
 def cmd_core_check(args: argparse.Namespace) -> int:
-    import shutil
+    from sprig.core.check import check_text
 
-    from sprig.functions.runtimes import installed_pythons, java_major
-    from sprig.launcher.capabilities import check_device
-
-    report = check_device()
-    print(report.format())
+    print(check_text())
     print()
-    print("Lambda runtimes found:")
-    pythons = installed_pythons()
-    for (major, minor), path in sorted(pythons.items()):
-        print(f"  python{major}.{minor}: {path}")
-    if not pythons:
-        print("  python: none (python3.x functions cannot run)")
-    node = shutil.which("node")
-    print(f"  nodejs: {node}" if node else "  nodejs: none (nodejsNN.x functions cannot run)")
-    java = shutil.which("java")
-    if java:
-        print(f"  java: {java} (Java {java_major(Path(java))})")
-    else:
-        print("  java: none (javaNN functions cannot run)")
-    print("  provided: the function's own bootstrap executable")
+    print(_disk_line(_root(args)))
     return 0
+
+
+def _disk_line(root: Path) -> str:
+    from sprig.disk import LOW_SPACE_BYTES, free_bytes
+
+    free = free_bytes(root)
+    if free is None:
+        return f"Disk: cannot tell the free space of {root}"
+    state = "FULL: no space left" if free < LOW_SPACE_BYTES else "ok"
+    return f"Disk: {free // (1024 * 1024)} MB free on the filesystem of {root} ({state})"
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -91,6 +85,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"  components:      {st['components']} ({summary})")
     if st.get("currentDeployment"):
         print(f"  deploying:       {st['currentDeployment']}")
+    disk = st.get("disk") or {}
+    if disk.get("low") or disk.get("full"):
+        print(f"  DISK FULL:       {disk.get('freeBytes')} bytes free on {disk.get('root')}")
+        for entry in disk.get("full", []):
+            print(f"    no space left on {entry['path']} ({entry['what']})")
     return 0
 
 
@@ -127,12 +126,35 @@ def cmd_deployment_create(args: argparse.Namespace) -> int:
         "deployment": doc,
         "recipeDir": str(Path(args.recipe_dir).resolve()) if args.recipe_dir else None,
         "artifactDir": str(Path(args.artifact_dir).resolve()) if args.artifact_dir else None,
-        "wait": bool(args.wait),
+        "wait": False,
     }
-    result = _client(args).call("deployment.create", params)
-    print(f"Deployment {result['deploymentId']}: {result['status']}"
-          + (f" ({result['reason']})" if result.get("reason") else ""))
-    return 1 if result["status"] == "FAILED" else 0
+    client = _client(args)
+    result = client.call("deployment.create", params)
+    _print_warnings(result)
+    if args.wait:
+        # A stream has no timeout: a deployment may take its whole deploymentTimeoutSeconds.
+        dep_id = result["deploymentId"]
+        try:
+            for item in client.stream("deployment.wait", {"deploymentId": dep_id}):
+                result = item
+            if result.get("status") not in ("SUCCEEDED", "FAILED"):
+                raise SprigError("the core closed the connection before the deployment "
+                                 "finished (it may have stopped; see `sprig status`)")
+        except SprigError as e:
+            raise SprigError(f"deployment {dep_id} was queued, but waiting for it failed: "
+                             f"{e}") from None
+    return _print_deployment(result)
+
+
+def _print_warnings(d: dict[str, Any]) -> None:
+    for warning in d.get("warnings") or []:
+        print(f"WARNING: {warning}", file=sys.stderr)
+
+
+def _print_deployment(d: dict[str, Any]) -> int:
+    print(f"Deployment {d['deploymentId']}: {d['status']}"
+          + (f" ({d['reason']})" if d.get("reason") else ""))
+    return 1 if d["status"] == "FAILED" else 0
 
 
 def cmd_deployment_list(args: argparse.Namespace) -> int:
@@ -149,6 +171,8 @@ def cmd_deployment_list(args: argparse.Namespace) -> int:
 def cmd_deployment_status(args: argparse.Namespace) -> int:
     d = _client(args).call("deployment.status", {"deploymentId": args.id})
     print(f"{d['deploymentId']}: {d['status']}" + (f" ({d['reason']})" if d["reason"] else ""))
+    for warning in d.get("warnings") or []:
+        print(f"  warning: {warning}")
     return 1 if d["status"] == "FAILED" else 0
 
 
@@ -235,7 +259,11 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     payload = b""
     if args.payload is not None:
         if args.payload.startswith("@"):
-            payload = Path(args.payload[1:]).read_bytes()
+            try:
+                payload = Path(args.payload[1:]).read_bytes()
+            except OSError as e:
+                raise SprigError(f"--payload: cannot read {args.payload[1:]}: "
+                                 f"{e.strerror}") from None
         else:
             payload = args.payload.encode()
     context = _read_json_arg(args.client_context, "--client-context") \
@@ -358,6 +386,9 @@ def build_parser() -> argparse.ArgumentParser:
     from sprig.cli import fleet_cmd
 
     fleet_cmd.add_parser(sub, common)
+    from sprig.cli import console_cmd
+
+    console_cmd.add_parser(sub, common)
     return parser
 
 
@@ -374,6 +405,18 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:          # `sprig logs core | head`
+        return 1
+    except OSError as e:
+        print(f"sprig: {e.strerror or e}" + (f": {e.filename}" if e.filename else ""),
+              file=sys.stderr)
+        return 1
+    except Exception as e:           # a bug: still one sentence, the details on request
+        if os.environ.get("SPRIG_DEBUG"):
+            raise
+        print(f"sprig: internal error ({type(e).__name__}: {e}); run again with SPRIG_DEBUG=1 "
+              "for the traceback", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

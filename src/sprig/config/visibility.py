@@ -39,6 +39,20 @@ def redact_secrets(value: Any) -> Any:
     return value
 
 
+def redact_deployment(summary: Mapping[str, Any]) -> Any:
+    """A deployment's summary for a screen or an event stream: besides secrets, the values of
+    Lambda environment variables its configuration updates MERGE are hidden (as
+    :func:`readable_configuration` hides them from other readers)."""
+    out: Any = redact_secrets(summary)
+    updates = out.get("document", {}).get("configurationUpdate")
+    if isinstance(updates, dict):
+        for body in updates.values():
+            merge = body.get("MERGE") if isinstance(body, dict) else None
+            if isinstance(merge, dict):
+                _redact_values_at(merge, ENVIRONMENT_VARIABLES_PATH)
+    return out
+
+
 def readable_configuration(reader: str, owner: str, owner_type: str | None,
                            configuration: Mapping[str, Any]) -> dict[str, Any]:
     """What component ``reader`` may see of component ``owner``'s ``configuration`` (a copy;

@@ -52,6 +52,8 @@ class Component:
     recipe: Recipe
     steps: dict[Step, StepSpec]
     setenv: dict[str, str]
+    #: the lifecycle's errorResetTime in seconds (None: the nucleus default, 3600)
+    error_reset_time_s: float | None = None
 
     @property
     def name(self) -> str:
@@ -95,7 +97,8 @@ def load_component(record: ComponentRecord, platform: dict[str, str]) -> Compone
             timeout_s=timeout,
             setenv=dict(step.setenv),
         )
-    return Component(record=record, recipe=recipe, steps=steps, setenv=dict(lifecycle.setenv))
+    return Component(record=record, recipe=recipe, steps=steps, setenv=dict(lifecycle.setenv),
+                     error_reset_time_s=lifecycle.error_reset_time_s)
 
 
 def variables_for(component: Component, layout: RootLayout, reader: str) -> ComponentVariables:

@@ -24,31 +24,47 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from sprig import __version__, assets
+from sprig import __version__, assets, disk
 from sprig.config.visibility import SECRET_MANAGER, redact_secrets
 from sprig.core.ipc_adapter import KernelIpcCore
 from sprig.core.kernel import Kernel
-from sprig.core.lambda_service import FunctionHook, LambdaService, validate_lambda
+from sprig.core.lambda_service import (
+    FunctionHook,
+    LambdaService,
+    function_info,
+    validate_lambda,
+)
 from sprig.core.messaging import CoreMessaging
+from sprig.core.observe import DeviceView, component_graph, function_list
 from sprig.deployment.planner import Planner
-from sprig.deployment.request import DeploymentRequest
+from sprig.deployment.request import WARNINGS, DeploymentRequest
 from sprig.deployment.service import DeploymentService
 from sprig.errors import SprigError, ValidationError
+from sprig.events import Kind
+from sprig.functions.config import LambdaConfig
+from sprig.functions.durable import EventJournal
 from sprig.functions.invocation import Invocation, InvocationType
 from sprig.functions.manager import FunctionManager
 from sprig.ipc.server import IpcServer
 from sprig.launcher.capabilities import check_device, require_container_support
 from sprig.launcher.process import set_cgroup_prefix, sweep_own_cgroups
 from sprig.local_api.credentials import ensure_credentials
+from sprig.local_api.functions_api import FunctionInfo, FunctionsApi
 from sprig.local_api.invoke_api import start_invoke_api
 from sprig.local_api.management import ManagementServer
 from sprig.log_ratelimit import RateLimitHandler, loop_exception_handler
 from sprig.logs import CoreLogHandler
 from sprig.paths import RootLayout
 from sprig.settings import CoreSettings
-from sprig.state.db import StateDB
+from sprig.state.db import EventStore, StateDB
 
 log = logging.getLogger("sprig.core")
+
+#: ``0`` turns durable Event invocations off (they are then queued in memory only, as in
+#: Greengrass). For measurements (the baseline of ``bench/events.py``), not for production.
+ENV_DURABLE_EVENTS = "SPRIG_DURABLE_EVENTS"
+#: How often a start-up write that failed on a full disk (``run/endpoints.json``) is retried.
+DISK_RETRY_S = 2.0
 
 
 class Core:
@@ -63,11 +79,14 @@ class Core:
         self.settings = settings
         self.db = StateDB(layout.state_db)
         self.kernel = Kernel(layout, settings, self.db)
-        self.functions = FunctionManager()
+        journal = None
+        if os.environ.get(ENV_DURABLE_EVENTS, "1") != "0":
+            journal = EventJournal(partial(EventStore, layout.state_db))
+        self.functions = FunctionManager(journal)
         self.function_hooks: list[FunctionHook] = []
         self.planner = Planner(layout, self.db, self.kernel.platform)
         self.deployments = DeploymentService(self.kernel, self.planner, self.db)
-        self.api = ManagementServer(layout.management_socket)
+        self.api = ManagementServer(layout.management_socket, root=layout.root)
         self.messaging = CoreMessaging(self.kernel, self.functions)
         self.function_hooks.append(self.messaging.function_changed)
         self.kernel.lambda_env_providers.append(self.messaging.function_env)
@@ -75,7 +94,13 @@ class Core:
                              KernelIpcCore(self.kernel, self.messaging.bus, self.messaging.bridge,
                                            self.messaging.messaging.deployed_shadows))
         self.endpoints: dict[str, str] = {}
+        self._assets_published = False
         self.started = time.time()
+        self.device = DeviceView(self.kernel, self.started)
+        #: the local web console (sprig.console.server.ConsoleServer) once started, if enabled
+        self.console: Any = None
+        self._console_error = ""
+        self.function_hooks.append(self._observe_function)
         self._device_report: Any = None
         self.kernel.register_factory(
             "aws.greengrass.lambda",
@@ -93,10 +118,12 @@ class Core:
                                     self.messaging.bridge)
         self._register_methods()
 
-    def _check_container(self, memory_kb: int) -> None:
+    def _check_container(self, config: LambdaConfig) -> None:
         if self._device_report is None:
             self._device_report = check_device()
-        require_container_support(need_memory_limit=True, report=self._device_report)
+        require_container_support(
+            need_memory_limit=True, report=self._device_report,
+            read_only_devices=tuple(d.path for d in config.devices if not d.writable))
 
     def _artifact_owner(self, record: Any) -> tuple[int, int] | None:
         """Artifacts belong to whoever runs the component (Permission OWNER means them): its
@@ -129,18 +156,22 @@ class Core:
     # -- run -----------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        assets.publish(self.layout.root)
+        self._check_free_space()
+        self._publish_assets()
         await self.messaging.start()
         await self.ipc.start()
         credentials = ensure_credentials(self.layout.credentials)
         runner, url = await start_invoke_api(self.functions, credentials,
                                              port=self.settings.invoke_api_port,
-                                             region=self.settings.region)
+                                             region=self.settings.region,
+                                             extra_routes=[FunctionsApi(self).register])
         self.endpoints["lambda"] = url
         self.endpoints["management"] = f"unix://{self.layout.management_socket}"
         self.endpoints["ipc"] = f"unix://{self.layout.ipc_socket}"
         self.endpoints["sdk_v1"] = f"http://127.0.0.1:{self.messaging.messaging.sdk_ipc.port}"
-        self._write_endpoints()
+        retry = None
+        if not self._write_endpoints() or not self._assets_published:
+            retry = asyncio.create_task(self._retry_start_up_writes(), name="start-up writes")
         log.info("Sprig %s core on %s; invoke API %s", __version__, self.layout.root, url)
         self._check_root_reachable()
         try:
@@ -152,8 +183,10 @@ class Core:
             if stale:
                 log.warning("removed %d Runtime API socket directory(ies) left by a previous "
                             "core", stale)
+            await self._forget_removed_functions_events()
             await self.kernel.reconcile(self.db.components())
             self.messaging.apply_deployed_builtins()
+            await self._start_console()
             # Answer the CLI only once the previous state is loaded: a client never sees a core
             # that has "forgotten" its components.
             await self.api.start()
@@ -171,16 +204,27 @@ class Core:
                     await worker
         finally:
             log.info("stopping")
+            if retry is not None:
+                retry.cancel()
+            if self.console is not None:
+                await self.console.aclose()
             await self.api.aclose()
             await runner.cleanup()
             await self.kernel.aclose()
-            await self.functions.stop_all()
+            await self.functions.aclose()
             await self.ipc.aclose()
             await self.messaging.aclose()
             self.db.close()
             with contextlib.suppress(FileNotFoundError):
                 self.layout.endpoints_file.unlink()
             log.info("stopped")
+
+    def deployed_functions(self) -> list[FunctionInfo]:
+        """The Lambda API's catalog (:class:`~sprig.local_api.functions_api.FunctionCatalog`):
+        every deployed Lambda component, whatever its state."""
+        found = (function_info(svc) for svc in self.kernel.services.values()
+                 if isinstance(svc, LambdaService))
+        return [info for info in found if info is not None]
 
     def _check_root_reachable(self) -> None:
         """Components run as an unprivileged user: every directory above the root must let
@@ -196,11 +240,126 @@ class Core:
                     parent, parent.stat().st_mode & 0o777, self.layout.root, parent)
                 return
 
-    def _write_endpoints(self) -> None:
+    async def _start_console(self) -> None:
+        """The web console, when config.yaml's ``console.enabled`` (the default). A console
+        that cannot start (its port taken, a bad certificate) is logged and left out: the
+        device keeps running its components; ``sprig console login`` says why."""
+        cfg = self.settings.console
+        if not cfg.enabled:
+            return
+        from sprig.console.server import ConsoleServer
+
+        tls: tuple[Path, Path] | None = None
+        if cfg.tls is not None:
+            cert, key = cfg.tls
+            if not cert:                  # the device's certificate: mqtt.tls's pair
+                device = self.messaging.messaging.mqtt
+                assert device is not None and device.tls is not None
+                assert device.tls.cert_path is not None and device.tls.key_path is not None
+                tls = (device.tls.cert_path, device.tls.key_path)
+            else:
+                tls = (self.layout.root / cert, self.layout.root / key)
+        console = ConsoleServer(cfg, commands=self.api.handlers,
+                                streams=self.api.stream_handlers, events=self.kernel.events,
+                                layout=self.layout, tls_files=tls)
+        try:
+            url = await console.start()
+        except SprigError as e:
+            self._console_error = str(e)
+            log.error("the console is not available: %s", e)
+            return
+        self.console = console
+        self.endpoints["console"] = url
+        self._write_endpoints()
+        log.info("console on %s (sign in with: sprig console login)", url)
+
+    def _write_endpoints(self) -> bool:
+        """Write ``run/endpoints.json`` (atomically: a new file renamed over the old one).
+
+        On a full disk the previous core's file is rewritten in place instead (truncating it
+        frees the blocks the new text needs); if even that fails it is removed, so no client
+        reads a dead core's ports. False then: :meth:`_retry_start_up_writes` writes it once
+        there is space, and the core runs meanwhile.
+        """
         path = self.layout.endpoints_file
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.endpoints, indent=2))
-        tmp.replace(path)
+        text = json.dumps(self.endpoints, indent=2)
+        try:
+            tmp.write_text(text)
+            tmp.replace(path)
+        except OSError as e:
+            if not disk.is_disk_full(e):
+                raise
+            tmp.unlink(missing_ok=True)
+            try:
+                if path.exists():
+                    path.write_text(text)       # same size as the last one, give or take
+                    return True
+            except OSError as again:
+                if not disk.is_disk_full(again):
+                    raise
+                path.unlink(missing_ok=True)
+            if disk.WATCH.failed(path, "the API endpoints file"):
+                log.error("no space left on %s: cannot write the API endpoints there (clients "
+                          "that read it cannot find the invoke API until there is space; "
+                          "retrying every %g s)", path, DISK_RETRY_S)
+            return False
+        if disk.WATCH.recovered(path) is not None:
+            log.info("%s written: there is space again", path)
+        return True
+
+    async def _retry_start_up_writes(self) -> None:
+        """Once there is space again, write what start-up could not (no restart needed)."""
+        while True:
+            await asyncio.sleep(DISK_RETRY_S)
+            done = self._write_endpoints()
+            if not self._assets_published:
+                self._publish_assets()
+            if done and self._assets_published:
+                return
+
+    def _check_free_space(self) -> None:
+        """Say at start-up when the root's disk is full: the core runs, and ``sprig status``
+        lists what could not be written."""
+        free = disk.free_bytes(self.layout.root)
+        if free is not None and free < disk.LOW_SPACE_BYTES:
+            disk.WATCH.failed(self.layout.root, "the root's filesystem")
+            log.error("no space left on %s (%d bytes free): the core runs, but log lines are "
+                      "held back, deployments and Event invocations are refused until there "
+                      "is space (see `sprig status`)", self.layout.root, free)
+
+    def _publish_assets(self) -> None:
+        """The runtime assets under the root; on a full disk the installed package's copy is
+        used instead (fine unless the run-as user cannot read it: then a worker fails to
+        start, naming the file)."""
+        where = self.layout.root / "runtime-assets"
+        try:
+            assets.publish(self.layout.root)
+        except OSError as e:
+            if not disk.is_disk_full(e):
+                raise
+            if disk.WATCH.failed(where, "the runtime assets"):
+                log.error("no space left on %s: cannot publish the runtime assets there; "
+                          "workers use them from %s until there is space", where,
+                          assets.PACKAGE_DIR)
+            return
+        self._assets_published = True
+        if disk.WATCH.recovered(where) is not None:
+            log.info("runtime assets published under %s: there is space again", where)
+
+    async def _forget_removed_functions_events(self) -> None:
+        """Stored Event invocations of functions a deployment removed are deleted (never while
+        a deployment may still roll back)."""
+        if self.db.next_pending() is not None:
+            return
+        try:
+            gone = await self.functions.forget_events_except(set(self.db.components()))
+        except disk.DiskFull as e:
+            log.warning("stored events of removed functions not deleted: %s", e)
+            return
+        if gone:
+            log.warning("deleted %d stored Event invocation(s) of functions no longer "
+                        "deployed", gone)
 
     # -- management API ------------------------------------------------------------------
 
@@ -220,6 +379,60 @@ class Core:
         m("pubsub.publish", self.messaging.publish)
         self.api.stream("pubsub.subscribe", self.messaging.subscribe)
         m("shadow.get", self.messaging.shadow_get)
+        m("console.login", self._console_login)
+        m("device.info", self.device.info)
+        m("component.graph", self._component_graph)
+        m("function.list", self._function_list)
+        m("deployment.rollback", self._deployment_rollback)
+
+    # -- what the console (and any observer) reads ---------------------------------------
+
+    async def _console_login(self, params: dict[str, Any]) -> Any:
+        """A one-time link to the console (``params.expiresIn``: seconds, at most 8 h)."""
+        from sprig.console.auth import LINK_TTL_S
+
+        if self.console is None:
+            if not self.settings.console.enabled:
+                raise ValidationError("console.enabled", "the console is disabled in "
+                                      f"{self.layout.config_file}", value=False,
+                                      allowed="true (the default), then restart the core")
+            raise SprigError(f"the console could not start: {self._console_error}")
+        ttl = params.get("expiresIn", LINK_TTL_S)
+        if not isinstance(ttl, (int, float)) or isinstance(ttl, bool) \
+                or not 1 <= ttl <= LINK_TTL_S:
+            raise ValidationError("expiresIn", "out of range", value=ttl,
+                                  allowed=f"1..{LINK_TTL_S} seconds (8 hours)")
+        return self.console.login_link(float(ttl))
+
+    async def _component_graph(self, params: dict[str, Any]) -> Any:
+        return component_graph(self.kernel)
+
+    async def _function_list(self, params: dict[str, Any]) -> Any:
+        return function_list(self.functions)
+
+    async def _deployment_rollback(self, params: dict[str, Any]) -> Any:
+        """A deployment back to where the device was before the last successful one."""
+        from sprig.deployment.rollback import rollback_document
+
+        return await self._deployment_create({"deployment": rollback_document(self.db),
+                                              "wait": params.get("wait")})
+
+    def _observe_function(self, name: str, fn: Any) -> None:
+        """Invocation events (sprig.events) from a function's figures, while observed."""
+        if fn is not None:
+            fn.stats.listener = partial(self._invocation_event, name, fn)
+
+    def _invocation_event(self, name: str, fn: Any, request_id: str, duration_ms: float | None,
+                          error: str | None) -> None:
+        events = self.kernel.events
+        if not events.wants(Kind.INVOCATION):
+            return
+        from sprig.core.observe import function_view
+
+        events.publish(Kind.INVOCATION, {
+            "function": name, "requestId": request_id,
+            "durationMs": None if duration_ms is None else round(duration_ms, 2),
+            "error": error, "throttled": duration_ms is None, **function_view(fn)})
 
     async def _status(self, params: dict[str, Any]) -> Any:
         comps = self.kernel.list_components()
@@ -240,6 +453,7 @@ class Core:
                 "brokerConnected": self.fleet.bridge.connected,
                 "executions": {k: r.to_json() for k, r in self.fleet.state.executions.items()},
             },
+            "disk": disk.status(self.layout.root),
         }
 
     async def _deployment_create(self, params: dict[str, Any]) -> Any:
@@ -253,18 +467,18 @@ class Core:
         if params.get("wait"):
             final = await self.deployments.wait_finished(record.id, None)
             if final is not None:
-                return redact_secrets(final.summary())
-        return redact_secrets(record.summary())
+                return _summary(final)
+        return _summary(record)
 
     async def _deployment_wait(self, params: dict[str, Any]) -> AsyncIterator[Any]:
         dep_id = str(params.get("deploymentId", ""))
         final = await self.deployments.wait_finished(dep_id, None)
         if final is None:
             raise SprigError(f"no deployment {dep_id!r}")
-        yield redact_secrets(final.summary())
+        yield _summary(final)
 
     async def _deployment_list(self, params: dict[str, Any]) -> Any:
-        return [redact_secrets(d.summary())
+        return [_summary(d)
                 for d in self.db.deployments(int(params.get("limit", 10)))]
 
     async def _deployment_status(self, params: dict[str, Any]) -> Any:
@@ -273,7 +487,7 @@ class Core:
         if rec is None:
             raise ValidationError("deploymentId", "no such deployment", value=dep_id,
                                   allowed="an id from `sprig deployment list`")
-        return redact_secrets(rec.summary())
+        return _summary(rec)
 
     async def _component_list(self, params: dict[str, Any]) -> Any:
         return self.kernel.list_components()
@@ -358,10 +572,19 @@ class Core:
             "statusCode": 202 if inv_type is InvocationType.EVENT else 200,
             "requestId": result.request_id,
             "payload": base64.b64encode(result.payload).decode(),
-            "functionError": str(result.function_error) if result.function_error else None,
+            "functionError": result.function_error.lambda_api if result.function_error
+            else None,
             "executedVersion": result.executed_version,
             "logTail": base64.b64encode(result.log_tail).decode(),
         }
+
+
+def _summary(record: Any) -> Any:
+    """A deployment as the CLI shows it: its summary (secrets redacted) and, at the top, the
+    warnings of what its recipes held that Sprig ignored."""
+    summary = redact_secrets(record.summary())
+    summary["warnings"] = list(record.document.get(WARNINGS) or [])
+    return summary
 
 
 def _setup_logging(layout: RootLayout, settings: CoreSettings) -> RateLimitHandler:

@@ -1,4 +1,12 @@
-"""Generic components: the recipe's lifecycle scripts, run as supervised processes."""
+"""Generic components: the recipe's lifecycle scripts, run as supervised processes.
+
+Bootstrap exit codes mean what they mean to the nucleus (``BootstrapManager``): 0 done,
+100 "restart the nucleus", 101 "reboot the device". Sprig honours 100 as the nucleus restart
+would act on components: once the deployment's components are up, the kernel restarts every
+component (see :meth:`sprig.core.kernel.Kernel.request_core_restart`). It never reboots a
+device: 101 makes the component BROKEN at once, saying so, and fails the deployment (retrying
+a bootstrap that asks for a reboot would change nothing).
+"""
 
 from __future__ import annotations
 
@@ -24,6 +32,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sprig.kernel")
 
+#: Bootstrap exit codes with a meaning (nucleus BootstrapManager / the recipe reference).
+RESTART_CORE = 100
+REBOOT_DEVICE = 101
+
 
 class GenericService(Service):
     """Runs Bootstrap/Install/Startup/Run/Shutdown/Recover scripts in ``work/<name>``."""
@@ -41,9 +53,18 @@ class GenericService(Service):
         bootstrap = self.component.steps.get(Step.BOOTSTRAP)
         if bootstrap is not None and self.kernel.needs_bootstrap(self.component):
             code = await self._run_step(bootstrap)
-            if code not in (0, 100, 101):
+            if code == REBOOT_DEVICE:
+                self.fatal = True
+                raise ServiceError(
+                    "Bootstrap script exited with code 101, which asks Greengrass to reboot the "
+                    "device; Sprig never reboots a device: reboot it yourself if the component "
+                    "needs it, then deploy it again (a Bootstrap that exits 0 or 100)")
+            if code not in (0, RESTART_CORE):
                 raise ServiceError(f"Bootstrap script {self._exit_reason(code)}")
             self.kernel.bootstrap_done(self.component)
+            if code == RESTART_CORE:
+                self.kernel.request_core_restart(
+                    f"the Bootstrap script of {self.name} exited with code 100")
         install = self.component.steps.get(Step.INSTALL)
         if install is not None:
             code = await self._run_step(install)
@@ -54,6 +75,7 @@ class GenericService(Service):
         startup = self.component.steps.get(Step.STARTUP)
         run = self.component.steps.get(Step.RUN)
         if startup is not None and not self._skipped(startup):
+            self.watch_after_start = False
             self.set_state(State.STARTING)
             code = await self._run_step(startup, keep=True)
             if code != 0:
@@ -63,6 +85,7 @@ class GenericService(Service):
             return
         if run is not None and not self._skipped(run):
             proc = await self._launch(run)
+            self.watch_after_start = True
             self.set_state(State.RUNNING)
             status = await proc.wait()
             self._processes.remove(proc)
@@ -86,6 +109,20 @@ class GenericService(Service):
         await asyncio.gather(*(asyncio.shield(p.aclose(grace_s=5.0)) for p in procs))
         for p in procs:
             self.kernel.children.remove(p.pid)
+
+    async def uninstall(self) -> None:
+        step = self.component.steps.get(Step.UNINSTALL)
+        if step is None:
+            return
+        try:
+            code = await self._run_step(step)
+        except ServiceError as e:
+            log.warning("%s: Uninstall: %s", self.name, e)
+            return
+        if code == 0:
+            log.info("%s: Uninstall script done", self.name)
+        else:
+            log.warning("%s: Uninstall script %s", self.name, self._exit_reason(code))
 
     async def recover(self) -> None:
         step = self.component.steps.get(Step.RECOVER)

@@ -29,6 +29,7 @@ from sprig.core.identities import SandboxIdentities
 from sprig.core.orphans import MARKER, ChildRegistry
 from sprig.core.service import BuiltinService, Service
 from sprig.core.state import State
+from sprig.events import EventHub, Kind
 from sprig.launcher.spec import ResourceLimits, RunAs
 from sprig.launcher.users import DEFAULT_RUN_AS
 from sprig.logs import ComponentLog
@@ -48,6 +49,7 @@ ServiceFactory = Callable[["Kernel", Component], Service]
 
 # Built-in components: Sprig implements them in the core; the state is what Greengrass shows.
 BUILTIN_STATES: dict[str, State] = {
+    "aws.greengrass.Nucleus": State.FINISHED,
     "aws.greengrass.LambdaLauncher": State.FINISHED,
     "aws.greengrass.LambdaRuntimes": State.FINISHED,
     "aws.greengrass.LambdaManager": State.RUNNING,
@@ -80,6 +82,14 @@ class Kernel:
         self.lambda_env_providers: list[Callable[[Component, str], dict[str, str]]] = []
         #: called with (component name, changed key path) when a configuration changes
         self.config_listeners: list[Callable[[str, list[str]], None]] = []
+        #: the core's events (sprig.events): state, configuration and log events start here
+        self.events = EventHub()
+        self.add_state_listener(self._state_event)
+        self.config_listeners.append(self._configuration_event)
+        #: why components asked for a core restart (Bootstrap exit 100) not yet carried out
+        self.restart_reasons: list[str] = []
+        #: set by the deployment service while it applies one (it then does the restart)
+        self.deploying = False
 
     # -- wiring --------------------------------------------------------------------------
 
@@ -106,6 +116,18 @@ class Kernel:
                 log.exception("state listener failed")
         self.spawn(self._notify(), name="notify")
 
+    def _state_event(self, name: str, old: State, new: State, reason: str) -> None:
+        if self.events.wants(Kind.COMPONENT):
+            svc = self.services.get(name)
+            self.events.publish(Kind.COMPONENT, {
+                "name": name, "state": str(new), "previous": str(old), "reason": reason,
+                "version": svc.component.version if svc else None,
+                "lastError": svc.last_error if svc else None})
+
+    def _configuration_event(self, name: str, keys: list[str]) -> None:
+        if self.events.wants(Kind.CONFIGURATION):
+            self.events.publish(Kind.CONFIGURATION, {"name": name, "keys": keys})
+
     async def _notify(self) -> None:
         async with self._changed:
             self._changed.notify_all()
@@ -119,6 +141,30 @@ class Kernel:
         except TimeoutError:
             return predicate()
         return True
+
+    def request_core_restart(self, reason: str) -> None:
+        """A Bootstrap step exited 100: Greengrass restarts the nucleus, so every component
+        stops and starts again. Sprig restarts every component instead of itself; during a
+        deployment, once its components are up (the deployment waits for them again)."""
+        self.restart_reasons.append(reason)
+        if not self.deploying:
+            self.spawn(self.restart_components(), name="core-restart")
+
+    async def restart_components(self) -> None:
+        """Stop every component (dependents first), then start them again in dependency order
+        with their Install steps, as a restarted nucleus does. BROKEN and stopped ones stay."""
+        reasons, self.restart_reasons = self.restart_reasons, []
+        log.warning("restarting every component, as Greengrass restarts the nucleus: %s",
+                    "; ".join(reasons) or "requested")
+        order = self.dependency_order(list(self.services))
+        for name in reversed(order):
+            await self.services[name].stop()
+        for name in order:
+            svc = self.services.get(name)
+            if svc is None or svc.state is State.BROKEN or svc.component.record.user_stopped:
+                continue
+            svc.set_state(State.NEW)
+            svc.start()
 
     def component_broken(self, service: Service, reason: str) -> None:
         self.db.set_health(service.name, broken=True, last_error=reason)
@@ -183,7 +229,9 @@ class Kernel:
         # Stop removed components, dependents first.
         self.components = {**old_components, **target}
         for name in reversed(self.dependency_order(removed)):
-            await self.services.pop(name).stop()
+            gone = self.services.pop(name)
+            await gone.stop()
+            await gone.uninstall()
             self._close_log(name)
         self.components = target
         for name, comp in target.items():
@@ -399,6 +447,9 @@ class Kernel:
 
     def log_line(self, name: str, stream: str, text: str, level: str = "INFO") -> None:
         self.component_log(name).write_line(stream, text, level=level)
+        if self.events.wants(Kind.LOG):
+            self.events.publish(Kind.LOG, {"component": name, "stream": stream,
+                                           "level": level, "text": text, "time": time.time()})
 
     def _close_log(self, name: str) -> None:
         clog = self._logs.pop(name, None)

@@ -25,6 +25,8 @@ from sprig.functions.errors import FunctionInitError
 from sprig.functions.function import Function
 from sprig.functions.worker import FunctionSpec
 from sprig.launcher.spec import ContainerMode, ResourceLimits
+from sprig.local_api.functions_api import FunctionInfo
+from sprig.recipe._digest import b64, decode_digest
 from sprig.recipe.artifacts import chown_staged
 from sprig.recipe.variables import ComponentVariables, VariableContext, interpolate
 
@@ -85,8 +87,9 @@ def user_exec_args(raw: str | None) -> tuple[str, ...]:
 def build_spec(component: Component, ctx: VariableContext, *, work_dir: Path,
                run_as: Any, core_env: Mapping[str, str],
                system_limits: ResourceLimits | None,
-               cache_dir: Path | None = None) -> FunctionSpec:
-    """The function spec of a Lambda component (raises ValidationError naming the field)."""
+               cache_dir: Path | None = None, strict: bool = False) -> FunctionSpec:
+    """The function spec of a Lambda component (raises ValidationError naming the field);
+    ``strict`` for a deployment's check (see :meth:`LambdaConfig.from_configuration`)."""
     source = f"component {component.name}"
     env = _setenv(component, ctx)
     missing = [k for k in (ENV_ARN, ENV_HANDLER, ENV_RUNTIME, ENV_ARTIFACT) if not env.get(k)]
@@ -95,7 +98,7 @@ def build_spec(component: Component, ctx: VariableContext, *, work_dir: Path,
             f"Lifecycle.Setenv.{missing[0]}", "a Lambda component needs this setenv key",
             source=source, allowed="a recipe made by `sprig lambda import` or by AWS")
     name, version = parse_arn(env[ENV_ARN], source)
-    config = LambdaConfig.from_configuration(component.configuration, source)
+    config = LambdaConfig.from_configuration(component.configuration, source, strict=strict)
     return FunctionSpec(
         component_name=component.name,
         component_version=component.version,
@@ -147,7 +150,8 @@ def process_owner(kernel: Kernel, component: Component) -> tuple[int, int] | Non
 
 
 def validate_lambda(record: ComponentRecord, recipe: Recipe, layout: RootLayout,
-                    platform: Mapping[str, str], check_container: Callable[[int], None],
+                    platform: Mapping[str, str],
+                    check_container: Callable[[LambdaConfig], None],
                     previous: ComponentRecord | None = None) -> None:
     """Deployment-time checks of a Lambda component (nothing is started)."""
     component = load_component(record, dict(platform))
@@ -159,7 +163,7 @@ def validate_lambda(record: ComponentRecord, recipe: Recipe, layout: RootLayout,
     )
     ctx = VariableContext(record.name, {record.name: own}, str(layout.root))
     spec = build_spec(component, ctx, work_dir=layout.work_dir(record.name), run_as=None,
-                      core_env={}, system_limits=None, cache_dir=layout.cache)
+                      core_env={}, system_limits=None, cache_dir=layout.cache, strict=True)
     cfg = spec.config
     source = f"component {record.name}"
     if cfg.container_mode is ContainerMode.NO_CONTAINER and (cfg.volumes or cfg.devices):
@@ -171,9 +175,62 @@ def validate_lambda(record: ComponentRecord, recipe: Recipe, layout: RootLayout,
             "deployment (RESET them) or keep containerMode GreengrassContainer",
             value=[v.source_path for v in cfg.volumes] or [d.path for d in cfg.devices],
             source=source, allowed="no volumes or devices with NoContainer")
+    if cfg.container_mode is ContainerMode.NO_CONTAINER and cfg.ephemeral_storage_kb:
+        raise ValidationError(
+            "containerParams.ephemeralStorageSize", "containerMode NoContainer cannot cap its "
+            "writable space: a function without a container writes to the device's disk "
+            "directly; RESET containerParams.ephemeralStorageSize in the same deployment or "
+            "keep containerMode GreengrassContainer", value=cfg.ephemeral_storage_kb,
+            source=source, allowed="no ephemeralStorageSize with NoContainer")
     spec.resolve_runtime(build_jar=False)
     if cfg.container_mode is ContainerMode.GREENGRASS_CONTAINER:
-        check_container(cfg.memory_kb)
+        check_container(cfg)
+
+
+#: Component state -> the Lambda API's function ``State``.
+_API_STATES = {State.RUNNING: "Active", State.FINISHED: "Active", State.NEW: "Pending",
+               State.INSTALLED: "Pending", State.STARTING: "Pending", State.ERRORED: "Failed",
+               State.BROKEN: "Failed", State.STOPPING: "Inactive"}
+_ARCHITECTURES = {"amd64": "x86_64", "aarch64": "arm64"}
+
+
+def function_info(service: LambdaService) -> FunctionInfo | None:
+    """What the Lambda API (ListFunctions, GetFunction) says of a Lambda component; None when
+    its recipe does not describe a function (its deployment was refused then: not listed)."""
+    component = service.component
+    spec = service.spec
+    if spec is None:
+        try:
+            spec = service._spec_for_listing()
+        except SprigError:
+            return None
+    layout = service.kernel.layout
+    artifact = next((a for m in component.recipe.manifests for a in m.artifacts), None)
+    package = (layout.artifact_dir(component.name, component.version) / artifact.file_name
+               if artifact is not None else spec.code_dir)
+    try:
+        st = package.stat()
+        size, modified = (st.st_size if package.is_file() else 0), st.st_mtime
+    except OSError:
+        size, modified = 0, 0.0
+    digest = ""
+    if artifact is not None and artifact.digest:
+        raw = decode_digest(artifact.digest, artifact.algorithm)
+        digest = b64(raw) if raw is not None else ""
+    state = _API_STATES.get(service.state, "Pending")
+    if component.record.user_stopped:
+        state = "Inactive"
+    arch = service.kernel.platform.get("architecture", "")
+    return FunctionInfo(
+        name=spec.function_name, arn=spec.function_arn, version=spec.function_version,
+        runtime=spec.runtime, handler=spec.handler, component=component.name,
+        component_version=component.version, timeout_s=spec.config.timeout_s,
+        memory_kb=spec.config.memory_kb, state=state,
+        description=component.recipe.description or "",
+        state_reason=service.last_error if state == "Failed" else "",
+        environment=dict(spec.config.environment), last_modified=modified,
+        code_sha256=digest, code_size=size, code_location=package.as_uri(),
+        architecture=_ARCHITECTURES.get(arch, arch))
 
 
 class LambdaService(Service):
@@ -209,6 +266,14 @@ class LambdaService(Service):
         )
         return replace(spec, sandbox_uid=uid, socket_root=self.kernel.layout.runtime_sockets)
 
+    def _spec_for_listing(self) -> FunctionSpec:
+        """The spec from the recipe alone (nothing is changed on disk): for the Lambda API
+        while the component has not installed (NEW, or BROKEN from a previous core)."""
+        component = self.component
+        return build_spec(component, self.kernel.interpolation_context(component),
+                          work_dir=self.kernel.layout.work_dir(component.name), run_as=None,
+                          core_env={}, system_limits=None, cache_dir=self.kernel.layout.cache)
+
     def _log(self, stream: str, line: str) -> None:
         self.kernel.log_line(self.name, stream, line)
 
@@ -221,7 +286,11 @@ class LambdaService(Service):
     async def run(self) -> None:
         assert self.spec is not None
         try:
-            fn = await Function.create(self.spec, log=self._log, on_fatal=self._fatal)
+            # statusTimeoutInSeconds: how long a worker may take to report itself ready (its
+            # first Runtime API /next) before the function is failed; AWS documents it as the
+            # pinned function's status interval and leaves a missed one undefined.
+            fn = await Function.create(self.spec, log=self._log, on_fatal=self._fatal,
+                                       init_timeout_s=self.spec.config.status_timeout_s)
         except SprigError as e:
             raise ServiceError(str(e)) from None
         self.function = fn
@@ -259,6 +328,7 @@ class LambdaService(Service):
         try:
             spec = self._spec(component)
             await self.function.reconfigure(spec)
+            self.function.init_timeout_s = spec.config.status_timeout_s
         except SprigError as e:
             log.warning("%s: reconfigure failed, restarting: %s", self.name, e)
             return False

@@ -58,6 +58,7 @@ class Step(StrEnum):
     RUN = "Run"
     SHUTDOWN = "Shutdown"
     RECOVER = "Recover"
+    UNINSTALL = "Uninstall"
 
 
 #: Default ``Timeout`` of each step; ``None`` = no timeout (Run runs for as long as it likes).
@@ -68,6 +69,7 @@ DEFAULT_STEP_TIMEOUTS: Final[Mapping[Step, int | None]] = {
     Step.RUN: None,
     Step.SHUTDOWN: SHUTDOWN_TIMEOUT_S,
     Step.RECOVER: RECOVER_TIMEOUT_S,
+    Step.UNINSTALL: UNINSTALL_TIMEOUT_S,
 }
 
 #: Prior states whose errors count toward BROKEN (see the module docstring for INSTALLED).

@@ -15,6 +15,8 @@ import os
 import signal
 from pathlib import Path
 
+from sprig.disk import WATCH, is_disk_full
+
 log = logging.getLogger("sprig.kernel")
 
 
@@ -91,6 +93,20 @@ class ChildRegistry:
             self._save()
 
     def _save(self) -> None:
+        """Best effort on a full disk: the next core still finds our processes by their
+        :data:`MARKER`, so a start or a stop must not fail for want of this file."""
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({str(k): v for k, v in self._children.items()}))
-        tmp.replace(self.path)
+        try:
+            tmp.write_text(json.dumps({str(k): v for k, v in self._children.items()}))
+            tmp.replace(self.path)
+        except OSError as e:
+            if not is_disk_full(e):
+                raise
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            if WATCH.failed(self.path, "the record of the core's processes"):
+                log.warning("no space left on %s: the core's processes are not recorded there "
+                            "until there is space (a restarted core finds them by their "
+                            "environment)", self.path)
+            return
+        WATCH.recovered(self.path)

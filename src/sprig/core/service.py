@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from sprig.core.lifecycle import ErrorPolicy, ErrorTracker
+from sprig.core.lifecycle import ERROR_RESET_TIME_S, ErrorPolicy, ErrorTracker
 from sprig.core.state import State
 from sprig.errors import SprigError
 
@@ -46,7 +46,18 @@ class Service:
         self.state = State.NEW
         self.last_error = ""
         self.status_detail = ""
-        self.tracker = ErrorTracker(ErrorPolicy())
+        # The recipe's lifecycle errorResetTime (nucleus Lifecycle.getErrorResetTime).
+        self.tracker = ErrorTracker(ErrorPolicy(
+            error_reset_time_s=component.error_reset_time_s or ERROR_RESET_TIME_S))
+        #: time.monotonic() of the last state change (a deployment fails only on a component
+        #: that went BROKEN after it began, as the nucleus compares getStateModTime)
+        self.state_changed_at = time.monotonic()
+        #: when it last entered RUNNING, and whether a deployment should watch it a while
+        #: after that (a Run process that may still fail right after it started)
+        self.running_since = 0.0
+        self.watch_after_start = False
+        #: a step failed in a way retrying cannot fix: the next error is BROKEN at once
+        self.fatal = False
         self._driver: asyncio.Task[None] | None = None
         self._stop_requested = asyncio.Event()
         self.fingerprint = ""
@@ -64,6 +75,8 @@ class Service:
         old = self.state
         if new is State.ERRORED:
             new = self.tracker.report(State.ERRORED, time.monotonic(), prior_state=old)
+            if self.fatal:
+                new = State.BROKEN
         elif old is not new:
             self.tracker.record_state(new, time.monotonic(), prior_state=old)
         if new in (State.ERRORED, State.BROKEN) and reason:
@@ -71,6 +84,9 @@ class Service:
         if old is new:
             return
         self.state = new
+        self.state_changed_at = time.monotonic()
+        if new is State.RUNNING:
+            self.running_since = self.state_changed_at
         log.info("%s: %s -> %s%s", self.name, old, new, f" ({reason})" if reason else "")
         self.kernel.state_changed(self, old, new, reason)
 
@@ -110,6 +126,7 @@ class Service:
         self.tracker.record_error(State.NEW, time.monotonic())
         self.state = State.BROKEN
         self.last_error = reason
+        self.state_changed_at = 0.0        # broken before anything this core did
 
     async def _drive(self) -> None:
         while True:
@@ -180,6 +197,11 @@ class Service:
 
     async def recover(self) -> None:
         """The Recover step (after ERRORED)."""
+
+    async def uninstall(self) -> None:
+        """The Uninstall step: once, after the component stopped because a deployment removed
+        it (nucleus ``requestUninstall`` in ``DeploymentConfigMerger.removeObsoleteServices``).
+        Never raises: a failed uninstall is logged, the removal goes on."""
 
     def has_processes(self) -> bool:
         return False

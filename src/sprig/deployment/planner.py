@@ -1,25 +1,33 @@
 """Turn a deployment request into the complete desired component set — or refuse it.
 
 Everything is checked here, before any running component is touched: recipes, artifacts and
-their digests, versions and dependency ranges, configuration updates, run-as users, and each
-component type's own rules (a Lambda component's configuration and runtime, its container mode).
+their digests, versions and dependency ranges, configuration updates, run-as users, every
+component's ``accessControl`` policies, and each component type's own rules (a Lambda
+component's configuration and runtime, its container mode).
+
+Only the recipes a deployment uses must be valid: a ``--recipe-dir`` may hold others Sprig cannot
+run (a plugin, a newer format), refused only if the deployment needs them. What a used recipe
+holds that Sprig ignores (unknown keys, as Greengrass ignores them) comes back as warnings, shown
+in the deployment's status and the core log.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sprig.config.merge import ConfigState
 from sprig.core.component import config_state
-from sprig.deployment.builtins import builtin_recipes
+from sprig.deployment.builtins import NUCLEUS, builtin_recipes
 from sprig.deployment.request import DeploymentRequest
 from sprig.deployment.store import PackageStore
 from sprig.errors import ValidationError
 from sprig.paths import RootLayout
+from sprig.pubsub.authorization import validate_access_control
 from sprig.recipe.artifacts import StagedVersion, prepare_artifacts, verify_staged
 from sprig.recipe.limits import DEFAULT_LIMITS, StagingLimits
-from sprig.recipe.load import load_recipe_dir
+from sprig.recipe.load import RecipeFolder, load_recipe_folder
 from sprig.recipe.model import Recipe
 from sprig.recipe.parse import parse_recipe
 from sprig.recipe.platform import select_manifest
@@ -28,6 +36,14 @@ from sprig.state.db import ComponentRecord, StateDB
 
 #: component type -> check of a planned component (raises ValidationError)
 Validator = Callable[[ComponentRecord, Recipe], None]
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A deployment the planner accepted: the desired component set and what it ignored."""
+
+    records: dict[str, ComponentRecord]
+    warnings: tuple[str, ...] = field(default=())
 
 
 class Planner:
@@ -50,18 +66,21 @@ class Planner:
     # -- planning ------------------------------------------------------------------------
 
     def accept(self, request: DeploymentRequest, recipe_dir: Path | None,
-               artifact_dir: Path | None) -> dict[str, ComponentRecord]:
+               artifact_dir: Path | None) -> Accepted:
         """Validate a new request with the recipes and artifacts it brings; on success stage the
         artifacts and store the recipes it uses (running components are not touched).
 
         All or nothing: if anything is refused, the versions staged so far are removed, the
         trees they replaced come back and no recipe is stored."""
-        new: dict[tuple[str, str], Recipe] = {}
+        folder = RecipeFolder()
         if recipe_dir is not None:
-            new = load_recipe_dir(recipe_dir, max_bytes=self.limits.recipe_max_bytes)
+            folder = load_recipe_folder(recipe_dir, max_bytes=self.limits.recipe_max_bytes)
+        new = folder.recipes
         stored = self.stored_recipes()
         builtin = {r.name for r in builtin_recipes()}
         for name, version in request.merge.items():
+            if (name, version) in folder.unusable:
+                raise folder.unusable[(name, version)]
             if (name, version) not in new and (name, version) not in stored \
                     and name not in builtin:
                 where = f"in {recipe_dir}" if recipe_dir else "(no --recipe-dir given)"
@@ -70,7 +89,7 @@ class Planner:
                     f"merge.{name}", f"no recipe for {name} {version} {where}", value=version,
                     allowed=("versions " + ", ".join(known)) if known
                     else "a version whose recipe is in --recipe-dir")
-        records = self.plan(request, extra=new, validate=False)
+        records = self.plan(request, extra=new, validate=False, unusable=folder.unusable)
         staged: list[StagedVersion] = []
         undo: list[Callable[[], None]] = []
         try:
@@ -78,7 +97,11 @@ class Planner:
                 recipe = parse_recipe(rec.recipe, f"{name}-{rec.version}")
                 manifest = select_manifest(recipe, self.platform)
                 if (name, rec.version) in new:
-                    if manifest.artifacts:
+                    # greengrass-cli makes the whole <artifact-dir>/<name>/<version>/ folder
+                    # the component's {artifacts:path}, declared in the recipe or not.
+                    folder_given = artifact_dir is not None and (
+                        artifact_dir / name / rec.version).is_dir()
+                    if manifest.artifacts or folder_given:
                         if artifact_dir is None:
                             raise ValidationError(
                                 f"{name}.Artifacts", "the recipe has artifacts but no artifact "
@@ -101,12 +124,18 @@ class Planner:
             raise
         for one in staged:
             one.commit()
-        return records
+        warnings = tuple(w for key, recipe in sorted(new.items())
+                         if key[0] in records and records[key[0]].version == key[1]
+                         for w in recipe.warnings)
+        return Accepted(records, warnings)
 
     def validate(self, records: Mapping[str, ComponentRecord]) -> None:
         """Each component type's own checks (after artifacts are staged)."""
         for rec in records.values():
             self.check_run_as(rec)
+            config = config_state(rec).effective
+            validate_access_control(config.get("accessControl"),
+                                    source=f"{rec.name} configuration")
             recipe = parse_recipe(rec.recipe, f"{rec.name}-{rec.version}")
             validator = self.validators.get(str(recipe.component_type))
             if validator is not None:
@@ -114,8 +143,13 @@ class Planner:
 
     def plan(self, request: DeploymentRequest,
              extra: Mapping[tuple[str, str], Recipe] | None = None,
-             validate: bool = True) -> dict[str, ComponentRecord]:
-        """The complete desired component set after ``request`` (pure but for reads)."""
+             validate: bool = True,
+             unusable: Mapping[tuple[str, str], ValidationError] | None = None,
+             ) -> dict[str, ComponentRecord]:
+        """The complete desired component set after ``request`` (pure but for reads).
+
+        ``unusable``: recipes of the deployment's folder Sprig cannot use; their error is
+        raised if resolution needs that component and finds no usable version."""
         current = self.db.components()
         for name in request.remove:
             if name not in current:
@@ -130,7 +164,19 @@ class Planner:
             pool.setdefault((recipe.name, recipe.version), recipe)
         for (name, _), recipe in sorted(pool.items()):
             available.setdefault(name, []).append(recipe)
-        resolved = resolve(requested, available, self.platform) if requested else {}
+        try:
+            resolved = resolve(requested, available, self.platform) if requested else {}
+        except ValidationError as e:
+            why = [err for (n, _), err in sorted((unusable or {}).items()) if n == e.path]
+            if why:
+                raise why[0] from None
+            raise
+        if NUCLEUS in request.config_updates:
+            raise ValidationError(
+                f"configurationUpdate.{NUCLEUS}", "Sprig stands in for the nucleus and reads no "
+                "configuration of it: such an update would change nothing",
+                allowed="the core's settings in config.yaml (thingName, awsRegion, "
+                "runWithDefault, mqtt, logging, deploymentLimits)")
         for name in request.config_updates:
             if name not in resolved:
                 raise ValidationError(f"configurationUpdate.{name}",

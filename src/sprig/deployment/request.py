@@ -12,8 +12,11 @@ from sprig.settings import parse_posix_user
 
 ROLLBACK = "ROLLBACK"
 DO_NOTHING = "DO_NOTHING"
+#: Written by the core into a stored deployment: what its recipes held that Sprig ignored
+#: (unknown keys). Not part of the request: read back, it is skipped.
+WARNINGS = "warnings"
 _KEYS = {"merge", "remove", "configurationUpdate", "runWith", "systemLimits",
-         "failureHandlingPolicy"}
+         "failureHandlingPolicy", WARNINGS}
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,18 @@
 
 Each deployment: plan (validate) → commit the new desired set together with a snapshot of the
 old one (one SQLite transaction) → reconcile the running services → wait until every component is
-RUNNING or FINISHED (failure: one goes BROKEN, or the timeout passes) → SUCCEEDED, or roll back
-to the snapshot (ROLLBACK, the default) / leave things as they are (DO_NOTHING).
+RUNNING or FINISHED → SUCCEEDED, or roll back to the snapshot (ROLLBACK, the default) / leave
+things as they are (DO_NOTHING).
+
+It fails the moment a component goes BROKEN after it began, as the nucleus does
+(``DeploymentConfigMerger.areAllServiceInDesiredState``: BROKEN with a state change newer than
+the merge ends the wait), not at the timeout: its dependents would wait for it for ever, and so
+would every deployment queued behind. A component whose Run process just started is watched
+for ``deploymentStabilitySeconds`` (config.yaml, default 3 s) before the deployment calls it a
+success, so a Run step that fails two seconds after it starts (and goes BROKEN on its third
+try) fails its deployment instead of leaving it SUCCEEDED; the nucleus checks only the state.
+A Bootstrap step that exited 100 has the kernel restart every component once they are up (the
+nucleus restarts itself), and the deployment waits for them again.
 
 A core killed at any point restarts from the database: the desired set is either the old or the
 new one, never a mix, and an interrupted deployment is resumed (and rolled back if it fails).
@@ -19,25 +29,25 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from sprig.core.state import State
-from sprig.deployment.request import DO_NOTHING, DeploymentRequest
+from sprig.deployment.request import DO_NOTHING, WARNINGS, DeploymentRequest
 from sprig.deployment.store import keep_set
 from sprig.errors import SprigError, ValidationError
+from sprig.events import Kind
 from sprig.state.db import FAILED, IN_PROGRESS, SUCCEEDED
 
 if TYPE_CHECKING:
     from sprig.core.kernel import Kernel
+    from sprig.core.service import Service
     from sprig.deployment.planner import Planner
     from sprig.state.db import ComponentRecord, DeploymentRecord, StateDB
 
 log = logging.getLogger("sprig.deployment")
 
-#: After every component is RUNNING or FINISHED, how long a deployment keeps watching for one
-#: that goes BROKEN (a Run script failing right after it started).
-STABILITY_WINDOW_S = 0.5
 
 #: The largest deployment document accepted, as the nucleus (``MAX_DEPLOYMENT_DOCUMENT_SIZE_BYTES``
 #: in ``DeploymentDocumentDownloader``, error ``DEPLOYMENT_DOCUMENT_SIZE_EXCEEDED``).
@@ -76,11 +86,16 @@ class DeploymentService:
                 await self._wakeup.wait()
                 continue
             self.current = record.id
+            self.kernel.deploying = True
             try:
                 attempted = await self._apply(record)
+                self._announce(record.id)
                 await self.prune(attempted)
             finally:
                 self.current = None
+                self.kernel.deploying = False
+                if self.kernel.restart_reasons:      # asked for by a rolled-back component
+                    self.kernel.restart_reasons.clear()
                 async with self._done:
                     self._done.notify_all()
 
@@ -129,10 +144,16 @@ class DeploymentService:
                 return None
             snapshot = list(self.db.components().values())
             self.db.begin_deployment(record.id, target)
+            self._announce(record.id)
             log.info("deployment %s: IN_PROGRESS (%s)", record.id,
                      ", ".join(f"{n}={r.version}" for n, r in sorted(target.items())) or "none")
+        began = time.monotonic()
         await self.kernel.reconcile(target)
-        reason = await self._wait_healthy(target)
+        reason = await self._wait_healthy(target, began)
+        if reason is None and self.kernel.restart_reasons:
+            began = time.monotonic()
+            await self.kernel.restart_components()
+            reason = await self._wait_healthy(target, began)
         if reason is None:
             self.db.finish_deployment(record.id, SUCCEEDED)
             log.info("deployment %s: SUCCEEDED", record.id)
@@ -148,35 +169,50 @@ class DeploymentService:
         await self.kernel.reconcile({r.name: r for r in snapshot})
         return attempted
 
-    async def _wait_healthy(self, target: dict[str, ComponentRecord]) -> str | None:
+    async def _wait_healthy(self, target: dict[str, ComponentRecord],
+                            began: float) -> str | None:
+        """None when every component is up (and a just-started Run process stayed up for the
+        stability window); else why not. Returns as soon as a component goes BROKEN."""
         names = [n for n, r in target.items() if not r.user_stopped]
+        services = self.kernel.services
+        window = self.kernel.settings.deployment_stability_s
+
+        def tracked() -> list[Service]:
+            return [services[n] for n in names if n in services]
+
+        def broken_now() -> list[str]:
+            # BROKEN before this deployment and left alone by it: not its failure (nucleus).
+            return [s.name for s in tracked()
+                    if s.state is State.BROKEN and s.state_changed_at >= began]
 
         def settled() -> bool:
-            states = [self.kernel.services[n].state for n in names if n in self.kernel.services]
-            return all(s in (State.RUNNING, State.FINISHED, State.BROKEN) for s in states)
+            return all(s.state in (State.RUNNING, State.FINISHED, State.BROKEN)
+                       for s in tracked())
 
-        def any_broken() -> bool:
-            return any(self.kernel.services[n].state is State.BROKEN
-                       for n in names if n in self.kernel.services)
+        def decided() -> bool:
+            return settled() or bool(broken_now())
+
+        def young() -> float:
+            """How long until every just-started Run process has been up for the window."""
+            now = time.monotonic()
+            return max((s.running_since + window - now for s in tracked()
+                        if s.state is State.RUNNING and s.watch_after_start
+                        and s.running_since >= began), default=0.0)
 
         timeout = self.kernel.settings.deployment_timeout_s
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        ok = await self.kernel.wait_until(settled, timeout)
-        # A Run script is RUNNING the moment it starts: one that fails at once is still on its
-        # way to BROKEN. Watch the components a little longer before calling it a success.
-        if ok and not any_broken():
-            await self.kernel.wait_until(any_broken, STABILITY_WINDOW_S)
-            ok = await self.kernel.wait_until(settled, max(0.0, deadline - loop.time()))
-        broken = [n for n in names
-                  if n in self.kernel.services and self.kernel.services[n].state is State.BROKEN]
+        deadline = time.monotonic() + timeout
+        ok = await self.kernel.wait_until(decided, timeout)
+        while ok and not broken_now() and (wait := young()) > 0:
+            # Any state change re-evaluates; a component errors, restarts, goes BROKEN.
+            await self.kernel.wait_until(lambda: not settled() or bool(broken_now()), wait)
+            ok = await self.kernel.wait_until(decided, max(0.0, deadline - time.monotonic()))
+        broken = broken_now()
         if broken:
             details = "; ".join(f"{n}: {self.kernel.services[n].last_error}" for n in broken)
             return f"component {', '.join(broken)} BROKEN ({details})"
         if not ok:
-            waiting = [f"{n} ({self.kernel.services[n].state})" for n in names
-                       if n in self.kernel.services and self.kernel.services[n].state
-                       not in (State.RUNNING, State.FINISHED)]
+            waiting = [f"{s.name} ({s.state})" for s in tracked()
+                       if s.state not in (State.RUNNING, State.FINISHED)]
             return (f"timed out after {self.kernel.settings.deployment_timeout_s:g} s waiting "
                     f"for {', '.join(waiting)} to be RUNNING or FINISHED")
         return None
@@ -193,9 +229,26 @@ class DeploymentService:
                                   f"limit of {MAX_DOCUMENT_BYTES} bytes", value=size,
                                   allowed=f"at most {MAX_DOCUMENT_BYTES} bytes (as Greengrass: "
                                   "DEPLOYMENT_DOCUMENT_SIZE_EXCEEDED)")
-        records = self.planner.accept(request, Path(recipe_dir) if recipe_dir else None,
-                                      Path(artifact_dir) if artifact_dir else None)
+        accepted = self.planner.accept(request, Path(recipe_dir) if recipe_dir else None,
+                                       Path(artifact_dir) if artifact_dir else None)
+        if accepted.warnings:
+            document[WARNINGS] = list(accepted.warnings)
         record = self.db.enqueue_deployment(
-            document, pins={n: r.version for n, r in records.items()})
+            document, pins={n: r.version for n, r in accepted.records.items()})
+        for warning in accepted.warnings:
+            log.warning("deployment %s: %s", record.id, warning)
         self.wake()
+        self._announce(record.id)
         return record
+
+    def _announce(self, dep_id: str) -> None:
+        """A deployment event (sprig.events) with the record as it is now: QUEUED, IN_PROGRESS,
+        SUCCEEDED or FAILED; secret and environment values in its updates redacted."""
+        events = self.kernel.events
+        if not events.wants(Kind.DEPLOYMENT):
+            return
+        from sprig.config.visibility import redact_deployment
+
+        record = self.db.deployment(dep_id)
+        if record is not None:
+            events.publish(Kind.DEPLOYMENT, redact_deployment(record.summary()))

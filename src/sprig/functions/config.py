@@ -1,10 +1,19 @@
 """A Lambda component's configuration: the Greengrass keys, their defaults and their ranges.
 
 The keys are those of the recipe AWS generates when importing a Lambda function (reference
-§2.1-2.2); a deployment can override any of them. On a device numbers may arrive as floats or
-strings (``3.0``, ``"3"``), so every number is read leniently but must be a whole number inside
-the range AWS validates (reference §1.4). The dataclass itself accepts any value, so tests can
-build configurations below the minimums (e.g. a 0.2 s idle time) through its constructor.
+§2.1-2.2); a deployment can override any of them. :class:`Key` and :data:`SUBKEYS` are the one
+list of what the parser reads. Inside the objects the Lambda manager owns (``containerParams``,
+``lambdaExecutionParameters``, each volume, device and event-source entry) any other key is an
+error naming the nearest known one: a typo such as ``containerParams.memorySizeInKB`` would
+otherwise quietly become the default. At the top level the configuration is also the function's
+own (it may keep keys there and read them over IPC), so a deployment refuses only a key that is
+a near miss of a Lambda key or an import-API name used as one (``timeoutInSecond``,
+``isolationMode``): ``strict`` parsing; the running core ignores the function's own keys. On a
+device numbers
+may arrive as floats or strings (``3.0``, ``"3"``), so every number is read leniently but must
+be a whole number inside the range AWS validates (reference §1.4). The dataclass itself accepts
+any value, so tests can build configurations below the minimums (e.g. a 0.2 s idle time)
+through its constructor.
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ from typing import Any, TypeVar
 
 from sprig.errors import ValidationError
 from sprig.launcher.spec import ContainerMode
+from sprig.suggest import did_you_mean
 
 INT_MAX = 2147483647
 E = TypeVar("E", bound=enum.StrEnum)
@@ -68,6 +78,10 @@ class LambdaConfig:
     container_mode: ContainerMode = ContainerMode.GREENGRASS_CONTAINER
     memory_kb: int = 16384
     mount_ro_sysfs: bool = False
+    #: containerParams.ephemeralStorageSize (KB, a Sprig key): the worker's /tmp and work
+    #: directory are private in-memory file systems of at most this size each (None: /tmp is
+    #: bounded by the memory limit, the work directory is the component's, on the disk)
+    ephemeral_storage_kb: int | None = None
     volumes: tuple[VolumeMount, ...] = ()
     devices: tuple[DeviceMount, ...] = ()
     environment: Mapping[str, str] = field(default_factory=dict)
@@ -75,14 +89,15 @@ class LambdaConfig:
 
     @classmethod
     def from_configuration(cls, cfg: Mapping[str, Any], source: str | None = None,
-                           ) -> LambdaConfig:
-        """Read the Greengrass keys (missing ones take AWS's defaults).
+                           *, strict: bool = False) -> LambdaConfig:
+        """Read the Greengrass keys (missing ones take AWS's defaults). ``strict`` (a
+        deployment's check) also refuses a top-level key that looks like a mistaken Lambda key.
 
         Raises:
             ValidationError: naming the key, the value and what is allowed.
         """
         try:
-            return _parse(cfg)
+            return _parse(cfg, strict)
         except ValidationError as e:
             return _raise(e, source)
 
@@ -128,15 +143,90 @@ class Key(enum.StrEnum):
     EVENT_SOURCES = "pubsubTopics"
 
 
+#: ``containerParams.ephemeralStorageSize``: at least 1 MB (KB, as ``memorySize``).
+EPHEMERAL_MIN_KB = 1024
+
 #: Where a Lambda component's environment variables live in its configuration.
 ENVIRONMENT_VARIABLES_PATH = (str(Key.EXECUTION_PARAMETERS), "EnvironmentVariables")
 
+#: The keys the parser reads inside an object-valued :class:`Key`, and inside each entry of
+#: ``containerParams.volumes`` / ``containerParams.devices`` / ``pubsubTopics``: with
+#: :class:`Key`, every configuration key Sprig reads (each one's effect has a test, see
+#: ``sprig/_tests/compat/test_lambda_configuration.py``).
+SUBKEYS: Mapping[str, tuple[str, ...]] = {
+    Key.CONTAINER_PARAMS: ("memorySize", "mountROSysfs", "ephemeralStorageSize", "volumes",
+                           "devices"),
+    Key.EXECUTION_PARAMETERS: (ENVIRONMENT_VARIABLES_PATH[1],),
+    "containerParams.volumes.*": ("sourcePath", "destinationPath", "permission",
+                                  "addGroupOwner"),
+    "containerParams.devices.*": ("path", "permission", "addGroupOwner"),
+    "pubsubTopics.*": ("topic", "type"),
+}
 
-def _parse(cfg: Mapping[str, Any]) -> LambdaConfig:
+#: Top-level keys of a Lambda component's configuration that are not the Lambda manager's:
+#: ``accessControl`` (its IPC policies, checked by the deployment on every component).
+OTHER_KEYS = ("accessControl",)
+
+#: Import-API parameter names (``LambdaExecutionParameters``) people write into a deployment's
+#: configuration, and the recipe key each one is (None: not a configuration key at all).
+API_NAMES: Mapping[str, str | None] = {
+    "isolationMode": str(Key.CONTAINER_MODE),
+    "memorySizeInKB": "containerParams.memorySize",
+    "environmentVariables": "lambdaExecutionParameters.EnvironmentVariables",
+    "eventSources": str(Key.EVENT_SOURCES),
+    "linuxProcessParams": f"{Key.CONTAINER_MODE} and {Key.CONTAINER_PARAMS}",
+    "execArgs": None,
+}
+
+
+def all_keys() -> list[str]:
+    """Every configuration key path the parser reads (``containerParams.memorySize`` ...)."""
+    out = [str(k) for k in Key]
+    for parent, keys in SUBKEYS.items():
+        out.extend(f"{parent}.{k}" for k in keys)
+    return out
+
+
+def _check_keys(value: Mapping[str, Any], known: tuple[str, ...], path: str) -> None:
+    """Refuse a key the parser does not read: it would be ignored, silently."""
+    for key in value:
+        if key not in known:
+            where = f"{path}.{key}" if path else str(key)
+            raise ValidationError(where, "is not a Lambda configuration key Sprig reads"
+                                  + did_you_mean(str(key), known), value=key,
+                                  allowed=", ".join(known), has_value=True)
+
+
+def _check_top_level(cfg: Mapping[str, Any]) -> None:
+    """Refuse a top-level key that is a near miss of a Lambda key or an import-API name:
+    the function's own keys are anything else."""
+    known = (*(str(k) for k in Key), *OTHER_KEYS)
+    for key in cfg:
+        if key in known:
+            continue
+        if key in API_NAMES:
+            target = API_NAMES[key]
+            hint = (f" (that is the import API's name: in a configuration it is {target})"
+                    if target else " (that is the import API's name: it is not configuration)")
+            raise ValidationError(str(key), "is not a Lambda configuration key" + hint,
+                                  value=key, allowed=", ".join(known), has_value=True)
+        hint = did_you_mean(str(key), known)
+        if hint:
+            raise ValidationError(str(key), "is not a Lambda configuration key Sprig reads"
+                                  + hint, value=key, allowed=", ".join(known) + " (other "
+                                  "keys are the function's own, not near misses of these)",
+                                  has_value=True)
+
+
+def _parse(cfg: Mapping[str, Any], strict: bool = False) -> LambdaConfig:
     if not isinstance(cfg, Mapping):
         raise ValidationError("", "the configuration must be an object", value=cfg)
+    if strict:
+        _check_top_level(cfg)
     params = _mapping(cfg, Key.CONTAINER_PARAMS)
+    _check_keys(params, SUBKEYS[Key.CONTAINER_PARAMS], str(Key.CONTAINER_PARAMS))
     lep = _mapping(cfg, Key.EXECUTION_PARAMETERS)
+    _check_keys(lep, SUBKEYS[Key.EXECUTION_PARAMETERS], str(Key.EXECUTION_PARAMETERS))
     return LambdaConfig(
         pinned=_bool(cfg, Key.PINNED, _DEFAULT.pinned),
         timeout_s=_int(cfg, Key.TIMEOUT, 3, 1),
@@ -149,6 +239,9 @@ def _parse(cfg: Mapping[str, Any]) -> LambdaConfig:
                              ContainerMode.GREENGRASS_CONTAINER),
         memory_kb=_int(params, "memorySize", 16384, 2048, "containerParams."),
         mount_ro_sysfs=_bool(params, "mountROSysfs", False, "containerParams."),
+        ephemeral_storage_kb=(_int(params, "ephemeralStorageSize", 0, EPHEMERAL_MIN_KB,
+                                   "containerParams.")
+                              if params.get("ephemeralStorageSize") is not None else None),
         volumes=_volumes(params),
         devices=_devices(params),
         environment=_environment(lep),
@@ -231,6 +324,7 @@ def _entries(params: Mapping[str, Any], key: str) -> list[tuple[str, Mapping[str
     for index, entry in items:
         if not isinstance(entry, Mapping):
             raise ValidationError(f"{path}.{index}", "must be an object", value=entry)
+        _check_keys(entry, SUBKEYS[f"{path}.*"], f"{path}.{index}")
         out.append((f"{path}.{index}", entry))
     return out
 
@@ -326,6 +420,7 @@ def _event_sources(cfg: Mapping[str, Any]) -> tuple[EventSource, ...]:
         path = f"pubsubTopics.{index}"
         if not isinstance(entry, Mapping):
             raise ValidationError(path, "must be an object", value=entry)
+        _check_keys(entry, SUBKEYS["pubsubTopics.*"], path)
         topic = entry.get("topic")
         if not isinstance(topic, str) or not topic:
             raise ValidationError(f"{path}.topic", "must be a non-empty topic", value=topic,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sprig.disk import DiskFull
 from sprig.errors import SprigError
 
 # Error types as AWS Lambda and its Runtime Interface Emulator spell them.
@@ -10,6 +11,8 @@ RUNTIME_EXIT_ERROR = "Runtime.ExitError"
 RUNTIME_OUT_OF_MEMORY = "Runtime.OutOfMemory"
 RESPONSE_TOO_LARGE = "Function.ResponseSizeTooLarge"
 RUNTIME_INIT_ERROR = "Runtime.InitError"
+# Sprig's, in the same family: a worker could not start because a disk it writes is full.
+RUNTIME_DISK_FULL = "Runtime.DiskFull"
 
 
 class FunctionError(SprigError):
@@ -61,3 +64,12 @@ class FunctionInitError(FunctionError):
         self.error_type = error_type
         self.error_message = message
         super().__init__(f"function {name} failed to initialise: {error_type}: {message}")
+
+
+class EventNotStored(FunctionError, DiskFull):
+    """An ``Event`` invocation could not be stored (``state.db``'s disk is full): it was not
+    accepted, nothing is queued, the caller may retry (ServiceException, 500)."""
+
+    def __init__(self, cause: DiskFull, function: str) -> None:
+        DiskFull.__init__(self, cause.path, f"the Event invocation of {function} was not "
+                          "accepted (nothing is queued); retry once there is space")

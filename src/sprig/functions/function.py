@@ -32,9 +32,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sprig.disk import DiskFull, disk_full_error, is_disk_full
 from sprig.errors import LaunchError
 from sprig.functions import errors, results
 from sprig.functions.config import PayloadEncoding
+from sprig.functions.durable import EventJournal
 from sprig.functions.invocation import (
     EVENT_PAYLOAD_LIMIT,
     SYNC_PAYLOAD_LIMIT,
@@ -45,6 +47,7 @@ from sprig.functions.invocation import (
 )
 from sprig.functions.pool import Dispatch, Pool, StartWorker, StopWorker, WorkerState
 from sprig.functions.runtimes import ResolvedRuntime
+from sprig.functions.stats import InvocationStats
 from sprig.functions.worker import FunctionSpec, Worker, WorkerExited, WorkerTimeout
 from sprig.runtime_api import Job, Outcome, error_document
 
@@ -64,6 +67,7 @@ class _Item:
     invocation: Invocation
     future: asyncio.Future[InvocationResult] | None
     want_tail: bool
+    durable: bool = False            # stored in the event journal until it finished
     tail: list[str] = field(default_factory=list)
     tail_size: int = 0
 
@@ -82,6 +86,18 @@ def _noop_log(stream: str, line: str) -> None:
     pass
 
 
+def _disk_full_cause(exc: BaseException) -> OSError | None:
+    """The ENOSPC/EDQUOT error behind ``exc`` (itself, or what it was raised from)."""
+    seen: BaseException | None = exc
+    for _ in range(8):                  # a chain is short; a cycle must not loop for ever
+        if seen is None:
+            break
+        if isinstance(seen, OSError) and is_disk_full(seen):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 class Function:
     """A deployed Lambda function. ``runtime`` defaults to :func:`resolve` (may raise
     ValidationError), which may build Java's runtime jar: on the event loop use
@@ -97,6 +113,13 @@ class Function:
         self.init_timeout_s = init_timeout_s
         self.state = FunctionState.NEW
         self.event_drops = 0
+        #: where acknowledged Event invocations are stored (set by the FunctionManager);
+        #: None: they live in memory only
+        self.events: EventJournal | None = None
+        self._durable_ids: set[str] = set()      # stored events now queued or running
+        self._storing = 0                        # events being stored: they hold queue room
+        self.log_failures = 0
+        self.stats = InvocationStats()
         cfg = spec.config
         self._pool: Pool[_Item] = Pool(spec.component_name, cfg.pinned, cfg.max_instances,
                                        cfg.max_queue_size, cfg.max_idle_s, paused=True)
@@ -109,7 +132,7 @@ class Function:
         self._ready_waiter: asyncio.Future[None] | None = None
         self._sockets: Path | None = None
         if self.runtime.warning:
-            self.log("sprig", f"WARNING: {self.runtime.warning}")
+            self._say("sprig", f"WARNING: {self.runtime.warning}")
 
     @classmethod
     async def create(cls, spec: FunctionSpec, *, log: LogSink = _noop_log,
@@ -139,6 +162,17 @@ class Function:
             self._sockets.chmod(0o755)
         return self._sockets
 
+    def _say(self, stream: str, line: str) -> None:
+        """Log through the sink; a failing sink never fails or wedges an invocation.
+
+        Why: the sink writes the component's log file, and a line that cannot be written
+        (a full disk, an I/O error) once left a worker marked busy with nothing dispatched.
+        """
+        try:
+            self.log(stream, line)
+        except Exception:
+            self.log_failures += 1
+
     @property
     def name(self) -> str:
         return self.spec.component_name
@@ -164,22 +198,45 @@ class Function:
             "pinned": p.pinned, "queued": len(p.queue), "maxQueueSize": p.max_queue_size,
             "workers": {s.value: p.count(s) for s in WorkerState},
             "maxInstancesCount": p.limit, "droppedInvocations": p.dropped,
-            "droppedEvents": self.event_drops,
+            "droppedEvents": self.event_drops, "storedEvents": len(self._durable_ids),
         }
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
         """Accept invocations; a pinned function starts its worker and waits for its init.
 
+        Stored Event invocations of this function (acknowledged before a crash or a stop) are
+        queued first, oldest first, with their request ids.
+
         Raises:
             FunctionInitError: the pinned worker failed init (type and message as AWS's).
         """
+        await self._load_stored_events()
         self.state = FunctionState.RUNNING
         self._pool.paused = False
         if self.spec.config.pinned:
             await self._wait_pinned_ready()
         else:
             self._kick()
+
+    async def _load_stored_events(self) -> None:
+        if self.events is None:
+            return
+        try:
+            stored = await self.events.pending(self.name)
+        except Exception as e:
+            # They stay stored: the next start of this function tries again.
+            self._say("sprig", f"cannot read the stored Event invocations: {e}")
+            return
+        loaded = 0
+        for inv in stored:
+            if inv.request_id not in self._durable_ids:
+                self._durable_ids.add(inv.request_id)
+                self._pool.queue.append(_Item(inv, None, False, durable=True))
+                loaded += 1
+        if loaded:
+            self._say("sprig", f"{loaded} stored Event invocation(s) queued again (acknowledged "
+                               "before the last stop or crash)")
 
     async def _wait_pinned_ready(self) -> None:
         waiter = asyncio.get_running_loop().create_future()
@@ -219,6 +276,7 @@ class Function:
         for item in list(self._busy.values()):
             self._fail(item, errors.FunctionNotRunnable(f"function {self.name} stopped"))
         self._busy.clear()
+        self._durable_ids.clear()       # what was not finished stays stored
         if self._sockets is not None:
             shutil.rmtree(self._sockets, ignore_errors=True)
             self._sockets = None
@@ -240,7 +298,7 @@ class Function:
         if not restart:
             self._kick()
             return
-        self.log("sprig", "configuration changed: replacing workers")
+        self._say("sprig", "configuration changed: replacing workers")
         self._gen += 1
         for wid, slot in list(p.workers.items()):
             if slot.state is WorkerState.IDLE:
@@ -253,9 +311,11 @@ class Function:
 
     # -- invocation --------------------------------------------------------------------------
     async def invoke(self, inv: Invocation, want_log_tail: bool = False) -> InvocationResult:
-        """Queue ``inv`` and wait for its result (Event: return once queued).
+        """Queue ``inv`` and wait for its result (Event: return once queued — and, for a
+        durable one (:attr:`Invocation.durable`) with a journal, once stored).
 
-        Raises: QueueFull, PayloadTooLarge, FunctionNotRunnable.
+        Raises: QueueFull, PayloadTooLarge, FunctionNotRunnable, EventNotStored (a durable
+        Event on a full disk: not accepted).
         """
         limit = (EVENT_PAYLOAD_LIMIT if inv.invocation_type is InvocationType.EVENT
                  else SYNC_PAYLOAD_LIMIT)
@@ -268,26 +328,67 @@ class Function:
         if inv.invocation_type is InvocationType.DRY_RUN:
             return InvocationResult(inv.request_id, b"", executed_version=version)
         if inv.invocation_type is InvocationType.EVENT:
+            if self.events is not None and inv.durable:
+                await self._store_event(inv)
+                return InvocationResult(inv.request_id, b"", executed_version=version)
             item = _Item(inv, None, False)
             try:
                 self._pool.enqueue(item)
             except errors.QueueFull:
-                self.event_drops += 1
-                self.log("sprig", f"queue full (maxQueueSize {self._pool.max_queue_size}): "
-                         f"dropped event {inv.request_id} from {inv.source}; "
-                         f"{self.event_drops} dropped so far")
+                self.stats.throttled(inv.request_id)
+                self._event_dropped(inv)
                 raise
             self._kick()
             return InvocationResult(inv.request_id, b"", executed_version=version)
         fut: asyncio.Future[InvocationResult] = asyncio.get_running_loop().create_future()
         item = _Item(inv, fut, want_log_tail)
-        self._pool.enqueue(item)
+        try:
+            self._pool.enqueue(item)
+        except errors.QueueFull:
+            self.stats.throttled(inv.request_id)
+            raise
         self._kick()
         try:
             return await fut
         except asyncio.CancelledError:
             self._pool.cancel(item)
             raise
+
+    def _event_dropped(self, inv: Invocation) -> None:
+        self.event_drops += 1
+        self._say("sprig", f"queue full (maxQueueSize {self._pool.max_queue_size}): "
+                           f"dropped event {inv.request_id} from {inv.source}; "
+                           f"{self.event_drops} dropped so far")
+
+    async def _store_event(self, inv: Invocation) -> None:
+        """Store a durable Event, then queue it (it runs even if we crash after the 202).
+
+        Room in the queue is taken before the store (``maxQueueSize`` counts the events being
+        stored), so throttling answers 429 at once, exactly as for an in-memory queue.
+        """
+        assert self.events is not None
+        if len(self._pool.queue) + self._storing >= self._pool.max_queue_size:
+            self._pool.dropped += 1
+            self._event_dropped(inv)
+            raise errors.QueueFull(self.name, self._pool.max_queue_size)
+        self._storing += 1
+        # Shielded: a caller that goes away once the commit is under way must not leave a
+        # stored event that only the next start would queue.
+        await asyncio.shield(self._store_then_queue(self.events, inv))
+
+    async def _store_then_queue(self, events: EventJournal, inv: Invocation) -> None:
+        try:
+            await events.record(self.name, inv)
+        except DiskFull as e:
+            raise errors.EventNotStored(e, self.name) from e
+        finally:
+            self._storing -= 1
+        # Stopped meanwhile: it is stored, the next start queues it. Restarted meanwhile: that
+        # start may have queued it already (its request id tells).
+        if self.state is FunctionState.RUNNING and inv.request_id not in self._durable_ids:
+            self._durable_ids.add(inv.request_id)
+            self._pool.queue.append(_Item(inv, None, False, durable=True))
+            self._kick()
 
     # -- executing the pool's decisions ------------------------------------------------------
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -314,7 +415,7 @@ class Function:
             self._timer = loop.call_at(deadline, self._kick)
 
     def _on_output(self, worker_id: str, stream: str, line: str) -> None:
-        self.log(stream, line)
+        self._say(stream, line)
         item = self._busy.get(worker_id)
         if item is not None:
             item.add_line(line)
@@ -323,10 +424,15 @@ class Function:
         gen = self._gen
         try:
             worker = await Worker.start(self.spec, self.runtime, wid, on_output=self._on_output,
-                                        log=lambda m: self.log("sprig", m),
+                                        log=lambda m: self._say("sprig", m),
                                         socket_dir=self._socket_dir())
         except (LaunchError, OSError) as e:
             self._pool.worker_gone(wid)
+            full = _disk_full_cause(e)
+            if full is not None:
+                where = disk_full_error(full, self.spec.work_dir)
+                self._start_failed(errors.RUNTIME_DISK_FULL, f"cannot start the worker: {where}")
+                return
             self._start_failed(errors.RUNTIME_INIT_ERROR, f"cannot start the worker: {e}")
             return
         self._workers[wid] = worker
@@ -358,7 +464,7 @@ class Function:
         self._kick()
 
     def _start_failed(self, error_type: str, message: str) -> None:
-        self.log("sprig", f"worker init failed: {error_type}: {message}")
+        self._say("sprig", f"worker init failed: {error_type}: {message}")
         if self.spec.config.pinned:
             if self._ready_waiter is not None and not self._ready_waiter.done():
                 self._pool.paused = True
@@ -387,7 +493,7 @@ class Function:
         if (worker.stopping or wid in self._busy or self._workers.get(wid) is not worker
                 or (slot is not None and slot.state is WorkerState.BUSY)):
             return                      # _dispatch reports it (the invocation failed)
-        self.log("sprig", f"worker {wid} {status.describe()}")
+        self._say("sprig", f"worker {wid} {status.describe()}")
         await self._retire(wid)
         if self.spec.config.pinned:
             self._fatal(f"the pinned worker {status.describe()}")
@@ -402,9 +508,9 @@ class Function:
         self._pool.worker_gone(wid)
 
     async def _stop_worker(self, wid: str, reason: str) -> None:
-        self.log("sprig", f"stopping worker {wid}: {reason}")
+        self._say("sprig", f"stopping worker {wid}: {reason}")
         await self._retire(wid)
-        self.log("sprig", f"worker {wid} stopped")
+        self._say("sprig", f"worker {wid} stopped")
         self._kick()
 
     def _unhandled(self, item: _Item, error_type: str, message: str) -> InvocationResult:
@@ -430,8 +536,13 @@ class Function:
                   self.spec.function_arn, cfg.encoding is PayloadEncoding.BINARY,
                   None if inv.client_context is None else json.dumps(inv.client_context))
         t0 = time.perf_counter()
-        worker.dispatch(job, cfg.timeout_s,
-                        lambda r: self._finished(wid, worker, item, t0, r))
+        try:
+            worker.dispatch(job, cfg.timeout_s,
+                            lambda r: self._finished(wid, worker, item, t0, r))
+        except Exception as e:
+            # Never leave the worker marked busy with nothing running: the invocation fails
+            # (Unhandled) and the worker is replaced.
+            self._finished(wid, worker, item, t0, e)
 
     def _finished(self, wid: str, worker: Worker, item: _Item, t0: float,
                   r: Outcome | BaseException) -> None:
@@ -441,7 +552,7 @@ class Function:
         if self.state is FunctionState.STOPPED:
             return                       # stop() answered the caller already
         if not isinstance(r, Outcome | WorkerTimeout | WorkerExited):
-            self.log("sprig", f"internal error running {item.invocation.request_id} on {wid}: "
+            self._say("sprig", f"internal error running {item.invocation.request_id} on {wid}: "
                               f"{r!r}")
         result, retire, fatal = results.invocation_result(
             item.invocation.request_id, self.spec.function_version, r,
@@ -489,25 +600,37 @@ class Function:
         end = f"END RequestId: {rid}"
         report = results.report_line(rid, ms, self.spec.config.memory_kb,
                                      worker.memory_peak_kb(), init)
-        self.log("sprig", f"{end}\n{report}")           # one write for both lines (hot path)
+        self._say("sprig", f"{end}\n{report}")           # one write for both lines (hot path)
+        self.stats.record(rid, ms, None if result.function_error is None
+                          else str(result.function_error))
         item.add_line(end)
         item.add_line(report)
         if result.function_error is not None and item.future is None:
-            self.log("sprig", f"event {rid} failed: {result.payload.decode(errors='replace')}")
+            self._say("sprig", f"event {rid} failed: {result.payload.decode(errors='replace')}")
 
     def _line(self, item: _Item, line: str) -> None:
-        self.log("sprig", line)
+        self._say("sprig", line)
         item.add_line(line)
 
     def _deliver(self, item: _Item, result: InvocationResult) -> None:
+        """The invocation finished (answered, failed or timed out): tell its caller; a stored
+        event is deleted from the journal."""
         if item.future is not None and not item.future.done():
             item.future.set_result(result)
+        if item.durable and self.events is not None:
+            self._durable_ids.discard(item.invocation.request_id)
+            self.events.finished(item.invocation.request_id)
 
     def _fail(self, item: _Item, exc: Exception) -> None:
+        """The invocation did not finish (the function stops): its caller gets ``exc``; a
+        stored event stays stored and runs at the next start."""
         if item.future is not None and not item.future.done():
             item.future.set_exception(exc)
+        elif item.durable:
+            self._say("sprig", f"event {item.invocation.request_id} kept for the next start: "
+                               f"{exc}")
         elif item.future is None:
-            self.log("sprig", f"event {item.invocation.request_id} dropped: {exc}")
+            self._say("sprig", f"event {item.invocation.request_id} dropped: {exc}")
 
     async def aclose(self) -> None:
         with contextlib.suppress(Exception):

@@ -20,11 +20,29 @@ class InvocationType(enum.StrEnum):
 
 
 class FunctionErrorKind(enum.StrEnum):
-    """``X-Amz-Function-Error``: Handled (reported by the function) or Unhandled (by Sprig)."""
+    """Who reported a function error: the function (Handled) or Sprig (Unhandled).
+
+    The Greengrass Core SDK v1 shows it as is (``X-Amz-Function-Error`` of Greengrass V1:
+    "Handled errors are errors that are reported by the function"); the Lambda API says
+    :attr:`lambda_api` instead.
+    """
 
     HANDLED = "Handled"
     UNHANDLED = "Unhandled"
 
+    @property
+    def lambda_api(self) -> str:
+        """``FunctionError`` as AWS Lambda answers ``Invoke`` today: ``Unhandled`` for every
+        function error, an exception the handler raised included (every current runtime posts
+        it to the Runtime API's ``/invocation/{id}/error``, which Lambda reports as Unhandled;
+        ``Handled`` was the old Node.js ``callback(err)``)."""
+        return FunctionErrorKind.UNHANDLED.value
+
+
+#: Where an ``Event`` invocation's caller only has the 202 to rely on: these are stored before
+#: the answer and run at least once (see :mod:`sprig.functions.durable`). Event-source deliveries
+#: ("pubsub", "iotcore") are not.
+DURABLE_SOURCES = frozenset({"api", "cli", "sdk"})
 
 # Limits as AWS Lambda: 6 MB synchronous request and response, 256 KB for Event invocations.
 SYNC_PAYLOAD_LIMIT = 6 * 1024 * 1024
@@ -43,6 +61,11 @@ class Invocation:
     client_context: dict[str, Any] | None = None
     request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     source: str = "api"   # "api", "cli", "pubsub", "iotcore", "sdk": for logs and metrics
+
+    @property
+    def durable(self) -> bool:
+        """An Event stored before it is acknowledged (:data:`DURABLE_SOURCES`)."""
+        return self.invocation_type is InvocationType.EVENT and self.source in DURABLE_SOURCES
 
 
 @dataclass(frozen=True)
@@ -76,5 +99,6 @@ class Invoker(Protocol):
             FunctionNotFound: no deployed function has that name or ARN.
             QueueFull: the function's queue (maxQueueSize) is full.
             PayloadTooLarge: the payload is over the limit for its invocation type.
+            EventNotStored: a durable Event could not be stored (full disk): not accepted.
         """
         ...

@@ -132,6 +132,12 @@ def _python(name: str, pythons: dict[tuple[int, int], Path] | None) -> ResolvedR
     chosen = choose_python((major, minor), list(pythons))
     if chosen is None:
         have = ", ".join(f"python{a}.{b}" for a, b in sorted(pythons)) or "none"
+        if major == 2:
+            # Python 2 code (print statements, str/bytes) does not run on Python 3: no fallback.
+            raise ValidationError("runtime", f"{name} needs an installed Python {major}.{minor} "
+                                  "interpreter, and Python 2 code does not run on Python 3",
+                                  value=name, allowed=f"install python{major}.{minor} (found: "
+                                  f"{have}), or port the function to a python3.x runtime")
         raise ValidationError("runtime", f"the device has no Python interpreter for {name}",
                               value=name, allowed=f"an installed Python (found: {have}); "
                               f"install {name} or a Python 3 ≥ 3.7")

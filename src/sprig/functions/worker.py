@@ -197,6 +197,7 @@ def launch_spec(spec: FunctionSpec, runtime: ResolvedRuntime, worker_id: str,
     """The LaunchSpec of one worker; the launcher does the sandbox (GreengrassContainer)."""
     cfg = spec.config
     container = cfg.container_mode is ContainerMode.GREENGRASS_CONTAINER
+    ephemeral = container and cfg.ephemeral_storage_kb is not None
     socket_dir = (Path(runtime_socket).parent,) if runtime_socket else ()
     env = worker_env(spec, runtime, worker_id, runtime_api, runtime_socket)
     mounted = (spec.code_dir, *runtime.read_only_paths, *socket_dir)
@@ -211,7 +212,10 @@ def launch_spec(spec: FunctionSpec, runtime: ResolvedRuntime, worker_id: str,
         container_mode=cfg.container_mode,
         limits=ResourceLimits(memory_kb=cfg.memory_kb) if container else spec.system_limits,
         read_only_paths=(*mounted, *_visible_paths(env, mounted)) if container else (),
-        writable_paths=(spec.work_dir, *ipc_socket) if container else (),
+        writable_paths=((*ipc_socket,) if ephemeral else (spec.work_dir, *ipc_socket))
+        if container else (),
+        ephemeral_storage_kb=cfg.ephemeral_storage_kb if container else None,
+        ephemeral_paths=(spec.work_dir,) if ephemeral else (),
         volumes=tuple(Mount(Path(v.source_path), Path(v.destination_path), v.writable,
                             v.add_group_owner) for v in cfg.volumes) if container else (),
         devices=tuple(Mount(Path(d.path), Path(d.path), d.writable, d.add_group_owner)

@@ -78,7 +78,7 @@ def _skeleton_dirs(spec: LaunchSpec, host: HostView, cmd: list[str]) -> list[str
     mounted |= {"/", "/tmp"}
     system = (*host.system_dirs, *host.etc, *host.runtime_prefixes)
     out: list[str] = []
-    for path in (*spec.read_only_paths, *spec.writable_paths):
+    for path in (*spec.read_only_paths, *spec.writable_paths, *spec.ephemeral_paths):
         for parent in Path(path).parents:
             p = str(parent)
             if (p in mounted or p in out or any(s == p or s.startswith(p + "/") for s in system)
@@ -114,6 +114,8 @@ def build_argv(spec: LaunchSpec, host: HostView, *, bwrap: str = "bwrap",
         # (Runtime API on loopback, MQTT, AWS endpoints), as in Greengrass.
         "--proc", "/proc",     # a /proc of the new PID namespace only
         "--dev", "/dev",       # minimal /dev: null zero full random urandom tty, pts, shm
+        *(("--size", str(spec.ephemeral_storage_kb * 1024)) if spec.ephemeral_storage_kb
+          else ()),
         "--tmpfs", "/tmp",     # private writable /tmp
     ]
     for link, target in host.symlinks:
@@ -130,6 +132,11 @@ def build_argv(spec: LaunchSpec, host: HostView, *, bwrap: str = "bwrap",
         cmd += _bind("--ro-bind", path, path)
     for path in spec.writable_paths:
         cmd += _bind("--bind", path, path)
+    for path in spec.ephemeral_paths:
+        # a directory of its own, in memory, bounded: writes never reach the host's disk
+        size = ("--size", str(spec.ephemeral_storage_kb * 1024)) if spec.ephemeral_storage_kb \
+            else ()
+        cmd += [*size, "--tmpfs", str(path)]
     for m in spec.volumes:
         cmd += _bind("--bind" if m.writable else "--ro-bind", m.source, m.destination)
     for m in spec.devices:

@@ -203,8 +203,28 @@ def unavailable_error(report: DeviceReport, need_memory_limit: bool) -> SandboxU
 
 
 def require_container_support(need_memory_limit: bool = True,
-                              report: DeviceReport | None = None) -> None:
-    """Raise SandboxUnavailable naming what is missing for GreengrassContainer."""
-    err = unavailable_error(report or device_report(), need_memory_limit)
+                              report: DeviceReport | None = None,
+                              read_only_devices: tuple[str, ...] = ()) -> None:
+    """Raise SandboxUnavailable naming what is missing for GreengrassContainer, including the
+    cgroup v1 ``devices`` controller when ``read_only_devices`` (paths) must be enforced."""
+    report = report or device_report()
+    err = unavailable_error(report, need_memory_limit)
+    if err is None:
+        err = read_only_devices_error(report, read_only_devices)
     if err is not None:
         raise err
+
+
+def read_only_devices_error(report: DeviceReport,
+                            devices: tuple[str, ...]) -> SandboxUnavailable | None:
+    """A read-only device (``permission: ro``) is enforced by a cgroup v1 ``devices`` rule
+    (bubblewrap can only bind a device node read-write); without that controller (cgroup v2
+    hosts) a worker could not start. Said at deployment, not at a worker's first start (an
+    on-demand function would otherwise deploy and fail on its first invocation)."""
+    if not devices or "devices" in report.cgroup_controllers:
+        return None
+    version = f"cgroup v{report.cgroup_version}" if report.cgroup_version else "no usable cgroup"
+    return SandboxUnavailable(
+        f"containerParams.devices: read-only devices ({', '.join(devices)}) need the cgroup v1 "
+        f"devices controller, which this device lacks ({version}); allowed here: permission "
+        "rw, or containerMode NoContainer")

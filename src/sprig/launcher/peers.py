@@ -128,25 +128,26 @@ def holder(inode: int, pids: list[int]) -> int | None:
     return None
 
 
-def session_of(pid: int) -> int | None:
-    """The session id of ``pid`` (field 6 of ``/proc/<pid>/stat``), None if it is gone."""
+def _stat_fields(pid: int) -> list[bytes] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name (field 3 onwards)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
-            fields = f.read().rsplit(b")", 1)[1].split()
+            return f.read().rsplit(b")", 1)[1].split()
     except (OSError, IndexError):
         return None
-    return int(fields[3])
+
+
+def session_of(pid: int) -> int | None:
+    """The session id of ``pid`` (field 6 of ``/proc/<pid>/stat``), None if it is gone."""
+    fields = _stat_fields(pid)
+    return int(fields[3]) if fields else None
 
 
 def start_time(pid: int) -> int | None:
     """When ``pid`` started (clock ticks since boot, field 22 of its stat): with the pid, an
     identity that survives pid reuse."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            fields = f.read().rsplit(b")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return int(fields[19])
+    fields = _stat_fields(pid)
+    return int(fields[19]) if fields else None
 
 
 def cgroup_paths(pid: int) -> set[str]:

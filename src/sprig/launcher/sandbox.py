@@ -193,6 +193,7 @@ def prepare(spec: LaunchSpec, exe: str, creds: Credentials | None,
             raise LaunchError(f"volumes[{i}].sourcePath: {str(m.source)!r} is not allowed; "
                               "allowed: a path outside /sys (use mountROSysfs for /sys)")
     visible = (*map(str, spec.read_only_paths), *map(str, spec.writable_paths),
+               *map(str, spec.ephemeral_paths),
                *(str(m.destination) for m in spec.volumes), *SYSTEM_DIRS)
     if str(spec.cwd) not in ("/", "/tmp") and not _under(str(spec.cwd), visible):
         raise LaunchError(f"cwd: {str(spec.cwd)!r} would not exist inside the container; "

@@ -76,3 +76,8 @@ class LaunchSpec:
     #: same to the function; on the host no other process shares its uid, so none can read,
     #: trace or signal it (see :mod:`sprig.launcher.sandbox`).
     sandbox_uid: int | None = None
+    #: GreengrassContainer only: with a size (KB), /tmp and every path of ``ephemeral_paths``
+    #: are private tmpfs mounts of at most that size each, instead of /tmp bounded only by the
+    #: memory limit and host directories bound writable: the function cannot fill the disk.
+    ephemeral_storage_kb: int | None = None
+    ephemeral_paths: tuple[Path, ...] = ()

@@ -6,6 +6,12 @@ their usual modelled exceptions (``c.exceptions.ResourceNotFoundException`` ...)
 including one for an unknown route, must be signed (SigV4) with the key pair the core generated
 (:mod:`sprig.local_api.credentials`).
 
+Before any body is read, at the end of the head: a request without valid credentials (no
+``Authorization``, malformed, another access key, another region, too old) is refused (403), and
+one whose declared body is over the limit of its invocation type (6 MB RequestResponse, 256 KB
+Event) gets 413 at once; the signature itself covers the body's hash, so it is checked once the
+body is in. Malformed HTTP is refused in AWS's shape too.
+
 The edge stays thin: parsing and validation are pure functions (:func:`parse_invoke_headers`,
 :func:`decode_client_context`), the work is the :class:`~sprig.functions.invocation.Invoker`'s, and
 Sprig's errors are mapped to AWS's here (:func:`map_function_error`).
@@ -21,7 +27,7 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -57,6 +63,11 @@ LOG_TAIL_LIMIT = 4096            # X-Amz-Log-Result carries the last 4 KB of the
 FUNCTION_NAME_MAX = 256
 _QUALIFIER = re.compile(r"[a-zA-Z0-9$_-]{1,128}")
 RETRY_AFTER_S = 1
+#: What the API answers, for the UnknownOperationException of any other route.
+OPERATIONS = (f"Invoke (POST /{API_VERSION}/functions/<FunctionName>/invocations), "
+              f"ListFunctions (GET /{API_VERSION}/functions/), GetFunction (GET "
+              f"/{API_VERSION}/functions/<FunctionName>), GetFunctionConfiguration (GET "
+              f"/{API_VERSION}/functions/<FunctionName>/configuration)")
 
 
 class ErrorType(enum.StrEnum):
@@ -126,7 +137,7 @@ def map_function_error(exc: SprigError) -> ApiError:
     return ApiError(500, ErrorType.SERVICE, str(exc))
 
 
-def _invalid_parameter(name: str, value: str, allowed: str) -> ApiError:
+def invalid_parameter(name: str, value: str, allowed: str) -> ApiError:
     return ApiError(
         400, ErrorType.INVALID_PARAMETER_VALUE,
         f"1 validation error detected: Value {value!r} at '{name}' failed to satisfy "
@@ -180,23 +191,23 @@ def parse_invoke_headers(function_name: str, query: Mapping[str, str],
                          headers: Mapping[str, str]) -> InvokeRequest:
     """Validate the Invoke inputs; raise :class:`ApiError` naming the field, value, allowed."""
     if not 1 <= len(function_name) <= FUNCTION_NAME_MAX:
-        raise _invalid_parameter("functionName", function_name,
+        raise invalid_parameter("functionName", function_name,
                                  f"Member must have length between 1 and {FUNCTION_NAME_MAX}")
     kind = headers.get("X-Amz-Invocation-Type", InvocationType.REQUEST_RESPONSE.value)
     try:
         invocation_type = InvocationType(kind)
     except ValueError:
-        raise _invalid_parameter(
+        raise invalid_parameter(
             "invocationType", kind,
             "Member must satisfy enum value set: [Event, RequestResponse, DryRun]",
         ) from None
     log_type = headers.get("X-Amz-Log-Type", "None")
     if log_type not in ("None", "Tail"):
-        raise _invalid_parameter("logType", log_type,
+        raise invalid_parameter("logType", log_type,
                                  "Member must satisfy enum value set: [None, Tail]")
     qualifier = query.get("Qualifier")
     if qualifier is not None and not _QUALIFIER.fullmatch(qualifier):
-        raise _invalid_parameter(
+        raise invalid_parameter(
             "qualifier", qualifier,
             "Member must have length between 1 and 128 and match [a-zA-Z0-9$_-]+",
         )
@@ -228,40 +239,61 @@ def result_response(result: InvocationResult, request: InvokeRequest) -> Respons
     if request.invocation_type is InvocationType.DRY_RUN:
         return Response(204, b"", None, tuple(headers.items()))
     if result.function_error is not None:
-        headers["X-Amz-Function-Error"] = result.function_error.value
+        headers["X-Amz-Function-Error"] = result.function_error.lambda_api
     if request.log_tail:
         tail = result.log_tail[-LOG_TAIL_LIMIT:]
         headers["X-Amz-Log-Result"] = base64.b64encode(tail).decode("ascii")
     return Response(200, result.payload, "application/json", tuple(headers.items()))
 
 
-def malformed_request(reason: str) -> Response:
-    """HTTP the server cannot parse, answered in AWS's shape (the connection is closed)."""
-    return ApiError(400, ErrorType.INVALID_REQUEST_CONTENT,
-                    f"Malformed HTTP request: {reason}").response(str(uuid.uuid4()))
+def malformed_request(status: int, reason: str) -> Response:
+    """HTTP the server refuses (malformed, too large a head, too slow), answered in AWS's
+    shape (the connection is closed after it)."""
+    return ApiError(status, ErrorType.INVALID_REQUEST_CONTENT,
+                    f"Malformed HTTP request: {reason}" if status == 400 else
+                    f"HTTP request refused: {reason}").response(str(uuid.uuid4()))
+
+
+def body_limit(request: HttpRequest) -> int:
+    """The payload limit of the request's invocation type (read from its head)."""
+    kind = request.headers.get("X-Amz-Invocation-Type")
+    return EVENT_PAYLOAD_LIMIT if kind == InvocationType.EVENT.value else SYNC_PAYLOAD_LIMIT
 
 
 class _InvokeApi:
     """The handlers, bound to one invoker and one key pair."""
 
-    def __init__(self, invoker: Invoker, credentials: Credentials, region: str) -> None:
+    def __init__(self, invoker: Invoker, credentials: Credentials, region: str,
+                 extra_routes: Sequence[Callable[[Router], None]] = ()) -> None:
         self.invoker = invoker
         self.credentials = credentials
         self.region = region
         self.router = Router()
         self.router.add("POST", INVOKE_ROUTE, self.invoke)
+        for register in extra_routes:     # the read operations (sprig.local_api.functions_api)
+            register(self.router)
+
+    def screen(self, request: HttpRequest) -> Response | None:
+        """At the end of the head: refuse a request without valid credentials (403) before
+        its body is read."""
+        try:
+            sigv4.check_head(request.query_string, request.headers.fields, self.credentials,
+                             datetime.now(UTC), region=self.region)
+        except sigv4.AuthError as exc:
+            return ApiError(403, exc.failure.value, exc.reason).response(str(uuid.uuid4()))
+        return None
 
     async def authenticate(self, request: HttpRequest) -> Response:
         """Size check, then SigV4, then the route; every error leaves in AWS's shape.
 
-        The server has already read (and, past the limit, dropped) the whole body, so a
-        413 leaves the connection usable for the next call.
+        A body over the limit was never read (the request arrives truncated, and the
+        connection closes after the 413).
         """
         request_id = str(uuid.uuid4())
         try:
             if request.truncated:
-                chunked = "content-length" not in request.headers
-                raise too_large(None if chunked else request.size, SYNC_PAYLOAD_LIMIT)
+                raise too_large(None if request.length is None else request.size,
+                                request.limit)
             try:
                 sigv4.verify(request.method, request.path, request.query_string,
                              request.headers.fields, request.body, self.credentials,
@@ -274,8 +306,7 @@ class _InvokeApi:
                 if not exc.allowed:
                     raise ApiError(404, ErrorType.UNKNOWN_OPERATION,
                                    f"No such operation: {request.method} {request.path}; "
-                                   f"allowed: POST /{API_VERSION}/functions/<FunctionName>/"
-                                   "invocations") from None
+                                   f"allowed: {OPERATIONS}") from None
                 raise ApiError(405, ErrorType.UNKNOWN_OPERATION,
                                f"Method {request.method} is not allowed on {request.path}; "
                                f"allowed: {', '.join(exc.allowed)}") from None
@@ -316,16 +347,17 @@ class _InvokeApi:
 
 
 def create_invoke_app(invoker: Invoker, credentials: Credentials, *,
-                      region: str) -> HttpServer:
+                      region: str,
+                      extra_routes: Sequence[Callable[[Router], None]] = ()) -> HttpServer:
     """The server of the Invoke API (not yet listening anywhere).
 
     Requests must be signed for ``region`` (the core's ``awsRegion``), as AWS accepts only
-    its own region in a credential scope. A body over :data:`SYNC_PAYLOAD_LIMIT` is read and
-    dropped; a payload of exactly the limit is allowed.
+    its own region in a credential scope. A body over its invocation type's limit is never
+    read; a payload of exactly the limit is allowed.
     """
-    api = _InvokeApi(invoker, credentials, region)
-    return HttpServer(api.authenticate, max_body=SYNC_PAYLOAD_LIMIT, name="invoke-api",
-                      on_bad_request=malformed_request)
+    api = _InvokeApi(invoker, credentials, region, extra_routes)
+    return HttpServer(api.authenticate, max_body=body_limit, name="invoke-api",
+                      on_error=malformed_request, screen=api.screen)
 
 
 class InvokeApiRunner:
@@ -357,7 +389,9 @@ def loopback_host(host: str) -> str:
 
 async def start_invoke_api(invoker: Invoker, credentials: Credentials,
                            host: str = "127.0.0.1",
-                           port: int = 0, *, region: str) -> tuple[InvokeApiRunner, str]:
+                           port: int = 0, *, region: str,
+                           extra_routes: Sequence[Callable[[Router], None]] = (),
+                           ) -> tuple[InvokeApiRunner, str]:
     """Serve the Invoke API on ``host:port`` (0 = any free port), for requests signed for
     ``region``; return the runner and URL.
 
@@ -370,7 +404,7 @@ async def start_invoke_api(invoker: Invoker, credentials: Credentials,
     address = loopback_host(host)
     if not 0 <= port <= 65535:
         raise ValidationError("port", "not a TCP port", value=port, allowed="0..65535 (0: any)")
-    server = create_invoke_app(invoker, credentials, region=region)
+    server = create_invoke_app(invoker, credentials, region=region, extra_routes=extra_routes)
     try:
         bound = await server.listen_tcp(address, port)
     except OSError as exc:

@@ -1,8 +1,10 @@
 """The management API the ``sprig`` CLI talks to: JSON over HTTP on an owner-only Unix socket.
 
 One route, ``POST /rpc`` with ``{"method": "...", "params": {...}}``; the answer is the method's
-JSON result, or ``{"error": {"type": ..., "message": ...}}`` with status 400 (the caller's fault)
-or 500 (Sprig's). ``POST /stream`` answers with JSON lines for streaming methods (chunked; a
+JSON result, or ``{"error": {"type": ..., "message": ...}}`` with status 400 (the caller's fault),
+507 (``DiskFull``: no space left, naming the path; the request was not carried out) or 500
+(Sprig's).
+``POST /stream`` answers with JSON lines for streaming methods (chunked; a
 stream ends when the method's iterator does, or when the client goes away).
 """
 
@@ -14,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from sprig.disk import DiskFull, disk_full_error, is_disk_full
 from sprig.errors import SprigError
 from sprig.httpserver import HttpRequest, HttpServer, Response, Router, StreamResponse
 
@@ -24,8 +27,12 @@ StreamHandler = Callable[[dict[str, Any]], AsyncIterator[Any]]
 
 
 class ManagementServer:
-    def __init__(self, socket_path: Path) -> None:
+    """``root``: the core's root, named in a ``DiskFull`` error when a full disk's failed write
+    has no file name."""
+
+    def __init__(self, socket_path: Path, *, root: Path | None = None) -> None:
         self.socket_path = socket_path
+        self.root = root if root is not None else socket_path.parent
         self.handlers: dict[str, Handler] = {}
         self.stream_handlers: dict[str, StreamHandler] = {}
         self._server: HttpServer | None = None
@@ -65,6 +72,7 @@ class ManagementServer:
         return doc["method"], params
 
     async def _rpc(self, request: HttpRequest) -> Response:
+        method = "the call"
         try:
             method, params = self._body(request)
             handler = self.handlers.get(method)
@@ -72,10 +80,17 @@ class ManagementServer:
                 raise SprigError(f"unknown method {method!r}; allowed: "
                                  + ", ".join(sorted(self.handlers)))
             result = await handler(params)
+        except DiskFull as e:
+            return _disk_full(e)
         except SprigError as e:
             return Response.json(
                 {"error": {"type": type(e).__name__, "message": str(e)}}, status=400)
         except Exception as e:
+            if is_disk_full(e):
+                # A write deep inside (a recipe, an artifact) hit ENOSPC: say where, not how.
+                cause = e if isinstance(e, OSError) and (e.filename or e.filename2) else None
+                return _disk_full(disk_full_error(cause, self.root) if cause is not None
+                                  else DiskFull(self.root, f"{method} failed: {e}"))
             log.exception("management API: internal error")
             return Response.json(
                 {"error": {"type": "InternalError", "message": f"{type(e).__name__}: {e}"}},
@@ -97,6 +112,10 @@ class ManagementServer:
 
 
 MAX_BODY = 64 * 1024 * 1024
+
+
+def _disk_full(e: DiskFull) -> Response:
+    return Response.json({"error": {"type": "DiskFull", "message": str(e)}}, status=507)
 
 
 async def _json_lines(items: AsyncIterator[Any]) -> AsyncIterator[bytes]:

@@ -295,18 +295,21 @@ def check_scope(auth: Authorization, region: str) -> None:
         )
 
 
-def verify(method: str, raw_path: str, query: str, headers: Iterable[tuple[str, str]],
-           body: bytes, credentials: Credentials, now: datetime, *, region: str) -> None:
-    """Check that the request is signed with ``credentials`` for ``region`` and service
-    ``lambda``, recent, with its body and every ``x-amz-*`` header signed; else
-    :class:`AuthError`.
+@dataclass(frozen=True)
+class SignedHead:
+    """What :func:`check_head` found: the parsed header and the signing time."""
 
-    Args:
-        raw_path: the request path exactly as sent (percent-encoded, without the query).
-        query: the raw query string, without ``?``.
-        headers: every header as received, repeats included.
-        now: an aware UTC datetime.
-        region: the only region a credential scope may name (config.yaml ``awsRegion``).
+    auth: Authorization
+    timestamp: str
+
+
+def check_head(query: str, headers: Iterable[tuple[str, str]], credentials: Credentials,
+               now: datetime, *, region: str) -> SignedHead:
+    """Every check that needs no body: an ``Authorization`` header, well formed, with Sprig's
+    access key id, scoped to ``lambda`` and ``region``, signing ``host`` and the date, recent.
+
+    The invoke API runs it at the end of the head, so a request without valid credentials is
+    refused before its body is read; :func:`verify` runs it again with the body.
     """
     header_list = list(headers)
     value = next((v for n, v in header_list if n.lower() == "authorization"), None)
@@ -344,6 +347,25 @@ def verify(method: str, raw_path: str, query: str, headers: Iterable[tuple[str, 
             f"from HTTP: '{auth.date}' != '{timestamp[:8]}', from '{timestamp}'."
         )
     check_clock(timestamp, when, now)
+    return SignedHead(auth, timestamp)
+
+
+def verify(method: str, raw_path: str, query: str, headers: Iterable[tuple[str, str]],
+           body: bytes, credentials: Credentials, now: datetime, *, region: str) -> None:
+    """Check that the request is signed with ``credentials`` for ``region`` and service
+    ``lambda``, recent, with its body and every ``x-amz-*`` header signed; else
+    :class:`AuthError`.
+
+    Args:
+        raw_path: the request path exactly as sent (percent-encoded, without the query).
+        query: the raw query string, without ``?``.
+        headers: every header as received, repeats included.
+        now: an aware UTC datetime.
+        region: the only region a credential scope may name (config.yaml ``awsRegion``).
+    """
+    header_list = list(headers)
+    head = check_head(query, header_list, credentials, now, region=region)
+    auth, timestamp = head.auth, head.timestamp
     request = canonical_request(method, raw_path, query, auth.signed_headers, header_list,
                                 payload_hash(header_list, body))
     scope = f"{auth.date}/{auth.region}/{auth.service}/{TERMINATOR}"

@@ -32,6 +32,7 @@ from functools import lru_cache
 from typing import Any
 
 from sprig.errors import SprigError, ValidationError
+from sprig.suggest import did_you_mean
 
 
 class IpcService(enum.StrEnum):
@@ -46,11 +47,34 @@ PUBLISH_TO_IOT_CORE = "aws.greengrass#PublishToIoTCore"
 SUBSCRIBE_TO_IOT_CORE = "aws.greengrass#SubscribeToIoTCore"
 GET_SECRET_VALUE = "aws.greengrass#GetSecretValue"
 
+def _ops(*names: str) -> tuple[str, ...]:
+    return tuple(f"aws.greengrass#{n}" for n in names)
+
+
+#: Every service an ``accessControl`` policy may name, with the operations it accepts: the
+#: nucleus's registry (``AuthorizationHandler``: ``componentToOperationsMap``); ``*`` is allowed
+#: too. A policy naming anything else would grant nothing, silently, so a deployment refuses it.
 KNOWN_OPERATIONS: dict[str, tuple[str, ...]] = {
     IpcService.PUBSUB: (PUBLISH_TO_TOPIC, SUBSCRIBE_TO_TOPIC),
     IpcService.MQTT_PROXY: (PUBLISH_TO_IOT_CORE, SUBSCRIBE_TO_IOT_CORE),
     IpcService.SECRET_MANAGER: (GET_SECRET_VALUE,),
+    "aws.greengrass.ShadowManager": _ops("GetThingShadow", "UpdateThingShadow",
+                                         "DeleteThingShadow", "ListNamedShadowsForThing"),
+    "aws.greengrass.Cli": _ops("GetComponentDetails", "ListComponents", "RestartComponent",
+                               "StopComponent", "CreateLocalDeployment",
+                               "GetLocalDeploymentStatus", "ListLocalDeployments",
+                               "CreateDebugPassword"),
+    "aws.greengrass.ipc.lifecycle": _ops("PauseComponent", "ResumeComponent"),
+    "aws.greengrass.ipc.componentmetric": _ops("PutComponentMetric"),
+    "aws.greengrass.clientdevices.Auth": _ops("SubscribeToCertificateUpdates",
+                                              "VerifyClientDeviceIdentity",
+                                              "GetClientDeviceAuthToken",
+                                              "AuthorizeClientDeviceAction"),
+    "aws.greengrass.TokenExchangeService": ("getCredentials",),
 }
+
+POLICY_KEYS = ("policyDescription", "operations", "resources")
+_ESCAPE_ALLOWED = "${*}, ${$} or ${?} (a literal *, $ or ?); '?' alone is not a wildcard"
 
 
 class AuthorizationError(SprigError):
@@ -171,7 +195,15 @@ def check(component: str, policies: Mapping[str, Any] | None, service: str, oper
 
 def validate_access_control(config: Any, *, path: str = "accessControl",
                             source: str | None = None) -> None:
-    """Check the shape of an ``accessControl`` block (deployment-time validation)."""
+    """Check an ``accessControl`` block at deployment, as the nucleus checks it when it loads
+    policies (``AuthorizationHandler.validateOperations``, ``AuthorizationModule
+    .validateResource``) — but refusing, where the nucleus only logs and drops the policy: a
+    typo'd service or operation would otherwise deploy and then deny at run time.
+
+    Refused, with "did you mean" for a near miss: a service that takes no policies, an operation
+    that service does not have, a policy key other than policyDescription, operations and
+    resources, an empty resource, an invalid ``${…}`` escape or a bare ``?``.
+    """
     def bad(where: str, msg: str, value: Any, allowed: str) -> ValidationError:
         return ValidationError(where, msg, value=value, allowed=allowed, source=source,
                                has_value=True)
@@ -183,22 +215,55 @@ def validate_access_control(config: Any, *, path: str = "accessControl",
                   "e.g. {aws.greengrass.ipc.pubsub: {<policyId>: {...}}}")
     for service, by_id in config.items():
         where = f"{path}.{service}"
+        known = KNOWN_OPERATIONS.get(service)
+        if known is None:
+            raise bad(where, "is not a service that takes authorization policies"
+                      + did_you_mean(str(service), KNOWN_OPERATIONS), service,
+                      ", ".join(KNOWN_OPERATIONS))
         if not isinstance(by_id, Mapping):
             raise bad(where, "must be an object keyed by policy id", by_id,
                       "{<policyId>: {operations: [...], resources: [...]}}")
-        known = KNOWN_OPERATIONS.get(service)
         for pid, policy in by_id.items():
             pwhere = f"{where}.{pid}"
             if not isinstance(policy, Mapping):
                 raise bad(pwhere, "must be an object", policy,
                           "{policyDescription, operations, resources}")
+            for key in policy:
+                if key not in POLICY_KEYS:
+                    raise bad(f"{pwhere}.{key}", "unknown key"
+                              + did_you_mean(str(key), POLICY_KEYS), key,
+                              ", ".join(POLICY_KEYS))
             for key in ("operations", "resources"):
                 v = policy.get(key)
                 if not isinstance(v, list) or not v or not all(isinstance(x, str) for x in v):
                     raise bad(f"{pwhere}.{key}", "must be a non-empty list of strings", v,
                               "e.g. [\"*\"]")
-            if known is not None:
-                for op in policy["operations"]:
-                    if op != "*" and op not in known:
-                        raise bad(f"{pwhere}.operations", f"unknown operation for {service}",
-                                  op, ", ".join((*known, "*")))
+            for op in policy["operations"]:
+                if op != "*" and op not in known:
+                    raise bad(f"{pwhere}.operations", f"unknown operation for {service}"
+                              + did_you_mean(op, known), op, ", ".join((*known, "*")))
+            for resource in policy["resources"]:
+                problem = resource_problem(resource)
+                if problem is not None:
+                    raise bad(f"{pwhere}.resources", problem, resource, _ESCAPE_ALLOWED)
+
+
+def resource_problem(resource: str) -> str | None:
+    """Why the nucleus refuses a policy resource (``AuthorizationModule.validateResource``), or
+    None: it is empty, holds a ``${`` that is not ``${*}``, ``${$}`` or ``${?}``, or a bare
+    ``?``."""
+    if not resource:
+        return "Resource cannot be empty"
+    i = 0
+    while i < len(resource):
+        if resource.startswith("${", i):
+            if resource[i:i + 4] not in _ESCAPES:
+                return ("Resource contains an invalid escape sequence. You can use ${*}, ${$}, "
+                        "or ${?}")
+            i += 4
+            continue
+        if resource[i] == "?":
+            return ("Resource contains invalid character: '?'. Use an escape sequence: ${?}. "
+                    "The '?' character isn't supported as a wildcard")
+        i += 1
+    return None

@@ -2,7 +2,10 @@
 
 Greengrass matches recipe keys without regard to case (AWS-generated recipes write ``Uri``,
 ``startup``, ``setenv``; the docs write ``URI``, ``Startup``, ``Setenv``), so :class:`Obj` maps
-every key to its canonical spelling and rejects keys it does not know. Every converter raises
+every key to its canonical spelling. A key it does not know is ignored, as the nucleus ignores it
+(its recipe reader disables Jackson's ``FAIL_ON_UNKNOWN_PROPERTIES``), but never silently: it
+becomes a warning (with "did you mean" for a near miss) that the deployment shows in its status
+and the core log. Every converter raises
 :class:`~sprig.errors.ValidationError` naming the field path, the value and what is allowed; the
 caller adds the file name.
 """
@@ -15,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from sprig.errors import ValidationError
+from sprig.suggest import did_you_mean
 
 E = TypeVar("E", bound=enum.StrEnum)
 
@@ -49,10 +53,13 @@ def wrong_type(path: str, value: Any, allowed: str) -> ValidationError:
 
 
 class Obj:
-    """A recipe object whose keys are matched case-insensitively against ``known`` keys."""
+    """A recipe object whose keys are matched case-insensitively against ``known`` keys.
+
+    An unknown key is appended to ``warnings`` (and ignored) when a list is given, else refused.
+    """
 
     def __init__(self, data: Any, path: str, known: Sequence[str], *,
-                 extra: Sequence[str] = ()) -> None:
+                 extra: Sequence[str] = (), warnings: list[str] | None = None) -> None:
         if not isinstance(data, Mapping):
             raise wrong_type(path, data, "an object")
         self.path = path
@@ -66,8 +73,11 @@ class Obj:
                                       value=key, allowed="a string key", has_value=True)
             name = canonical.get(key.lower())
             if name is None:
-                raise ValidationError(join(path, key), "unknown key", value=key,
-                                      allowed=", ".join(known), has_value=True)
+                if warnings is None:
+                    raise ValidationError(join(path, key), "unknown key", value=key,
+                                          allowed=", ".join(known), has_value=True)
+                warnings.append(unknown_key_warning(join(path, key), key, known))
+                continue
             if name in self.values:
                 raise ValidationError(
                     join(path, key), f"given twice (as {self.spelled[name]!r} and {key!r}; "
@@ -88,6 +98,12 @@ class Obj:
         if value is None:
             raise ValidationError(self.at(key), "is required", allowed=f"a {key} value")
         return value
+
+
+def unknown_key_warning(path: str, key: str, known: Sequence[str]) -> str:
+    """The warning for an ignored recipe key: where, a near miss if any, and the known keys."""
+    return (f"{path}: unknown key ignored{did_you_mean(key, known)} (Greengrass ignores it "
+            f"too); known keys here: {', '.join(known)}")
 
 
 def string(value: Any, path: str, *, allowed: str = "a string", nonempty: bool = True) -> str:

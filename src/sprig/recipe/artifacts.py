@@ -4,6 +4,13 @@ Source layout is the Greengrass CLI's ``--artifactDir``: ``<source>/<name>/<vers
 Staged files go to ``packages/artifacts/<name>/<version>/`` and ZIPs are unpacked into
 ``packages/artifacts-unarchived/<name>/<version>/<archive name without extension>/``.
 
+As greengrass-cli does for a local deployment, the *whole* ``<source>/<name>/<version>/`` folder
+becomes the component's ``{artifacts:path}``: files the recipe does not declare (the developer
+guide's HelloWorld declares none) are staged too, subfolders included, each readable by the
+component's user (``Permission.Read: OWNER``, the default), executable by it when the source
+file is executable by its owner. Only declared artifacts have digests, unarchiving and
+permissions of their own.
+
 The core stages as root from directories other users may have filled, so (see ``nofollow``,
 ``ziparchive``, ``unpack``): no symbolic link is followed anywhere below the source directory
 (a link is refused, naming where it points), only regular files are read, ZIP entries are judged
@@ -113,9 +120,70 @@ def _marker_entries(sources: list[_Source]) -> list[dict[str, object]]:
             for s in sources]
 
 
-def _marker(recipe: Recipe, sources: list[_Source]) -> dict[str, object]:
+@dataclass(frozen=True)
+class _Extra:
+    """A file or folder of the source version folder that the recipe does not declare."""
+
+    path: str                        # relative, "/"-separated
+    is_dir: bool
+    sha256: bytes | None = None
+    executable: bool = False
+
+    def entry(self) -> dict[str, object]:
+        if self.is_dir:
+            return {"path": self.path, "dir": True}
+        return {"path": self.path, "sha256": b64(self.sha256 or b""),
+                "executable": self.executable}
+
+    def artifact(self) -> Artifact:
+        """What budget errors name: the file, as if it were declared."""
+        return Artifact(uri=f"greengrass:{self.path}", file_name=self.path)
+
+
+def _marker(recipe: Recipe, sources: list[_Source],
+            extras: list[_Extra] | None = None) -> dict[str, object]:
     return {"component": recipe.name, "version": recipe.version,
-            "artifacts": _marker_entries(sources)}
+            "artifacts": _marker_entries(sources),
+            "undeclared": [e.entry() for e in extras or []]}
+
+
+def _extras(recipe: Recipe, manifest: Manifest, source_dir: Path) -> list[_Extra] | None:
+    """The undeclared files and folders below ``<source>/<name>/<version>/``, sorted (None when
+    there is no such folder); a link or a special file anywhere is refused (Refused)."""
+    declared = {a.file_name for a in manifest.artifacts}
+    shown = str(source_dir / recipe.name / recipe.version)
+    try:
+        top = open_dir(str(source_dir))
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    out: list[_Extra] = []
+
+    def visit(dir_fd: int, prefix: str) -> None:
+        for name in sorted(os.listdir(dir_fd)):
+            rel = f"{prefix}{name}"
+            if not prefix and name in declared:
+                continue
+            if rel == MARKER:
+                raise Refused(f"{shown}/{rel}", "has a name Sprig keeps for itself")
+            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            if stat.S_ISDIR(st.st_mode):
+                out.append(_Extra(rel, True))
+                with opened(open_subdir(dir_fd, name, f"{shown}/{rel}")) as sub:
+                    visit(sub, f"{rel}/")
+                continue
+            with opened(open_file(dir_fd, name, f"{shown}/{rel}")) as fd:
+                digest = _digests(fd, [])["SHA-256"]
+            out.append(_Extra(rel, False, digest, bool(st.st_mode & stat.S_IXUSR)))
+
+    try:
+        with opened(open_subdir(top, recipe.name, f"{source_dir}/{recipe.name}")) as name_fd, \
+                opened(open_subdir(name_fd, recipe.version, shown)) as version_fd:
+            visit(version_fd, "")
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    finally:
+        os.close(top)
+    return out
 
 
 def _manifest_path(recipe: Recipe, manifest: Manifest) -> str:
@@ -185,13 +253,16 @@ def _inspect(recipe: Recipe, manifest: Manifest, source_dir: Path,
     return out
 
 
-def _already_staged(recipe: Recipe, sources: list[_Source], layout: RootLayout) -> bool:
+def _already_staged(recipe: Recipe, sources: list[_Source], layout: RootLayout,
+                    extras: list[_Extra] | None) -> bool:
     """True when the staged version holds exactly these artifacts (sources may be absent)."""
     marker = _read_marker(layout, recipe)
     if not isinstance(marker, dict):
         return False
     if marker.get("component") != recipe.name or marker.get("version") != recipe.version:
         return False
+    if extras is not None and marker.get("undeclared", []) != [e.entry() for e in extras]:
+        return False     # (no source folder: what is staged stands, as for declared files)
     staged = marker.get("artifacts")
     if not isinstance(staged, list) or len(staged) != len(sources):
         return False
@@ -291,11 +362,15 @@ def prepare_artifacts(recipe: Recipe, manifest: Manifest, source_dir: Path,
     """
     prefix = _manifest_path(recipe, manifest)
     sources = _inspect(recipe, manifest, source_dir, prefix)
+    try:
+        extras = _extras(recipe, manifest, source_dir)
+    except Refused as exc:
+        raise _refused(f"{recipe.name}.artifacts", exc) from None
     staged = StagedVersion(recipe, layout)
-    if _already_staged(recipe, sources, layout):
+    if _already_staged(recipe, sources, layout, extras):
         staged.owner_on_commit = owner
         return staged
-    _stage(recipe, sources, layout, limits, prefix, source_dir, owner, staged)
+    _stage(recipe, sources, layout, limits, prefix, source_dir, owner, staged, extras)
     return staged
 
 
@@ -337,9 +412,55 @@ def _copy(recipe: Recipe, src: _Source, source_dir: Path, dest_fd: int, budget: 
                               allowed=f"the file {src.path}") from None
 
 
+def _copy_extras(recipe: Recipe, extras: list[_Extra], source_dir: Path, dest_fd: int,
+                 budget: Budget, tmp: Path) -> None:
+    """Copy the undeclared files and folders, verifying each copy against what was inspected."""
+    base = (recipe.name, recipe.version)
+    dirs: list[str] = []
+    for extra in extras:
+        a = extra.artifact()
+        where = f"{recipe.name}.artifacts.{extra.path}"
+        shown = source_dir / recipe.name / recipe.version / extra.path
+        budget.take_files(1, a, where, shown, "is one more file")
+        if extra.is_dir:
+            os.mkdir(extra.path, 0o700, dir_fd=dest_fd)
+            dirs.append(extra.path)
+            continue
+        try:
+            with opened(open_dir(str(source_dir))) as top, \
+                    opened(open_below(top, (*base, *extra.path.split("/")),
+                                      str(source_dir))) as fin:
+                size = os.fstat(fin).st_size
+                budget.take_bytes(size, a, where, shown, f"is {size} bytes")
+                budget.bytes_used -= size
+                budget.check_disk(tmp, size, a, where, shown)
+                with opened(create_file(dest_fd, extra.path)) as fout:
+                    try:
+                        written = copy_bounded(fin, fout, budget.bytes_left)
+                    except OverBudget as exc:
+                        raise budget.over_bytes(exc.attempted, a, where, shown,
+                                                "grew while it was copied") from None
+                    budget.bytes_used += written
+        except Refused as exc:
+            raise _refused(where, exc) from None
+        except FileNotFoundError:
+            raise ValidationError(where, f"{extra.path} of {recipe} disappeared while it was "
+                                  "staged", value=str(shown), allowed="a stable artifact folder"
+                                  ) from None
+        with opened(open_file(dest_fd, extra.path, extra.path)) as fd:
+            if _digests(fd, [])["SHA-256"] != extra.sha256:
+                raise ValidationError(where, f"{extra.path} of {recipe} changed while it was "
+                                      "staged", value=str(shown), allowed="a stable artifact "
+                                      "folder")
+            os.fchmod(fd, file_mode(Permission.OWNER,
+                                    Permission.OWNER if extra.executable else Permission.NONE))
+    for path in reversed(dirs):
+        os.chmod(path, DIR_MODE, dir_fd=dest_fd)
+
+
 def _stage(recipe: Recipe, sources: list[_Source], layout: RootLayout, limits: StagingLimits,
            prefix: str, source_dir: Path, owner: tuple[int, int] | None,
-           staged: StagedVersion) -> None:
+           staged: StagedVersion, extras: list[_Extra] | None = None) -> None:
     for src in sources:
         _verify_source(recipe, src, f"{prefix}Artifacts[{src.index}]", check_digest=False)
     target = layout.artifact_dir(recipe.name, recipe.version)
@@ -370,8 +491,10 @@ def _stage(recipe: Recipe, sources: list[_Source], layout: RootLayout, limits: S
                 if a.unarchive is Unarchive.ZIP:
                     _unzip_into(recipe, copy, unzip_fd, budget, f"{where}.Unarchive", src.path)
                 copied.append(copy)
+            _copy_extras(recipe, extras or [], source_dir, files_fd, budget, tmp_files)
             with opened(create_file(files_fd, MARKER)) as fd:
-                os.write(fd, json.dumps(_marker(recipe, copied), indent=1).encode("utf-8"))
+                os.write(fd, json.dumps(_marker(recipe, copied, extras),
+                                        indent=1).encode("utf-8"))
                 os.fchmod(fd, 0o444)
             os.fchmod(files_fd, DIR_MODE)
             os.fchmod(unzip_fd, DIR_MODE)

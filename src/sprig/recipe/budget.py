@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from sprig.disk import DiskFull
 from sprig.errors import ValidationError
 from sprig.recipe.limits import BYTES_KEY, FILES_KEY, StagingLimits
 from sprig.recipe.model import Artifact, Recipe
@@ -69,7 +70,8 @@ class Budget:
         free = st.f_bavail * st.f_frsize
         reserve = self.limits.free_space_reserve_bytes
         if need + reserve > free:
-            raise ValidationError(
-                where, f"artifact {a.file_name} of {self.recipe} needs {need} bytes but only "
-                f"{free} bytes are free on the disk of {directory} (Sprig keeps {reserve} bytes "
-                "free)", value=str(shown), allowed="free disk space or smaller artifacts")
+            # A full disk is a state, not a bad deployment: the same error as a write that ran
+            # out of space (sprig.disk), naming the place; the deployment changes nothing.
+            raise DiskFull(directory, f"{where}: artifact {a.file_name} of {self.recipe} needs "
+                           f"{need} bytes but only {free} bytes are free (Sprig keeps {reserve} "
+                           "bytes free); free some space or deploy smaller artifacts")

@@ -15,6 +15,7 @@ import json
 import os
 import stat
 from collections.abc import Hashable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -146,12 +147,53 @@ def load_recipe_dir(directory: Path | str, *, max_bytes: int = DEFAULT_LIMITS.re
         ValidationError: a bad, linked or oversized recipe, or two files declaring the same
             name and version.
     """
+    folder = load_recipe_folder(directory, max_bytes=max_bytes)
+    for error in folder.unusable.values():
+        raise error
+    return folder.recipes
+
+
+@dataclass(frozen=True)
+class RecipeFolder:
+    """A ``--recipe-dir``: the recipes Sprig can use, and those it cannot, by (name, version).
+
+    A deployment needs only the recipes it uses (greengrass-cli copies the folder, and the
+    nucleus reads a recipe only when a component needs it): a plugin recipe or a recipe for a
+    newer format beside the one deployed must not refuse the deployment. So a file that reads as
+    a recipe document (YAML/JSON, a name and a version) but fails validation is kept aside with
+    its error, raised only if the deployment uses that name and version.
+    """
+
+    recipes: dict[tuple[str, str], Recipe] = field(default_factory=dict)
+    unusable: dict[tuple[str, str], ValidationError] = field(default_factory=dict)
+
+
+def _identity(data: Any) -> tuple[str, str] | None:
+    """(ComponentName, ComponentVersion) of a recipe document, keys case-insensitive."""
+    if not isinstance(data, dict):
+        return None
+    keys = {str(k).lower(): v for k, v in data.items()}
+    name, version = keys.get("componentname"), keys.get("componentversion")
+    if isinstance(name, str) and isinstance(version, str) and name and version:
+        return name, version
+    return None
+
+
+def load_recipe_folder(directory: Path | str, *,
+                       max_bytes: int = DEFAULT_LIMITS.recipe_max_bytes) -> RecipeFolder:
+    """Every recipe file directly in ``directory``; see :class:`RecipeFolder`.
+
+    Raises:
+        ValidationError: a linked, oversized or unreadable file, one that is not a recipe
+            document at all (syntax, no name or version), or two files declaring the same name
+            and version.
+    """
     directory = Path(directory)
     try:
         dir_fd = open_dir(str(directory))
     except OSError:
         raise ValidationError("", "is not a directory", source=str(directory)) from None
-    recipes: dict[tuple[str, str], Recipe] = {}
+    folder = RecipeFolder()
     origin: dict[tuple[str, str], Path] = {}
     with opened(dir_fd):
         for name in sorted(os.listdir(dir_fd)):
@@ -163,12 +205,24 @@ def load_recipe_dir(directory: Path | str, *, max_bytes: int = DEFAULT_LIMITS.re
                                                 or stat.S_ISLNK(st.st_mode)):
                 continue
             data = _read_recipe_file(dir_fd, name, str(path), max_bytes)
-            recipe = _parse(_decode(data, str(path)), str(path))
-            if recipe.id in recipes:
+            text = _decode(data, str(path))
+            try:
+                recipe: Recipe | None = _parse(text, str(path))
+                key = recipe.id if recipe is not None else ("", "")
+                error = None
+            except ValidationError as exc:
+                ident = _identity(load_document(text, str(path)))
+                if ident is None:
+                    raise
+                recipe, key, error = None, ident, exc
+            if key in origin:
                 raise ValidationError(
-                    "ComponentVersion", f"{recipe.name} {recipe.version} is also defined in "
-                    f"{origin[recipe.id]}", value=recipe.version,
+                    "ComponentVersion", f"{key[0]} {key[1]} is also defined in "
+                    f"{origin[key]}", value=key[1],
                     allowed="one recipe file per component name and version", source=str(path))
-            recipes[recipe.id] = recipe
-            origin[recipe.id] = path
-    return recipes
+            origin[key] = path
+            if recipe is not None:
+                folder.recipes[key] = recipe
+            elif error is not None:
+                folder.unusable[key] = error
+    return folder

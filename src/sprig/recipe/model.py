@@ -49,7 +49,8 @@ class Permission(enum.StrEnum):
 
 
 class StepName(enum.StrEnum):
-    """Lifecycle steps, in the order Greengrass runs them."""
+    """Lifecycle steps, in the order Greengrass runs them (``Uninstall``: once, when a deployment
+    removes the component; nucleus ``GenericExternalService.uninstall``)."""
 
     BOOTSTRAP = "Bootstrap"
     INSTALL = "Install"
@@ -57,6 +58,7 @@ class StepName(enum.StrEnum):
     RUN = "Run"
     SHUTDOWN = "Shutdown"
     RECOVER = "Recover"
+    UNINSTALL = "Uninstall"
 
 
 # Greengrass's default step timeouts in seconds (nucleus Lifecycle.java and the recipe
@@ -68,6 +70,7 @@ DEFAULT_TIMEOUTS_S: Mapping[StepName, float | None] = {
     StepName.RUN: None,
     StepName.SHUTDOWN: 15.0,
     StepName.RECOVER: 60.0,
+    StepName.UNINSTALL: 120.0,
 }
 
 
@@ -119,15 +122,19 @@ class Lifecycle:
 
     ``sections`` holds selection-keyed sub-lifecycles of the global ``Lifecycle`` (for example
     ``linux: {Run: ...}``), chosen by a manifest's ``Selections``; it is empty elsewhere.
+    ``error_reset_time_s`` is the lifecycle's ``errorResetTime`` (None: the nucleus default, one
+    hour): how long after an error the count toward BROKEN starts again.
     """
 
     setenv: Mapping[str, str] = field(default_factory=dict)
     steps: Mapping[StepName, Step] = field(default_factory=dict)
     sections: Mapping[str, Lifecycle] = field(default_factory=dict)
+    error_reset_time_s: float | None = None
 
     @property
     def is_empty(self) -> bool:
-        return not self.setenv and not self.steps and not self.sections
+        return (not self.setenv and not self.steps and not self.sections
+                and self.error_reset_time_s is None)
 
     def step(self, name: StepName) -> Step | None:
         return self.steps.get(name)
@@ -150,6 +157,8 @@ class Lifecycle:
                 out[str(name)] = step.to_dict()
         for key, section in self.sections.items():
             out[key] = section.to_dict()
+        if self.error_reset_time_s is not None:
+            out["errorResetTime"] = self.error_reset_time_s
         return out
 
 
@@ -187,7 +196,8 @@ class Artifact:
 class Manifest:
     """A platform-specific part of a recipe; the first one matching the device is used."""
 
-    platform: Mapping[str, str] = field(default_factory=dict)
+    #: attribute -> a match expression, or a list of alternatives (any one matching)
+    platform: Mapping[str, str | tuple[str, ...]] = field(default_factory=dict)
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
     artifacts: tuple[Artifact, ...] = ()
     selections: tuple[str, ...] = ()
@@ -197,7 +207,8 @@ class Manifest:
         out: dict[str, Any] = {}
         if self.name is not None:
             out["Name"] = self.name
-        out["Platform"] = dict(self.platform)
+        out["Platform"] = {k: list(v) if isinstance(v, tuple) else v
+                           for k, v in self.platform.items()}
         out["Lifecycle"] = self.lifecycle.to_dict()
         if self.selections:
             out["Selections"] = list(self.selections)
@@ -233,6 +244,9 @@ class Recipe:
     manifests: tuple[Manifest, ...] = ()
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
     format_version: str = RECIPE_FORMAT_VERSION
+    #: what the parser ignored (unknown keys), for the deployment's status; not part of the
+    #: recipe's meaning, so neither compared nor stored
+    warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def id(self) -> tuple[str, str]:

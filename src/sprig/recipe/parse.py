@@ -2,12 +2,15 @@
 
 Validation is complete and up front: a deployment refuses a bad recipe before anything changes,
 with an error naming the file, the field path (``Manifests[0].Artifacts[1].Unarchive``), the value
-and what is allowed. Keys are matched case-insensitively, as Greengrass does; unknown keys are
-errors, never silently ignored.
+and what is allowed. Keys are matched case-insensitively, as Greengrass does. Unknown keys are
+ignored, as the nucleus ignores them (``Manifests[].Parameters``, keys of newer recipe formats),
+but each becomes a warning in :attr:`Recipe.warnings` (with "did you mean" for a near miss), which
+the deployment shows in its status and the core log.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import re
 from collections.abc import Mapping
@@ -40,7 +43,8 @@ TOP_KEYS = ("RecipeFormatVersion", "ComponentName", "ComponentVersion", "Compone
 MANIFEST_KEYS = ("Name", "Platform", "Lifecycle", "Selections", "Artifacts")
 ARTIFACT_KEYS = ("URI", "Unarchive", "Permission", "Digest", "Algorithm")
 STEP_KEYS = ("Script", "RequiresPrivilege", "Skipif", "Timeout", "Setenv")
-LIFECYCLE_KEYS = ("Setenv", *(str(s) for s in StepName))
+ERROR_RESET_TIME = "errorResetTime"
+LIFECYCLE_KEYS = ("Setenv", *(str(s) for s in StepName), ERROR_RESET_TIME)
 _LIFECYCLE_LOWER = {k.lower() for k in LIFECYCLE_KEYS}
 
 # Names become directory names and variable prefixes ({name:artifacts:path}), so no '/', ':',
@@ -61,10 +65,14 @@ def parse_recipe(data: Mapping[str, Any], source: str) -> Recipe:
     Raises:
         ValidationError: naming ``source``, the field path, the value and what is allowed.
     """
+    warnings: list[str] = []
     try:
-        return _recipe(data)
+        recipe = _recipe(data, warnings)
     except ValidationError as exc:
         raise exc.with_source(source) from None
+    if not warnings:
+        return recipe
+    return dataclasses.replace(recipe, warnings=tuple(f"{source}: {w}" for w in warnings))
 
 
 def component_name(value: Any, path: str) -> str:
@@ -75,8 +83,8 @@ def component_name(value: Any, path: str) -> str:
     return name
 
 
-def _recipe(data: Any) -> Recipe:
-    top = f.Obj(data, "", TOP_KEYS)
+def _recipe(data: Any, w: list[str]) -> Recipe:
+    top = f.Obj(data, "", TOP_KEYS, warnings=w)
     fmt = top.require("RecipeFormatVersion")
     if isinstance(fmt, datetime.date):  # YAML reads an unquoted 2020-01-25 as a date
         fmt = fmt.isoformat()
@@ -90,7 +98,7 @@ def _recipe(data: Any) -> Recipe:
         raise ValidationError("ComponentVersion", "is not a strict semantic version",
                               value=version, allowed="MAJOR.MINOR.PATCH[-prerelease][+build], "
                               "such as 1.0.0")
-    manifests = _manifests(top.get("Manifests"), top.at("Manifests"))
+    manifests = _manifests(top.get("Manifests"), top.at("Manifests"), w)
     selections = {"all"} | {s for m in manifests for s in m.selections}
     return Recipe(
         name=name,
@@ -101,11 +109,11 @@ def _recipe(data: Any) -> Recipe:
         publisher=f.optional_string(top.get("ComponentPublisher"), top.at("ComponentPublisher")),
         source=f.optional_string(top.get("ComponentSource"), top.at("ComponentSource")),
         default_configuration=_configuration(top.get("ComponentConfiguration"),
-                                             top.at("ComponentConfiguration")),
+                                             top.at("ComponentConfiguration"), w),
         dependencies=_dependencies(name, top.get("ComponentDependencies"),
-                                   top.at("ComponentDependencies")),
+                                   top.at("ComponentDependencies"), w),
         manifests=manifests,
-        lifecycle=_lifecycle(top.get("Lifecycle"), top.at("Lifecycle"), selections),
+        lifecycle=_lifecycle(top.get("Lifecycle"), top.at("Lifecycle"), selections, w),
     )
 
 
@@ -120,10 +128,10 @@ def _component_type(value: Any, path: str) -> ComponentType:
     return f.choice(text, path, ComponentType)
 
 
-def _configuration(value: Any, path: str) -> dict[str, Any]:
+def _configuration(value: Any, path: str, w: list[str]) -> dict[str, Any]:
     if value is None:
         return {}
-    conf = f.Obj(value, path, ("DefaultConfiguration",))
+    conf = f.Obj(value, path, ("DefaultConfiguration",), warnings=w)
     default = conf.get("DefaultConfiguration")
     if default is None:
         return {}
@@ -134,7 +142,7 @@ def _configuration(value: Any, path: str) -> dict[str, Any]:
     return result
 
 
-def _dependencies(owner: str, value: Any, path: str) -> dict[str, Dependency]:
+def _dependencies(owner: str, value: Any, path: str, w: list[str]) -> dict[str, Dependency]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
@@ -146,7 +154,7 @@ def _dependencies(owner: str, value: Any, path: str) -> dict[str, Dependency]:
         if name == owner:
             raise ValidationError(at, "a component cannot depend on itself", value=name,
                                   allowed="another component's name")
-        dep = f.Obj(item, at, ("VersionRequirement", "DependencyType"))
+        dep = f.Obj(item, at, ("VersionRequirement", "DependencyType"), warnings=w)
         requirement = "*"
         if dep.get("VersionRequirement") is not None:
             allowed = "an npm-style version range such as >=1.0.0 <2.0.0, ^1.2.0 or 1.0.0"
@@ -162,16 +170,16 @@ def _dependencies(owner: str, value: Any, path: str) -> dict[str, Dependency]:
     return out
 
 
-def _manifests(value: Any, path: str) -> tuple[Manifest, ...]:
+def _manifests(value: Any, path: str, w: list[str]) -> tuple[Manifest, ...]:
     if value is None:
         return ()
     if not isinstance(value, list | tuple):
         raise f.wrong_type(path, value, "a list of manifests")
-    return tuple(_manifest(item, f.index(path, i)) for i, item in enumerate(value))
+    return tuple(_manifest(item, f.index(path, i), w) for i, item in enumerate(value))
 
 
-def _manifest(value: Any, path: str) -> Manifest:
-    m = f.Obj(value, path, MANIFEST_KEYS)
+def _manifest(value: Any, path: str, w: list[str]) -> Manifest:
+    m = f.Obj(value, path, MANIFEST_KEYS, warnings=w)
     name = f.optional_string(m.get("Name"), m.at("Name"))
     artifacts_path = m.at("Artifacts")
     raw_artifacts = m.get("Artifacts")
@@ -183,7 +191,7 @@ def _manifest(value: Any, path: str) -> Manifest:
     seen: dict[str, int] = {}
     for i, item in enumerate(raw_artifacts):
         at = f.index(artifacts_path, i)
-        artifact = _artifact(item, at)
+        artifact = _artifact(item, at, w)
         if artifact.file_name in seen:
             raise ValidationError(
                 at, f"has the same file name as {f.index(artifacts_path, seen[artifact.file_name])}"
@@ -193,43 +201,53 @@ def _manifest(value: Any, path: str) -> Manifest:
         artifacts.append(artifact)
     return Manifest(
         platform=_platform(m.get("Platform"), m.at("Platform")),
-        lifecycle=_lifecycle(m.get("Lifecycle"), m.at("Lifecycle"), set()),
+        lifecycle=_lifecycle(m.get("Lifecycle"), m.at("Lifecycle"), set(), w),
         artifacts=tuple(artifacts),
         selections=f.string_list(m.get("Selections"), m.at("Selections")),
         name=name,
     )
 
 
-PLATFORM_ALLOWED = "a string: an exact value, * or /regex/"
+PLATFORM_ALLOWED = "a string (an exact value, *, // or /regex/) or a list of them"
 
 
-def _platform(value: Any, path: str) -> dict[str, str]:
+def _platform(value: Any, path: str) -> dict[str, str | tuple[str, ...]]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
         raise f.wrong_type(path, value, "an object such as {os: linux, architecture: amd64}")
-    out: dict[str, str] = {}
+    out: dict[str, str | tuple[str, ...]] = {}
     for key, item in value.items():
         at = f.join(path, str(key))
         if not isinstance(key, str) or not key:
             raise ValidationError(at, "keys must be non-empty strings", value=key,
                                   allowed="a platform attribute name", has_value=True)
-        text = f.string(item, at, allowed=PLATFORM_ALLOWED)
-        if len(text) >= 2 and text.startswith("/") and text.endswith("/"):
-            try:
-                re.compile(text[1:-1])
-            except re.error as exc:
-                raise ValidationError(at, f"is not a valid regular expression ({exc})",
-                                      value=text, allowed=PLATFORM_ALLOWED) from None
-        elif text != "*" and not text[:1].isalnum():
-            raise ValidationError(at, "exact values must start with a letter or a number",
-                                  value=text, allowed=PLATFORM_ALLOWED)
-        out[key] = text
+        if isinstance(item, list | tuple):       # alternatives (PlatformHelper)
+            if not item:
+                raise ValidationError(at, "an empty list matches nothing", value=item,
+                                      allowed=PLATFORM_ALLOWED, has_value=True)
+            out[key] = tuple(_platform_value(v, f.index(at, i)) for i, v in enumerate(item))
+        else:
+            out[key] = _platform_value(item, at)
     return out
 
 
-def _artifact(value: Any, path: str) -> Artifact:
-    a = f.Obj(value, path, ARTIFACT_KEYS)
+def _platform_value(item: Any, at: str) -> str:
+    text = f.string(item, at, allowed=PLATFORM_ALLOWED)
+    if len(text) >= 2 and text.startswith("/") and text.endswith("/"):
+        try:
+            re.compile(text[1:-1])
+        except re.error as exc:
+            raise ValidationError(at, f"is not a valid regular expression ({exc})",
+                                  value=text, allowed=PLATFORM_ALLOWED) from None
+    elif text != "*" and not text[:1].isalnum():
+        raise ValidationError(at, "exact values must start with a letter or a number",
+                              value=text, allowed=PLATFORM_ALLOWED)
+    return text
+
+
+def _artifact(value: Any, path: str, w: list[str]) -> Artifact:
+    a = f.Obj(value, path, ARTIFACT_KEYS, warnings=w)
     uri = f.string(a.require("URI"), a.at("URI"), allowed="an s3:// or greengrass: URI")
     file_name = artifact_file_name(uri, a.at("URI"))
     unarchive = Unarchive.NONE
@@ -237,7 +255,7 @@ def _artifact(value: Any, path: str) -> Artifact:
         unarchive = f.choice(a.get("Unarchive"), a.at("Unarchive"), Unarchive)
     read, execute = Permission.OWNER, Permission.NONE
     if a.get("Permission") is not None:
-        p = f.Obj(a.get("Permission"), a.at("Permission"), ("Read", "Execute"))
+        p = f.Obj(a.get("Permission"), a.at("Permission"), ("Read", "Execute"), warnings=w)
         if p.get("Read") is not None:
             read = f.choice(p.get("Read"), p.at("Read"), Permission)
         if p.get("Execute") is not None:
@@ -279,26 +297,30 @@ def artifact_file_name(uri: str, path: str) -> str:
     return name
 
 
-def _lifecycle(value: Any, path: str, sections: set[str]) -> Lifecycle:
+def _lifecycle(value: Any, path: str, sections: set[str], w: list[str]) -> Lifecycle:
     """A lifecycle; at the top level, ``sections`` are the selection keys it may contain."""
     if value is None:
         return Lifecycle()
     known = list(LIFECYCLE_KEYS)
-    lc = f.Obj(value, path, known, extra=sorted(sections))
+    lc = f.Obj(value, path, known, extra=sorted(sections), warnings=w)
     steps: dict[StepName, Step] = {}
     for name in StepName:
         raw = lc.get(str(name))
         if raw is not None:
-            steps[name] = _step(raw, lc.at(str(name)))
+            steps[name] = _step(raw, lc.at(str(name)), w)
     subs: dict[str, Lifecycle] = {}
     for key in sorted(sections):
         if key.lower() not in _LIFECYCLE_LOWER and lc.get(key) is not None:
-            sub = _lifecycle(lc.get(key), lc.at(key), set())
+            sub = _lifecycle(lc.get(key), lc.at(key), set(), w)
             _check_run_startup({**steps, **sub.steps}, lc.at(key))
             subs[key] = sub
     _check_run_startup(steps, path)
+    reset = None
+    if lc.get(ERROR_RESET_TIME) is not None:
+        # The nucleus reads it as whole seconds (Lifecycle.getErrorResetTime, Coerce.toInt).
+        reset = f.positive_number(lc.get(ERROR_RESET_TIME), lc.at(ERROR_RESET_TIME))
     return Lifecycle(setenv=f.setenv(lc.get("Setenv"), lc.at("Setenv")), steps=steps,
-                     sections=subs)
+                     sections=subs, error_reset_time_s=reset)
 
 
 def _check_run_startup(steps: Mapping[StepName, Step], path: str) -> None:
@@ -308,13 +330,13 @@ def _check_run_startup(steps: Mapping[StepName, Step], path: str) -> None:
                               "(starts a background process)")
 
 
-def _step(value: Any, path: str) -> Step:
+def _step(value: Any, path: str, w: list[str]) -> Step:
     allowed = "a script or a step object {Script, RequiresPrivilege, Skipif, Timeout, Setenv}"
     if isinstance(value, str):
         return Step(script=f.string(value, path, allowed=allowed))
     if not isinstance(value, Mapping):
         raise f.wrong_type(path, value, allowed)
-    s = f.Obj(value, path, STEP_KEYS)
+    s = f.Obj(value, path, STEP_KEYS, warnings=w)
     script = f.string(s.require("Script"), s.at("Script"), allowed="a shell script")
     privileged = False
     if s.get("RequiresPrivilege") is not None:

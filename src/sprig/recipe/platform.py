@@ -2,8 +2,13 @@
 
 The device's platform is a flat string map as Greengrass reports it (``os``, ``architecture``,
 ``architecture.detail``, plus ``runtime``). A manifest's ``Platform`` matches when every key
-it names matches: exactly, ``*`` (anything, even an absent key), or ``/regex/`` (a full match,
-as Java's ``Pattern.matches``). The first matching manifest wins.
+it names matches: exactly, ``*`` (anything, even an absent key), ``//`` (any value, but the key
+must exist), or ``/regex/`` (a full match, as Java's ``Pattern.matches``); a list of such
+expressions matches when one of them does (``PlatformHelper.testAlternatives``). ``all`` and
+``any`` are wildcards too for ``os`` and ``architecture``: the nucleus's matcher
+(``PlatformHelper.testField`` in aws-greengrass-component-common) treats them so, and the GDK
+template and most of the nucleus's own test recipes write ``os: all``. The first matching
+manifest wins.
 """
 
 from __future__ import annotations
@@ -48,18 +53,28 @@ def current_platform() -> dict[str, str]:
     }
 
 
-def value_matches(wanted: str, actual: str | None) -> bool:
+#: Keys whose ``all`` / ``any`` value is a wildcard (PlatformHelper.testField).
+ALL_ANY_KEYS = frozenset({"os", "architecture"})
+
+
+def value_matches(wanted: str | tuple[str, ...], actual: str | None, key: str = "") -> bool:
+    if isinstance(wanted, tuple):
+        return any(value_matches(w, actual, key) for w in wanted)
     if wanted == "*":
+        return True
+    if key in ALL_ANY_KEYS and wanted in ("all", "any"):
         return True
     if actual is None:
         return False
+    if wanted == "//":
+        return True
     if len(wanted) >= 2 and wanted.startswith("/") and wanted.endswith("/"):
         return re.fullmatch(wanted[1:-1], actual) is not None
     return wanted == actual
 
 
 def manifest_matches(manifest: Manifest, platform: Mapping[str, str]) -> bool:
-    return all(value_matches(v, platform.get(k)) for k, v in manifest.platform.items())
+    return all(value_matches(v, platform.get(k), k) for k, v in manifest.platform.items())
 
 
 def select_manifest(recipe: Recipe, platform: Mapping[str, str]) -> Manifest:
@@ -80,10 +95,11 @@ def select_manifest(recipe: Recipe, platform: Mapping[str, str]) -> Manifest:
         f"recipe offers: {offered}")
 
 
-def _describe(platform: Mapping[str, str]) -> str:
+def _describe(platform: Mapping[str, str | tuple[str, ...]]) -> str:
     if not platform:
         return "{} (any)"
-    return "{" + ", ".join(f"{k}: {v}" for k, v in platform.items()) + "}"
+    return "{" + ", ".join(f"{k}: {'|'.join(v) if isinstance(v, tuple) else v}"
+                           for k, v in platform.items()) + "}"
 
 
 def effective_lifecycle(recipe: Recipe, manifest: Manifest) -> Lifecycle:
@@ -98,6 +114,10 @@ def effective_lifecycle(recipe: Recipe, manifest: Manifest) -> Lifecycle:
     for key in manifest.selections or ("all",):
         section = base.sections.get(key)
         if section is not None:
+            reset = section.error_reset_time_s
             return Lifecycle(setenv={**base.setenv, **section.setenv},
-                             steps={**base.steps, **section.steps})
-    return Lifecycle(setenv=base.setenv, steps=base.steps)
+                             steps={**base.steps, **section.steps},
+                             error_reset_time_s=base.error_reset_time_s if reset is None
+                             else reset)
+    return Lifecycle(setenv=base.setenv, steps=base.steps,
+                     error_reset_time_s=base.error_reset_time_s)

@@ -19,6 +19,13 @@ a Unix socket serving the same session; Sprig's own runtimes use it when
 trip on small devices). ``unix_owner`` (uid, gid) hands the socket file to the worker's user;
 its mode is 0600.
 
+HTTP is :mod:`sprig.http1`'s (strict, bounded, with timeouts) with :data:`LIMITS`: a few
+connections per listener (a worker needs one or two), heads up to 1 MB (AWS's clients send an
+X-Ray error cause header of up to 1 MB), bodies up to ``max_response_bytes`` on the three
+POST routes and none elsewhere, refused at the end of the head when declared larger. A
+connection parked on ``/next`` is waiting for the core, never idle; one that sends half a
+request and stalls is closed (408) after ``head_timeout_s``/``body_timeout_s``.
+
 State machine (one invocation at a time, as the Runtime API defines it):
 ``INIT`` → first ``GET /next`` → ``IDLE`` (parked /next) → a job is handed out → ``BUSY`` →
 ``POST /response`` or ``/error`` → back to waiting for ``/next``. Out-of-order calls get
@@ -39,10 +46,16 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
 
+from sprig.http1 import Connection, ConnectionCap, Limits, Request, Response
 from sprig.runtime_api import wire
-from sprig.runtime_api.http11 import Connection, Request
+
+#: The HTTP limits of each Runtime API listener (see the module's docstring).
+LIMITS = Limits(max_connections=8, max_head_bytes=1024 * 1024 + 64 * 1024)
+#: Connections to a guarded session that may wait, unread, for :meth:`RuntimeSession.bind`.
+MAX_WAITING = 64
 
 
 class SessionState(enum.StrEnum):
@@ -133,12 +146,13 @@ PeerCheck = Callable[[socket.socket], bool]
 
 class _Gate(asyncio.Protocol):
     """One connection to a guarded session: nothing is read from it until its peer is known
-    to be the worker (then it is handed to the HTTP :class:`Connection`), and a peer that is
-    not is dropped without a byte of answer."""
+    to be the worker (then it is handed to the HTTP :class:`~sprig.http1.Connection`), and a
+    peer that is not is dropped without a byte of answer."""
 
-    def __init__(self, session: RuntimeSession, inner: Connection) -> None:
+    def __init__(self, session: RuntimeSession, inner: Connection, cap: ConnectionCap) -> None:
         self.session = session
         self.inner = inner
+        self.cap = cap                   # counts the connection once it is admitted
         self.transport: asyncio.Transport | None = None
         self.admitted = False
 
@@ -174,7 +188,7 @@ class _Gate(asyncio.Protocol):
         if self.admitted:
             self.inner.connection_lost(exc)
         else:
-            self.session._on_lost(self.inner)
+            self.session.on_lost(self.inner)
 
     def pause_writing(self) -> None:
         if self.admitted:
@@ -243,7 +257,7 @@ class RuntimeSession:
     unix_path: str | None = None
     _server: asyncio.Server | None = None
     _unix_server: asyncio.Server | None = None
-    _conns: set[Connection] = field(default_factory=set)
+    _conns: dict[Connection, ConnectionCap] = field(default_factory=dict)
     _parked: Connection | None = None
     _pending: _Pending | None = None
     _done_ids: deque[str] = field(default_factory=lambda: deque(maxlen=64))
@@ -255,6 +269,8 @@ class RuntimeSession:
     _check: PeerCheck | None = None
     _waiting: list[_Gate] = field(default_factory=list)
     _gates: set[_Gate] = field(default_factory=set)
+    _caps: list[ConnectionCap] = field(default_factory=list)
+    limits: Limits = LIMITS
 
     @classmethod
     async def open(cls, *, log: Callable[[str], None] = print,
@@ -271,13 +287,16 @@ class RuntimeSession:
         """
         self = cls(log=log, max_response_bytes=max_response_bytes, guarded=guarded)
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(self._new_connection, "127.0.0.1", 0)
+        tcp = self._cap("Runtime API (TCP)")
+        self._server = await loop.create_server(lambda: self._new_connection(tcp),
+                                                "127.0.0.1", 0)
         port = self._server.sockets[0].getsockname()[1]
         self.address = f"127.0.0.1:{port}"
         if unix_path is not None:
+            unix = self._cap("Runtime API (Unix socket)")
             try:
-                self._unix_server = await loop.create_unix_server(self._new_connection,
-                                                                  unix_path)
+                self._unix_server = await loop.create_unix_server(
+                    lambda: self._new_connection(unix), unix_path)
                 os.chmod(unix_path, 0o600)
                 if unix_owner is not None:
                     os.chown(unix_path, *unix_owner)
@@ -286,6 +305,11 @@ class RuntimeSession:
                 raise
             self.unix_path = unix_path
         return self
+
+    def _cap(self, name: str) -> ConnectionCap:
+        cap = ConnectionCap(name, self.limits.max_connections, self.log)
+        self._caps.append(cap)
+        return cap
 
     # -- the manager's side ----------------------------------------------------------------
     @property
@@ -359,6 +383,8 @@ class RuntimeSession:
         servers = [s for s in (self._server, self._unix_server) if s is not None]
         for server in servers:
             server.close()
+        for cap in self._caps:
+            cap.flush()
         for conn in list(self._conns):
             conn.close()
         for gate in list(self._gates):
@@ -372,7 +398,11 @@ class RuntimeSession:
 
     def bind(self, check: PeerCheck) -> None:
         """Admit from now on only the connections whose socket ``check`` accepts (it logs its
-        refusals); connections that arrived before are judged now."""
+        refusals); connections that arrived before are judged now.
+
+        Only admitted connections (the worker's own) count against a listener's connection
+        cap, so no other process can use up the worker's room; up to :data:`MAX_WAITING`
+        connections may wait for the check, more are closed at once."""
         self._check = check
         waiting, self._waiting = self._waiting, []
         for gate in waiting:
@@ -383,10 +413,14 @@ class RuntimeSession:
             gate.refuse()
             return
         if self._check is None:
-            self._waiting.append(gate)
+            if len(self._waiting) < MAX_WAITING:
+                self._waiting.append(gate)
+            else:
+                gate.refuse()
             return
         sock = gate.socket()
-        if sock is not None and self._check(sock):
+        if sock is not None and self._check(sock) and gate.cap.admit():
+            self._conns[gate.inner] = gate.cap
             gate.admit()
         else:
             gate.refuse()
@@ -396,24 +430,42 @@ class RuntimeSession:
         if gate in self._waiting:
             self._waiting.remove(gate)
 
-    # -- the worker's side -----------------------------------------------------------------
-    def _new_connection(self) -> asyncio.Protocol:
-        conn = Connection(self._on_request, self._on_lost, self.max_response_bytes)
-        self._conns.add(conn)
+    # -- the worker's side (sprig.http1.Server) --------------------------------------------
+    def _new_connection(self, cap: ConnectionCap) -> asyncio.Protocol:
         if not self.guarded:
-            return conn
-        gate = _Gate(self, conn)
+            return cap.protocol(lambda: self._accept(cap))
+        gate = _Gate(self, Connection(self, self.limits), cap)
         self._gates.add(gate)
         return gate
 
-    def _on_lost(self, conn: Connection) -> None:
-        self._conns.discard(conn)
+    def _accept(self, cap: ConnectionCap) -> Connection:
+        conn = Connection(self, self.limits)
+        self._conns[conn] = cap
+        return conn
+
+    def on_lost(self, conn: Connection) -> None:
+        cap = self._conns.pop(conn, None)
+        if cap is not None:
+            cap.release()
         if self._parked is conn:
             self._parked = None
 
-    def _on_request(self, conn: Connection, req: Request) -> None:
-        path = req.path.split("?", 1)[0]
-        if path == wire.PATH_NEXT and req.method == "GET":
+    def on_head(self, conn: Connection, head: Request) -> int | Response:
+        """Bodies are read on the three POST routes only, up to ``max_response_bytes``."""
+        return self.max_response_bytes if head.method == "POST" else 0
+
+    def on_error(self, status: int, reason: str) -> Response:
+        error_type = wire.ERR_BAD_REQUEST if status == 400 else \
+            HTTPStatus(status).phrase.replace(" ", "")
+        return Response(status, _err(error_type, reason))
+
+    def on_request(self, conn: Connection, req: Request) -> None:
+        path = req.target.split("?", 1)[0]
+        if req.truncated and not (req.method == "POST" and path.endswith(wire.SUFFIX_RESPONSE)):
+            self._refuse(conn, 413, wire.ERR_TOO_LARGE,
+                         f"{req.method} {path}: a body of {req.size} bytes is over the "
+                         f"{req.limit} bytes allowed")
+        elif path == wire.PATH_NEXT and req.method == "GET":
             self._next(conn)
         elif path.startswith(wire.INVOCATION_PREFIX) and req.method == "POST":
             rest = path[len(wire.INVOCATION_PREFIX):]
@@ -485,7 +537,7 @@ class RuntimeSession:
         if pending is None:
             return
         if req.truncated:
-            message = wire.too_large_message(req.size)
+            message = wire.too_large_message(None if req.length is None else req.size)
             self._refuse(conn, 413, wire.ERR_TOO_LARGE, wire.too_large_message())
             self._finish(pending, Outcome(OutcomeKind.TOO_LARGE,
                                           error_document(wire.FN_RESPONSE_TOO_LARGE, message),

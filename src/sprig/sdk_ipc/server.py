@@ -169,7 +169,8 @@ class SdkIpcServer:
         router.add("POST", _ROUTE, self._post)
         router.add("GET", _ROUTE, self._get)
         router.add("PUT", _ROUTE, self._unsupported)
-        server = HttpServer(router, max_body=MAX_BODY, name="sdk-ipc")
+        server = HttpServer(router, max_body=MAX_BODY, name="sdk-ipc",
+                            screen=lambda r: router.screen(r) or self._token_refusal(r))
         self._port = await server.listen_tcp(self._host, self._port)
         self._server = server
         if self._bus is not None:
@@ -211,14 +212,22 @@ class SdkIpcServer:
 
     # --- handlers --------------------------------------------------------------------------
 
-    def _caller(self, request: HttpRequest) -> Caller | Response:
+    def _token_refusal(self, request: HttpRequest) -> Response | None:
+        """No token, or one of no function: refused at the end of the head, before the body
+        is read (the check of the peer's process waits for the handler)."""
         token = request.headers.get("Authorization", "")
         if not token:
             return _text(401, "Missing Authorization header: the Greengrass SDK sends "
                               "AWS_CONTAINER_AUTHORIZATION_TOKEN; run the code as a Sprig function")
-        caller = self._callers.get(token)
-        if caller is None:
+        if token not in self._callers:
             return _text(403, "Invalid Authorization token: it belongs to no running function")
+        return None
+
+    def _caller(self, request: HttpRequest) -> Caller | Response:
+        refusal = self._token_refusal(request)
+        if refusal is not None:
+            return refusal
+        caller = self._callers[request.headers["Authorization"]]
         if self._verify_peer is not None:
             stranger = self._verify_peer(caller.component, request.sock)
             if stranger is not None:

@@ -17,6 +17,8 @@ What is stored:
 * ``component_previous_versions`` and ``deployment_pins``: what the package store must keep (the
   version each component had before its last change; the versions a queued deployment was
   accepted with). See ``sprig.deployment.store``.
+* ``pending_events``: acknowledged ``Event`` invocations that have not finished yet
+  (:class:`EventStore`, on its own connection), so they run after a crash.
 
 Every change is one transaction; the database runs in WAL mode with ``synchronous=FULL`` so that an
 acknowledged change survives ``kill -9`` of the core and a power cut.
@@ -29,11 +31,13 @@ import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from sprig.disk import WATCH, DiskFull, is_disk_full
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS components (
@@ -216,14 +220,23 @@ class StateDB:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction: everything inside commits together or not at all."""
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._conn
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
+        """A write transaction: everything inside commits together or not at all.
+
+        Raises:
+            DiskFull: no space left for the write (nothing was changed; the message names
+                ``state.db``), instead of SQLite's bare "database or disk is full".
+        """
+        with _disk_full_as_error(self.path, "cannot write the core's state"):
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+                self._conn.execute("COMMIT")
+            except BaseException:
+                # A failed COMMIT (SQLITE_FULL) leaves the transaction open: roll it back, or
+                # every later BEGIN fails ("cannot start a transaction within a transaction").
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
 
     # -- components -------------------------------------------------------------------------
 
@@ -536,3 +549,130 @@ def _deployment_from_row(row: tuple[Any, ...]) -> DeploymentRecord:
         reason=reason,
         snapshot=snap,
     )
+
+
+@contextmanager
+def _disk_full_as_error(path: Path, what: str) -> Iterator[None]:
+    """SQLITE_FULL / ENOSPC as :class:`DiskFull` naming ``path``; a success clears it."""
+    try:
+        yield
+    except (sqlite3.Error, OSError) as e:
+        if not is_disk_full(e):
+            raise
+        WATCH.failed(path, "state.db")
+        raise DiskFull(path, what) from e
+    WATCH.recovered(path)
+
+
+# -- pending Event invocations ------------------------------------------------------------------
+
+_EVENTS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS pending_events (
+    seq INTEGER PRIMARY KEY,
+    request_id TEXT NOT NULL UNIQUE,
+    function TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    client_context TEXT,
+    source TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS pending_events_by_function ON pending_events(function, seq);
+"""
+
+
+@dataclass(frozen=True)
+class PendingEvent:
+    """An acknowledged Event invocation, as stored until it finished."""
+
+    request_id: str
+    function: str                    # the component name
+    payload: bytes
+    client_context: dict[str, Any] | None
+    source: str
+    created: float
+
+
+class EventStore:
+    """The ``pending_events`` table on a connection of its own.
+
+    Why a second connection: the Lambda manager writes here from one worker thread (group
+    commits off the event loop), while :class:`StateDB` stays on the loop; SQLite serialises
+    the two writers (WAL, ``busy_timeout``). Use an instance from one thread at a time.
+    Every write raises :class:`~sprig.disk.DiskFull` on a full disk, with nothing changed.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.execute("PRAGMA busy_timeout=10000")
+        self._sync = "FULL"
+        self._ready = False
+        try:
+            self._schema()
+        except DiskFull:
+            pass      # a core upgraded on a full disk still starts; the first write retries
+
+    def _schema(self) -> None:
+        if not self._ready:
+            with _disk_full_as_error(self.path, "cannot create the table of pending events"):
+                self._conn.executescript(_EVENTS_SCHEMA)
+            self._ready = True
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def apply(self, add: Sequence[PendingEvent], remove: Iterable[str]) -> None:
+        """Insert ``add`` and delete the ``remove`` request ids in one transaction (one
+        fsync for the batch). An id added twice is stored once.
+
+        A batch of deletes only is committed without an fsync (``synchronous=NORMAL``): the
+        WAL is sequential, so the next synced commit makes it durable too, and losing it in a
+        power cut only runs finished events again (at least once). Deletes then cost no disk
+        flush on the accept path.
+        """
+        self._schema()
+        sync = "FULL" if add else "NORMAL"
+        if sync != self._sync:
+            self._conn.execute(f"PRAGMA synchronous={sync}")
+            self._sync = sync
+        with _disk_full_as_error(self.path, "cannot store the Event invocation"):
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.executemany(
+                    "INSERT OR IGNORE INTO pending_events(request_id, function, payload,"
+                    " client_context, source, created) VALUES (?, ?, ?, ?, ?, ?)",
+                    [(e.request_id, e.function, e.payload,
+                      None if e.client_context is None else json.dumps(e.client_context),
+                      e.source, e.created) for e in add])
+                self._conn.executemany("DELETE FROM pending_events WHERE request_id = ?",
+                                       [(r,) for r in remove])
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+
+    def pending(self, function: str | None = None) -> list[PendingEvent]:
+        """The stored events (of one function), oldest first."""
+        self._schema()
+        sql = ("SELECT request_id, function, payload, client_context, source, created"
+               " FROM pending_events")
+        rows = (self._conn.execute(sql + " ORDER BY seq").fetchall() if function is None else
+                self._conn.execute(sql + " WHERE function = ? ORDER BY seq",
+                                   (function,)).fetchall())
+        return [PendingEvent(rid, fn, bytes(payload),
+                             json.loads(ctx) if ctx is not None else None, source, created)
+                for rid, fn, payload, ctx, source, created in rows]
+
+    def forget_except(self, functions: Iterable[str]) -> int:
+        """Delete the events of every function not in ``functions`` (removed by a
+        deployment); returns how many."""
+        self._schema()
+        keep = sorted(set(functions))
+        marks = ",".join("?" * len(keep))
+        with _disk_full_as_error(self.path, "cannot delete pending events"):
+            cur = self._conn.execute(
+                f"DELETE FROM pending_events WHERE function NOT IN ({marks})", keep)
+        return cur.rowcount

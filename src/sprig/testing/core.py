@@ -13,7 +13,8 @@ from typing import Any
 
 import yaml
 
-from sprig.cli.client import CoreNotRunning, ManagementClient
+from sprig.cli.client import ManagementClient
+from sprig.errors import SprigError
 from sprig.paths import RootLayout
 
 
@@ -53,7 +54,7 @@ class CoreProcess:
             try:
                 self.client.call("status")
                 return self
-            except (CoreNotRunning, OSError):
+            except (SprigError, OSError):      # not listening yet, or a reset while it starts
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"core did not start: {self.output()}") from None
                 time.sleep(0.05)

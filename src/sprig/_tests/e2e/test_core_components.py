@@ -154,7 +154,7 @@ def test_bad_input_is_rejected_before_anything_changes(core: CoreProcess,
     before = core.call("component.details", {"name": "com.example.Ok"})
     cases: list[tuple[dict[str, Any], str]] = [
         ({"ComponentVersion": "1.0"}, "ComponentVersion"),
-        ({"Bogus": 1}, "Bogus"),
+        ({"ComponentType": "aws.greengrass.plugin"}, "plugin components"),
         ({"ComponentDependencies": {"com.example.Missing": {"VersionRequirement": "^1"}}},
          "com.example.Missing"),
         ({"ComponentDependencies": {"com.example.Ok": {"VersionRequirement": ">=2.0.0"}}},

@@ -81,7 +81,7 @@ def test_pinned_function_keeps_state_and_errors_are_shaped_like_aws(core: CorePr
     doc = json.loads(handled.stdout)
     assert doc["errorType"] == "ValueError" and doc["errorMessage"] == "bad input: x"
     assert isinstance(doc["stackTrace"], list)
-    assert "Handled" in handled.stderr
+    assert "FunctionError: Unhandled" in handled.stderr   # as AWS Lambda answers today
     # A configuration change restarts the worker with the new environment.
     result = core.deploy(configuration_update={"Counter": {"MERGE": {
         "lambdaExecutionParameters": {"EnvironmentVariables": {"GREETING": "hello"}}}}})
@@ -112,7 +112,7 @@ def test_boto3_signed_unsigned_and_wrongly_signed(core: CoreProcess, tmp_path: P
     assert resp["ExecutedVersion"] == "1"
     assert "START RequestId" in __import__("base64").b64decode(resp["LogResult"]).decode()
     err = client.invoke(FunctionName="Api", Payload=b'{"raise": 1}')
-    assert err["FunctionError"] == "Handled"
+    assert err["FunctionError"] == "Unhandled"
     assert client.invoke(FunctionName="Api", InvocationType="Event",
                          Payload=b"{}")["StatusCode"] == 202
     with pytest.raises(client.exceptions.ResourceNotFoundException):

@@ -369,8 +369,9 @@ def _bundle_awsiotsdk(code: Path) -> None:
         shutil.copy(so, code / so.name)
 
 
-def _svcuid_of(core: CoreProcess, component: str) -> str:
-    """The victim's SVCUID, read by the test (root) from its worker's environment."""
+def _environ_of(core: CoreProcess, component: str) -> dict[bytes, bytes]:
+    """The environment of the victim's worker, read by the test (root), as an attacker would
+    wish to: how a token could leak."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -382,7 +383,7 @@ def _svcuid_of(core: CoreProcess, component: str) -> str:
         if (fields.get(b"AWS_LAMBDA_FUNCTION_NAME") == component.encode()
                 and fields.get(b"SPRIG_COMPONENT_ROOT") == str(core.root).encode()
                 and b"SVCUID" in fields):
-            return fields[b"SVCUID"].decode()
+            return fields
     raise AssertionError(f"no process of {component} found")
 
 
@@ -406,7 +407,7 @@ def test_a_stolen_svcuid_is_useless_to_another_process(
                                            isolation=attacker_mode, memory_kb="262144",
                                            timeout="20"))
     _deploy(core, out, "Victim", "Impersonator")
-    token = _svcuid_of(core, "Victim")
+    token = _environ_of(core, "Victim")[b"SVCUID"].decode()
     answer = invoke(core, "Impersonator", {"token": token, "victim": "Victim"})
     assert answer["functionError"] is None, answer
     got = answer["payload"]
@@ -437,21 +438,6 @@ def handler(event, context):
     return {"mine": greengrasssdk.client("secretsmanager").get_secret_value(
         SecretId="db-password")["SecretString"]}
 '''
-
-
-def _v1_token_of(core: CoreProcess, component: str) -> str:
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            environ = Path(f"/proc/{entry}/environ").read_bytes()
-        except OSError:
-            continue
-        fields = dict(item.split(b"=", 1) for item in environ.split(b"\0") if b"=" in item)
-        if (fields.get(b"AWS_LAMBDA_FUNCTION_NAME") == component.encode()
-                and fields.get(b"SPRIG_COMPONENT_ROOT") == str(core.root).encode()):
-            return fields[b"AWS_CONTAINER_AUTHORIZATION_TOKEN"].decode()
-    raise AssertionError(f"no process of {component} found")
 
 
 @pytest.mark.parametrize("victim_mode", MODES)
@@ -485,7 +471,8 @@ def test_a_stolen_v1_sdk_token_reads_no_secret(core: CoreProcess, public_tmp: Pa
                 "db-password": {"secretString": "v1-secret-0451"}}}}})
     assert result["status"] == "SUCCEEDED", result
     assert invoke(core, "Owner")["payload"] == {"mine": "v1-secret-0451"}
-    answer = invoke(core, "Thief", {"token": _v1_token_of(core, "Owner")})
+    answer = invoke(core, "Thief", {"token": _environ_of(core, "Owner")[
+        b"AWS_CONTAINER_AUTHORIZATION_TOKEN"].decode()})
     assert answer["functionError"] is None, answer
     assert "stolen" not in answer["payload"], answer["payload"]
     assert "403" in answer["payload"]["refused"] or "another function" in \

@@ -19,7 +19,7 @@ S = State
 def test_default_timeouts() -> None:
     assert DEFAULT_STEP_TIMEOUTS == {
         Step.BOOTSTRAP: 120, Step.INSTALL: 120, Step.STARTUP: 120, Step.RUN: None,
-        Step.SHUTDOWN: 15, Step.RECOVER: 60,
+        Step.SHUTDOWN: 15, Step.RECOVER: 60, Step.UNINSTALL: 120,
     }
     assert ErrorPolicy() == ErrorPolicy(max_errors=3, error_reset_time_s=3600)
 

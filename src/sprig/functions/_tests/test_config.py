@@ -90,3 +90,50 @@ def test_needs_restart() -> None:
     assert not base.needs_restart(LambdaConfig(timeout_s=10, max_instances=3))
     assert base.needs_restart(LambdaConfig(environment={"A": "b"}))
     assert base.needs_restart(LambdaConfig(pinned=False))
+
+
+@pytest.mark.parametrize(("cfg", "path", "suggestion"), [
+    ({"timeoutInSecond": 30}, "timeoutInSecond", "timeoutInSeconds"),
+    ({"containerParams": {"memorySizeInKB": 65536}}, "containerParams.memorySizeInKB",
+     "memorySize"),
+    ({"containerParams": {"mountRoSysfs": True}}, "containerParams.mountRoSysfs", "mountROSysfs"),
+    ({"lambdaExecutionParameters": {"environmentVariables": {}}},
+     "lambdaExecutionParameters.environmentVariables", "EnvironmentVariables"),
+    ({"containerParams": {"volumes": {"0": {"sourcePath": "/a", "destinationPath": "/b",
+                                            "permisson": "rw"}}}},
+     "containerParams.volumes.0.permisson", "permission"),
+    ({"pubsubTopics": {"0": {"topic": "a", "typ": "PUB_SUB"}}}, "pubsubTopics.0.typ", "type"),
+])
+def test_a_key_the_parser_does_not_read_is_refused_with_did_you_mean(
+        cfg: dict[str, object], path: str, suggestion: str | None) -> None:
+    """A typo would otherwise quietly become the default (3 s, 16 MB, no /sys): issue 13."""
+    with pytest.raises(ValidationError) as info:
+        LambdaConfig.from_configuration(cfg, "component Fn", strict=True)
+    err = info.value
+    assert err.path == path and err.source == "component Fn"
+    assert "is not a Lambda configuration key Sprig reads" in err.message
+    if suggestion:
+        assert f"did you mean {suggestion!r}" in err.message
+    else:
+        assert "did you mean" not in err.message
+    assert err.allowed
+
+
+def test_access_control_is_not_the_lambda_managers_but_allowed() -> None:
+    assert LambdaConfig.from_configuration({"accessControl": {}}) == LambdaConfig()
+
+
+def test_the_function_s_own_top_level_keys_are_its_own() -> None:
+    """A function may keep its own keys in its configuration (and read them over IPC); only a
+    near miss of a Lambda key, or an import-API name, is refused at deployment."""
+    own = {"note": "mine", "thresholds": {"high": 3}}
+    assert LambdaConfig.from_configuration(own, strict=True) == LambdaConfig()
+    with pytest.raises(ValidationError) as info:
+        LambdaConfig.from_configuration({"isolationMode": "NoContainer"}, strict=True)
+    assert "in a configuration it is containerMode" in str(info.value)
+    with pytest.raises(ValidationError, match="not configuration"):
+        LambdaConfig.from_configuration({"execArgs": ["-v"]}, strict=True)
+    # The running core (configuration a component changed over IPC) ignores them all.
+    assert LambdaConfig.from_configuration({"timeoutInSecond": 9}) == LambdaConfig()
+    with pytest.raises(ValidationError, match="memorySizeInKB"):      # never the manager's
+        LambdaConfig.from_configuration({"containerParams": {"memorySizeInKB": 1}})

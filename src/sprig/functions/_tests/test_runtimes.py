@@ -46,6 +46,8 @@ def test_python_resolution_with_warning(tmp_path: Path) -> None:
     with pytest.raises(ValidationError) as e:
         resolve("python2.7", tmp_path, pythons={(3, 11): exe})
     assert "python2.7" in str(e.value) and "python3.11" in str(e.value)
+    # No contradiction: it does not suggest a Python 3, which could not run Python 2 code.
+    assert "does not run on Python 3" in str(e.value) and "3.7" not in str(e.value)
 
 
 def test_real_device_pythons_are_elf() -> None:

@@ -76,6 +76,18 @@ def test_launch_spec_container() -> None:
     assert ls.mount_ro_sysfs and ls.cgroup_name == "comp-1-ab12"
 
 
+def test_launch_spec_with_ephemeral_storage() -> None:
+    """``containerParams.ephemeralStorageSize``: the work directory is not bound from the disk
+    but a private tmpfs of that size (and so is /tmp): the function cannot fill the disk."""
+    ls = launch_spec(spec(ephemeral_storage_kb=2048), RT, "comp-1", "127.0.0.1:1")
+    assert ls.ephemeral_storage_kb == 2048
+    assert ls.ephemeral_paths == (Path("/work/comp"),) and ls.writable_paths == ()
+    assert ls.cwd == Path("/work/comp")
+    off = launch_spec(spec(container_mode=ContainerMode.NO_CONTAINER, ephemeral_storage_kb=2048),
+                      RT, "comp-2", "127.0.0.1:1")
+    assert off.ephemeral_storage_kb is None and off.ephemeral_paths == ()
+
+
 def test_launch_spec_no_container_uses_system_limits() -> None:
     ls = launch_spec(spec(container_mode=ContainerMode.NO_CONTAINER,
                           volumes=(VolumeMount("/a", "/b"),)), RT, "comp-2", "127.0.0.1:1")

@@ -118,3 +118,13 @@ def test_nothing_inside_a_mount_is_chmodded() -> None:
     s = spec(read_only_paths=(Path("/usr/lib/jvm/java-17/lib"), Path("/tmp/code/fn")))
     chmod = [p for _, p in triples(build_argv(s, HOST), "--chmod")]
     assert chmod == ["/tmp/code"]
+
+
+def test_ephemeral_storage_is_a_sized_tmpfs_for_tmp_and_the_listed_paths() -> None:
+    argv = build_argv(spec(ephemeral_storage_kb=2048, ephemeral_paths=(Path("/var/w/fn"),)),
+                      HOST)
+    sized = [argv[i + 1:i + 4] for i, a in enumerate(argv) if a == "--size"]
+    assert sized == [[str(2048 * 1024), "--tmpfs", "/tmp"],
+                     [str(2048 * 1024), "--tmpfs", "/var/w/fn"]]
+    assert ("/var/w/fn", "/var/w/fn") not in triples(argv, "--bind")
+    assert "--size" not in build_argv(spec(), HOST)

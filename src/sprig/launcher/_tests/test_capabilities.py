@@ -72,3 +72,17 @@ def test_fake_cgroup_root_without_memory(tmp_path: Path) -> None:
     assert report.cgroup_version is None and not report.memory_limit
     err = unavailable_error(report, True)
     assert err is not None and "memory cgroup" in str(err)
+
+
+def test_read_only_devices_need_the_v1_devices_controller_at_deployment() -> None:
+    """Said at deployment (issue 13): before, an on-demand function deployed on a cgroup v2 host
+    and failed at its first invocation."""
+    with pytest.raises(SandboxUnavailable) as e:
+        require_container_support(report=FULL, read_only_devices=("/dev/ttyS2",))
+    msg = str(e.value)
+    assert "/dev/ttyS2" in msg and "cgroup v2" in msg and "devices controller" in msg
+    assert "permission rw" in msg and "NoContainer" in msg
+    require_container_support(report=FULL)                      # no read-only device: fine
+    v1 = DeviceReport(**{**FULL.__dict__, "cgroup_version": 1,
+                         "cgroup_controllers": ("memory", "cpu", "devices")})
+    require_container_support(report=v1, read_only_devices=("/dev/ttyS2",))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from sprig.disk import DiskFull
 from sprig.errors import ValidationError
 from sprig.paths import RootLayout
 from sprig.recipe import Recipe, load_recipe_dir, parse_recipe, stage_artifacts, verify_staged
@@ -209,11 +210,16 @@ def test_plain_artifact_over_the_byte_limit_is_refused(src: Path, layout: RootLa
 
 
 def test_the_disk_keeps_its_reserve(src: Path, layout: RootLayout) -> None:
+    """Too little space is a full disk (``DiskFull``, "no space left on <path>"), not a bad
+    deployment, and nothing is written."""
     (src / "f.bin").write_bytes(b"x")
     free = os.statvfs(layout.root).f_bavail * os.statvfs(layout.root).f_frsize
-    err = refused(make_recipe([{"URI": "s3://b/f.bin"}]), src, layout,
-                  StagingLimits(free_space_reserve_bytes=free + 1))
-    assert "needs 1 bytes but only" in str(err) and "bytes free" in str(err)
+    with pytest.raises(DiskFull) as info:
+        stage(make_recipe([{"URI": "s3://b/f.bin"}]), src, layout,
+              StagingLimits(free_space_reserve_bytes=free + 1))
+    assert nothing_staged(layout)
+    err = str(info.value)
+    assert err.startswith("no space left on ") and "needs 1 bytes but only" in err, err
 
 
 def test_oversized_or_linked_recipe_is_refused(tmp_path: Path, secret: Path) -> None:

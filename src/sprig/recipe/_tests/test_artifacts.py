@@ -233,3 +233,38 @@ def test_verify_staged_detects_a_changed_file(src: Path, layout: RootLayout) -> 
     with pytest.raises(ValidationError, match="does not match its digest"):
         verify_staged(recipe, recipe.manifests[0], layout)
     assert (layout.artifact_dir(NAME, VERSION) / MARKER).exists()
+
+
+def test_the_whole_version_folder_is_staged_as_greengrass_cli_does(src: Path,
+                                                                   layout: RootLayout) -> None:
+    """greengrass-cli makes ``<artifact-dir>/<name>/<version>/`` the component's
+    ``{artifacts:path}``: the developer guide's HelloWorld declares no Artifacts at all."""
+    (src / "hello_world.py").write_bytes(b"print('hi')\n")
+    (src / "bin").mkdir()
+    (src / "bin" / "tool").write_bytes(b"#!/bin/sh\n")
+    (src / "bin" / "tool").chmod(0o755)
+    (src / "declared.txt").write_bytes(b"D")
+    recipe = make_recipe([{"URI": "s3://b/declared.txt", "Permission": {"Read": "ALL"}}])
+    stage(recipe, src, layout)
+    out = layout.artifact_dir(NAME, VERSION)
+    assert (out / "hello_world.py").read_bytes() == b"print('hi')\n"
+    assert mode(out / "hello_world.py") == 0o400            # Read OWNER, the default
+    assert mode(out / "bin" / "tool") == 0o500              # executable at the source
+    assert mode(out / "bin") == 0o755
+    assert mode(out / "declared.txt") == 0o444              # its own Permission
+    first = (out / "hello_world.py").stat().st_ino
+    stage(recipe, src, layout)                               # unchanged: left alone
+    assert (out / "hello_world.py").stat().st_ino == first
+    (src / "hello_world.py").write_bytes(b"print('changed')\n")
+    stage(recipe, src, layout)                               # changed: staged again
+    assert (out / "hello_world.py").read_bytes() == b"print('changed')\n"
+    assert leftovers(layout) == []
+
+
+def test_a_link_in_the_version_folder_is_refused(src: Path, layout: RootLayout) -> None:
+    (src / "sub").mkdir()
+    (src / "sub" / "passwd").symlink_to("/etc/passwd")
+    with pytest.raises(ValidationError) as e:
+        stage(make_recipe([]), src, layout)
+    assert "sub/passwd" in str(e.value) and "symbolic link to /etc/passwd" in str(e.value)
+    assert not layout.artifact_dir(NAME, VERSION).exists()

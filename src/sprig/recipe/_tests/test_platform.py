@@ -54,6 +54,16 @@ def test_current_platform_describes_this_machine() -> None:
     ({"os": "linux", "architecture": "arm"}, False),
     ({"gpu": "nvidia"}, False),  # a custom key the device does not have
     ({"gpu": "*"}, True),
+    # PlatformHelper.testField: "all"/"any" are wildcards for os and architecture only, and
+    # "//" means "has a value" (the GDK template and the nucleus test recipes write os: all).
+    ({"os": "all"}, True),
+    ({"os": "any", "architecture": "all"}, True),
+    ({"architecture": "any"}, True),
+    ({"gpu": "all"}, False),
+    ({"os": "//"}, True),
+    ({"gpu": "//"}, False),
+    ({"os": ["windows", "linux"]}, True),                # alternatives (testAlternatives)
+    ({"architecture": ["arm", "/aarch.*/"]}, False),
 ])
 def test_platform_matching(platform: dict[str, str], matches: bool) -> None:
     r = recipe([{"Platform": platform}])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -278,3 +279,41 @@ async def test_pipelined_answer_and_next(session: RuntimeSession) -> None:
         assert st == 202 and (await asyncio.wait_for(fut2, 5)).ok
     finally:
         c.close()
+
+
+async def test_guarded_cap_counts_only_the_workers_own_connections() -> None:
+    """Strangers waiting for bind(), or refused after it, never use up the worker's room: the
+    worker still gets its connections (up to the cap), and the strangers are closed unread."""
+    lines: list[str] = []
+    session = await RuntimeSession.open(log=lines.append, guarded=True)
+    cap = session.limits.max_connections
+    ports: set[int] = set()             # the worker's connections: known before they connect
+
+    async def own() -> Raw:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        ports.add(sock.getsockname()[1])
+        sock.setblocking(False)
+        host, port = session.address.split(":")
+        await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
+        return Raw(*await asyncio.open_connection(sock=sock))
+
+    try:
+        strangers = [await Raw.connect(session.address) for _ in range(cap + 2)]
+        mine = [await own()]
+        session.bind(lambda sock: sock.getpeername()[1] in ports)
+        for c in strangers:            # judged at bind: closed without a byte of answer
+            assert await asyncio.wait_for(c.r.read(), 5) == b""
+        mine += [await own() for _ in range(cap - 1)]    # the rest of the worker's room
+        for c in mine:                 # every one of them is served
+            st, _, _ = await c.call("GET", "/2018-06-01/nope")
+            assert st == 404
+        extra = await own()            # its own, but over the cap: closed at once
+        assert await asyncio.wait_for(extra.r.read(), 5) == b""
+        assert [line for line in lines if "the most allowed" in line] == [
+            f"Runtime API (TCP): {cap} connections open, the most allowed; closed 1 new "
+            "connection(s) at once (1 in all)"]
+        for c in [*strangers, *mine, extra]:
+            c.close()
+    finally:
+        await session.aclose()

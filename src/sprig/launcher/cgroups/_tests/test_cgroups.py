@@ -114,6 +114,11 @@ def test_v2_real_unified_mount() -> None:
             with pytest.raises(CgroupError, match=r"memory\.max"):
                 driver.create(name("v2mem"), memory_kb=16384)
             assert not (UNIFIED / "sprig" / name("v2mem")).exists()
+            print("cgroup v2 here: create/join/list/kill/remove ran for real; the memory limit "
+                  f"path did NOT (controllers: {' '.join(driver.controllers()) or 'none'}): "
+                  "it runs only on the fake hierarchy (test_v2_fake_hierarchy_limits)")
+        else:
+            print("cgroup v2 here: create/join/list/kill/remove and the memory limit ran for real")
     finally:
         p.kill()
         p.wait()

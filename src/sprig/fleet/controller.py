@@ -7,6 +7,10 @@ and how it went are the per-thing execution and status messages (retained). A co
 rebuilds everything from them when it starts, so a killed command re-run with the same
 arguments resumes the rollout (same deployment id, same pace), and different arguments start a
 new deployment that supersedes it (devices REJECT the older one by ``creationTimestamp``).
+Re-run after the rollout COMPLETED, the command re-opens it for the devices that announced
+themselves in the target since (Greengrass's thing-group deployments are continuous: a device
+added to a group gets the group's deployment); devices take only executions addressed to them,
+so someone must notify the newcomers, and with no Sprig server that is this command.
 
 **Two operators.** Whoever runs a rollout holds the target's lease (retained; a heartbeat every
 few seconds; released when the command ends, and by its connection's last will when it is
@@ -205,15 +209,25 @@ class Controller:
             record = self._new_record(current, req)
             resume = isinstance(current, dict) and current.get("deploymentId") == \
                 record["deploymentId"]
+            reopen = False
             if resume and current is not None and current.get("status") != IN_PROGRESS:
                 self.record = current
-                self.out(f"{self.target}: deployment {current['deploymentId']} is already "
-                         f"{current['status']}" + (f" ({current.get('reason')})"
-                                                   if current.get("reason") else ""))
-                return 0 if current["status"] == COMPLETED else 1
+                joined = self._follow().waiting
+                if current["status"] != COMPLETED or not joined:
+                    self.out(f"{self.target}: deployment {current['deploymentId']} is already "
+                             f"{current['status']}" + (f" ({current.get('reason')})"
+                                                       if current.get("reason") else ""))
+                    return 0 if current["status"] == COMPLETED else 1
+                # Members that announced themselves in the target since it COMPLETED (every
+                # member then had been notified): they get it too, no one else is told again.
+                reopen = True
             await self.acquire(record["deploymentId"])
             try:
-                if resume:
+                if reopen:
+                    await self._set_status(IN_PROGRESS, "")
+                    self.out(f"{self.target}: deployment {record['deploymentId']} again, for "
+                             "the devices that joined since")
+                elif resume:
                     self.record = current
                     self.out(f"{self.target}: resuming deployment {record['deploymentId']}")
                 else:
@@ -221,6 +235,7 @@ class Controller:
                     await self.session.publish_json(self.topics.deployment(self.target), record)
                     self.out(f"{self.target}: deployment {record['deploymentId']} created "
                              f"(revision {record['revision']})")
+                assert self.record is not None
                 return await self._run(RolloutConfig.from_json(
                     self.record.get("iotJobConfiguration")), req.wait)
             finally:

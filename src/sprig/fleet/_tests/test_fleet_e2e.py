@@ -8,7 +8,9 @@ thing groups of its own, so what one test deploys never decides another's outcom
     dev01 all rate ux digest    dev06 all abort resume
     dev02 all rate digest       dev07 all abort late
     dev03 all rate restart      dev08 all abort late
-    dev04 all rate restart      dev09 all abort resume
+    dev04 all rate restart      dev09 all abort resume join
+
+(dev10 joins ``join`` later, in the last test.)
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ GROUPS = {
     "dev02": ["all", "rate", "digest"], "dev03": ["all", "rate", "restart"],
     "dev04": ["all", "rate", "restart"], "dev05": ["all", "abort", "resume"],
     "dev06": ["all", "abort", "resume"], "dev07": ["all", "abort", "late"],
-    "dev08": ["all", "abort", "late"], "dev09": ["all", "abort", "resume"],
+    "dev08": ["all", "abort", "late"], "dev09": ["all", "abort", "resume", "join"],
 }
 HANDLER = ("import os\n"
            "def handler(event, context):\n"
@@ -419,6 +421,46 @@ def test_an_older_deployment_is_rejected_and_local_deployments_still_work(
                          artifact_dir=fleet.base / "pkg" / "artifacts")
     assert result["status"] == "SUCCEEDED", result
     assert {"com.example.C", "com.example.Paced", "FleetEcho"} <= set(versions(core))
+
+
+def test_a_device_that_joins_a_group_later_gets_its_completed_deployment(
+        fleet: Fleet) -> None:
+    """Greengrass's thing-group deployments are continuous: a device added to the group later
+    gets the group's deployment. Devices only take executions addressed to them, so the
+    operator's command, run again, notifies the devices that joined since (and no one else)."""
+    args = ("--merge", "com.example.A=1.0.0", "--wait")
+    first = deploy(fleet, "join", *args)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "COMPLETED: 1 succeeded, 0 failed, 0 offline" in first.stdout, first.stdout
+    job = deployment_id(fleet, "join")
+    health = "sprig/things/dev10/greengrassv2/health/json"
+    announced = Watcher(fleet.broker_port, health)
+    notes = Watcher(fleet.broker_port, "sprig/things/+/jobs/thinggroup/join/notify")
+    newcomer = fleet.add("dev10", ["join"])
+    try:
+        assert announced.wait(lambda ms: any(m.topic == health for m in ms), 60)
+        assert "com.example.A" not in versions(newcomer)
+        again = deploy(fleet, "join", *args)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert f"deployment {job} again, for the devices that joined since" in again.stdout, \
+            again.stdout
+        assert "COMPLETED: 2 succeeded, 0 failed, 0 offline" in again.stdout, again.stdout
+        assert versions(newcomer)["com.example.A"] == "1.0.0"
+        assert execution(fleet, "dev10", "join")["jobId"] == job
+        # Only the newcomer was notified, with the same deployment.
+        told = notes.live("/notify")
+        assert [m.topic for m in told] == ["sprig/things/dev10/jobs/thinggroup/join/notify"]
+        assert json.loads(told[0].payload)["execution"]["jobId"] == job
+        # Nobody new: the command says so and changes nothing.
+        third = deploy(fleet, "join", *args)
+        assert third.returncode == 0, third.stdout + third.stderr
+        assert f"deployment {job} is already COMPLETED" in third.stdout, third.stdout
+        assert len(notes.live("/notify")) == 1
+    finally:
+        announced.close()
+        notes.close()
+        newcomer.stop()
+        del fleet.cores["dev10"]
 
 
 def _env() -> dict[str, str]:

@@ -34,14 +34,14 @@ def device(public_tmp: Path) -> Iterator[tuple[Fleet, CoreProcess, MotoServer]]:
     try:
         with moto(public_tmp) as s3:
             fleet = Fleet(public_tmp, broker.port, s3.url)
-            core = fleet.add("victim", ["line-1"])
-            recipes = public_tmp / "recipes"
-            write_recipe(recipes, {"RecipeFormatVersion": "2020-01-25",
-                                   "ComponentName": "com.example.Evil",
-                                   "ComponentVersion": "1.0.0",
-                                   "Manifests": [{"Lifecycle": {"Run": "sleep 600"}}]})
-            assert fleet.sprig("publish", "--recipe-dir", str(recipes)).returncode == 0
-            try:
+            try:        # a core that started is stopped whatever fails after
+                core = fleet.add("victim", ["line-1"])
+                recipes = public_tmp / "recipes"
+                write_recipe(recipes, {"RecipeFormatVersion": "2020-01-25",
+                                       "ComponentName": "com.example.Evil",
+                                       "ComponentVersion": "1.0.0",
+                                       "Manifests": [{"Lifecycle": {"Run": "sleep 600"}}]})
+                assert fleet.sprig("publish", "--recipe-dir", str(recipes)).returncode == 0
                 yield fleet, core, s3
             finally:
                 fleet.stop_all()

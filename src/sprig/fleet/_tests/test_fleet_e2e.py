@@ -98,12 +98,12 @@ def fleet() -> Iterator[Fleet]:
                 f.s3 = s3                      # type: ignore[attr-defined]
                 for thing, groups in GROUPS.items():
                     f.add(thing, groups, start=False)
-                start_all(list(f.cores.values()))
-                recipes, artifacts = _components(base)
-                published = f.sprig("publish", "--recipe-dir", str(recipes),
-                                    "--artifact-dir", str(artifacts))
-                assert published.returncode == 0, published.stderr
-                try:
+                try:            # cores that started are stopped even if the others did not
+                    start_all(list(f.cores.values()))
+                    recipes, artifacts = _components(base)
+                    published = f.sprig("publish", "--recipe-dir", str(recipes),
+                                        "--artifact-dir", str(artifacts))
+                    assert published.returncode == 0, published.stderr
                     yield f
                 finally:
                     f.stop_all()

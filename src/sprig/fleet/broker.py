@@ -84,6 +84,7 @@ class BrokerSession:
 
         self.lost.clear()
         self._client = self._make_client()
+        _fail_before_connack(self._client)
         try:
             await self._client.__aenter__()
         except (aiomqtt.MqttError, OSError, ssl.SSLError) as e:
@@ -178,3 +179,34 @@ class BrokerSession:
 
     def items(self, match: Callable[[str], bool]) -> Iterable[tuple[str, bytes]]:
         return [(t, p) for t, p in self.state.items() if match(t)]
+
+
+def _fail_before_connack(client: Any) -> None:
+    """Make a connection the broker drops before its CONNACK fail at once, saying why.
+
+    aiomqtt (2.5) ignores a disconnection that comes before CONNACK, so a broker refusing the
+    client (over TLS 1.3, its alert to a client without a certificate arrives only after the
+    handshake) cost the whole ``operationTimeoutSeconds`` and read "Operation timed out"
+    (measured: 11 s for ``sprig fleet status``). Here the pending connect fails as soon as
+    paho sees the connection go, with paho's own words (``... certificate required``).
+    """
+    import aiomqtt
+    import paho.mqtt.client as paho
+
+    inner = client._client                      # the paho client aiomqtt drives
+    chained = inner.on_disconnect
+    errors: list[str] = []
+
+    def on_log(_c: Any, _u: Any, level: int, buf: str) -> None:
+        if level == paho.MQTT_LOG_ERR:
+            errors.append(buf)
+
+    def on_disconnect(c: Any, u: Any, flags: Any, rc: Any, props: Any = None) -> None:
+        pending = client._connected
+        if not pending.done():
+            pending.set_exception(aiomqtt.MqttError(
+                errors[-1] if errors else f"the broker closed the connection ({rc})"))
+        chained(c, u, flags, rc, props)
+
+    inner.on_log = on_log
+    inner.on_disconnect = on_disconnect

@@ -72,6 +72,8 @@ def test_a_device_and_an_operator_over_mutual_tls_deploy_to_one_thing(base: Path
                 fleet.mqtt_extra["operator"] = {"tls": {"caPath": str(pki.ca)}}
                 refused = fleet.sprig("status")
                 assert refused.returncode == 1 and "cannot connect" in refused.stderr
+                # At once and saying why (not the CONNACK timeout's "Operation timed out").
+                assert "certificate required" in refused.stderr, refused.stderr
             finally:
                 fleet.stop_all()
     finally:

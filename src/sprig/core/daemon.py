@@ -22,7 +22,7 @@ import time
 from collections.abc import AsyncIterator
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sprig import __version__, assets, disk
 from sprig.config.visibility import SECRET_MANAGER, redact_secrets
@@ -57,6 +57,9 @@ from sprig.logs import CoreLogHandler
 from sprig.paths import RootLayout
 from sprig.settings import CoreSettings
 from sprig.state.db import EventStore, StateDB
+
+if TYPE_CHECKING:
+    from sprig.fleet.agent import FleetAgent  # imported only on fleet devices (memory)
 
 log = logging.getLogger("sprig.core")
 
@@ -110,7 +113,7 @@ class Core:
                                            self.messaging.validate_builtin)
         self.planner.owner_for = self._artifact_owner
         self.planner.check_run_as = self._check_run_as
-        self.fleet: Any = None
+        self.fleet: FleetAgent | None = None
         if settings.fleet is not None and self.messaging.bridge is not None:
             from sprig.fleet.agent import FleetAgent  # only on fleet devices (memory)
 

@@ -87,8 +87,7 @@ def render(state: dict[str, Any], group: str | None, out: Callable[[str], None])
     if not devices:
         out("no device has announced itself" + (f" in group {group}" if group else ""))
         return 0
-    out(f"{'THING':<24} {'ONLINE':<7} {'HEALTH':<10} {'DEPLOYMENT':<24} COMPONENTS")
-    bad = 0
+    rows: list[tuple[str, str, str, str, str]] = []
     for d in devices:
         dep_states = []
         for key in sorted(set(d["executions"]) | {f"thinggroup/{g}" for g in d["groups"]}):
@@ -96,12 +95,16 @@ def render(state: dict[str, Any], group: str | None, out: Callable[[str], None])
             word = execution_state(d, key, job)
             if word != "-":
                 dep_states.append(word if len(d["groups"]) <= 1 else f"{key}:{word}")
-            if word.startswith(("FAILED", "REJECTED", "TIMED_OUT")):
-                bad += 1
         comps = ", ".join(f"{c['name']}={c['version']}({c['state']})" for c in d["components"]
                           if not str(c["name"]).startswith("aws.greengrass."))
-        out(f"{d['thing']:<24} {'yes' if d['online'] else 'no':<7} {d['health'] or '-':<10} "
-            f"{', '.join(dep_states) or '-':<24} {comps}")
+        rows.append((d["thing"], "yes" if d["online"] else "no", d["health"] or "-",
+                     ", ".join(dep_states) or "-", comps))
+    # Columns as wide as their longest value ("SUCCEEDED (older deployment)", long names).
+    w_thing = max([24, *(len(r[0]) + 1 for r in rows)])
+    w_dep = max([24, *(len(r[3]) + 1 for r in rows)])
+    out(f"{'THING':<{w_thing}} {'ONLINE':<7} {'HEALTH':<10} {'DEPLOYMENT':<{w_dep}} COMPONENTS")
+    for thing, online, health, dep, comps in rows:
+        out(f"{thing:<{w_thing}} {online:<7} {health:<10} {dep:<{w_dep}} {comps}")
     return 0
 
 

@@ -1,5 +1,5 @@
 """The controller's bookkeeping (no broker): a rollout's progress fed message by message, how
-``deploy`` revises a target's deployment, and the operator's option checks."""
+``deploy`` revises a target's deployment, the operator's option checks and the status table."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from sprig.errors import ValidationError
 from sprig.fleet.controller import DeployRequest, build_components
 from sprig.fleet.progress import FINISHED, QUEUED, RUNNING, WAITING, Progress
 from sprig.fleet.topics import FleetTopics, Target
+from sprig.fleet.view import render
 
 T = FleetTopics("sprig")
 G = Target("thinggroup", "g")
@@ -104,3 +105,20 @@ def test_the_operators_mistakes_are_named_before_anything_is_sent(
                         *args[1:]], capture_output=True, text=True, timeout=60)
     assert r.returncode == 1, r.stdout + r.stderr
     assert words in r.stderr, r.stderr
+
+
+def test_the_status_table_keeps_its_columns_whatever_the_values() -> None:
+    def dev(thing: str, status: str, job: str) -> dict[str, Any]:
+        return {"thing": thing, "online": True, "groups": ["g"], "health": "HEALTHY",
+                "components": [{"name": "Hello", "version": "1.0.0", "state": "RUNNING"}],
+                "executions": {"thinggroup/g": {"status": {"jobId": job, "status": status}}}}
+    state = {"targets": {"thinggroup/g": {"deploymentId": "new", "status": "ABORTED",
+                                          "revision": 2, "components": {"Hello": "1.0.1"}}},
+             "devices": [dev("dev1", "FAILED", "new"), dev("dev3", "SUCCEEDED", "old"),
+                         dev("a-device-with-a-name-longer-than-24", "SUCCEEDED", "new")]}
+    lines: list[str] = []
+    assert render(state, None, lines.append) == 0
+    table = lines[1:]
+    assert "SUCCEEDED (older deployment)" in table[2]
+    starts = {line.index("Hello=1.0.0(RUNNING)") for line in table[1:]}
+    assert starts == {table[0].index("COMPONENTS")}, "\n".join(table)

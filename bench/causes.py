@@ -55,7 +55,7 @@ print(json.dumps(res))
 
 IMPORTS = (("bare interpreter", "pass"), ("+ asyncio", "import asyncio"),
            ("+ aiohttp.web (for comparison)", "import asyncio, aiohttp.web"),
-           ("the core's modules", "import sprig.core.daemon"))
+           ("the core's modules", "import sprig.daemon"))
 
 
 def spawn_costs(res: Results) -> None:

@@ -28,8 +28,8 @@ from typing import Any
 
 from bench.harness import PYTHON, REPO, public_dir
 from sprig._tests.reliability.support import function_component
-from sprig.fleet.testing import AWS_ENV, Fleet, ThreadBroker, Watcher, moto, start_all
 from sprig.testing import CoreProcess
+from sprig.testing.fleet import AWS_ENV, Fleet, ThreadBroker, Watcher, moto, start_all
 
 HANDLER = "def handler(event, context):\n    return {'echo': event}\n"
 SIM_PER_PROCESS = 300

@@ -9,7 +9,7 @@ invokeApi:
   port: 0                        # 0 = any free loopback port; the URL is in run/endpoints.json
 mqtt:                            # optional: a broker to bridge IOT_CORE topics to (see sprig.mqtt)
   host: localhost
-fleet:                           # optional: join a fleet on that broker (sprig.fleet.settings)
+fleet:                           # optional: join a fleet on that broker (sprig.fleet_settings)
   thingGroups: [line-1]
   store: s3://bucket/prefix
 logging:                         # as the Greengrass nucleus's ``logging`` configuration
@@ -43,8 +43,7 @@ from typing import Any
 import yaml
 
 from sprig.errors import ValidationError
-from sprig.fleet.settings import FleetSettings
-from sprig.launcher.spec import RunAs
+from sprig.fleet_settings import FleetSettings
 from sprig.logs import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_TOTAL_BYTES
 from sprig.recipe.limits import (
     BYTES_KEY,
@@ -53,6 +52,7 @@ from sprig.recipe.limits import (
     RECIPE_KEY,
     StagingLimits,
 )
+from sprig.run_as import RunAs
 
 _KEYS = {"thingName", "awsRegion", "runWithDefault", "invokeApi", "mqtt", "logging",
          "deploymentTimeoutSeconds", "deploymentStabilitySeconds", "console", CONFIG_SECTION,

@@ -34,7 +34,7 @@ class OperatorConfig:
 
 def _load(args: argparse.Namespace, need_store: bool = False,
           need_broker: bool = True) -> OperatorConfig:
-    from sprig.fleet.settings import DEFAULT_PREFIX, PREFIX_RE, parse_s3_uri, parse_store
+    from sprig.fleet_settings import DEFAULT_PREFIX, PREFIX_RE, parse_s3_uri, parse_store
     from sprig.mqtt.settings import MqttSettings
 
     path = Path(args.config) if args.config else (

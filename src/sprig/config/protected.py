@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from sprig.config.pointer import format_pointer
-from sprig.functions.config import Key as LambdaKey
+from sprig.lambda_params import CONFIG_KEYS
 from sprig.recipe.model import ComponentType
 
 
@@ -63,7 +63,7 @@ ACCESS_CONTROL: Final = ProtectedKey(
 LAMBDA_KEYS: Final = tuple(
     ProtectedKey((str(key),), "the Lambda manager reads it (isolation, identity, resources or "
                  "the topics that invoke the function)")
-    for key in LambdaKey)
+    for key in CONFIG_KEYS)
 
 
 def protected_keys(name: str, component_type: str,

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from sprig.functions.config import ENVIRONMENT_VARIABLES_PATH
+from sprig.lambda_params import ENVIRONMENT_VARIABLES_PATH
 from sprig.recipe.model import ComponentType
 
 SECRET_MANAGER: Final = "aws.greengrass.SecretManager"

@@ -22,8 +22,9 @@ from sprig.core.lifecycle import Step
 from sprig.core.service import Service, ServiceError
 from sprig.core.state import State
 from sprig.errors import LaunchError
+from sprig.lambda_params import ContainerMode
 from sprig.launcher.process import LaunchedProcess, spawn
-from sprig.launcher.spec import ContainerMode, LaunchSpec, ResourceLimits
+from sprig.launcher.spec import LaunchSpec, ResourceLimits
 from sprig.recipe.shell import PlacementError
 
 if TYPE_CHECKING:

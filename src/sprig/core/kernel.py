@@ -30,10 +30,11 @@ from sprig.core.orphans import MARKER, ChildRegistry
 from sprig.core.service import BuiltinService, Service
 from sprig.core.state import State
 from sprig.events import EventHub, Kind
-from sprig.launcher.spec import ResourceLimits, RunAs
+from sprig.launcher.spec import ResourceLimits
 from sprig.launcher.users import DEFAULT_RUN_AS
 from sprig.logs import ComponentLog
 from sprig.recipe.platform import current_platform
+from sprig.run_as import RunAs
 from sprig.settings import parse_posix_user
 
 if TYPE_CHECKING:

@@ -24,7 +24,8 @@ from sprig.functions.config import LambdaConfig
 from sprig.functions.errors import FunctionInitError
 from sprig.functions.function import Function
 from sprig.functions.worker import FunctionSpec
-from sprig.launcher.spec import ContainerMode, ResourceLimits
+from sprig.lambda_params import ContainerMode
+from sprig.launcher.spec import ResourceLimits
 from sprig.local_api.functions_api import FunctionInfo
 from sprig.recipe._digest import b64, decode_digest
 from sprig.recipe.artifacts import chown_staged

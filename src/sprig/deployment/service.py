@@ -33,11 +33,13 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from sprig.config import ConfigState
 from sprig.core.state import State
 from sprig.deployment.request import DO_NOTHING, WARNINGS, DeploymentRequest
 from sprig.deployment.store import keep_set
 from sprig.errors import SprigError, ValidationError
 from sprig.events import Kind
+from sprig.ipc.notices import NOTIFY_COMPONENTS, ComponentNotices, validation_proposals
 from sprig.state.db import FAILED, IN_PROGRESS, SUCCEEDED
 
 if TYPE_CHECKING:
@@ -62,6 +64,9 @@ class DeploymentService:
         self._wakeup = asyncio.Event()
         self._done = asyncio.Condition()
         self.current: str | None = None
+        #: what subscribed components are told before a deployment changes them (IPC)
+        self.notices = ComponentNotices()
+        self._notified: str | None = None
         planner.limits = kernel.settings.deployment_limits
         # Before the core starts the desired components (run() comes later): a version a killed
         # core had renamed aside must be back in place first.
@@ -92,6 +97,9 @@ class DeploymentService:
                 self._announce(record.id)
                 await self.prune(attempted)
             finally:
+                if self._notified is not None:
+                    self.notices.updated(self._notified)
+                    self._notified = None
                 self.current = None
                 self.kernel.deploying = False
                 if self.kernel.restart_reasons:      # asked for by a rolled-back component
@@ -142,6 +150,11 @@ class DeploymentService:
                 log.warning("deployment %s rejected: %s", record.id, e)
                 self.db.fail_queued(record.id, f"rejected: {e}")
                 return None
+            refusal = await self._ask_components(record.id, request, target)
+            if refusal is not None:
+                log.warning("deployment %s: FAILED: %s", record.id, refusal)
+                self.db.fail_queued(record.id, refusal)
+                return None
             snapshot = list(self.db.components().values())
             self.db.begin_deployment(record.id, target)
             self._announce(record.id)
@@ -168,6 +181,25 @@ class DeploymentService:
         log.warning("deployment %s: FAILED: %s; rolling back", record.id, reason)
         await self.kernel.reconcile({r.name: r for r in snapshot})
         return attempted
+
+    async def _ask_components(self, dep_id: str, request: DeploymentRequest,
+                              target: dict[str, ComponentRecord]) -> str | None:
+        """Before anything changes: with NOTIFY_COMPONENTS, wait until subscribed components
+        stop deferring the update; then have running components whose configuration changes
+        validate it. Why the deployment must fail, or None. Nothing is committed before this,
+        so a core killed meanwhile asks again."""
+        if request.update_policy.action == NOTIFY_COMPONENTS:
+            log.info("deployment %s: notifying components of the update (up to %d s each "
+                     "round)", dep_id, request.update_policy.timeout_s)
+            self._notified = dep_id      # postUpdateEvent when it ends, whatever the end
+            await self.notices.wait_until_safe(dep_id, request.update_policy.timeout_s)
+        current = {n: (c.version, c.configuration)
+                   for n, c in self.kernel.components.items()
+                   if n in self.kernel.services}
+        proposed = {n: (r.version, ConfigState.from_document(
+            r.configuration, source=f"component {n}").effective) for n, r in target.items()}
+        return await self.notices.validate(dep_id, validation_proposals(current, proposed),
+                                           request.validation_timeout_s)
 
     async def _wait_healthy(self, target: dict[str, ComponentRecord],
                             began: float) -> str | None:

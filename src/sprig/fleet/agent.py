@@ -57,7 +57,7 @@ if TYPE_CHECKING:
     from sprig.core.kernel import Kernel
     from sprig.core.state import State
     from sprig.deployment.service import DeploymentService
-    from sprig.fleet.settings import FleetSettings
+    from sprig.fleet_settings import FleetSettings
     from sprig.mqtt.bridge import MqttBridge
     from sprig.pubsub.bus import Message
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sprig.errors import SprigError
-from sprig.fleet.settings import StoreSettings
+from sprig.fleet_settings import StoreSettings
 
 
 class NoCredentials(SprigError):

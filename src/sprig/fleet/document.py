@@ -30,9 +30,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sprig.config.update import ConfigUpdate, parse_api_configuration_update
-from sprig.deployment.request import DO_NOTHING, ROLLBACK, DeploymentRequest
+from sprig.deployment.request import DO_NOTHING, ROLLBACK, DeploymentRequest, UpdatePolicy
 from sprig.errors import ValidationError
 from sprig.fleet.topics import Target, target_of_configuration_arn
+from sprig.ipc.notices import DEFAULT_UPDATE_TIMEOUT_S, NOTIFY_COMPONENTS, UPDATE_ACTIONS
 from sprig.recipe._semver import is_strict_version
 from sprig.settings import parse_posix_user
 
@@ -43,9 +44,8 @@ COMPONENT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 #: The capabilities Sprig has (the nucleus's names). LARGE_CONFIGURATION means "fetch the
 #: document from the cloud", which has no meaning without the Greengrass service.
 CAPABILITIES = frozenset({"LINUX_RESOURCE_LIMITS"})
-UPDATE_ACTIONS = ("NOTIFY_COMPONENTS", "SKIP_NOTIFY_COMPONENTS")
-#: componentUpdatePolicy.timeout and configurationValidationPolicy.timeout defaults (seconds).
-DEFAULT_UPDATE_TIMEOUT_S = 60
+#: configurationValidationPolicy.timeoutInSeconds of a cloud deployment when the document does
+#: not say (the CreateDeployment API's default; a local deployment's is the nucleus's 20 s).
 DEFAULT_VALIDATION_TIMEOUT_S = 30
 
 _KEYS = ("deploymentId", "deploymentName", "configurationArn", "creationTimestamp",
@@ -93,7 +93,10 @@ class FleetDeployment:
             run_with={n: {"posixUser": c.posix_user} for n, c in self.components.items()
                       if c.posix_user is not None},
             system_limits={n: dict(c.limits) for n, c in self.components.items() if c.limits},
-            failure_handling=self.failure_handling)
+            failure_handling=self.failure_handling,
+            # Components subscribed to updates hear of it first, as on a cloud deployment.
+            update_policy=UpdatePolicy(self.update_action, self.update_timeout_s),
+            validation_timeout_s=self.validation_timeout_s)
 
 
 def parse_document(doc: object, source: str = "deployment document") -> FleetDeployment:
@@ -218,11 +221,11 @@ def _limits(value: object, path: str, source: str) -> dict[str, Any]:
 
 def _update_policy(value: object, source: str) -> tuple[str, int]:
     if value is None:
-        return "NOTIFY_COMPONENTS", DEFAULT_UPDATE_TIMEOUT_S
+        return NOTIFY_COMPONENTS, DEFAULT_UPDATE_TIMEOUT_S
     timeout = _timeout(value, "componentUpdatePolicy", DEFAULT_UPDATE_TIMEOUT_S,
                        ("timeout", "timeoutInSeconds", "action"), source)
     assert isinstance(value, Mapping)
-    action = value.get("action", "NOTIFY_COMPONENTS")
+    action = value.get("action", NOTIFY_COMPONENTS)
     if action not in UPDATE_ACTIONS:
         raise ValidationError("componentUpdatePolicy.action", "unknown action", value=action,
                               source=source, allowed=", ".join(UPDATE_ACTIONS))

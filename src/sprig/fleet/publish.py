@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from sprig.errors import SprigError, ValidationError
-from sprig.fleet.settings import StoreSettings
 from sprig.fleet.store import artifact_key, recipe_key
+from sprig.fleet_settings import StoreSettings
 from sprig.recipe._digest import ALGORITHMS, b64, decode_digest
 from sprig.recipe.limits import DEFAULT_LIMITS
 from sprig.recipe.load import load_recipe_dir

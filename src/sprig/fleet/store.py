@@ -26,7 +26,7 @@ from pathlib import Path
 
 from sprig.errors import SprigError, ValidationError
 from sprig.fleet.s3 import S3Client, S3Error, TooLarge
-from sprig.fleet.settings import StoreSettings, parse_s3_uri
+from sprig.fleet_settings import StoreSettings, parse_s3_uri
 from sprig.recipe._digest import ALGORITHMS, b64, decode_digest
 from sprig.recipe._semver import is_strict_version, satisfies, sort_versions
 from sprig.recipe.limits import StagingLimits

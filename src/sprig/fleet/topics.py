@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 
 from sprig.errors import ValidationError
-from sprig.fleet.settings import NAME_ALLOWED, NAME_RE
+from sprig.fleet_settings import NAME_ALLOWED, NAME_RE
 
 THING_GROUP = "thinggroup"
 THING = "thing"

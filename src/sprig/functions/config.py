@@ -1,83 +1,90 @@
-"""A Lambda component's configuration: the Greengrass keys, their defaults and their ranges.
+"""A Lambda component's configuration as the Lambda manager reads it: :class:`LambdaConfig`.
 
-The keys are those of the recipe AWS generates when importing a Lambda function (reference
-§2.1-2.2); a deployment can override any of them. :class:`Key` and :data:`SUBKEYS` are the one
-list of what the parser reads. Inside the objects the Lambda manager owns (``containerParams``,
-``lambdaExecutionParameters``, each volume, device and event-source entry) any other key is an
-error naming the nearest known one: a typo such as ``containerParams.memorySizeInKB`` would
-otherwise quietly become the default. At the top level the configuration is also the function's
-own (it may keep keys there and read them over IPC), so a deployment refuses only a key that is
-a near miss of a Lambda key or an import-API name used as one (``timeoutInSecond``,
-``isolationMode``): ``strict`` parsing; the running core ignores the function's own keys. On a
-device numbers
-may arrive as floats or strings (``3.0``, ``"3"``), so every number is read leniently but must
-be a whole number inside the range AWS validates (reference §1.4). The dataclass itself accepts
-any value, so tests can build configurations below the minimums (e.g. a 0.2 s idle time)
-through its constructor.
+What the keys are, their defaults and their ranges is :data:`sprig.lambda_params.PARAMETERS`
+(one table for the reader, the import, ``export-params`` and the docs); this module is the
+reader: it walks the table. :data:`~sprig.lambda_params.CONFIG_KEYS` and
+:data:`~sprig.lambda_params.SUBKEYS` are the one list of what it reads. Inside the objects the
+Lambda manager owns (``containerParams``, ``lambdaExecutionParameters``, each volume, device and
+event-source entry) any other key is an error naming the nearest known one: a typo such as
+``containerParams.memorySizeInKB`` would otherwise quietly become the default. At the top level
+the configuration is also the function's own (it may keep keys there and read them over IPC),
+so a deployment refuses only a key that is a near miss of a Lambda key or an import-API name
+used as one (``timeoutInSecond``, ``isolationMode``): ``strict`` parsing; the running core
+ignores the function's own keys. On a device numbers may arrive as floats or strings (``3.0``,
+``"3"``), so every number is read leniently but must be a whole number inside the range AWS
+validates (reference §1.4). The dataclass itself accepts any value, so tests can build
+configurations below the minimums (e.g. a 0.2 s idle time) through its constructor.
 """
 
 from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any, TypeVar
 
 from sprig.errors import ValidationError
-from sprig.launcher.spec import ContainerMode
+from sprig.lambda_params import (
+    API_NAMES,
+    BY_FIELD,
+    CONFIG_KEYS,
+    CONFIGURATION,
+    INT_MAX,
+    SUBKEYS,
+    ContainerMode,
+    DeviceMount,
+    EventSource,
+    EventSourceType,
+    Kind,
+    Parameter,
+    PayloadEncoding,
+    VolumeMount,
+    entry_document,
+    set_path,
+)
 from sprig.suggest import did_you_mean
 
-INT_MAX = 2147483647
 E = TypeVar("E", bound=enum.StrEnum)
 
 
-class PayloadEncoding(enum.StrEnum):
-    JSON = "json"
-    BINARY = "binary"
+T = TypeVar("T")
 
 
-class EventSourceType(enum.StrEnum):
-    PUB_SUB = "PUB_SUB"
-    IOT_CORE = "IOT_CORE"
+def _default(name: str, kind: type[T]) -> T:
+    """The table's default of parameter ``name`` (typed for the dataclass below)."""
+    value = BY_FIELD[name].default
+    assert isinstance(value, kind), name
+    return value
 
 
-@dataclass(frozen=True)
-class VolumeMount:
-    source_path: str
-    destination_path: str
-    writable: bool = False
-    add_group_owner: bool = False
-
-
-@dataclass(frozen=True)
-class DeviceMount:
-    path: str
-    writable: bool = False
-    add_group_owner: bool = False
-
-
-@dataclass(frozen=True)
-class EventSource:
-    topic: str
-    type: EventSourceType = EventSourceType.PUB_SUB
+_PINNED = _default("pinned", bool)
+_TIMEOUT_S = _default("timeout_s", int)
+_MAX_IDLE_S = _default("max_idle_s", int)
+_MAX_INSTANCES = _default("max_instances", int)
+_MAX_QUEUE_SIZE = _default("max_queue_size", int)
+_STATUS_TIMEOUT_S = _default("status_timeout_s", int)
+_ENCODING = _default("encoding", PayloadEncoding)
+_CONTAINER_MODE = _default("container_mode", ContainerMode)
+_MEMORY_KB = _default("memory_kb", int)
+_MOUNT_RO_SYSFS = _default("mount_ro_sysfs", bool)
 
 
 @dataclass(frozen=True)
 class LambdaConfig:
     """Everything the Lambda manager needs from a function component's configuration."""
 
-    pinned: bool = True
-    timeout_s: float = 3
-    max_idle_s: float = 60
-    max_instances: int = 100
-    max_queue_size: int = 1000
-    status_timeout_s: float = 60
-    encoding: PayloadEncoding = PayloadEncoding.JSON
-    container_mode: ContainerMode = ContainerMode.GREENGRASS_CONTAINER
-    memory_kb: int = 16384
-    mount_ro_sysfs: bool = False
+    pinned: bool = _PINNED
+    timeout_s: float = _TIMEOUT_S
+    max_idle_s: float = _MAX_IDLE_S
+    max_instances: int = _MAX_INSTANCES
+    max_queue_size: int = _MAX_QUEUE_SIZE
+    status_timeout_s: float = _STATUS_TIMEOUT_S
+    encoding: PayloadEncoding = _ENCODING
+    container_mode: ContainerMode = _CONTAINER_MODE
+    memory_kb: int = _MEMORY_KB
+    mount_ro_sysfs: bool = _MOUNT_RO_SYSFS
     #: containerParams.ephemeralStorageSize (KB, a Sprig key): the worker's /tmp and work
     #: directory are private in-memory file systems of at most this size each (None: /tmp is
     #: bounded by the memory limit, the work directory is the component's, on the disk)
@@ -101,6 +108,24 @@ class LambdaConfig:
         except ValidationError as e:
             return _raise(e, source)
 
+    def to_configuration(self) -> dict[str, Any]:
+        """The configuration that reads back as this value: every key, as AWS writes it
+        (entry lists as objects keyed ``"0"``, ``"1"``...); an optional key without a value
+        is left out."""
+        out: dict[str, Any] = {}
+        for param in CONFIGURATION:
+            value: Any = getattr(self, param.field)
+            if value is None:
+                continue
+            if param.kind is Kind.ENUM:
+                value = value.value
+            elif param.kind is Kind.ENTRIES:
+                value = {str(i): entry_document(e) for i, e in enumerate(value)}
+            elif param.kind is Kind.STRINGS:
+                value = dict(value)
+            set_path(out, str(param.key), value)
+        return out
+
     def needs_restart(self, new: LambdaConfig) -> bool:
         """True if running workers must be replaced to honour ``new``.
 
@@ -117,74 +142,9 @@ def _raise(e: ValidationError, source: str | None) -> LambdaConfig:
     raise e.with_source(source) if source else e
 
 
-_DEFAULT = LambdaConfig()
-
-
-class Key(enum.StrEnum):
-    """Every top-level configuration key the Lambda manager reads: the ONE list of them.
-
-    The parser below reads only these, and the configuration guard
-    (:mod:`sprig.config.protected`) protects all of them from IPC ``UpdateConfiguration``: each
-    decides isolation (``containerMode``, ``containerParams``), identity and environment
-    (``lambdaExecutionParameters``), resources (pool, queue and memory sizes, timeouts) or which
-    topics invoke the function (``pubsubTopics``), so only a deployment may change them.
-    """
-
-    PINNED = "pinned"
-    TIMEOUT = "timeoutInSeconds"
-    MAX_IDLE = "maxIdleTimeInSeconds"
-    MAX_INSTANCES = "maxInstancesCount"
-    MAX_QUEUE = "maxQueueSize"
-    STATUS_TIMEOUT = "statusTimeoutInSeconds"
-    ENCODING = "inputPayloadEncodingType"
-    CONTAINER_MODE = "containerMode"
-    CONTAINER_PARAMS = "containerParams"
-    EXECUTION_PARAMETERS = "lambdaExecutionParameters"
-    EVENT_SOURCES = "pubsubTopics"
-
-
-#: ``containerParams.ephemeralStorageSize``: at least 1 MB (KB, as ``memorySize``).
-EPHEMERAL_MIN_KB = 1024
-
-#: Where a Lambda component's environment variables live in its configuration.
-ENVIRONMENT_VARIABLES_PATH = (str(Key.EXECUTION_PARAMETERS), "EnvironmentVariables")
-
-#: The keys the parser reads inside an object-valued :class:`Key`, and inside each entry of
-#: ``containerParams.volumes`` / ``containerParams.devices`` / ``pubsubTopics``: with
-#: :class:`Key`, every configuration key Sprig reads (each one's effect has a test, see
-#: ``sprig/_tests/compat/test_lambda_configuration.py``).
-SUBKEYS: Mapping[str, tuple[str, ...]] = {
-    Key.CONTAINER_PARAMS: ("memorySize", "mountROSysfs", "ephemeralStorageSize", "volumes",
-                           "devices"),
-    Key.EXECUTION_PARAMETERS: (ENVIRONMENT_VARIABLES_PATH[1],),
-    "containerParams.volumes.*": ("sourcePath", "destinationPath", "permission",
-                                  "addGroupOwner"),
-    "containerParams.devices.*": ("path", "permission", "addGroupOwner"),
-    "pubsubTopics.*": ("topic", "type"),
-}
-
 #: Top-level keys of a Lambda component's configuration that are not the Lambda manager's:
 #: ``accessControl`` (its IPC policies, checked by the deployment on every component).
 OTHER_KEYS = ("accessControl",)
-
-#: Import-API parameter names (``LambdaExecutionParameters``) people write into a deployment's
-#: configuration, and the recipe key each one is (None: not a configuration key at all).
-API_NAMES: Mapping[str, str | None] = {
-    "isolationMode": str(Key.CONTAINER_MODE),
-    "memorySizeInKB": "containerParams.memorySize",
-    "environmentVariables": "lambdaExecutionParameters.EnvironmentVariables",
-    "eventSources": str(Key.EVENT_SOURCES),
-    "linuxProcessParams": f"{Key.CONTAINER_MODE} and {Key.CONTAINER_PARAMS}",
-    "execArgs": None,
-}
-
-
-def all_keys() -> list[str]:
-    """Every configuration key path the parser reads (``containerParams.memorySize`` ...)."""
-    out = [str(k) for k in Key]
-    for parent, keys in SUBKEYS.items():
-        out.extend(f"{parent}.{k}" for k in keys)
-    return out
 
 
 def _check_keys(value: Mapping[str, Any], known: tuple[str, ...], path: str) -> None:
@@ -200,7 +160,7 @@ def _check_keys(value: Mapping[str, Any], known: tuple[str, ...], path: str) -> 
 def _check_top_level(cfg: Mapping[str, Any]) -> None:
     """Refuse a top-level key that is a near miss of a Lambda key or an import-API name:
     the function's own keys are anything else."""
-    known = (*(str(k) for k in Key), *OTHER_KEYS)
+    known = (*CONFIG_KEYS, *OTHER_KEYS)
     for key in cfg:
         if key in known:
             continue
@@ -223,30 +183,37 @@ def _parse(cfg: Mapping[str, Any], strict: bool = False) -> LambdaConfig:
         raise ValidationError("", "the configuration must be an object", value=cfg)
     if strict:
         _check_top_level(cfg)
-    params = _mapping(cfg, Key.CONTAINER_PARAMS)
-    _check_keys(params, SUBKEYS[Key.CONTAINER_PARAMS], str(Key.CONTAINER_PARAMS))
-    lep = _mapping(cfg, Key.EXECUTION_PARAMETERS)
-    _check_keys(lep, SUBKEYS[Key.EXECUTION_PARAMETERS], str(Key.EXECUTION_PARAMETERS))
-    return LambdaConfig(
-        pinned=_bool(cfg, Key.PINNED, _DEFAULT.pinned),
-        timeout_s=_int(cfg, Key.TIMEOUT, 3, 1),
-        max_idle_s=_int(cfg, Key.MAX_IDLE, 60, 30),
-        max_instances=_int(cfg, Key.MAX_INSTANCES, 100, 1),
-        max_queue_size=_int(cfg, Key.MAX_QUEUE, 1000, 1),
-        status_timeout_s=_int(cfg, Key.STATUS_TIMEOUT, 60, 30),
-        encoding=_enum(cfg, Key.ENCODING, PayloadEncoding, PayloadEncoding.JSON),
-        container_mode=_enum(cfg, Key.CONTAINER_MODE, ContainerMode,
-                             ContainerMode.GREENGRASS_CONTAINER),
-        memory_kb=_int(params, "memorySize", 16384, 2048, "containerParams."),
-        mount_ro_sysfs=_bool(params, "mountROSysfs", False, "containerParams."),
-        ephemeral_storage_kb=(_int(params, "ephemeralStorageSize", 0, EPHEMERAL_MIN_KB,
-                                   "containerParams.")
-                              if params.get("ephemeralStorageSize") is not None else None),
-        volumes=_volumes(params),
-        devices=_devices(params),
-        environment=_environment(lep),
-        event_sources=_event_sources(cfg),
-    )
+    # The objects the Lambda manager owns (containerParams, lambdaExecutionParameters).
+    objects: dict[str, Mapping[str, Any]] = {"": cfg}
+    for top in CONFIG_KEYS:
+        if top in SUBKEYS:
+            objects[top] = _mapping(cfg, top)
+            _check_keys(objects[top], SUBKEYS[top], top)
+    values: dict[str, Any] = {}
+    for param in CONFIGURATION:
+        parent, _, leaf = str(param.key).rpartition(".")
+        values[param.field] = _read(objects[parent], leaf, param, f"{parent}." if parent else "")
+    return LambdaConfig(**values)
+
+
+def _read(src: Mapping[str, Any], leaf: str, param: Parameter, prefix: str) -> Any:
+    """The value of ``param`` (``src[leaf]``, where ``src`` is at ``prefix``), checked."""
+    default = param.default
+    if param.kind is Kind.BOOLEAN:
+        assert isinstance(default, bool)
+        return _bool(src, leaf, default, prefix)
+    if param.kind is Kind.INTEGER:
+        assert param.minimum is not None
+        if default is None:             # optional: absent stays None (no default size)
+            return None if src.get(leaf) is None else _int(src, leaf, 0, param.minimum, prefix)
+        assert isinstance(default, int)
+        return _int(src, leaf, default, param.minimum, prefix)
+    if param.kind is Kind.ENUM:
+        assert isinstance(default, enum.StrEnum) and param.choices is not None
+        return _enum(src, leaf, param.choices, default, prefix)
+    if param.kind is Kind.STRINGS:
+        return _environment(src, prefix + leaf)
+    return _ENTRY_READERS[param.field](src, prefix + leaf)
 
 
 def _mapping(cfg: Mapping[str, Any], key: str, prefix: str = "") -> Mapping[str, Any]:
@@ -305,10 +272,10 @@ def _enum(cfg: Mapping[str, Any], key: str, kind: type[E], default: E,
                           allowed=" or ".join(m.value for m in kind))
 
 
-def _entries(params: Mapping[str, Any], key: str) -> list[tuple[str, Mapping[str, Any]]]:
-    """``{"0": {...}, "1": {...}}`` (or a list) as (path, entry) pairs in index order."""
-    raw = params.get(key)
-    path = f"containerParams.{key}"
+def _entries(params: Mapping[str, Any], path: str) -> list[tuple[str, Mapping[str, Any]]]:
+    """``{"0": {...}, "1": {...}}`` (or a list) at ``path`` as (path, entry) pairs in index
+    order."""
+    raw = params.get(path.rsplit(".", 1)[-1])
     if raw is None:
         return []
     if isinstance(raw, list):
@@ -351,9 +318,9 @@ def _under(path: str, root: str) -> bool:
     return p == PurePosixPath(root) or PurePosixPath(root) in p.parents
 
 
-def _volumes(params: Mapping[str, Any]) -> tuple[VolumeMount, ...]:
+def _volumes(params: Mapping[str, Any], at: str) -> tuple[VolumeMount, ...]:
     out = []
-    for path, entry in _entries(params, "volumes"):
+    for path, entry in _entries(params, at):
         src = _abs_path(entry, "sourcePath", path)
         dst = _abs_path(entry, "destinationPath", path)
         if _under(src, "/sys"):
@@ -367,9 +334,9 @@ def _volumes(params: Mapping[str, Any]) -> tuple[VolumeMount, ...]:
     return tuple(out)
 
 
-def _devices(params: Mapping[str, Any]) -> tuple[DeviceMount, ...]:
+def _devices(params: Mapping[str, Any], at: str) -> tuple[DeviceMount, ...]:
     out = []
-    for path, entry in _entries(params, "devices"):
+    for path, entry in _entries(params, at):
         dev = _abs_path(entry, "path", path)
         if not _under(dev, "/dev") or dev == "/dev":
             raise ValidationError(f"{path}.path", "must be a device under /dev", value=dev,
@@ -379,11 +346,10 @@ def _devices(params: Mapping[str, Any]) -> tuple[DeviceMount, ...]:
     return tuple(out)
 
 
-def _environment(lep: Mapping[str, Any]) -> dict[str, str]:
-    raw = lep.get(ENVIRONMENT_VARIABLES_PATH[1])
+def _environment(lep: Mapping[str, Any], path: str) -> dict[str, str]:
+    raw = lep.get(path.rsplit(".", 1)[-1])
     if raw is None:
         return {}
-    path = ".".join(ENVIRONMENT_VARIABLES_PATH)
     if not isinstance(raw, Mapping):
         raise ValidationError(path, "must be an object", value=raw,
                               allowed="an object of name: string")
@@ -404,23 +370,23 @@ def _environment(lep: Mapping[str, Any]) -> dict[str, str]:
     return env
 
 
-def _event_sources(cfg: Mapping[str, Any]) -> tuple[EventSource, ...]:
-    raw = cfg.get(Key.EVENT_SOURCES)
+def _event_sources(cfg: Mapping[str, Any], at: str) -> tuple[EventSource, ...]:
+    raw = cfg.get(at)
     if raw is None:
         return ()
     if isinstance(raw, list):
         items = [(str(i), v) for i, v in enumerate(raw)]
     elif isinstance(raw, Mapping):
-        items = list(raw.items())
+        items = list(raw.items())          # in the order given (not sorted, unlike mounts)
     else:
-        raise ValidationError("pubsubTopics", "must be an object keyed by index", value=raw,
+        raise ValidationError(at, "must be an object keyed by index", value=raw,
                               allowed='{"0": {"topic": ..., "type": "PUB_SUB"}}')
     out = []
     for index, entry in items:
-        path = f"pubsubTopics.{index}"
+        path = f"{at}.{index}"
         if not isinstance(entry, Mapping):
             raise ValidationError(path, "must be an object", value=entry)
-        _check_keys(entry, SUBKEYS["pubsubTopics.*"], path)
+        _check_keys(entry, SUBKEYS[f"{at}.*"], path)
         topic = entry.get("topic")
         if not isinstance(topic, str) or not topic:
             raise ValidationError(f"{path}.topic", "must be a non-empty topic", value=topic,
@@ -428,3 +394,10 @@ def _event_sources(cfg: Mapping[str, Any]) -> tuple[EventSource, ...]:
         kind = _enum(entry, "type", EventSourceType, EventSourceType.PUB_SUB, f"{path}.")
         out.append(EventSource(topic, kind))
     return tuple(out)
+
+
+_ENTRY_READERS: dict[str, Callable[[Mapping[str, Any], str], tuple[Any, ...]]] = {
+    "volumes": _volumes,
+    "devices": _devices,
+    "event_sources": _event_sources,
+}

@@ -35,7 +35,6 @@ from typing import Any
 from sprig.disk import DiskFull, disk_full_error, is_disk_full
 from sprig.errors import LaunchError
 from sprig.functions import errors, results
-from sprig.functions.config import PayloadEncoding
 from sprig.functions.durable import EventJournal
 from sprig.functions.invocation import (
     EVENT_PAYLOAD_LIMIT,
@@ -49,6 +48,7 @@ from sprig.functions.pool import Dispatch, Pool, StartWorker, StopWorker, Worker
 from sprig.functions.runtimes import ResolvedRuntime
 from sprig.functions.stats import InvocationStats
 from sprig.functions.worker import FunctionSpec, Worker, WorkerExited, WorkerTimeout
+from sprig.lambda_params import PayloadEncoding
 from sprig.runtime_api import Job, Outcome, error_document
 
 LogSink = Callable[[str, str], None]

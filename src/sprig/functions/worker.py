@@ -23,10 +23,12 @@ from typing import Any
 
 from sprig.functions.config import LambdaConfig
 from sprig.functions.runtimes import ResolvedRuntime, resolve
+from sprig.lambda_params import ContainerMode
 from sprig.launcher import users
 from sprig.launcher.process import ExitStatus, LaunchedProcess, spawn
 from sprig.launcher.registry import REGISTRY, Refusals, peer_in
-from sprig.launcher.spec import ContainerMode, LaunchSpec, Mount, ResourceLimits, RunAs
+from sprig.launcher.spec import LaunchSpec, Mount, ResourceLimits
+from sprig.run_as import RunAs
 from sprig.runtime_api import Job, Outcome, RuntimeSession, SessionAborted, wire
 
 ROUTER_FUNCTION_ARN = "arn:aws:lambda:::function:GGRouter"

@@ -4,7 +4,10 @@ configuration (``aws lambda get-function-configuration``).
 
 Each validator returns a *partial* document in the ``lambdaFunction`` shape: only the fields the
 input gave, already type- and range-checked, so :mod:`sprig.lambda_import.params` can layer them
-(flags > lambdaFunction > function configuration > defaults) without re-checking.
+(flags > lambdaFunction > function configuration > defaults) without re-checking. The keys of
+``componentLambdaParameters``, their types and ranges come from the one table of Lambda
+parameters (:data:`sprig.lambda_params.PARAMETERS`), and so does the conversion between that
+document and the :class:`~sprig.functions.config.LambdaConfig` it describes.
 """
 
 from __future__ import annotations
@@ -18,31 +21,34 @@ from typing import Any
 import nodesemver
 import yaml
 
+from sprig.functions.config import LambdaConfig
 from sprig.lambda_import import checks as c
-from sprig.lambda_import.model import (
-    DEVICE_PATH_PREFIX,
-    INVALID_VOLUME_DESTINATIONS,
-    INVALID_VOLUME_SOURCES,
-    RANGES,
-    DependencyType,
-    EncodingType,
+from sprig.lambda_params import (
+    API_PARAMETERS,
+    BY_API,
+    BY_FIELD,
+    CONFIGURATION,
+    DEVICE_DIRECTORY,
+    VOLUME_DESTINATIONS_REFUSED,
+    VOLUME_SOURCES_REFUSED,
     EventSourceType,
-    IsolationMode,
-    Permission,
+    Kind,
+    MountPermission,
+    Parameter,
+    api_keys,
+    entry_document,
+    entry_from_document,
+    get_path,
+    set_path,
 )
+from sprig.recipe.model import DependencyType
 
 LAMBDA_FUNCTION_KEYS = ("lambdaArn", "componentName", "componentVersion", "componentPlatforms",
                         "componentDependencies", "componentLambdaParameters")
 CREATE_COMPONENT_VERSION_KEYS = ("inlineRecipe", "lambdaFunction", "tags", "clientToken")
-PARAMETER_KEYS = ("eventSources", "maxQueueSize", "maxInstancesCount", "maxIdleTimeInSeconds",
-                  "timeoutInSeconds", "statusTimeoutInSeconds", "pinned",
-                  "inputPayloadEncodingType", "execArgs", "environmentVariables",
-                  "linuxProcessParams")
-LINUX_KEYS = ("isolationMode", "containerParams")
-CONTAINER_KEYS = ("memorySizeInKB", "mountROSysfs", "volumes", "devices")
-VOLUME_KEYS = ("sourcePath", "destinationPath", "permission", "addGroupOwner")
-DEVICE_KEYS = ("path", "permission", "addGroupOwner")
-EVENT_SOURCE_KEYS = ("topic", "type")
+VOLUME_KEYS = BY_FIELD["volumes"].items
+DEVICE_KEYS = BY_FIELD["devices"].items
+EVENT_SOURCE_KEYS = BY_FIELD["event_sources"].items
 PLATFORM_KEYS = ("name", "attributes")
 DEPENDENCY_KEYS = ("versionRequirement", "dependencyType")
 
@@ -85,7 +91,7 @@ def check_event_source(value: Any, path: str, source: str | None) -> dict[str, A
 def _mount_options(doc: dict[str, Any], path: str, source: str | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if c.get(doc, "permission") is not None:
-        out["permission"] = c.enum(doc["permission"], Permission, f"{path}.permission",
+        out["permission"] = c.enum(doc["permission"], MountPermission, f"{path}.permission",
                                    source).value
     if c.get(doc, "addGroupOwner") is not None:
         out["addGroupOwner"] = c.boolean(doc["addGroupOwner"], f"{path}.addGroupOwner", source)
@@ -99,17 +105,17 @@ def check_volume(value: Any, path: str, source: str | None) -> dict[str, Any]:
         if c.get(doc, key) is None:
             raise c.fail(f"{path}.{key}", "is required", source, has_value=False)
     src = c.abs_path(doc["sourcePath"], f"{path}.sourcePath", source)
-    for bad in INVALID_VOLUME_SOURCES:
+    for bad in VOLUME_SOURCES_REFUSED:
         if c.is_under(src, bad):
             raise c.fail(f"{path}.sourcePath", f"must not be under {bad} (use mountROSysfs "
                          "to read /sys)", source, value=doc["sourcePath"],
-                         allowed=f"an absolute path outside {', '.join(INVALID_VOLUME_SOURCES)}")
+                         allowed=f"an absolute path outside {', '.join(VOLUME_SOURCES_REFUSED)}")
     dst = c.abs_path(doc["destinationPath"], f"{path}.destinationPath", source)
-    for bad in INVALID_VOLUME_DESTINATIONS:
+    for bad in VOLUME_DESTINATIONS_REFUSED:
         if c.is_under(dst, bad):
             raise c.fail(f"{path}.destinationPath", f"must not be under {bad}", source,
                          value=doc["destinationPath"], allowed="an absolute path outside "
-                         f"{', '.join(INVALID_VOLUME_DESTINATIONS)}")
+                         f"{', '.join(VOLUME_DESTINATIONS_REFUSED)}")
     return {"sourcePath": src, "destinationPath": dst, **_mount_options(doc, path, source)}
 
 
@@ -119,33 +125,10 @@ def check_device(value: Any, path: str, source: str | None) -> dict[str, Any]:
     if c.get(doc, "path") is None:
         raise c.fail(f"{path}.path", "is required", source, has_value=False)
     dev = c.abs_path(doc["path"], f"{path}.path", source)
-    if not dev.startswith(DEVICE_PATH_PREFIX + "/"):
-        raise c.fail(f"{path}.path", f"must be a device under {DEVICE_PATH_PREFIX}/", source,
-                     value=doc["path"], allowed=f"a path under {DEVICE_PATH_PREFIX}/")
+    if not dev.startswith(DEVICE_DIRECTORY + "/"):
+        raise c.fail(f"{path}.path", f"must be a device under {DEVICE_DIRECTORY}/", source,
+                     value=doc["path"], allowed=f"a path under {DEVICE_DIRECTORY}/")
     return {"path": dev, **_mount_options(doc, path, source)}
-
-
-def _ranged(doc: dict[str, Any], key: str, name: str, path: str, source: str | None) -> int:
-    r = RANGES[name]
-    return c.integer(doc[key], f"{path}.{key}", source, r.min, r.max)
-
-
-def check_container_params(value: Any, path: str, source: str | None) -> dict[str, Any]:
-    doc = c.obj(value, path, source, CONTAINER_KEYS)
-    out: dict[str, Any] = {}
-    if c.get(doc, "memorySizeInKB") is not None:
-        out["memorySizeInKB"] = _ranged(doc, "memorySizeInKB", "memorySizeInKB", path, source)
-    if c.get(doc, "mountROSysfs") is not None:
-        out["mountROSysfs"] = c.boolean(doc["mountROSysfs"], f"{path}.mountROSysfs", source)
-    if c.get(doc, "volumes") is not None:
-        out["volumes"] = [check_volume(v, f"{path}.volumes[{i}]", source)
-                          for i, v in enumerate(c.array(doc["volumes"], f"{path}.volumes",
-                                                        source))]
-    if c.get(doc, "devices") is not None:
-        out["devices"] = [check_device(v, f"{path}.devices[{i}]", source)
-                          for i, v in enumerate(c.array(doc["devices"], f"{path}.devices",
-                                                        source))]
-    return out
 
 
 def check_environment(value: Any, path: str, source: str | None) -> dict[str, str]:
@@ -157,40 +140,82 @@ def check_environment(value: Any, path: str, source: str | None) -> dict[str, st
     return env
 
 
+_ENTRY_CHECKS = {"volumes": check_volume, "devices": check_device,
+                 "event_sources": check_event_source}
+
+
+def _check_value(param: Parameter, value: Any, path: str, source: str | None) -> Any:
+    """One parameter's value in the import API, checked as its table row says."""
+    if param.kind is Kind.INTEGER:
+        assert param.minimum is not None and param.maximum is not None
+        return c.integer(value, path, source, param.minimum, param.maximum)
+    if param.kind is Kind.BOOLEAN:
+        return c.boolean(value, path, source)
+    if param.kind is Kind.ENUM:
+        assert param.choices is not None
+        return c.enum(value, param.choices, path, source).value
+    if param.kind is Kind.STRINGS:
+        return check_environment(value, path, source)
+    if param.kind is Kind.ARGS:
+        return c.string_list(value, path, source)
+    check = _ENTRY_CHECKS[param.field]
+    return [check(v, f"{path}[{i}]", source) for i, v in enumerate(c.array(value, path, source))]
+
+
+def _check_object(value: Any, path: str, source: str | None, prefix: str) -> dict[str, Any]:
+    """The object at API path ``prefix`` (``""``: ``componentLambdaParameters`` itself)."""
+    keys = api_keys(prefix)
+    doc = c.obj(value, path, source, keys)
+    out: dict[str, Any] = {}
+    for key in keys:
+        if c.get(doc, key) is None:
+            continue
+        full = f"{prefix}.{key}" if prefix else key
+        param = BY_API.get(full)
+        out[key] = (_check_object(doc[key], f"{path}.{key}", source, full) if param is None
+                    else _check_value(param, doc[key], f"{path}.{key}", source))
+    return out
+
+
 def check_lambda_parameters(value: Any, path: str, source: str | None) -> dict[str, Any]:
     """Validate ``componentLambdaParameters`` (``LambdaExecutionParameters``)."""
-    doc = c.obj(value, path, source, PARAMETER_KEYS)
+    return _check_object(value, path, source, "")
+
+
+def config_from_parameters(doc: dict[str, Any]) -> tuple[LambdaConfig, tuple[str, ...]]:
+    """A validated (possibly partial) ``componentLambdaParameters``: the configuration it
+    describes (defaults for what it omits) and its ``execArgs``."""
+    values: dict[str, Any] = {}
+    for param in CONFIGURATION:
+        if param.api is None:
+            continue
+        raw = get_path(doc, param.api)
+        if raw is None:
+            continue
+        if param.kind is Kind.ENUM:
+            assert param.choices is not None
+            values[param.field] = param.choices(raw)
+        elif param.kind is Kind.ENTRIES:
+            values[param.field] = tuple(entry_from_document(param.field, e) for e in raw)
+        elif param.kind is Kind.STRINGS:
+            values[param.field] = dict(raw)
+        else:
+            values[param.field] = raw
+    return LambdaConfig(**values), tuple(doc.get(BY_FIELD["exec_args"].api_path, ()))
+
+
+def parameters_document(config: LambdaConfig, exec_args: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The whole ``componentLambdaParameters`` of ``config`` and ``exec_args`` (every key)."""
     out: dict[str, Any] = {}
-    for key in ("maxQueueSize", "maxInstancesCount", "maxIdleTimeInSeconds", "timeoutInSeconds",
-                "statusTimeoutInSeconds"):
-        if c.get(doc, key) is not None:
-            out[key] = _ranged(doc, key, key, path, source)
-    if c.get(doc, "eventSources") is not None:
-        out["eventSources"] = [
-            check_event_source(v, f"{path}.eventSources[{i}]", source)
-            for i, v in enumerate(c.array(doc["eventSources"], f"{path}.eventSources", source))]
-    if c.get(doc, "pinned") is not None:
-        out["pinned"] = c.boolean(doc["pinned"], f"{path}.pinned", source)
-    if c.get(doc, "inputPayloadEncodingType") is not None:
-        out["inputPayloadEncodingType"] = c.enum(
-            doc["inputPayloadEncodingType"], EncodingType, f"{path}.inputPayloadEncodingType",
-            source).value
-    if c.get(doc, "execArgs") is not None:
-        out["execArgs"] = c.string_list(doc["execArgs"], f"{path}.execArgs", source)
-    if c.get(doc, "environmentVariables") is not None:
-        out["environmentVariables"] = check_environment(
-            doc["environmentVariables"], f"{path}.environmentVariables", source)
-    if c.get(doc, "linuxProcessParams") is not None:
-        lpath = f"{path}.linuxProcessParams"
-        linux = c.obj(doc["linuxProcessParams"], lpath, source, LINUX_KEYS)
-        lout: dict[str, Any] = {}
-        if c.get(linux, "isolationMode") is not None:
-            lout["isolationMode"] = c.enum(linux["isolationMode"], IsolationMode,
-                                           f"{lpath}.isolationMode", source).value
-        if c.get(linux, "containerParams") is not None:
-            lout["containerParams"] = check_container_params(
-                linux["containerParams"], f"{lpath}.containerParams", source)
-        out["linuxProcessParams"] = lout
+    for param in API_PARAMETERS:
+        value: Any = exec_args if param.kind is Kind.ARGS else getattr(config, param.field)
+        if param.kind is Kind.ENUM:
+            value = value.value
+        elif param.kind is Kind.ENTRIES:
+            value = [entry_document(e) for e in value]
+        elif param.kind in (Kind.STRINGS, Kind.ARGS):
+            value = dict(value) if param.kind is Kind.STRINGS else list(value)
+        set_path(out, param.api_path, value)
     return out
 
 
@@ -344,13 +369,15 @@ def check_function_configuration(value: Any, source: str | None = FUNCTION_CONFI
                      source, value=doc["PackageType"], allowed="Zip")
     params: dict[str, Any] = {}
     if c.get(doc, "Timeout") is not None:
-        r = RANGES["timeoutInSeconds"]
-        params["timeoutInSeconds"] = c.integer(doc["Timeout"], "Timeout", source, r.min, r.max)
+        timeout = BY_FIELD["timeout_s"]
+        assert timeout.minimum is not None and timeout.maximum is not None
+        params[timeout.api_path] = c.integer(doc["Timeout"], "Timeout", source, timeout.minimum,
+                                        timeout.maximum)
     env_doc = doc.get("Environment")
     if env_doc is not None:
         env = c.obj(env_doc, "Environment", source, ("Variables", "Error"))
         if c.get(env, "Variables") is not None:
-            params["environmentVariables"] = check_environment(
+            params[BY_FIELD["environment"].api_path] = check_environment(
                 env["Variables"], "Environment.Variables", source)
     arches = tuple(c.string_list(doc.get("Architectures") or [], "Architectures", source))
     for i, arch in enumerate(arches):

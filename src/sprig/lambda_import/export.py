@@ -6,20 +6,23 @@ floats (``3.0``) or strings, maps keyed ``"0"``, ``"1"``… stand for lists, vol
 ``source``/``destination`` (seen in a Greengrass test fixture) instead of ``sourcePath``/
 ``destinationPath``, and event-source types may be spelled ``Pubsub``/``IotCore`` (AWS-provided
 Lambda components). All of those are accepted and normalised. Missing keys take their defaults,
-so the result is the *effective* parameters.
+so the result is the *effective* parameters. Which key goes where, and its default, is the one
+table of Lambda parameters (:data:`sprig.lambda_params.PARAMETERS`).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from enum import StrEnum
 from typing import Any
 
 import yaml
 
-from sprig.lambda_import.model import LambdaParameters
 from sprig.lambda_import.recipe import ENV_EXEC_ARGS, HANDLER_ARG
+from sprig.lambda_params import API_PARAMETERS, Kind, Parameter, get_path, set_path
 
+ARGS_KEY = next(p.api_path for p in API_PARAMETERS if p.kind is Kind.ARGS)
 _TYPE_ALIASES = {"pubsub": "PUB_SUB", "pub_sub": "PUB_SUB", "iotcore": "IOT_CORE",
                  "iot_core": "IOT_CORE"}
 
@@ -59,51 +62,53 @@ def _mount_options(entry: Mapping[str, Any]) -> dict[str, Any]:
             "addGroupOwner": _bool(entry.get("addGroupOwner"), False)}
 
 
+def _volume(entry: Mapping[str, Any]) -> dict[str, Any]:
+    return {"sourcePath": str(entry.get("sourcePath", entry.get("source", ""))),
+            "destinationPath": str(entry.get("destinationPath", entry.get("destination", ""))),
+            **_mount_options(entry)}
+
+
+def _device(entry: Mapping[str, Any]) -> dict[str, Any]:
+    return {"path": str(entry.get("path", "")), **_mount_options(entry)}
+
+
+def _event_source(entry: Mapping[str, Any]) -> dict[str, Any]:
+    kind = str(entry.get("type", ""))
+    return {"topic": str(entry.get("topic", "")),
+            "type": _TYPE_ALIASES.get(kind.lower(), str(entry.get("type", "PUB_SUB")))}
+
+
+_ENTRIES = {"volumes": _volume, "devices": _device, "event_sources": _event_source}
+
+
+def _lenient(param: Parameter, raw: Any) -> Any:
+    """``raw`` read back from a device as the import API spells ``param``'s value."""
+    default = param.default
+    if param.kind is Kind.INTEGER:
+        assert isinstance(default, int)
+        return _int(raw, default)
+    if param.kind is Kind.BOOLEAN:
+        assert isinstance(default, bool)
+        return _bool(raw, default)
+    if param.kind is Kind.ENUM:
+        assert isinstance(default, StrEnum)
+        return str(raw or default.value)
+    if param.kind is Kind.STRINGS:
+        return {str(k): str(v) for k, v in raw.items()} if isinstance(raw, Mapping) else {}
+    if param.kind is Kind.ARGS:
+        return []
+    return [_ENTRIES[param.field](e) for e in _entries(raw) if isinstance(e, Mapping)]
+
+
 def configuration_to_lambda_parameters(config: Mapping[str, Any]) -> dict[str, Any]:
     """Map a Lambda component's configuration (reference §2.2 keys) to
     ``componentLambdaParameters``. ``execArgs`` is not configuration (it lives in the recipe's
     setenv; see :func:`exec_args_from_recipe`), so it is returned empty."""
-    d = LambdaParameters()
-    cp_default = d.container_params
-    lep = config.get("lambdaExecutionParameters")
-    env = lep.get("EnvironmentVariables") if isinstance(lep, Mapping) else None
-    cp = config.get("containerParams")
-    cp = cp if isinstance(cp, Mapping) else {}
-    volumes = [{"sourcePath": str(v.get("sourcePath", v.get("source", ""))),
-                "destinationPath": str(v.get("destinationPath", v.get("destination", ""))),
-                **_mount_options(v)}
-               for v in _entries(cp.get("volumes")) if isinstance(v, Mapping)]
-    devices = [{"path": str(v.get("path", "")), **_mount_options(v)}
-               for v in _entries(cp.get("devices")) if isinstance(v, Mapping)]
-    sources = [{"topic": str(e.get("topic", "")),
-                "type": _TYPE_ALIASES.get(str(e.get("type", "")).lower(),
-                                          str(e.get("type", "PUB_SUB")))}
-               for e in _entries(config.get("pubsubTopics")) if isinstance(e, Mapping)]
-    return {
-        "eventSources": sources,
-        "maxQueueSize": _int(config.get("maxQueueSize"), d.max_queue_size),
-        "maxInstancesCount": _int(config.get("maxInstancesCount"), d.max_instances_count),
-        "maxIdleTimeInSeconds": _int(config.get("maxIdleTimeInSeconds"),
-                                     d.max_idle_time_in_seconds),
-        "timeoutInSeconds": _int(config.get("timeoutInSeconds"), d.timeout_in_seconds),
-        "statusTimeoutInSeconds": _int(config.get("statusTimeoutInSeconds"),
-                                       d.status_timeout_in_seconds),
-        "pinned": _bool(config.get("pinned"), d.pinned),
-        "inputPayloadEncodingType": str(config.get("inputPayloadEncodingType")
-                                        or d.input_payload_encoding_type.value),
-        "execArgs": [],
-        "environmentVariables": {str(k): str(v) for k, v in env.items()}
-        if isinstance(env, Mapping) else {},
-        "linuxProcessParams": {
-            "isolationMode": str(config.get("containerMode") or d.isolation_mode.value),
-            "containerParams": {
-                "memorySizeInKB": _int(cp.get("memorySize"), cp_default.memory_size_kb),
-                "mountROSysfs": _bool(cp.get("mountROSysfs"), cp_default.mount_ro_sysfs),
-                "volumes": volumes,
-                "devices": devices,
-            },
-        },
-    }
+    out: dict[str, Any] = {}
+    for param in API_PARAMETERS:
+        raw = get_path(config, param.key) if param.key is not None else None
+        set_path(out, param.api_path, _lenient(param, raw))
+    return out
 
 
 def _get_ci(doc: Mapping[str, Any], key: str) -> Any:
@@ -151,7 +156,7 @@ def effective_lambda_function(details: Mapping[str, Any]) -> dict[str, Any]:
     recipe = details.get("recipe")
     config = details.get("configuration")
     params = configuration_to_lambda_parameters(config if isinstance(config, Mapping) else {})
-    params["execArgs"] = exec_args_from_recipe(recipe)
+    params[ARGS_KEY] = exec_args_from_recipe(recipe)
     out: dict[str, Any] = {}
     arn: Any = None
     if isinstance(recipe, Mapping):
@@ -168,33 +173,3 @@ def effective_lambda_function(details: Mapping[str, Any]) -> dict[str, Any]:
         out["componentVersion"] = str(details["version"])
     out["componentLambdaParameters"] = params
     return {"lambdaFunction": out}
-
-
-def lambda_parameters_to_document(p: LambdaParameters) -> dict[str, Any]:
-    """A full :class:`LambdaParameters` in the ``componentLambdaParameters`` shape (the same
-    shape :func:`configuration_to_lambda_parameters` returns)."""
-    cp = p.container_params
-    return {
-        "eventSources": [{"topic": e.topic, "type": e.type.value} for e in p.event_sources],
-        "maxQueueSize": p.max_queue_size,
-        "maxInstancesCount": p.max_instances_count,
-        "maxIdleTimeInSeconds": p.max_idle_time_in_seconds,
-        "timeoutInSeconds": p.timeout_in_seconds,
-        "statusTimeoutInSeconds": p.status_timeout_in_seconds,
-        "pinned": p.pinned,
-        "inputPayloadEncodingType": p.input_payload_encoding_type.value,
-        "execArgs": list(p.exec_args),
-        "environmentVariables": dict(p.environment_variables),
-        "linuxProcessParams": {
-            "isolationMode": p.isolation_mode.value,
-            "containerParams": {
-                "memorySizeInKB": cp.memory_size_kb,
-                "mountROSysfs": cp.mount_ro_sysfs,
-                "volumes": [{"sourcePath": v.source_path, "destinationPath": v.destination_path,
-                             "permission": v.permission.value,
-                             "addGroupOwner": v.add_group_owner} for v in cp.volumes],
-                "devices": [{"path": d.path, "permission": d.permission.value,
-                             "addGroupOwner": d.add_group_owner} for d in cp.devices],
-            },
-        },
-    }

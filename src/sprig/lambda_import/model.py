@@ -1,65 +1,20 @@
-"""The values an import produces: a Lambda function described as Greengrass describes it.
+"""What an import produces: a Lambda function described as Greengrass describes it.
 
-Names, defaults and ranges follow reference/greengrass-lambda.md §1.2-1.5 (the
-``LambdaFunctionRecipeSource`` and ``LambdaExecutionParameters`` API shapes) and the minimums of
-§1.4, which come from the Greengrass service's own validation constants.
+The function's parameters are a :class:`~sprig.functions.config.LambdaConfig` (the same value
+the Lambda manager runs with; its keys, defaults and ranges are
+:data:`sprig.lambda_params.PARAMETERS`) plus its ``execArgs``, which the recipe keeps in its
+Setenv. The rest is what the Greengrass service adds when it imports a function (reference
+§1.5, §2.1, §3): the runtimes it accepts, the dependencies it injects, the ARN of an offline
+import.
 """
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-
-class IsolationMode(enum.StrEnum):
-    GREENGRASS_CONTAINER = "GreengrassContainer"
-    NO_CONTAINER = "NoContainer"
-
-
-from sprig.functions.config import EventSourceType as EventSourceType  # noqa: E402  (one home)
-
-
-class Permission(enum.StrEnum):
-    RO = "ro"
-    RW = "rw"
-
-
-class EncodingType(enum.StrEnum):
-    JSON = "json"
-    BINARY = "binary"
-
-
-class DependencyType(enum.StrEnum):
-    HARD = "HARD"
-    SOFT = "SOFT"
-
-
-@dataclass(frozen=True)
-class Range:
-    default: int
-    min: int
-    max: int = 2147483647
-
-
-# componentLambdaParameters integer fields: default, min, max (reference §1.3, §1.4).
-RANGES: Mapping[str, Range] = {
-    "timeoutInSeconds": Range(3, 1),
-    "statusTimeoutInSeconds": Range(60, 30),
-    "maxQueueSize": Range(1000, 1),
-    "maxInstancesCount": Range(100, 1),
-    "maxIdleTimeInSeconds": Range(60, 30),
-    "memorySizeInKB": Range(16384, 2048),
-}
-
-DEFAULT_PINNED = True
-DEFAULT_ISOLATION = IsolationMode.GREENGRASS_CONTAINER
-DEFAULT_ENCODING = EncodingType.JSON
-DEFAULT_PERMISSION = Permission.RO
-
-DEVICE_PATH_PREFIX = "/dev"
-INVALID_VOLUME_SOURCES = ("/sys",)
-INVALID_VOLUME_DESTINATIONS = ("/proc",)
+from sprig.functions.config import LambdaConfig
+from sprig.recipe.model import Dependency
 
 # Runtimes a Lambda component may use: every Lambda version of Python, Node.js and Java
 # (reference §1.5: Greengrass adds no restriction on deprecated versions), plus ``provided``
@@ -84,64 +39,11 @@ DEFAULT_REGION = "us-east-1"
 
 
 @dataclass(frozen=True)
-class EventSource:
-    topic: str
-    type: EventSourceType
-
-
-@dataclass(frozen=True)
-class VolumeMount:
-    source_path: str
-    destination_path: str
-    permission: Permission = DEFAULT_PERMISSION
-    add_group_owner: bool = False
-
-
-@dataclass(frozen=True)
-class DeviceMount:
-    path: str
-    permission: Permission = DEFAULT_PERMISSION
-    add_group_owner: bool = False
-
-
-@dataclass(frozen=True)
-class ContainerParams:
-    memory_size_kb: int = RANGES["memorySizeInKB"].default
-    mount_ro_sysfs: bool = False
-    volumes: tuple[VolumeMount, ...] = ()
-    devices: tuple[DeviceMount, ...] = ()
-
-
-@dataclass(frozen=True)
-class LambdaParameters:
-    """``componentLambdaParameters`` with every default filled in."""
-
-    event_sources: tuple[EventSource, ...] = ()
-    max_queue_size: int = RANGES["maxQueueSize"].default
-    max_instances_count: int = RANGES["maxInstancesCount"].default
-    max_idle_time_in_seconds: int = RANGES["maxIdleTimeInSeconds"].default
-    timeout_in_seconds: int = RANGES["timeoutInSeconds"].default
-    status_timeout_in_seconds: int = RANGES["statusTimeoutInSeconds"].default
-    pinned: bool = DEFAULT_PINNED
-    input_payload_encoding_type: EncodingType = DEFAULT_ENCODING
-    exec_args: tuple[str, ...] = ()
-    environment_variables: Mapping[str, str] = field(default_factory=dict)
-    isolation_mode: IsolationMode = DEFAULT_ISOLATION
-    container_params: ContainerParams = field(default_factory=ContainerParams)
-
-
-@dataclass(frozen=True)
 class Platform:
     """A ``componentPlatforms`` entry: optional friendly name and the attributes to match."""
 
     attributes: Mapping[str, str]
     name: str | None = None
-
-
-@dataclass(frozen=True)
-class Dependency:
-    version_requirement: str
-    dependency_type: DependencyType = DependencyType.HARD
 
 
 @dataclass(frozen=True)
@@ -156,6 +58,7 @@ class LambdaComponent:
     runtime: str
     handler: str
     description: str
-    parameters: LambdaParameters = field(default_factory=LambdaParameters)
+    config: LambdaConfig = field(default_factory=LambdaConfig)
+    exec_args: tuple[str, ...] = ()
     platforms: tuple[Platform, ...] = ()
     dependencies: Mapping[str, Dependency] = field(default_factory=dict)

@@ -32,6 +32,7 @@ from sprig.lambda_import.documents import (
     check_environment,
     check_event_source,
     check_volume,
+    config_from_parameters,
 )
 from sprig.lambda_import.model import (
     DEFAULT_REGION,
@@ -39,23 +40,13 @@ from sprig.lambda_import.model import (
     LAMBDA_LAUNCHER,
     LAMBDA_RUNTIMES,
     OFFLINE_ACCOUNT,
-    RANGES,
     RUNTIMES,
     TOKEN_EXCHANGE_SERVICE,
-    ContainerParams,
-    Dependency,
-    DependencyType,
-    DeviceMount,
-    EncodingType,
-    EventSource,
-    EventSourceType,
-    IsolationMode,
     LambdaComponent,
-    LambdaParameters,
-    Permission,
     Platform,
-    VolumeMount,
 )
+from sprig.lambda_params import BY_FIELD, ContainerMode, EventSourceType, PayloadEncoding, set_path
+from sprig.recipe.model import Dependency, DependencyType
 
 FLAGS_SOURCE = "command line"
 
@@ -122,14 +113,15 @@ def parse_arn(arn: str, path: str, source: str | None) -> ParsedArn:
 
 # ---- flags -> partial lambdaFunction ----------------------------------------------------------
 
-def _flag_int(text: str, flag: str, name: str) -> int:
-    r = RANGES[name]
+def _flag_int(text: str, flag: str, field: str) -> int:
+    param = BY_FIELD[field]
+    assert param.minimum is not None and param.maximum is not None
     try:
         value = int(text, 10)
     except ValueError:
         raise c.fail(flag, "must be an integer", FLAGS_SOURCE, value=text,
-                     allowed=f"{r.min}..{r.max}") from None
-    return c.integer(value, flag, FLAGS_SOURCE, r.min, r.max)
+                     allowed=param.range_text) from None
+    return c.integer(value, flag, FLAGS_SOURCE, param.minimum, param.maximum)
 
 
 def _flag_event_source(text: str) -> dict[str, Any]:
@@ -183,35 +175,33 @@ def flags_layer(flags: ImportFlags) -> dict[str, Any]:
                                                           FLAGS_SOURCE)
     if flags.arn is not None:
         out["lambdaArn"] = flags.arn
-    params: dict[str, Any] = {}
+    # Each flag sets its parameter at the import API path the table gives.
+    given: dict[str, Any] = {}
     if flags.pinned is not None:
-        params["pinned"] = flags.pinned
+        given["pinned"] = flags.pinned
     if flags.timeout is not None:
-        params["timeoutInSeconds"] = _flag_int(flags.timeout, "--timeout", "timeoutInSeconds")
+        given["timeout_s"] = _flag_int(flags.timeout, "--timeout", "timeout_s")
     if flags.encoding is not None:
-        params["inputPayloadEncodingType"] = c.enum(flags.encoding, EncodingType, "--encoding",
-                                                    FLAGS_SOURCE).value
+        given["encoding"] = c.enum(flags.encoding, PayloadEncoding, "--encoding",
+                                   FLAGS_SOURCE).value
     if flags.event_sources:
-        params["eventSources"] = [_flag_event_source(t) for t in flags.event_sources]
+        given["event_sources"] = [_flag_event_source(t) for t in flags.event_sources]
     if flags.env:
-        params["environmentVariables"] = _flag_env(flags.env)
+        given["environment"] = _flag_env(flags.env)
     if flags.exec_args:
-        params["execArgs"] = list(flags.exec_args)
-    linux: dict[str, Any] = {}
+        given["exec_args"] = list(flags.exec_args)
     if flags.isolation is not None:
-        linux["isolationMode"] = c.enum(flags.isolation, IsolationMode, "--isolation",
-                                        FLAGS_SOURCE).value
-    container: dict[str, Any] = {}
+        given["container_mode"] = c.enum(flags.isolation, ContainerMode, "--isolation",
+                                         FLAGS_SOURCE).value
     if flags.memory_kb is not None:
-        container["memorySizeInKB"] = _flag_int(flags.memory_kb, "--memory-kb", "memorySizeInKB")
+        given["memory_kb"] = _flag_int(flags.memory_kb, "--memory-kb", "memory_kb")
     if flags.volumes:
-        container["volumes"] = [_flag_volume(t) for t in flags.volumes]
+        given["volumes"] = [_flag_volume(t) for t in flags.volumes]
     if flags.devices:
-        container["devices"] = [_flag_device(t) for t in flags.devices]
-    if container:
-        linux["containerParams"] = container
-    if linux:
-        params["linuxProcessParams"] = linux
+        given["devices"] = [_flag_device(t) for t in flags.devices]
+    params: dict[str, Any] = {}
+    for field, value in given.items():
+        set_path(params, BY_FIELD[field].api_path, value)
     if params:
         out["componentLambdaParameters"] = params
     return out
@@ -228,40 +218,6 @@ def merge(low: dict[str, Any], high: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
-
-
-def build_parameters(doc: dict[str, Any]) -> LambdaParameters:
-    """Turn a validated (possibly partial) ``componentLambdaParameters`` into the full value."""
-    linux = doc.get("linuxProcessParams", {})
-    cont = linux.get("containerParams", {})
-    d = LambdaParameters()
-    return LambdaParameters(
-        event_sources=tuple(EventSource(e["topic"], EventSourceType(e["type"]))
-                            for e in doc.get("eventSources", [])),
-        max_queue_size=doc.get("maxQueueSize", d.max_queue_size),
-        max_instances_count=doc.get("maxInstancesCount", d.max_instances_count),
-        max_idle_time_in_seconds=doc.get("maxIdleTimeInSeconds", d.max_idle_time_in_seconds),
-        timeout_in_seconds=doc.get("timeoutInSeconds", d.timeout_in_seconds),
-        status_timeout_in_seconds=doc.get("statusTimeoutInSeconds",
-                                          d.status_timeout_in_seconds),
-        pinned=doc.get("pinned", d.pinned),
-        input_payload_encoding_type=EncodingType(doc.get("inputPayloadEncodingType",
-                                                         d.input_payload_encoding_type)),
-        exec_args=tuple(doc.get("execArgs", ())),
-        environment_variables=dict(doc.get("environmentVariables", {})),
-        isolation_mode=IsolationMode(linux.get("isolationMode", d.isolation_mode)),
-        container_params=ContainerParams(
-            memory_size_kb=cont.get("memorySizeInKB", d.container_params.memory_size_kb),
-            mount_ro_sysfs=cont.get("mountROSysfs", d.container_params.mount_ro_sysfs),
-            volumes=tuple(VolumeMount(v["sourcePath"], v["destinationPath"],
-                                      Permission(v.get("permission", Permission.RO)),
-                                      v.get("addGroupOwner", False))
-                          for v in cont.get("volumes", [])),
-            devices=tuple(DeviceMount(v["path"], Permission(v.get("permission", Permission.RO)),
-                                      v.get("addGroupOwner", False))
-                          for v in cont.get("devices", [])),
-        ),
-    )
 
 
 def _resolve_arn(flags: ImportFlags, doc: dict[str, Any], config: FunctionConfiguration,
@@ -353,15 +309,16 @@ def resolve(flags: ImportFlags, lambda_function: dict[str, Any] | None = None,
         f"AWS Lambda function {arn.function_name} version {arn.version}"
     platforms = tuple(Platform(dict(p["attributes"]), p.get("name"))
                       for p in doc.get("componentPlatforms", []))
-    deps = {n: Dependency(d["versionRequirement"], DependencyType(d["dependencyType"]))
+    deps = {n: Dependency(n, d["versionRequirement"], DependencyType(d["dependencyType"]))
             for n, d in doc.get("componentDependencies", {}).items()}
     # Injected as the service does, overriding any user entry with the same name.
-    deps[LAMBDA_LAUNCHER] = Dependency(INJECTED_DEPENDENCY_RANGE, DependencyType.HARD)
-    deps[TOKEN_EXCHANGE_SERVICE] = Dependency(INJECTED_DEPENDENCY_RANGE, DependencyType.HARD)
-    deps[LAMBDA_RUNTIMES] = Dependency(INJECTED_DEPENDENCY_RANGE, DependencyType.SOFT)
+    for injected, kind in ((LAMBDA_LAUNCHER, DependencyType.HARD),
+                           (TOKEN_EXCHANGE_SERVICE, DependencyType.HARD),
+                           (LAMBDA_RUNTIMES, DependencyType.SOFT)):
+        deps[injected] = Dependency(injected, INJECTED_DEPENDENCY_RANGE, kind)
+    parameters, exec_args = config_from_parameters(doc.get("componentLambdaParameters", {}))
     return LambdaComponent(
         lambda_arn=arn.arn, function_name=arn.function_name, function_version=arn.version,
         component_name=name, component_version=version, runtime=runtime, handler=handler,
-        description=description,
-        parameters=build_parameters(doc.get("componentLambdaParameters", {})),
+        description=description, config=parameters, exec_args=exec_args,
         platforms=platforms, dependencies=deps)

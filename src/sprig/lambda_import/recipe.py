@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from sprig.functions.config import LambdaConfig
 from sprig.lambda_import.model import (
     JAVA_RUNTIMES,
     LAMBDA_LAUNCHER,
@@ -21,7 +22,6 @@ from sprig.lambda_import.model import (
     NODEJS_RUNTIMES,
     PYTHON_RUNTIMES,
     LambdaComponent,
-    LambdaParameters,
 )
 
 RECIPE_FORMAT_VERSION = "2020-01-25"
@@ -72,38 +72,23 @@ def runtime_exec_args(runtime: str, handler: str) -> list[str]:
 def exec_args_json(component: LambdaComponent) -> str:
     """The JSON array string, compact as the service's Jackson writer prints it."""
     args = runtime_exec_args(component.runtime, component.handler)
-    args.extend(component.parameters.exec_args)
+    args.extend(component.exec_args)
     return json.dumps(args, separators=(",", ":"), ensure_ascii=False)
 
 
-def default_configuration(p: LambdaParameters) -> dict[str, Any]:
+#: The order in which the service writes the configuration's top-level keys (reference §2.1);
+#: a key not listed follows in the table's order.
+AWS_CONFIGURATION_ORDER = ("lambdaExecutionParameters", "containerParams", "containerMode",
+                           "timeoutInSeconds", "maxInstancesCount", "inputPayloadEncodingType",
+                           "maxQueueSize", "pinned", "maxIdleTimeInSeconds",
+                           "statusTimeoutInSeconds", "pubsubTopics")
+
+
+def default_configuration(config: LambdaConfig) -> dict[str, Any]:
     """``ComponentConfiguration.DefaultConfiguration`` per the mapping of reference §2.2."""
-    cp = p.container_params
-    return {
-        "lambdaExecutionParameters": {"EnvironmentVariables": dict(p.environment_variables)},
-        "containerParams": {
-            "memorySize": cp.memory_size_kb,
-            "mountROSysfs": cp.mount_ro_sysfs,
-            "volumes": {str(i): {"sourcePath": v.source_path,
-                                 "destinationPath": v.destination_path,
-                                 "permission": v.permission.value,
-                                 "addGroupOwner": v.add_group_owner}
-                        for i, v in enumerate(cp.volumes)},
-            "devices": {str(i): {"path": d.path, "permission": d.permission.value,
-                                 "addGroupOwner": d.add_group_owner}
-                        for i, d in enumerate(cp.devices)},
-        },
-        "containerMode": p.isolation_mode.value,
-        "timeoutInSeconds": p.timeout_in_seconds,
-        "maxInstancesCount": p.max_instances_count,
-        "inputPayloadEncodingType": p.input_payload_encoding_type.value,
-        "maxQueueSize": p.max_queue_size,
-        "pinned": p.pinned,
-        "maxIdleTimeInSeconds": p.max_idle_time_in_seconds,
-        "statusTimeoutInSeconds": p.status_timeout_in_seconds,
-        "pubsubTopics": {str(i): {"topic": e.topic, "type": e.type.value}
-                         for i, e in enumerate(p.event_sources)},
-    }
+    doc = config.to_configuration()
+    rank = {key: i for i, key in enumerate(AWS_CONFIGURATION_ORDER)}
+    return dict(sorted(doc.items(), key=lambda kv: rank.get(kv[0], len(rank))))
 
 
 def artifact_entry(digest: str) -> dict[str, Any]:
@@ -148,7 +133,7 @@ def build_recipe(component: LambdaComponent, digest: str) -> dict[str, Any]:
         "ComponentPublisher": PUBLISHER,
         "ComponentSource": component.lambda_arn,
         "ComponentConfiguration": {
-            "DefaultConfiguration": default_configuration(component.parameters)},
+            "DefaultConfiguration": default_configuration(component.config)},
         "ComponentDependencies": {
             name: {"VersionRequirement": d.version_requirement,
                    "DependencyType": d.dependency_type.value}

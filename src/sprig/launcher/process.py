@@ -29,9 +29,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sprig.errors import LaunchError, SandboxUnavailable
+from sprig.lambda_params import ContainerMode
 from sprig.launcher import cgroups, peers, plumbing, users
 from sprig.launcher.registry import REGISTRY, descendants
-from sprig.launcher.spec import ContainerMode, LaunchSpec
+from sprig.launcher.spec import LaunchSpec
 
 OutputCallback = plumbing.OutputCallback
 MAX_LINE = plumbing.MAX_LINE

@@ -7,25 +7,11 @@ bubblewrap sandbox with a per-process cgroup (GreengrassContainer).
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
-class ContainerMode(enum.StrEnum):
-    GREENGRASS_CONTAINER = "GreengrassContainer"
-    NO_CONTAINER = "NoContainer"
-
-
-@dataclass(frozen=True)
-class RunAs:
-    """The POSIX user and group a process runs as (names, as in ``posixUser=user:group``)."""
-
-    user: str
-    group: str | None = None
-
-    def __str__(self) -> str:
-        return f"{self.user}:{self.group}" if self.group else self.user
+from sprig.lambda_params import ContainerMode
+from sprig.run_as import RunAs
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import pwd
 from dataclasses import dataclass
 
 from sprig.errors import LaunchError
-from sprig.launcher.spec import RunAs
+from sprig.run_as import RunAs
 
 DEFAULT_RUN_AS = RunAs("sprig_user", "sprig_group")
 

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
+from sprig.functions.event_sources import EventSources
 from sprig.functions.invocation import Invoker
 from sprig.mqtt.bridge import MqttBridge
 from sprig.mqtt.settings import MqttSettings
 from sprig.pubsub.bus import Bus
-from sprig.pubsub.event_sources import EventSources
 from sprig.sdk_ipc.env import new_token, sdk_env
 from sprig.sdk_ipc.secrets import SecretStore, parse_secrets
 from sprig.sdk_ipc.server import PeerCheck, SdkIpcServer

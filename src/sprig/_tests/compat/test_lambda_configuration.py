@@ -1,5 +1,6 @@
 """The proof that every Lambda configuration key Sprig reads is honoured or refused, never read
-and ignored (issue 13): one list of keys (``sprig.functions.config.Key`` and ``SUBKEYS``), a
+and ignored (issue 13): one list of keys (``sprig.lambda_params.CONFIG_KEYS`` and ``SUBKEYS``, from
+the one table of Lambda parameters), a
 test of each key's effect, the parser reading nothing outside the list, and everything else
 refused (``test_config.py``: unknown keys with "did you mean")."""
 
@@ -12,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from sprig.functions import config as lambda_config
-from sprig.functions.config import LambdaConfig, all_keys
+from sprig.functions.config import LambdaConfig
+from sprig.lambda_params import all_config_keys as all_keys
 
 F = "sprig.functions._tests.test_function"
 ENV = "sprig.functions._tests.test_worker_env"
@@ -67,10 +69,10 @@ EFFECTS: dict[str, tuple[str | None, tuple[str, ...]]] = {
         "test_read_only_devices_need_the_v1_devices_controller_at_deployment")),
     "containerParams.devices.*.addGroupOwner": (None, (f"{SANDBOX}::test_add_group_owner",)),
     "pubsubTopics.*.topic": (None, (
-        "sprig.pubsub._tests.test_event_sources::test_pubsub_and_iotcore_sources_with_wildcards",
+        "sprig.functions._tests.test_event_sources::test_pubsub_and_iotcore_sources_with_wildcards",
     )),
     "pubsubTopics.*.type": (None, (
-        "sprig.pubsub._tests.test_event_sources::test_pubsub_and_iotcore_sources_with_wildcards",
+        "sprig.functions._tests.test_event_sources::test_pubsub_and_iotcore_sources_with_wildcards",
     )),
 }
 
@@ -90,7 +92,7 @@ EVERYTHING: dict[str, Any] = {
 
 
 def test_every_key_sprig_reads_has_a_test_of_its_effect() -> None:
-    assert set(EFFECTS) == set(all_keys()), "a key is missing here or in Key/SUBKEYS"
+    assert set(EFFECTS) == set(all_keys()), "a key is missing here or in the table"
     for key, (_, tests) in EFFECTS.items():
         assert tests, key
         for ref in tests:
@@ -121,4 +123,4 @@ def test_the_parser_reads_no_key_outside_the_list() -> None:
     read = {name for pair in literals for name in pair if name}
     leaves = {key.rsplit(".", 1)[-1] for key in all_keys()}
     assert read, "the scan found nothing: the reader names changed"
-    assert read <= leaves, f"read but not in Key/SUBKEYS: {read - leaves}"
+    assert read <= leaves, f"read but not in the table: {read - leaves}"

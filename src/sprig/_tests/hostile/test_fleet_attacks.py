@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from sprig.fleet.testing import BUCKET, Fleet, MotoServer, ThreadBroker, Watcher, moto
 from sprig.testing import CoreProcess, write_recipe
+from sprig.testing.fleet import BUCKET, Fleet, MotoServer, ThreadBroker, Watcher, moto
 
 if shutil.which("mosquitto") is None:
     pytest.skip("the mosquitto broker is not installed (Debian package mosquitto)",

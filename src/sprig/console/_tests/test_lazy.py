@@ -15,9 +15,9 @@ def _modules(code: str) -> list[str]:
 
 
 def test_the_daemon_does_not_import_the_console() -> None:
-    assert _modules("import sprig.core.daemon") == []
+    assert _modules("import sprig.daemon") == []
 
 
 def test_the_listener_does_not_load_the_api_until_a_request() -> None:
-    loaded = _modules("import sprig.core.daemon, sprig.console.server")
+    loaded = _modules("import sprig.daemon, sprig.console.server")
     assert loaded == ["sprig.console", "sprig.console.auth", "sprig.console.server"], loaded

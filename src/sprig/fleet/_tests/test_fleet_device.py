@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from sprig._tests.reliability.support import generic_component, public_dir
-from sprig.fleet.testing import (
+from sprig.mqtt.mosquitto import BrokerTls
+from sprig.testing.fleet import (
     AWS_ENV,
     Fleet,
     Seen,
@@ -23,7 +24,6 @@ from sprig.fleet.testing import (
     make_pki,
     moto,
 )
-from sprig.mqtt.mosquitto import BrokerTls
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 

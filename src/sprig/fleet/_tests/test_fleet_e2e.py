@@ -34,7 +34,8 @@ from typing import Any
 import pytest
 
 from sprig._tests.reliability.support import function_component, generic_component, invoke
-from sprig.fleet.testing import (
+from sprig.testing import CoreProcess, write_recipe
+from sprig.testing.fleet import (
     AWS_ENV,
     BUCKET,
     Fleet,
@@ -43,7 +44,6 @@ from sprig.fleet.testing import (
     moto,
     start_all,
 )
-from sprig.testing import CoreProcess, write_recipe
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(600)]
 

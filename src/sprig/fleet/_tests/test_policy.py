@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from sprig.deployment.request import UpdatePolicy
 from sprig.errors import ValidationError
 from sprig.fleet.device_state import ExecutionRecord
 from sprig.fleet.document import parse_document
@@ -19,10 +20,10 @@ from sprig.fleet.rollout import (
     next_notify_at,
     timed_out,
 )
-from sprig.fleet.settings import FleetSettings
 from sprig.fleet.status import classify_local_failure, error_types, failed, rejected
 from sprig.fleet.targets import TargetRoots, VersionConflict, plan_roots
 from sprig.fleet.topics import FleetTopics, Target, target_of_configuration_arn
+from sprig.fleet_settings import FleetSettings
 from sprig.settings import CoreSettings
 
 STORE = {"uri": "s3://my-bucket/sprig", "endpoint": "http://127.0.0.1:9000"}
@@ -126,6 +127,13 @@ def test_the_greengrass_document_becomes_a_local_deployment() -> None:
     assert update.merge == {"greeting": "hi"} and update.reset == ("/old",)
     assert req.run_with == {"com.example.App": {"posixUser": "app:app"}}
     assert req.system_limits == {"com.example.App": {"memory": 102400, "cpus": 0.5}}
+    # The document's policies reach the deployment (components notified or not, how long).
+    assert req.update_policy == UpdatePolicy("SKIP_NOTIFY_COMPONENTS", 120)
+    assert req.validation_timeout_s == 30
+    plain = parse_document(_doc(componentUpdatePolicy=None, configurationValidationPolicy={
+        "timeoutInSeconds": 7})).request({"com.example.App": "1.2.0"}, [])
+    assert plain.update_policy == UpdatePolicy("NOTIFY_COMPONENTS", 60)   # a cloud default
+    assert plain.validation_timeout_s == 7
 
 
 def test_the_api_spellings_are_accepted() -> None:

@@ -20,12 +20,12 @@ from sprig.errors import SprigError, ValidationError
 from sprig.fleet.aws import AwsCredentials, NoCredentials, StoreAccess, resolve_access
 from sprig.fleet.publish import publish, s3_client
 from sprig.fleet.s3 import S3Client, S3Error
-from sprig.fleet.settings import StoreSettings, parse_store
 from sprig.fleet.store import ComponentFetcher, FleetFailure
-from sprig.fleet.testing import AWS_ENV, BUCKET, MotoServer, moto
+from sprig.fleet_settings import StoreSettings, parse_store
 from sprig.recipe.limits import StagingLimits
 from sprig.recipe.platform import current_platform
 from sprig.testing import write_recipe
+from sprig.testing.fleet import AWS_ENV, BUCKET, MotoServer, moto
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 import pytest
 
 from sprig.errors import ValidationError
-from sprig.functions.config import (
+from sprig.functions.config import LambdaConfig
+from sprig.lambda_params import (
+    ContainerMode,
     DeviceMount,
     EventSource,
     EventSourceType,
-    LambdaConfig,
     PayloadEncoding,
     VolumeMount,
 )
-from sprig.launcher.spec import ContainerMode
 
 
 def test_defaults_match_greengrass() -> None:

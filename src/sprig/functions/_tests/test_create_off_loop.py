@@ -17,7 +17,7 @@ import pytest
 from sprig.functions.config import LambdaConfig
 from sprig.functions.function import Function
 from sprig.functions.worker import FunctionSpec
-from sprig.launcher.spec import ContainerMode
+from sprig.lambda_params import ContainerMode
 from sprig.runtimes import java as jrt
 
 JAVAC = shutil.which("javac")

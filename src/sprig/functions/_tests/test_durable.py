@@ -22,7 +22,7 @@ from sprig.functions.function import Function
 from sprig.functions.invocation import Invocation, InvocationType
 from sprig.functions.manager import FunctionManager
 from sprig.functions.worker import FunctionSpec
-from sprig.launcher.spec import ContainerMode
+from sprig.lambda_params import ContainerMode
 from sprig.state.db import EventStore, StateDB
 from sprig.testing.tmpfs import fill, small_tmpfs
 

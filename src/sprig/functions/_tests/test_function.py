@@ -18,7 +18,8 @@ from sprig.functions.function import Function
 from sprig.functions.invocation import FunctionErrorKind, Invocation, InvocationType
 from sprig.functions.manager import FunctionManager
 from sprig.functions.worker import FunctionSpec
-from sprig.launcher.spec import ContainerMode, ResourceLimits
+from sprig.lambda_params import ContainerMode
+from sprig.launcher.spec import ResourceLimits
 
 PY = f"python{sys.version_info[0]}.{sys.version_info[1]}"
 
@@ -405,7 +406,7 @@ async def test_runs_as_the_run_as_user(mode: ContainerMode) -> None:
     import shutil
     import tempfile
 
-    from sprig.launcher.spec import RunAs
+    from sprig.run_as import RunAs
 
     if mode is ContainerMode.GREENGRASS_CONTAINER and not _sandbox_usable():
         pytest.skip("needs bubblewrap and a memory cgroup")

@@ -14,7 +14,7 @@ from sprig.functions.config import LambdaConfig
 from sprig.functions.function import Function
 from sprig.functions.invocation import FunctionErrorKind, Invocation
 from sprig.functions.worker import FunctionSpec
-from sprig.launcher.spec import ContainerMode
+from sprig.lambda_params import ContainerMode
 
 HANDLER = """
 package demo;

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sprig.functions.config import DeviceMount, LambdaConfig, PayloadEncoding, VolumeMount
+from sprig.functions.config import LambdaConfig
 from sprig.functions.runtimes import ResolvedRuntime
 from sprig.functions.worker import FunctionSpec, launch_spec, worker_env
-from sprig.launcher.spec import ContainerMode, Mount, ResourceLimits, RunAs
+from sprig.lambda_params import ContainerMode, DeviceMount, PayloadEncoding, VolumeMount
+from sprig.launcher.spec import Mount, ResourceLimits
+from sprig.run_as import RunAs
 
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:fn:7"
 RT = ResolvedRuntime("python3.9", ("/usr/bin/python3.11", "-u", "/opt/sprig/python/bootstrap.py"),

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from sprig.lambda_import.export import lambda_parameters_to_document
+from sprig.lambda_import.documents import parameters_document
 from sprig.lambda_import.importer import import_function
 from sprig.lambda_import.params import ImportFlags
 from sprig.paths import RootLayout
@@ -122,7 +122,7 @@ def test_export_params_prints_the_deployed_parameters(
         "componentType": "aws.greengrass.lambda", "configuration": config,
         "recipe": result.recipe}}
     assert run(["lambda", "export-params", "--root", str(core.layout.root), "hello"]) == 0
-    expected = lambda_parameters_to_document(result.component.parameters)
+    expected = parameters_document(result.component.config, result.component.exec_args)
     expected["timeoutInSeconds"] = 12
     assert json.loads(capsys.readouterr().out) == expected
     assert core.calls[0][:2] == ("component.details", {"name": "hello"})

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sprig.functions.config import LambdaConfig
+from sprig.lambda_import.documents import parameters_document
 from sprig.lambda_import.export import (
     configuration_to_lambda_parameters,
     effective_lambda_function,
     exec_args_from_recipe,
-    lambda_parameters_to_document,
 )
 from sprig.lambda_import.importer import import_function
-from sprig.lambda_import.model import LambdaParameters
 from sprig.lambda_import.params import ImportFlags
 
 from .helpers import golden, python_code, without_digest
@@ -32,7 +32,7 @@ def test_round_trip_gives_back_every_parameter(tmp_path: Path) -> None:
     config = result.recipe["ComponentConfiguration"]["DefaultConfiguration"]
     doc = effective_lambda_function(_details(result.recipe, config))
     params = doc["lambdaFunction"]["componentLambdaParameters"]
-    assert params == lambda_parameters_to_document(result.component.parameters)
+    assert params == parameters_document(result.component.config, result.component.exec_args)
     assert params["execArgs"] == ["--verbose", "x y"]
     assert params["linuxProcessParams"]["containerParams"]["volumes"][1] == {
         "sourcePath": "/var/data", "destinationPath": "/data", "permission": "rw",
@@ -86,7 +86,7 @@ def test_device_configuration_with_floats_and_strings_is_normalised() -> None:
 
 def test_empty_configuration_gives_the_defaults() -> None:
     assert configuration_to_lambda_parameters({}) == \
-        lambda_parameters_to_document(LambdaParameters())
+        parameters_document(LambdaConfig())
 
 
 def test_exec_args_of_the_aws_recipe_are_empty_and_of_yaml_text_are_read() -> None:

@@ -9,60 +9,56 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sprig.lambda_import.documents import check_lambda_parameters
-from sprig.lambda_import.export import (
-    configuration_to_lambda_parameters,
-    lambda_parameters_to_document,
+from sprig.functions.config import LambdaConfig
+from sprig.lambda_import.documents import (
+    check_lambda_parameters,
+    config_from_parameters,
+    parameters_document,
 )
-from sprig.lambda_import.model import (
-    RANGES,
-    ContainerParams,
+from sprig.lambda_import.export import configuration_to_lambda_parameters
+from sprig.lambda_import.recipe import default_configuration
+from sprig.lambda_params import (
+    BY_FIELD,
+    ContainerMode,
     DeviceMount,
-    EncodingType,
     EventSource,
     EventSourceType,
-    IsolationMode,
-    LambdaParameters,
-    Permission,
+    PayloadEncoding,
     VolumeMount,
 )
-from sprig.lambda_import.params import build_parameters
-from sprig.lambda_import.recipe import default_configuration
 
 names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_-", min_size=1, max_size=12)
 paths = st.lists(names, min_size=1, max_size=3).map(lambda parts: "/" + "/".join(parts))
 
 
-def ranged(name: str) -> st.SearchStrategy[int]:
-    r = RANGES[name]
-    return st.integers(r.min, r.max)
+def ranged(field: str) -> st.SearchStrategy[int]:
+    param = BY_FIELD[field]
+    return st.integers(param.minimum, param.maximum)
 
 
-params_strategy = st.builds(
-    LambdaParameters,
+config_strategy = st.builds(
+    LambdaConfig,
     event_sources=st.lists(st.builds(EventSource, names, st.sampled_from(EventSourceType)),
                            max_size=3).map(tuple),
-    max_queue_size=ranged("maxQueueSize"),
-    max_instances_count=ranged("maxInstancesCount"),
-    max_idle_time_in_seconds=ranged("maxIdleTimeInSeconds"),
-    timeout_in_seconds=ranged("timeoutInSeconds"),
-    status_timeout_in_seconds=ranged("statusTimeoutInSeconds"),
+    max_queue_size=ranged("max_queue_size"),
+    max_instances=ranged("max_instances"),
+    max_idle_s=ranged("max_idle_s"),
+    timeout_s=ranged("timeout_s"),
+    status_timeout_s=ranged("status_timeout_s"),
     pinned=st.booleans(),
-    input_payload_encoding_type=st.sampled_from(EncodingType),
-    exec_args=st.just(()),
-    environment_variables=st.dictionaries(names, st.text(max_size=10), max_size=3),
-    isolation_mode=st.sampled_from(IsolationMode),
-    container_params=st.builds(
-        ContainerParams,
-        memory_size_kb=ranged("memorySizeInKB"),
-        mount_ro_sysfs=st.booleans(),
-        volumes=st.lists(st.builds(VolumeMount, paths.map(lambda p: "/srv" + p),
-                                   paths.map(lambda p: "/mnt" + p),
-                                   st.sampled_from(Permission), st.booleans()),
-                         max_size=3).map(tuple),
-        devices=st.lists(st.builds(DeviceMount, paths.map(lambda p: "/dev" + p),
-                                   st.sampled_from(Permission), st.booleans()),
-                         max_size=3).map(tuple)),
+    encoding=st.sampled_from(PayloadEncoding),
+    # (NUL cannot be in an environment value: the Lambda manager refuses it)
+    environment=st.dictionaries(
+        names, st.text(st.characters(blacklist_characters="\0"), max_size=10), max_size=3),
+    container_mode=st.sampled_from(ContainerMode),
+    memory_kb=ranged("memory_kb"),
+    mount_ro_sysfs=st.booleans(),
+    volumes=st.lists(st.builds(VolumeMount, paths.map(lambda p: "/srv" + p),
+                               paths.map(lambda p: "/mnt" + p), st.booleans(), st.booleans()),
+                     max_size=3).map(tuple),
+    devices=st.lists(st.builds(DeviceMount, paths.map(lambda p: "/dev" + p), st.booleans(),
+                               st.booleans()),
+                     max_size=3).map(tuple),
 )
 
 
@@ -76,18 +72,21 @@ def _floats(value: Any) -> Any:
 
 
 @settings(max_examples=150, deadline=None)
-@given(params_strategy)
-def test_configuration_round_trip(params: LambdaParameters) -> None:
-    config = default_configuration(params)
-    expected = lambda_parameters_to_document(params)
-    assert configuration_to_lambda_parameters(config) == expected
-    assert configuration_to_lambda_parameters(_floats(json.loads(json.dumps(config)))) == \
+@given(config_strategy)
+def test_configuration_round_trip(config: LambdaConfig) -> None:
+    written = default_configuration(config)
+    expected = parameters_document(config)
+    assert configuration_to_lambda_parameters(written) == expected
+    assert configuration_to_lambda_parameters(_floats(json.loads(json.dumps(written)))) == \
         expected
+    # ... and the Lambda manager reads back exactly the value it was written from.
+    assert LambdaConfig.from_configuration(written, strict=True) == config
 
 
 @settings(max_examples=150, deadline=None)
-@given(params_strategy)
-def test_exported_parameters_validate_and_rebuild_the_same(params: LambdaParameters) -> None:
-    doc = lambda_parameters_to_document(params)
+@given(config_strategy, st.lists(st.text(max_size=5), max_size=3).map(tuple))
+def test_exported_parameters_validate_and_rebuild_the_same(config: LambdaConfig,
+                                                           exec_args: tuple[str, ...]) -> None:
+    doc = parameters_document(config, exec_args)
     checked = check_lambda_parameters(doc, "componentLambdaParameters", "test")
-    assert build_parameters(checked) == params
+    assert config_from_parameters(checked) == (config, exec_args)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sprig.lambda_params import ContainerMode
 from sprig.launcher.bubblewrap import HostView, build_argv
 from sprig.launcher.sandbox import probe_host, runtime_prefixes
-from sprig.launcher.spec import ContainerMode, LaunchSpec, Mount
+from sprig.launcher.spec import LaunchSpec, Mount
 
 HOST = HostView(symlinks=(("/lib", "usr/lib"),), system_dirs=("/usr",),
                 etc=("/etc/passwd", "/etc/resolv.conf"), runtime_prefixes=("/opt/py",))

@@ -13,7 +13,8 @@ import pytest
 
 from sprig.errors import LaunchError
 from sprig.launcher.process import ExitStatus, exit_status, spawn
-from sprig.launcher.spec import LaunchSpec, ResourceLimits, RunAs
+from sprig.launcher.spec import LaunchSpec, ResourceLimits
+from sprig.run_as import RunAs
 
 PY = sys.executable
 SYSTEM_PY = "/usr/bin/python3"
@@ -246,7 +247,7 @@ def test_non_root_core_cannot_switch_user(tmp_path: Path) -> None:
         d.chmod(0o755 if d.is_dir() else 0o644)
     src = str(public)
     code = ("from sprig.launcher.users import credentials_for\n"
-            "from sprig.launcher.spec import RunAs\n"
+            "from sprig.run_as import RunAs\n"
             "from sprig.errors import LaunchError\n"
             "assert credentials_for(RunAs('nobody')) is None\n"
             "try:\n    credentials_for(RunAs('root'))\nexcept LaunchError as e:\n    print(e)\n")

@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from sprig.lambda_params import ContainerMode
 from sprig.launcher.process import default_driver, spawn
 from sprig.launcher.registry import REGISTRY, Refusals, peer_in
-from sprig.launcher.spec import ContainerMode, LaunchSpec, ResourceLimits, RunAs
+from sprig.launcher.spec import LaunchSpec, ResourceLimits
+from sprig.run_as import RunAs
 
 PY = "/usr/bin/python3"
 ENV = {"PATH": "/usr/bin:/bin"}

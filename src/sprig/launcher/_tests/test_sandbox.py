@@ -19,8 +19,10 @@ from pathlib import Path
 import pytest
 
 from sprig.errors import LaunchError, SandboxUnavailable
+from sprig.lambda_params import ContainerMode
 from sprig.launcher.process import ExitStatus, LaunchedProcess, default_driver, spawn
-from sprig.launcher.spec import ContainerMode, LaunchSpec, Mount, ResourceLimits, RunAs
+from sprig.launcher.spec import LaunchSpec, Mount, ResourceLimits
+from sprig.run_as import RunAs
 
 PY = "/usr/bin/python3"
 ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}

@@ -9,12 +9,12 @@ import json
 import aiohttp
 import aiomqtt
 
+from sprig.functions.event_sources import EventSources
 from sprig.functions.invocation import Invocation, InvocationResult
 from sprig.mqtt.bridge import MqttBridge
 from sprig.mqtt.mosquitto import Mosquitto
 from sprig.mqtt.settings import MqttSettings
 from sprig.pubsub.bus import Bus
-from sprig.pubsub.event_sources import EventSources
 from sprig.sdk_ipc.env import ROUTER_FUNCTION_ARN
 from sprig.sdk_ipc.server import SdkIpcServer
 

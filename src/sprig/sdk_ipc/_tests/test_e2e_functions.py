@@ -17,7 +17,7 @@ from sprig.functions.config import LambdaConfig
 from sprig.functions.function import Function
 from sprig.functions.manager import FunctionManager
 from sprig.functions.worker import FunctionSpec
-from sprig.launcher.spec import ContainerMode
+from sprig.lambda_params import ContainerMode
 from sprig.sdk_ipc.env import shim_paths
 from sprig.sdk_ipc.messaging import Messaging
 

@@ -36,6 +36,7 @@ from sprig.core.lambda_service import (
 )
 from sprig.core.messaging import CoreMessaging
 from sprig.core.observe import DeviceView, component_graph, function_list
+from sprig.core.state import State
 from sprig.deployment.planner import Planner
 from sprig.deployment.request import WARNINGS, DeploymentRequest
 from sprig.deployment.service import DeploymentService
@@ -95,7 +96,9 @@ class Core:
         self.kernel.lambda_env_providers.append(self.messaging.function_env)
         self.ipc = IpcServer(layout.ipc_socket,
                              KernelIpcCore(self.kernel, self.messaging.bus, self.messaging.bridge,
-                                           self.messaging.messaging.deployed_shadows))
+                                           self.messaging.messaging.deployed_shadows,
+                                           self.deployments.notices,
+                                           self.restart_component, self.stop_component))
         self.endpoints: dict[str, str] = {}
         self._assets_published = False
         self.started = time.time()
@@ -535,26 +538,37 @@ class Core:
         return {"reached": ok, "state": str(svc.state) if svc else None,
                 "lastError": svc.last_error if svc else None}
 
+    async def restart_component(self, name: str) -> None:
+        """Restart a component as the operator asks it (CLI, console, IPC RestartComponent):
+        a stopped or BROKEN one starts again with a clean error count."""
+        svc = self._service(name)
+        self.db.set_user_stopped(svc.name, False)
+        self.db.set_health(svc.name, broken=False, last_error="")
+        svc.tracker.reset()
+        if svc.state is State.BROKEN:
+            svc.state = State.FINISHED
+        await svc.restart()
+
+    async def stop_component(self, name: str) -> None:
+        """Stop a component until it is restarted or redeployed (CLI, console, IPC)."""
+        svc = self._service(name)
+        self.db.set_user_stopped(svc.name, True)
+        await svc.stop()
+
     async def _component_restart(self, params: dict[str, Any]) -> Any:
         names = params.get("names") or []
-        services = [self._service(n) for n in names]
-        for svc in services:
-            self.db.set_user_stopped(svc.name, False)
-            self.db.set_health(svc.name, broken=False, last_error="")
-            svc.tracker.reset()
-            if svc.state.name == "BROKEN":
-                from sprig.core.state import State
-
-                svc.state = State.FINISHED
-            await svc.restart()
+        for n in names:
+            self._service(n)
+        for n in names:
+            await self.restart_component(n)
         return {"restarted": names}
 
     async def _component_stop(self, params: dict[str, Any]) -> Any:
         names = params.get("names") or []
-        services = [self._service(n) for n in names]
-        for svc in services:
-            self.db.set_user_stopped(svc.name, True)
-            await svc.stop()
+        for n in names:
+            self._service(n)
+        for n in names:
+            await self.stop_component(n)
         return {"stopped": names}
 
     async def _invoke(self, params: dict[str, Any]) -> Any:

@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from sprig.mqtt.mosquitto import BrokerTls, Mosquitto, free_port
-from sprig.testing import CoreProcess
+from sprig.testing.core import CoreProcess
 
 BUCKET = "sprig-fleet"
 #: moto accepts any key pair; these are the ones the tests' cores and operators use.

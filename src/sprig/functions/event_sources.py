@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sprig.errors import ValidationError
-from sprig.functions.config import EventSourceType, PayloadEncoding
 from sprig.functions.errors import FunctionError, QueueFull
 from sprig.functions.invocation import Invocation, InvocationType, Invoker
+from sprig.lambda_params import EventSourceType, PayloadEncoding
 from sprig.pubsub.bus import Bus, Message, should_log_drop
 from sprig.pubsub.topic import TopicFilter
 

@@ -7,9 +7,9 @@ import pytest
 
 from sprig.errors import ValidationError
 from sprig.functions.errors import FunctionNotFound, QueueFull
+from sprig.functions.event_sources import EventSources
 from sprig.functions.invocation import Invocation, InvocationResult, InvocationType
 from sprig.pubsub.bus import Bus
-from sprig.pubsub.event_sources import EventSources
 from sprig.pubsub.topic import InvalidTopic
 
 
@@ -131,7 +131,7 @@ async def test_iot_core_without_broker_is_inactive_not_fatal(
 
 
 async def test_accepts_the_lambda_managers_event_sources() -> None:
-    from sprig.functions.config import EventSource, EventSourceType, PayloadEncoding
+    from sprig.lambda_params import EventSource, EventSourceType, PayloadEncoding
 
     inv = QueueingInvoker({"f": 10})
     async with Bus() as bus:

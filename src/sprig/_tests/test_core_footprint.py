@@ -34,7 +34,7 @@ def test_aiohttp_is_not_imported_at_all() -> None:
 def test_the_fleet_agent_stays_small() -> None:
     """A fleet device talks to its component store with a small client of its own: botocore
     alone would cost the core tens of megabytes (see docs/fleet.md for the figures)."""
-    code = ("import sys, sprig.core.daemon, sprig.fleet.agent, sprig.fleet.s3, sprig.fleet.aws\n"
+    code = ("import sys, sprig.daemon, sprig.fleet.agent, sprig.fleet.s3, sprig.fleet.aws\n"
             "heavy = ('boto3', 'botocore', 'aiohttp', 'urllib.request', 'http.client', 'email',"
             " 'xml.etree', 'zipfile')\n"
             "print(sorted(m for m in heavy if m in sys.modules))")

@@ -22,7 +22,7 @@ import time
 from collections.abc import AsyncIterator
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sprig import __version__, assets, disk
 from sprig.config.visibility import SECRET_MANAGER, redact_secrets
@@ -58,6 +58,9 @@ from sprig.logs import CoreLogHandler
 from sprig.paths import RootLayout
 from sprig.settings import CoreSettings
 from sprig.state.db import EventStore, StateDB
+
+if TYPE_CHECKING:
+    from sprig.fleet.agent import FleetAgent  # imported only on fleet devices (memory)
 
 log = logging.getLogger("sprig.core")
 
@@ -113,6 +116,12 @@ class Core:
                                            self.messaging.validate_builtin)
         self.planner.owner_for = self._artifact_owner
         self.planner.check_run_as = self._check_run_as
+        self.fleet: FleetAgent | None = None
+        if settings.fleet is not None and self.messaging.bridge is not None:
+            from sprig.fleet.agent import FleetAgent  # only on fleet devices (memory)
+
+            self.fleet = FleetAgent(settings.fleet, self.kernel, self.deployments,
+                                    self.messaging.bridge)
         self._register_methods()
 
     def _check_container(self, config: LambdaConfig) -> None:
@@ -189,9 +198,13 @@ class Core:
             await self.api.start()
             log.info("ready: management API on %s", self.layout.management_socket)
             worker = asyncio.create_task(self.deployments.run(), name="deployments")
+            if self.fleet is not None:
+                await self.fleet.start()
             try:
                 await stop.wait()
             finally:
+                if self.fleet is not None:
+                    await self.fleet.aclose()
                 worker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await worker
@@ -439,6 +452,13 @@ class Core:
             "components": len(comps),
             "states": {c["name"]: c["state"] for c in comps},
             "currentDeployment": self.deployments.current,
+            "fleet": None if self.fleet is None else {
+                "thingGroups": list(self.fleet.settings.thing_groups),
+                "topicPrefix": self.fleet.settings.topic_prefix,
+                "store": self.fleet.settings.store.uri,
+                "brokerConnected": self.fleet.bridge.connected,
+                "executions": {k: r.to_json() for k, r in self.fleet.state.executions.items()},
+            },
             "disk": disk.status(self.layout.root),
         }
 

@@ -400,6 +400,9 @@ def build_parser() -> argparse.ArgumentParser:
     from sprig.cli import shadow_cmd
 
     shadow_cmd.add_parser(sub, common)
+    from sprig.cli import fleet_cmd
+
+    fleet_cmd.add_parser(sub, common)
     from sprig.cli import console_cmd
 
     console_cmd.add_parser(sub, common)

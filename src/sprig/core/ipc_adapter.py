@@ -11,14 +11,7 @@ from sprig.config.protected import ACCESS_CONTROL, ProtectedKey, protected_keys
 from sprig.core.component import privileged_references
 from sprig.core.state import State
 from sprig.errors import SprigError
-from sprig.ipc.core import InvalidArgumentsError, ServiceError
-from sprig.ipc.notices import (
-    ComponentNotices,
-    Deferral,
-    NotSubscribed,
-    NotWaiting,
-    ValidityReport,
-)
+from sprig.ipc.notices import ComponentNotices, Deferral, ValidityReport
 from sprig.launcher.peers import Peer
 from sprig.launcher.registry import REGISTRY
 from sprig.sdk_ipc.secrets import SecretStore
@@ -134,12 +127,7 @@ class KernelIpcCore:
 
     def defer_component_update(self, component: str, deployment_id: str, message: str,
                                recheck_after_ms: int) -> None:
-        try:
-            self._notices.defer(component, Deferral(deployment_id, recheck_after_ms, message))
-        except NotSubscribed as e:
-            raise InvalidArgumentsError(str(e)) from None
-        except NotWaiting as e:
-            raise ServiceError(str(e)) from None
+        self._notices.defer(component, Deferral(deployment_id, recheck_after_ms, message))
 
     def subscribe_configuration_validation(self, component: str,
                                            callback: Callable[[dict[str, Any]], None]
@@ -148,11 +136,7 @@ class KernelIpcCore:
 
     def report_configuration_validity(self, component: str, deployment_id: str, status: str,
                                       message: str) -> None:
-        try:
-            self._notices.report_validity(component,
-                                          ValidityReport(deployment_id, status, message))
-        except NotWaiting as e:
-            raise InvalidArgumentsError(str(e)) from None
+        self._notices.report_validity(component, ValidityReport(deployment_id, status, message))
 
     def report_state(self, component: str, state: str) -> None:
         svc = self.kernel.services.get(component)

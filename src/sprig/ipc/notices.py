@@ -33,7 +33,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sprig.errors import SprigError
+from sprig.ipc.core import InvalidArgumentsError, ServiceError
 
 log = logging.getLogger("sprig.deployment")
 
@@ -50,14 +50,6 @@ ACCEPTED: Final = "ACCEPTED"
 REJECTED: Final = "REJECTED"
 
 Emit = Callable[[dict[str, Any]], None]
-
-
-class NotSubscribed(SprigError):
-    """The caller never subscribed to the events it answers."""
-
-
-class NotWaiting(SprigError):
-    """Nobody waits for this answer (it came too late, or for no request)."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +73,7 @@ class ComponentNotices:
         self._deferrals: dict[tuple[str, str], asyncio.Future[Deferral]] = {}
         self._reports: dict[tuple[str, str], asyncio.Future[ValidityReport]] = {}
 
-    # -- the IPC side ---------------------------------------------------------------------
+    # -- the IPC side (errors in Greengrass's shapes and words, as the nucleus answers) -------
     def subscribe_updates(self, component: str, emit: Emit) -> Callable[[], None]:
         return _subscribe(self._update_subscribers, component, emit)
 
@@ -90,17 +82,17 @@ class ComponentNotices:
 
     def defer(self, component: str, deferral: Deferral) -> None:
         if component not in self._update_subscribers:
-            raise NotSubscribed("Component is not subscribed to component update events")
+            raise InvalidArgumentsError("Component is not subscribed to component update events")
         future = self._deferrals.pop((component, deferral.deployment_id), None)
         if future is None:
-            raise NotWaiting("Time limit to respond to PreComponentUpdateEvent exceeded")
+            raise ServiceError("Time limit to respond to PreComponentUpdateEvent exceeded")
         if not future.done():
             future.set_result(deferral)
 
     def report_validity(self, component: str, report: ValidityReport) -> None:
         future = self._reports.pop((component, report.deployment_id), None)
         if future is None:
-            raise NotWaiting("Validation request either timed out or was never made")
+            raise InvalidArgumentsError("Validation request either timed out or was never made")
         if not future.done():
             future.set_result(report)
 

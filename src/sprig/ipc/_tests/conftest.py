@@ -17,14 +17,7 @@ from typing import Any
 import pytest
 
 from sprig.config.protected import ProtectedKey, Reference, protected_keys
-from sprig.ipc.core import InvalidArgumentsError, ServiceError
-from sprig.ipc.notices import (
-    ComponentNotices,
-    Deferral,
-    NotSubscribed,
-    NotWaiting,
-    ValidityReport,
-)
+from sprig.ipc.notices import ComponentNotices, Deferral, ValidityReport
 from sprig.ipc.server import IpcServer
 from sprig.mqtt.bridge import MqttBridge
 from sprig.pubsub.bus import Bus
@@ -134,12 +127,7 @@ class DictCore:
 
     def defer_component_update(self, component: str, deployment_id: str, message: str,
                                recheck_after_ms: int) -> None:
-        try:
-            self.notices.defer(component, Deferral(deployment_id, recheck_after_ms, message))
-        except NotSubscribed as e:
-            raise InvalidArgumentsError(str(e)) from None
-        except NotWaiting as e:
-            raise ServiceError(str(e)) from None
+        self.notices.defer(component, Deferral(deployment_id, recheck_after_ms, message))
 
     def subscribe_configuration_validation(self, component: str,
                                            callback: Callable[[dict[str, Any]], None]
@@ -148,11 +136,7 @@ class DictCore:
 
     def report_configuration_validity(self, component: str, deployment_id: str, status: str,
                                       message: str) -> None:
-        try:
-            self.notices.report_validity(component,
-                                         ValidityReport(deployment_id, status, message))
-        except NotWaiting as e:
-            raise InvalidArgumentsError(str(e)) from None
+        self.notices.report_validity(component, ValidityReport(deployment_id, status, message))
 
     def report_state(self, component: str, state: str) -> None:
         self.states.setdefault(component, []).append(state)

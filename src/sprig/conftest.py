@@ -9,9 +9,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from sprig import assets
 from sprig.testing import skips
+
+# Property tests check what is generated, not how fast: on a shared 2-core machine a single
+# example can take longer than hypothesis's 200 ms default deadline while other tests run, and
+# a deadline failure that does not reproduce is noise. Speed is measured under bench/.
+settings.register_profile("sprig", deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("sprig")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -22,7 +22,7 @@ import time
 from collections.abc import AsyncIterator
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sprig import __version__, assets, disk
 from sprig.config.visibility import SECRET_MANAGER, redact_secrets
@@ -36,6 +36,7 @@ from sprig.core.lambda_service import (
 )
 from sprig.core.messaging import CoreMessaging
 from sprig.core.observe import DeviceView, component_graph, function_list
+from sprig.core.state import State
 from sprig.deployment.planner import Planner
 from sprig.deployment.request import WARNINGS, DeploymentRequest
 from sprig.deployment.service import DeploymentService
@@ -57,6 +58,9 @@ from sprig.logs import CoreLogHandler
 from sprig.paths import RootLayout
 from sprig.settings import CoreSettings
 from sprig.state.db import EventStore, StateDB
+
+if TYPE_CHECKING:
+    from sprig.fleet.agent import FleetAgent  # imported only on fleet devices (memory)
 
 log = logging.getLogger("sprig.core")
 
@@ -92,7 +96,9 @@ class Core:
         self.kernel.lambda_env_providers.append(self.messaging.function_env)
         self.ipc = IpcServer(layout.ipc_socket,
                              KernelIpcCore(self.kernel, self.messaging.bus, self.messaging.bridge,
-                                           self.messaging.messaging.deployed_shadows))
+                                           self.messaging.messaging.deployed_shadows,
+                                           self.deployments.notices,
+                                           self.restart_component, self.stop_component))
         self.endpoints: dict[str, str] = {}
         self._assets_published = False
         self.started = time.time()
@@ -110,6 +116,12 @@ class Core:
                                            self.messaging.validate_builtin)
         self.planner.owner_for = self._artifact_owner
         self.planner.check_run_as = self._check_run_as
+        self.fleet: FleetAgent | None = None
+        if settings.fleet is not None and self.messaging.bridge is not None:
+            from sprig.fleet.agent import FleetAgent  # only on fleet devices (memory)
+
+            self.fleet = FleetAgent(settings.fleet, self.kernel, self.deployments,
+                                    self.messaging.bridge)
         self._register_methods()
 
     def _check_container(self, config: LambdaConfig) -> None:
@@ -186,9 +198,13 @@ class Core:
             await self.api.start()
             log.info("ready: management API on %s", self.layout.management_socket)
             worker = asyncio.create_task(self.deployments.run(), name="deployments")
+            if self.fleet is not None:
+                await self.fleet.start()
             try:
                 await stop.wait()
             finally:
+                if self.fleet is not None:
+                    await self.fleet.aclose()
                 worker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await worker
@@ -436,6 +452,13 @@ class Core:
             "components": len(comps),
             "states": {c["name"]: c["state"] for c in comps},
             "currentDeployment": self.deployments.current,
+            "fleet": None if self.fleet is None else {
+                "thingGroups": list(self.fleet.settings.thing_groups),
+                "topicPrefix": self.fleet.settings.topic_prefix,
+                "store": self.fleet.settings.store.uri,
+                "brokerConnected": self.fleet.bridge.connected,
+                "executions": {k: r.to_json() for k, r in self.fleet.state.executions.items()},
+            },
             "disk": disk.status(self.layout.root),
         }
 
@@ -515,26 +538,37 @@ class Core:
         return {"reached": ok, "state": str(svc.state) if svc else None,
                 "lastError": svc.last_error if svc else None}
 
+    async def restart_component(self, name: str) -> None:
+        """Restart a component as the operator asks it (CLI, console, IPC RestartComponent):
+        a stopped or BROKEN one starts again with a clean error count."""
+        svc = self._service(name)
+        self.db.set_user_stopped(svc.name, False)
+        self.db.set_health(svc.name, broken=False, last_error="")
+        svc.tracker.reset()
+        if svc.state is State.BROKEN:
+            svc.state = State.FINISHED
+        await svc.restart()
+
+    async def stop_component(self, name: str) -> None:
+        """Stop a component until it is restarted or redeployed (CLI, console, IPC)."""
+        svc = self._service(name)
+        self.db.set_user_stopped(svc.name, True)
+        await svc.stop()
+
     async def _component_restart(self, params: dict[str, Any]) -> Any:
         names = params.get("names") or []
-        services = [self._service(n) for n in names]
-        for svc in services:
-            self.db.set_user_stopped(svc.name, False)
-            self.db.set_health(svc.name, broken=False, last_error="")
-            svc.tracker.reset()
-            if svc.state.name == "BROKEN":
-                from sprig.core.state import State
-
-                svc.state = State.FINISHED
-            await svc.restart()
+        for n in names:
+            self._service(n)
+        for n in names:
+            await self.restart_component(n)
         return {"restarted": names}
 
     async def _component_stop(self, params: dict[str, Any]) -> Any:
         names = params.get("names") or []
-        services = [self._service(n) for n in names]
-        for svc in services:
-            self.db.set_user_stopped(svc.name, True)
-            await svc.stop()
+        for n in names:
+            self._service(n)
+        for n in names:
+            await self.stop_component(n)
         return {"stopped": names}
 
     async def _invoke(self, params: dict[str, Any]) -> Any:

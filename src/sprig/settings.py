@@ -9,6 +9,9 @@ invokeApi:
   port: 0                        # 0 = any free loopback port; the URL is in run/endpoints.json
 mqtt:                            # optional: a broker to bridge IOT_CORE topics to (see sprig.mqtt)
   host: localhost
+fleet:                           # optional: join a fleet on that broker (sprig.fleet_settings)
+  thingGroups: [line-1]
+  store: s3://bucket/prefix
 logging:                         # as the Greengrass nucleus's ``logging`` configuration
   level: INFO                    # DEBUG | INFO | WARN | ERROR
   fileSizeKB: 1024               # a log file is rotated when it would pass this size
@@ -40,6 +43,7 @@ from typing import Any
 import yaml
 
 from sprig.errors import ValidationError
+from sprig.fleet_settings import FleetSettings
 from sprig.logs import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_TOTAL_BYTES
 from sprig.recipe.limits import (
     BYTES_KEY,
@@ -51,7 +55,8 @@ from sprig.recipe.limits import (
 from sprig.run_as import RunAs
 
 _KEYS = {"thingName", "awsRegion", "runWithDefault", "invokeApi", "mqtt", "logging",
-         "deploymentTimeoutSeconds", "deploymentStabilitySeconds", "console", CONFIG_SECTION}
+         "deploymentTimeoutSeconds", "deploymentStabilitySeconds", "console", CONFIG_SECTION,
+         "fleet"}
 _LEVELS = ("DEBUG", "INFO", "WARN", "WARNING", "ERROR")
 # Greengrass's nucleus ``logging`` keys; those Sprig cannot honour are refused when set to
 # anything but the one value it implements (outputDirectory: the logs are under <root>/logs).
@@ -88,6 +93,7 @@ class CoreSettings:
     #: how long a deployment watches a Run process it started before calling it a success
     deployment_stability_s: float = 3.0
     deployment_limits: StagingLimits = field(default_factory=StagingLimits)
+    fleet: FleetSettings | None = None
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
 
     @classmethod
@@ -154,6 +160,13 @@ class CoreSettings:
             kwargs["deployment_stability_s"] = float(t)
         if data.get(CONFIG_SECTION) is not None:
             kwargs["deployment_limits"] = _deployment_limits(data[CONFIG_SECTION], source)
+        if data.get("fleet") is not None:
+            mqtt = data.get("mqtt")
+            if not isinstance(mqtt, Mapping) or not mqtt.get("host"):
+                raise ValidationError("fleet", "a fleet needs a broker: the mqtt section has no "
+                                      "host", value=mqtt, source=source,
+                                      allowed="mqtt: {host: ..., port: ...} beside fleet:")
+            kwargs["fleet"] = FleetSettings.from_mapping(data["fleet"], source)
         if data.get("console") is not None:
             kwargs["console"] = _console(data["console"], data.get("mqtt"), source)
         return cls(**kwargs)

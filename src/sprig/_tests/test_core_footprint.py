@@ -13,7 +13,7 @@ import subprocess
 import sys
 
 KEPT_OUT = ("aiohttp", "multidict", "yarl", "aiomqtt", "paho", "urllib.request", "http.client",
-            "email", "zipfile")
+            "email", "zipfile", "boto3", "botocore")
 
 
 def test_the_core_daemon_does_not_import_aiohttp_nor_other_heavy_modules() -> None:
@@ -29,3 +29,15 @@ def test_aiohttp_is_not_imported_at_all() -> None:
     subprocess.run([sys.executable, "-c",
                     "import sprig.daemon, sys; assert 'aiohttp' not in sys.modules"],
                    timeout=60, check=True)
+
+
+def test_the_fleet_agent_stays_small() -> None:
+    """A fleet device talks to its component store with a small client of its own: botocore
+    alone would cost the core tens of megabytes (see docs/fleet.md for the figures)."""
+    code = ("import sys, sprig.daemon, sprig.fleet.agent, sprig.fleet.s3, sprig.fleet.aws\n"
+            "heavy = ('boto3', 'botocore', 'aiohttp', 'urllib.request', 'http.client', 'email',"
+            " 'xml.etree', 'zipfile')\n"
+            "print(sorted(m for m in heavy if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=True).stdout
+    assert out.strip() == "[]", out

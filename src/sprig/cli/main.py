@@ -122,6 +122,14 @@ def cmd_deployment_create(args: argparse.Namespace) -> int:
         doc["runWith"] = _parse_run_with(args.run_with)
     if args.system_limits:
         doc["systemLimits"] = _read_json_arg(args.system_limits, "--system-limits")
+    if args.component_update_policy or args.component_update_timeout is not None:
+        policy: dict[str, Any] = {"action": args.component_update_policy or "NOTIFY_COMPONENTS"}
+        if args.component_update_timeout is not None:
+            policy["timeoutInSeconds"] = args.component_update_timeout
+        doc["componentUpdatePolicy"] = policy
+    if args.configuration_validation_timeout is not None:
+        doc["configurationValidationPolicy"] = {
+            "timeoutInSeconds": args.configuration_validation_timeout}
     params = {
         "deployment": doc,
         "recipeDir": str(Path(args.recipe_dir).resolve()) if args.recipe_dir else None,
@@ -336,6 +344,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--system-limits", metavar="JSON|@FILE",
                    help='{"NAME": {"cpus": 0.5, "memory": 102400}} (memory in KB)')
     p.add_argument("--failure-handling", choices=["ROLLBACK", "DO_NOTHING"], default="ROLLBACK")
+    p.add_argument("--component-update-policy",
+                   choices=["NOTIFY_COMPONENTS", "SKIP_NOTIFY_COMPONENTS"],
+                   help="NOTIFY_COMPONENTS: components subscribed to component updates may "
+                        "defer this deployment (default for a local one: SKIP, as Greengrass)")
+    p.add_argument("--component-update-timeout", type=int, metavar="SECONDS",
+                   help="how long to wait for their answers (default 60; implies NOTIFY)")
+    p.add_argument("--configuration-validation-timeout", type=int, metavar="SECONDS",
+                   help="how long components that validate configuration have to answer "
+                        "(default 20)")
     p.add_argument("--wait", action="store_true", help="wait for SUCCEEDED or FAILED")
     p.set_defaults(func=cmd_deployment_create)
     p = dep_sub.add_parser("list", parents=[common], help="recent deployments")
@@ -390,6 +407,9 @@ def build_parser() -> argparse.ArgumentParser:
     from sprig.cli import shadow_cmd
 
     shadow_cmd.add_parser(sub, common)
+    from sprig.cli import fleet_cmd
+
+    fleet_cmd.add_parser(sub, common)
     from sprig.cli import console_cmd
 
     console_cmd.add_parser(sub, common)

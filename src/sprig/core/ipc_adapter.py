@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +11,7 @@ from sprig.config.protected import ACCESS_CONTROL, ProtectedKey, protected_keys
 from sprig.core.component import privileged_references
 from sprig.core.state import State
 from sprig.errors import SprigError
+from sprig.ipc.notices import ComponentNotices, Deferral, ValidityReport
 from sprig.launcher.peers import Peer
 from sprig.launcher.registry import REGISTRY
 from sprig.sdk_ipc.secrets import SecretStore
@@ -22,14 +23,30 @@ if TYPE_CHECKING:
     from sprig.pubsub.bus import Bus
     from sprig.sdk_ipc.secrets import SecretRecord
     from sprig.shadow.service import ShadowService
+    from sprig.state.db import DeploymentRecord
 
 log = logging.getLogger("sprig.ipc")
+
+#: ListLocalDeployments answers with the newest deployments the core keeps (as many as the
+#: Greengrass CLI's history shows at most).
+_LISTED_DEPLOYMENTS = 50
+
+
+def _summary(record: DeploymentRecord) -> dict[str, Any]:
+    return {"deploymentId": record.id, "status": record.status, "reason": record.reason,
+            "createdAt": record.created}
 
 
 class KernelIpcCore:
     def __init__(self, kernel: Kernel, bus: Bus, bridge: MqttBridge | None,
-                 shadows: Callable[[], ShadowService | None] = lambda: None) -> None:
+                 shadows: Callable[[], ShadowService | None] = lambda: None,
+                 notices: ComponentNotices | None = None,
+                 restart: Callable[[str], Awaitable[None]] | None = None,
+                 stop: Callable[[str], Awaitable[None]] | None = None) -> None:
         self.kernel = kernel
+        self._restart = restart
+        self._stop = stop
+        self._notices = notices if notices is not None else ComponentNotices()
         self._shadows = shadows
         self._bus = bus
         self._bridge = bridge
@@ -103,6 +120,24 @@ class KernelIpcCore:
             except Exception:
                 log.exception("configuration update subscriber of %s failed", component)
 
+    def subscribe_component_updates(self, component: str,
+                                    callback: Callable[[dict[str, Any]], None]
+                                    ) -> Callable[[], None]:
+        return self._notices.subscribe_updates(component, callback)
+
+    def defer_component_update(self, component: str, deployment_id: str, message: str,
+                               recheck_after_ms: int) -> None:
+        self._notices.defer(component, Deferral(deployment_id, recheck_after_ms, message))
+
+    def subscribe_configuration_validation(self, component: str,
+                                           callback: Callable[[dict[str, Any]], None]
+                                           ) -> Callable[[], None]:
+        return self._notices.subscribe_validation(component, callback)
+
+    def report_configuration_validity(self, component: str, deployment_id: str, status: str,
+                                      message: str) -> None:
+        self._notices.report_validity(component, ValidityReport(deployment_id, status, message))
+
     def report_state(self, component: str, state: str) -> None:
         svc = self.kernel.services.get(component)
         if svc is None:
@@ -118,6 +153,29 @@ class KernelIpcCore:
             return None
         return {"componentName": name, "version": svc.component.version,
                 "state": str(svc.state), "configuration": svc.component.configuration}
+
+    def list_component_details(self) -> list[dict[str, Any]]:
+        names = self.kernel.dependency_order(sorted(self.kernel.services))
+        return [d for n in names if (d := self.component_details(n)) is not None]
+
+    async def restart_component(self, name: str) -> bool:
+        if name not in self.kernel.services or self._restart is None:
+            return False
+        await self._restart(name)
+        return True
+
+    async def stop_component(self, name: str) -> bool:
+        if name not in self.kernel.services or self._stop is None:
+            return False
+        await self._stop(name)
+        return True
+
+    def deployment_summary(self, deployment_id: str) -> dict[str, Any] | None:
+        record = self.kernel.db.deployment(deployment_id)
+        return None if record is None else _summary(record)
+
+    def deployment_summaries(self) -> list[dict[str, Any]]:
+        return [_summary(r) for r in self.kernel.db.deployments(_LISTED_DEPLOYMENTS)]
 
     @cached_property
     def _secret_store(self) -> SecretStore:

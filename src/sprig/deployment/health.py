@@ -11,7 +11,7 @@ started has stayed up for the stability window; otherwise the deployment times o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from sprig.core.state import State
@@ -35,9 +35,13 @@ class Seen:
     last_error: str = ""
 
 
-def broken_since(seen: Sequence[Seen], began: float) -> list[str]:
-    """The components that went BROKEN since ``began``."""
-    return [s.name for s in seen if s.state is State.BROKEN and s.changed_at >= began]
+def broken_since(seen: Sequence[Seen], began: float,
+                 changed: Collection[str] = ()) -> list[str]:
+    """The components that went BROKEN since ``began``, and those BROKEN that the deployment
+    ``changed`` (a resumed deployment: one it changed that broke before the core was killed is
+    its failure too)."""
+    return [s.name for s in seen
+            if s.state is State.BROKEN and (s.changed_at >= began or s.name in changed)]
 
 
 def settled(seen: Sequence[Seen]) -> bool:
@@ -45,9 +49,9 @@ def settled(seen: Sequence[Seen]) -> bool:
     return all(s.state in (*UP, State.BROKEN) for s in seen)
 
 
-def decided(seen: Sequence[Seen], began: float) -> bool:
+def decided(seen: Sequence[Seen], began: float, changed: Collection[str] = ()) -> bool:
     """Waiting can stop: everything settled, or something broke."""
-    return settled(seen) or bool(broken_since(seen, began))
+    return settled(seen) or bool(broken_since(seen, began, changed))
 
 
 def stability_wait(seen: Sequence[Seen], began: float, window: float, now: float) -> float:
@@ -58,11 +62,11 @@ def stability_wait(seen: Sequence[Seen], began: float, window: float, now: float
                default=0.0)
 
 
-def verdict(seen: Sequence[Seen], began: float, *, in_time: bool,
-            timeout_s: float) -> tuple[str, list[str]] | None:
+def verdict(seen: Sequence[Seen], began: float, changed: Collection[str] = (), *,
+            in_time: bool, timeout_s: float) -> tuple[str, list[str]] | None:
     """None: healthy. Else the reason (as the deployment record says it) and the components
     that broke (empty when it timed out)."""
-    broken = broken_since(seen, began)
+    broken = broken_since(seen, began, changed)
     if broken:
         errors = {s.name: s.last_error for s in seen}
         details = "; ".join(f"{n}: {errors[n]}" for n in broken)

@@ -158,6 +158,13 @@ def refused(error: SprigError) -> StatusDetails:
                     (code_of(error),))
 
 
+def configuration_refused(cause: str) -> StatusDetails:
+    """A running component refused the new configuration (``SendConfigurationValidityReport``)
+    or did not answer in time: nothing changed."""
+    return _details(DetailedStatus.FAILED_NO_STATE_CHANGE, cause,
+                    (ErrorCode.COMPONENT_CONFIGURATION_NOT_VALID,))
+
+
 def component_error_type(name: str) -> ErrorType:
     return (ErrorType.AWS_COMPONENT_ERROR if name.startswith(AWS_PREFIX)
             else ErrorType.USER_COMPONENT_ERROR)

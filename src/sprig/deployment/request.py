@@ -8,6 +8,12 @@ from typing import Any
 
 from sprig.config.update import ConfigUpdate, parse_update_document
 from sprig.errors import ValidationError
+from sprig.ipc.notices import (
+    DEFAULT_UPDATE_TIMEOUT_S,
+    DEFAULT_VALIDATION_TIMEOUT_S,
+    SKIP_NOTIFY_COMPONENTS,
+    UPDATE_ACTIONS,
+)
 from sprig.settings import parse_posix_user
 
 ROLLBACK = "ROLLBACK"
@@ -15,8 +21,25 @@ DO_NOTHING = "DO_NOTHING"
 #: Written by the core into a stored deployment: what its recipes held that Sprig ignored
 #: (unknown keys). Not part of the request: read back, it is skipped.
 WARNINGS = "warnings"
+UPDATE_POLICY = "componentUpdatePolicy"
+VALIDATION_POLICY = "configurationValidationPolicy"
 _KEYS = {"merge", "remove", "configurationUpdate", "runWith", "systemLimits",
-         "failureHandlingPolicy", WARNINGS}
+         "failureHandlingPolicy", UPDATE_POLICY, VALIDATION_POLICY, WARNINGS}
+_MAX_TIMEOUT_S = 2147483647
+
+
+@dataclass(frozen=True)
+class UpdatePolicy:
+    """``componentUpdatePolicy``: notify subscribed components first (and wait up to
+    ``timeout_s`` for deferrals), or not. A local deployment skips it unless asked, as the
+    nucleus's local deployments always do."""
+
+    action: str = SKIP_NOTIFY_COMPONENTS
+    timeout_s: int = DEFAULT_UPDATE_TIMEOUT_S
+
+    def to_document(self) -> dict[str, Any]:
+        return {"action": self.action, "timeoutInSeconds": self.timeout_s}
+
 
 
 @dataclass(frozen=True)
@@ -30,9 +53,11 @@ class DeploymentRequest:
     run_with: dict[str, dict[str, Any]] = field(default_factory=dict)
     system_limits: dict[str, dict[str, Any]] = field(default_factory=dict)
     failure_handling: str = ROLLBACK
+    update_policy: UpdatePolicy = UpdatePolicy()
+    validation_timeout_s: int = DEFAULT_VALIDATION_TIMEOUT_S
 
     def to_document(self) -> dict[str, Any]:
-        return {
+        doc: dict[str, Any] = {
             "merge": dict(self.merge),
             "remove": list(self.remove),
             "configurationUpdate": {k: u.to_document() for k, u in self.config_updates.items()},
@@ -40,6 +65,11 @@ class DeploymentRequest:
             "systemLimits": self.system_limits,
             "failureHandlingPolicy": self.failure_handling,
         }
+        if self.update_policy != UpdatePolicy():
+            doc[UPDATE_POLICY] = self.update_policy.to_document()
+        if self.validation_timeout_s != DEFAULT_VALIDATION_TIMEOUT_S:
+            doc[VALIDATION_POLICY] = {"timeoutInSeconds": self.validation_timeout_s}
+        return doc
 
     @classmethod
     def from_document(cls, doc: object, source: str = "deployment") -> DeploymentRequest:
@@ -95,4 +125,48 @@ class DeploymentRequest:
         if policy not in (ROLLBACK, DO_NOTHING):
             raise ValidationError("failureHandlingPolicy", "unknown failure handling policy",
                                   value=policy, source=source, allowed="ROLLBACK, DO_NOTHING")
-        return cls(dict(merge), tuple(remove), updates, run_with, limits, str(policy))
+        update_policy = _update_policy(doc.get(UPDATE_POLICY), source)
+        validation = _policy_object(doc.get(VALIDATION_POLICY), VALIDATION_POLICY, (), source)
+        validation_timeout = _timeout(validation, VALIDATION_POLICY,
+                                      DEFAULT_VALIDATION_TIMEOUT_S, source)
+        return cls(dict(merge), tuple(remove), updates, run_with, limits, str(policy),
+                   update_policy, validation_timeout)
+
+
+def _policy_object(value: object, name: str, extra: tuple[str, ...],
+                   source: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    keys = ("timeoutInSeconds", "timeout", *extra)
+    if not isinstance(value, Mapping):
+        raise ValidationError(name, "must be an object", value=value, source=source,
+                              allowed="{" + ", ".join(keys) + "}")
+    unknown = sorted(str(k) for k in value if k not in keys)
+    if unknown:
+        raise ValidationError(f"{name}.{unknown[0]}", "unknown key", source=source,
+                              allowed=", ".join(keys))
+    return value
+
+
+def _timeout(value: Mapping[str, Any], name: str, default: int, source: str) -> int:
+    """``timeoutInSeconds`` (the API's word) or ``timeout`` (the device document's)."""
+    if "timeoutInSeconds" in value and "timeout" in value:
+        raise ValidationError(f"{name}.timeout", "give timeoutInSeconds or timeout, not both",
+                              value=value["timeout"], source=source,
+                              allowed="one of timeoutInSeconds, timeout")
+    key = "timeoutInSeconds" if "timeoutInSeconds" in value else "timeout"
+    t = value.get(key, default)
+    if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t <= _MAX_TIMEOUT_S:
+        raise ValidationError(f"{name}.{key}", "must be a whole number of seconds", value=t,
+                              source=source, allowed=f"0 to {_MAX_TIMEOUT_S} (default {default})")
+    return t
+
+
+def _update_policy(value: object, source: str) -> UpdatePolicy:
+    policy = _policy_object(value, UPDATE_POLICY, ("action",), source)
+    action = policy.get("action", SKIP_NOTIFY_COMPONENTS)
+    if action not in UPDATE_ACTIONS:
+        raise ValidationError(f"{UPDATE_POLICY}.action", "unknown action", value=action,
+                              source=source, allowed=", ".join(UPDATE_ACTIONS))
+    return UpdatePolicy(str(action), _timeout(policy, UPDATE_POLICY,
+                                              DEFAULT_UPDATE_TIMEOUT_S, source))

@@ -33,12 +33,14 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from sprig.config import ConfigState
 from sprig.deployment.health import Seen, broken_since, decided, settled, stability_wait, verdict
-from sprig.deployment.outcome import failed, refused, succeeded
+from sprig.deployment.outcome import configuration_refused, failed, refused, succeeded
 from sprig.deployment.request import DO_NOTHING, WARNINGS, DeploymentRequest
 from sprig.deployment.store import keep_set
 from sprig.errors import SprigError, ValidationError
 from sprig.events import Kind
+from sprig.ipc.notices import NOTIFY_COMPONENTS, ComponentNotices, validation_proposals
 from sprig.state.db import FAILED, IN_PROGRESS, SUCCEEDED
 
 if TYPE_CHECKING:
@@ -62,6 +64,9 @@ class DeploymentService:
         self._wakeup = asyncio.Event()
         self._done = asyncio.Condition()
         self.current: str | None = None
+        #: what subscribed components are told before a deployment changes them (IPC)
+        self.notices = ComponentNotices()
+        self._notified: str | None = None
         planner.limits = kernel.settings.deployment_limits
         # Before the core starts the desired components (run() comes later): a version a killed
         # core had renamed aside must be back in place first.
@@ -92,6 +97,9 @@ class DeploymentService:
                 self._announce(record.id)
                 await self.prune(attempted)
             finally:
+                if self._notified is not None:
+                    self.notices.updated(self._notified)
+                    self._notified = None
                 self.current = None
                 self.kernel.deploying = False
                 if self.kernel.restart_reasons:      # asked for by a rolled-back component
@@ -135,13 +143,26 @@ class DeploymentService:
             log.info("deployment %s was interrupted by a core restart; resuming it", record.id)
             snapshot = record.snapshot or []
             target = self.db.components()
+            # A component this deployment changes may have gone BROKEN (persisted) before the
+            # kill: the new core starts it BROKEN "from before", which would otherwise read as
+            # left alone by the deployment.
+            before = {r.name: r for r in snapshot}
+            resumed_changes = {n for n, r in target.items()
+                               if (b := before.get(n)) is None or b.version != r.version
+                               or b.configuration != r.configuration}
         else:
+            resumed_changes = set()
             try:
                 target = self.planner.plan(request)
             except SprigError as e:
                 log.warning("deployment %s rejected: %s", record.id, e)
                 details = refused(e)
                 self.db.fail_queued(record.id, details.failure_cause, details.to_json())
+                return None
+            refusal = await self._ask_components(record.id, request, target)
+            if refusal is not None:
+                log.warning("deployment %s: FAILED: %s", record.id, refusal)
+                self.db.fail_queued(record.id, refusal, configuration_refused(refusal).to_json())
                 return None
             snapshot = list(self.db.components().values())
             self.db.begin_deployment(record.id, target)
@@ -150,7 +171,7 @@ class DeploymentService:
                      ", ".join(f"{n}={r.version}" for n, r in sorted(target.items())) or "none")
         began = time.monotonic()
         await self.kernel.reconcile(target)
-        unhealthy = await self._wait_healthy(target, began)
+        unhealthy = await self._wait_healthy(target, began, resumed_changes)
         if unhealthy is None and self.kernel.restart_reasons:
             began = time.monotonic()
             await self.kernel.restart_components()
@@ -178,8 +199,28 @@ class DeploymentService:
             raise
         return attempted
 
-    async def _wait_healthy(self, target: dict[str, ComponentRecord],
-                            began: float) -> tuple[str, list[str]] | None:
+    async def _ask_components(self, dep_id: str, request: DeploymentRequest,
+                              target: dict[str, ComponentRecord]) -> str | None:
+        """Before anything changes: with NOTIFY_COMPONENTS, wait until subscribed components
+        stop deferring the update; then have running components whose configuration changes
+        validate it. Why the deployment must fail, or None. Nothing is committed before this,
+        so a core killed meanwhile asks again."""
+        if request.update_policy.action == NOTIFY_COMPONENTS:
+            log.info("deployment %s: notifying components of the update (up to %d s each "
+                     "round)", dep_id, request.update_policy.timeout_s)
+            self._notified = dep_id      # postUpdateEvent when it ends, whatever the end
+            await self.notices.wait_until_safe(dep_id, request.update_policy.timeout_s)
+        current = {n: (c.version, c.configuration)
+                   for n, c in self.kernel.components.items()
+                   if n in self.kernel.services}
+        proposed = {n: (r.version, ConfigState.from_document(
+            r.configuration, source=f"component {n}").effective) for n, r in target.items()}
+        return await self.notices.validate(dep_id, validation_proposals(current, proposed),
+                                           request.validation_timeout_s)
+
+    async def _wait_healthy(self, target: dict[str, ComponentRecord], began: float,
+                            changed: set[str] | frozenset[str] = frozenset(),
+                            ) -> tuple[str, list[str]] | None:
         """None when every component is up (and a just-started Run process stayed up for the
         stability window); else why not and which components went BROKEN. Returns as soon
         as a component goes BROKEN."""
@@ -194,15 +235,15 @@ class DeploymentService:
                     for s in (services[n] for n in names if n in services)]
 
         deadline = time.monotonic() + timeout
-        ok = await self.kernel.wait_until(lambda: decided(seen(), began), timeout)
-        while ok and not broken_since(seen(), began) and \
+        ok = await self.kernel.wait_until(lambda: decided(seen(), began, changed), timeout)
+        while ok and not broken_since(seen(), began, changed) and \
                 (wait := stability_wait(seen(), began, window, time.monotonic())) > 0:
             # Any state change re-evaluates; a component errors, restarts, goes BROKEN.
             await self.kernel.wait_until(
-                lambda: not settled(seen()) or bool(broken_since(seen(), began)), wait)
-            ok = await self.kernel.wait_until(lambda: decided(seen(), began),
+                lambda: not settled(seen()) or bool(broken_since(seen(), began, changed)), wait)
+            ok = await self.kernel.wait_until(lambda: decided(seen(), began, changed),
                                               max(0.0, deadline - time.monotonic()))
-        return verdict(seen(), began, in_time=ok, timeout_s=timeout)
+        return verdict(seen(), began, changed, in_time=ok, timeout_s=timeout)
 
     def submit(self, request: DeploymentRequest, recipe_dir: str | None,
                artifact_dir: str | None) -> DeploymentRecord:

@@ -1,5 +1,6 @@
 """Configuration and lifecycle operations: GetConfiguration, UpdateConfiguration,
-SubscribeToConfigurationUpdate, UpdateState, GetComponentDetails.
+SubscribeToConfigurationUpdate, UpdateState (GetComponentDetails and the other operations of
+Greengrass's CLI service are in :mod:`sprig.ipc.cli_ops`).
 
 Rules, as Greengrass applies them, with Sprig's two guards (see ``README.md`` here):
 
@@ -15,10 +16,6 @@ Rules, as Greengrass applies them, with Sprig's two guards (see ``README.md`` he
   are UnauthorizedError naming the key, and a WARNING line in the core log naming the caller.
   The request's ``timestamp`` is checked for shape but not used for conflict detection (the
   core keeps no per-key timestamps).
-* **GetComponentDetails** belongs to Greengrass's CLI IPC service, so it needs an
-  ``accessControl`` policy under ``aws.greengrass.Cli`` listing
-  ``aws.greengrass#GetComponentDetails`` and a resource matching the component name (``*`` for
-  all), as in Greengrass.
 """
 
 from __future__ import annotations
@@ -34,12 +31,9 @@ from sprig.config.protected import reached_key
 from sprig.config.visibility import readable_configuration
 from sprig.ipc.call import Call, Reply, check_size, key_path, required_string, string
 from sprig.ipc.core import ResourceNotFoundError, UnauthorizedError, invalid
-from sprig.pubsub.authorization import check
 
 log = logging.getLogger("sprig.ipc")
 
-CLI_SERVICE: Final = "aws.greengrass.Cli"
-GET_COMPONENT_DETAILS: Final = "aws.greengrass#GetComponentDetails"
 CONFIGURATION_UPDATE_EVENTS: Final = "aws.greengrass#ConfigurationUpdateEvents"
 REPORTED_STATES: Final = ("RUNNING", "ERRORED")
 
@@ -151,19 +145,3 @@ async def update_state(call: Call, req: dict[str, Any]) -> Reply:
         raise invalid("state", "unknown state", state, " or ".join(REPORTED_STATES))
     call.core.report_state(call.component, state)
     return Reply("aws.greengrass#UpdateStateResponse", {})
-
-
-async def get_component_details(call: Call, req: dict[str, Any]) -> Reply:
-    name = required_string(req, "componentName", allowed="a component name")
-    check(call.component, call.core.access_control(call.component), CLI_SERVICE,
-          GET_COMPONENT_DETAILS, name)
-    details = call.core.component_details(name)
-    if details is None:
-        raise ResourceNotFoundError(f"componentName: component {name!r} does not exist on "
-                                    "this core", resource_type="Component", resource_name=name)
-    body = {k: details[k] for k in ("componentName", "version", "state", "configuration")
-            if details.get(k) is not None}
-    if "configuration" in body:
-        body["configuration"] = readable_configuration(
-            call.component, name, call.core.component_type(name), body["configuration"])
-    return Reply("aws.greengrass#GetComponentDetailsResponse", {"componentDetails": body})

@@ -81,12 +81,58 @@ class IpcCore(Protocol):
         (``key_path`` relative to the configuration). Returns the unsubscribe function."""
         ...
 
+    def subscribe_component_updates(self, component: str, callback: Callable[[dict[str, Any]], None]
+                                    ) -> Callable[[], None]:
+        """SubscribeToComponentUpdates: ``callback(event)`` with each ``preUpdateEvent`` /
+        ``postUpdateEvent`` of a deployment. Returns the unsubscribe function."""
+        ...
+
+    def defer_component_update(self, component: str, deployment_id: str, message: str,
+                               recheck_after_ms: int) -> None:
+        """DeferComponentUpdate. Raise :class:`InvalidArgumentsError` when ``component`` did
+        not subscribe, :class:`ServiceError` when no deployment waits for its answer."""
+        ...
+
+    def subscribe_configuration_validation(self, component: str,
+                                           callback: Callable[[dict[str, Any]], None]
+                                           ) -> Callable[[], None]:
+        """SubscribeToValidateConfigurationUpdates: ``callback(event)`` with each
+        ``validateConfigurationUpdateEvent``. Returns the unsubscribe function."""
+        ...
+
+    def report_configuration_validity(self, component: str, deployment_id: str, status: str,
+                                      message: str) -> None:
+        """SendConfigurationValidityReport. Raise :class:`InvalidArgumentsError` when no
+        deployment waits for this component's report."""
+        ...
+
     def report_state(self, component: str, state: str) -> None:
         """UpdateState: the component reports ``RUNNING`` or ``ERRORED``."""
         ...
 
     def component_details(self, name: str) -> dict[str, Any] | None:
         """``{componentName, version, state, configuration}``; None: no such component."""
+        ...
+
+    def list_component_details(self) -> list[dict[str, Any]]:
+        """ListComponents: :meth:`component_details` of every component, in dependency order."""
+        ...
+
+    async def restart_component(self, name: str) -> bool:
+        """RestartComponent (as ``sprig component restart``); False: no such component."""
+        ...
+
+    async def stop_component(self, name: str) -> bool:
+        """StopComponent (as ``sprig component stop``); False: no such component."""
+        ...
+
+    def deployment_summary(self, deployment_id: str) -> dict[str, Any] | None:
+        """GetLocalDeploymentStatus: ``{deploymentId, status, reason, createdAt}``; None: no
+        such deployment."""
+        ...
+
+    def deployment_summaries(self) -> list[dict[str, Any]]:
+        """ListLocalDeployments: the deployments the core keeps, newest first."""
         ...
 
     def find_secret(self, secret_id: str) -> SecretRecord | None:

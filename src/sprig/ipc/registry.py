@@ -8,7 +8,7 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Final
 
-from sprig.ipc import config_ops, pubsub_ops, secret_ops, shadow_ops
+from sprig.ipc import cli_ops, config_ops, pubsub_ops, secret_ops, shadow_ops, update_ops
 from sprig.ipc.call import Handler
 
 OPERATIONS: Final = MappingProxyType[str, Handler]({
@@ -20,7 +20,18 @@ OPERATIONS: Final = MappingProxyType[str, Handler]({
     "aws.greengrass#UpdateConfiguration": config_ops.update_configuration,
     "aws.greengrass#SubscribeToConfigurationUpdate": config_ops.subscribe_to_configuration_update,
     "aws.greengrass#UpdateState": config_ops.update_state,
-    "aws.greengrass#GetComponentDetails": config_ops.get_component_details,
+    "aws.greengrass#GetComponentDetails": cli_ops.get_component_details,
+    "aws.greengrass#ListComponents": cli_ops.list_components,
+    "aws.greengrass#RestartComponent": cli_ops.restart_component,
+    "aws.greengrass#StopComponent": cli_ops.stop_component,
+    "aws.greengrass#GetLocalDeploymentStatus": cli_ops.get_local_deployment_status,
+    "aws.greengrass#ListLocalDeployments": cli_ops.list_local_deployments,
+    "aws.greengrass#SubscribeToComponentUpdates": update_ops.subscribe_to_component_updates,
+    "aws.greengrass#DeferComponentUpdate": update_ops.defer_component_update,
+    "aws.greengrass#SubscribeToValidateConfigurationUpdates":
+        update_ops.subscribe_to_validate_configuration_updates,
+    "aws.greengrass#SendConfigurationValidityReport":
+        update_ops.send_configuration_validity_report,
     "aws.greengrass#GetSecretValue": secret_ops.get_secret_value,
     "aws.greengrass#GetThingShadow": shadow_ops.get_thing_shadow,
     "aws.greengrass#UpdateThingShadow": shadow_ops.update_thing_shadow,

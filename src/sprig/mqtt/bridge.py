@@ -13,6 +13,9 @@
   broker drops the connection each time) is dropped and logged, so it cannot block the spool.
 * **Reconnects** use exponential backoff from ``reconnect.minSeconds`` doubling to
   ``reconnect.maxSeconds``; every reconnect resubscribes and resumes the spool.
+* **Retained messages and a last will** (used by the fleet agent, :mod:`sprig.fleet`): a publish
+  may ask the broker to retain it, and :meth:`MqttBridge.set_will` gives every connection a will
+  the broker publishes when the core vanishes without disconnecting.
 
 The bridge owns its tasks: ``aclose()`` cancels and awaits them all.
 """
@@ -59,6 +62,7 @@ class _Outgoing:
     topic: str
     payload: bytes
     qos: int
+    retain: bool = False
 
     @property
     def size(self) -> int:
@@ -115,6 +119,13 @@ class MqttBridge:
         self._head: _Outgoing | None = None
         self._head_attempts = 0
         self.last_error: str | None = None
+        self._will: _Outgoing | None = None
+
+    def set_will(self, topic: str, payload: bytes, qos: int = 1, retain: bool = True) -> None:
+        """The message the broker publishes if this connection ends without a DISCONNECT
+        (the core killed, the network gone): set before :meth:`start`, used by every
+        connection from then on."""
+        self._will = self.check(topic, payload, qos, retain)
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -155,7 +166,7 @@ class MqttBridge:
     def spool_bytes(self) -> int:
         return self._spool_bytes
 
-    async def wait_until(self, predicate: Callable[[], bool], timeout: float) -> None:
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float | None) -> None:
         """Wait until ``predicate()`` holds; it is re-checked whenever the bridge's state
         changes (connected, disconnected, spool, broker subscriptions)."""
         async with self._changed:
@@ -199,13 +210,13 @@ class MqttBridge:
 
     # --- publishing ------------------------------------------------------------------------
 
-    def check(self, topic: str, payload: bytes, qos: int) -> _Outgoing:
+    def check(self, topic: str, payload: bytes, qos: int, retain: bool = False) -> _Outgoing:
         """Validate a publish (topic, QoS, size) without queuing it."""
         t = Topic.parse(topic)
         if qos not in (0, 1):
             raise MqttPublishError(f"qos: unsupported value {qos!r}; allowed: 0 "
                                    "(AT_MOST_ONCE), 1 (AT_LEAST_ONCE)")
-        out = _Outgoing(t.value, bytes(payload), qos)
+        out = _Outgoing(t.value, bytes(payload), qos, retain)
         if out.size > self.settings.max_message_size:
             raise MqttPublishError(
                 f"message on topic {t.value!r} is {out.size} bytes (topic + payload), over "
@@ -213,9 +224,11 @@ class MqttBridge:
                 f"{self.settings.max_message_size} bytes")
         return out
 
-    async def publish(self, topic: str, payload: bytes, qos: int = 0) -> PublishOutcome:
-        """Queue a message for the broker, in order; see the module docstring for offline."""
-        out = self.check(topic, payload, qos)
+    async def publish(self, topic: str, payload: bytes, qos: int = 0, *,
+                      retain: bool = False) -> PublishOutcome:
+        """Queue a message for the broker, in order; see the module docstring for offline.
+        ``retain``: the broker keeps it as the topic's last message for later subscribers."""
+        out = self.check(topic, payload, qos, retain)
         if not self.connected and qos == 0 and not self.settings.keep_qos0_when_offline:
             self._drop_qos0(1)
             return PublishOutcome.DROPPED
@@ -255,8 +268,10 @@ class MqttBridge:
             if s.port == 443:
                 # AWS IoT Core serves MQTT with client certificates on 443 only with this ALPN.
                 tls_context.set_alpn_protocols(["x-amzn-mqtt-ca"])
+        will = None if self._will is None else aiomqtt.Will(
+            self._will.topic, self._will.payload, self._will.qos, self._will.retain)
         return aiomqtt.Client(
-            s.host, s.port, identifier=s.client_id, keepalive=s.keep_alive_seconds,
+            s.host, s.port, identifier=s.client_id, keepalive=s.keep_alive_seconds, will=will,
             protocol=(aiomqtt.ProtocolVersion.V5 if s.protocol is MqttProtocol.V5
                       else aiomqtt.ProtocolVersion.V311),
             tls_context=tls_context, timeout=s.operation_timeout_seconds, clean_session=(
@@ -346,7 +361,7 @@ class MqttBridge:
                               "(mqtt.maxPublishRetry %d)", head.topic, self._head_attempts - 1,
                               retries)
                     continue
-            await client.publish(head.topic, head.payload, qos=head.qos)
+            await client.publish(head.topic, head.payload, qos=head.qos, retain=head.retain)
             async with self._changed:
                 self._pop(head)
                 self.sent += 1

@@ -74,6 +74,8 @@ class CoreProcess:
             "failureHandlingPolicy": document.get("failure_handling", "ROLLBACK"),
             "runWith": document.get("run_with"),
             "systemLimits": document.get("system_limits"),
+            "componentUpdatePolicy": document.get("component_update_policy"),
+            "configurationValidationPolicy": document.get("configuration_validation_policy"),
         }.items() if v is not None}
         result: dict[str, Any] = self.call("deployment.create", {
             "deployment": doc,

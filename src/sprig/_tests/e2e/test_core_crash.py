@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from sprig._tests.reliability.support import wait_deployment
 from sprig.state.db import StateDB
 from sprig.testing import CoreProcess, write_recipe
 
@@ -87,3 +88,52 @@ def test_kill_9_during_a_deployment_then_restart_is_consistent(tmp_path: Path,
     finally:
         core.stop()
     assert _pids_of(base_cmd) == [] and _pids_of(slow_cmd) == []
+
+
+def test_a_version_broken_before_the_kill_fails_its_resumed_deployment(
+        tmp_path: Path, shared_dir: Path) -> None:
+    """The new version went BROKEN (persisted) and the core was killed before the deployment
+    recorded FAILED (found by the rollback crash trials, seed 525941664 trial 18). The next core
+    starts that component BROKEN "from before"; the resumed deployment must still count it as
+    its failure and roll back, not call the broken version SUCCEEDED."""
+    import random
+
+    recipes = tmp_path / "recipes"
+    started = shared_dir / "install-started"
+    run_cmd = f"sleep {random.randint(100000, 999999)}.75"
+    install_cmd = f"sleep {random.randint(100000, 999999)}.5"
+    for version, lifecycle in (("1.0.0", {"Run": f"exec {run_cmd}"}),
+                               ("2.0.0", {"Install": f"touch {started}; exec {install_cmd}",
+                                          "Run": f"exec {run_cmd}"})):
+        write_recipe(recipes, {"RecipeFormatVersion": "2020-01-25",
+                               "ComponentName": "com.example.App", "ComponentVersion": version,
+                               "Manifests": [{"Lifecycle": lifecycle}]})
+    core = CoreProcess(tmp_path / "root").start()
+    try:
+        assert core.deploy(recipe_dir=recipes, merge={"com.example.App": "1.0.0"})[
+            "status"] == "SUCCEEDED"
+        pending = core.deploy(recipe_dir=recipes, merge={"com.example.App": "2.0.0"},
+                              wait=False)
+        deadline = time.monotonic() + 30
+        while not started.exists():      # the deployment is applying 2.0.0
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        core.kill()
+        db = StateDB(core.layout.state_db)
+        record = db.deployment(pending["deploymentId"])
+        assert record is not None and record.status == "IN_PROGRESS", record
+        # What the killed core had persisted: 2.0.0 BROKEN (its third failure).
+        db.set_health("com.example.App", broken=True,
+                      last_error="Install script exited with code 1 (third error)")
+        db.close()
+        core.start()
+        final = wait_deployment(core, pending["deploymentId"])
+        assert final["status"] == "FAILED", final
+        assert "BROKEN" in final["reason"] and "rolled back" in final["reason"], final
+        core.call("component.wait", {"name": "com.example.App", "states": ["RUNNING"]})
+        assert {c["name"]: c["version"] for c in core.call("component.list")} == {
+            "com.example.App": "1.0.0"}
+    finally:
+        core.stop()
+    for pid in _pids_of(install_cmd) + _pids_of(run_cmd):
+        os.kill(pid, 9)

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from sprig.config.protected import ProtectedKey, Reference, protected_keys
+from sprig.ipc.notices import ComponentNotices, Deferral, ValidityReport
 from sprig.ipc.server import IpcServer
 from sprig.mqtt.bridge import MqttBridge
 from sprig.pubsub.bus import Bus
@@ -73,6 +74,12 @@ class DictCore:
     references: list[Reference] = field(default_factory=list)
     #: A real shadow service on a real state.db; None: ShadowManager not deployed.
     shadow_service: ShadowService | None = None
+    #: the deployments' side of component-update and validation notices
+    notices: ComponentNotices = field(default_factory=ComponentNotices)
+    #: RestartComponent / StopComponent requests that reached the core, in order
+    commands: list[tuple[str, str]] = field(default_factory=list)
+    #: what the core's deployment history holds (deployment summaries)
+    deployments: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, name: str, token: str, config: dict[str, Any] | None = None,
             component_type: str = "aws.greengrass.generic") -> None:
@@ -113,6 +120,24 @@ class DictCore:
         self.watchers.setdefault(component, []).append(callback)
         return lambda: self.watchers[component].remove(callback)
 
+    def subscribe_component_updates(self, component: str,
+                                    callback: Callable[[dict[str, Any]], None]
+                                    ) -> Callable[[], None]:
+        return self.notices.subscribe_updates(component, callback)
+
+    def defer_component_update(self, component: str, deployment_id: str, message: str,
+                               recheck_after_ms: int) -> None:
+        self.notices.defer(component, Deferral(deployment_id, recheck_after_ms, message))
+
+    def subscribe_configuration_validation(self, component: str,
+                                           callback: Callable[[dict[str, Any]], None]
+                                           ) -> Callable[[], None]:
+        return self.notices.subscribe_validation(component, callback)
+
+    def report_configuration_validity(self, component: str, deployment_id: str, status: str,
+                                      message: str) -> None:
+        self.notices.report_validity(component, ValidityReport(deployment_id, status, message))
+
     def report_state(self, component: str, state: str) -> None:
         self.states.setdefault(component, []).append(state)
 
@@ -121,6 +146,27 @@ class DictCore:
             return None
         return {"componentName": name, "version": self.versions[name], "state": "RUNNING",
                 "configuration": self.get_configuration(name)}
+
+    def list_component_details(self) -> list[dict[str, Any]]:
+        return [d for n in sorted(self.configs) if (d := self.component_details(n)) is not None]
+
+    async def restart_component(self, name: str) -> bool:
+        if name not in self.configs:
+            return False
+        self.commands.append(("restart", name))
+        return True
+
+    async def stop_component(self, name: str) -> bool:
+        if name not in self.configs:
+            return False
+        self.commands.append(("stop", name))
+        return True
+
+    def deployment_summary(self, deployment_id: str) -> dict[str, Any] | None:
+        return next((d for d in self.deployments if d["deploymentId"] == deployment_id), None)
+
+    def deployment_summaries(self) -> list[dict[str, Any]]:
+        return list(self.deployments)
 
     def find_secret(self, secret_id: str) -> SecretRecord | None:
         return self.secrets.find(secret_id) if self.secrets is not None else None

@@ -17,11 +17,14 @@ from typing import Any
 from awsiot.greengrasscoreipc.clientv2 import GreengrassCoreIPCClientV2
 from awsiot.greengrasscoreipc.model import (
     BinaryMessage,
+    ComponentUpdatePolicyEvents,
     ConfigurationUpdateEvents,
+    ConfigurationValidityReport,
     IoTCoreMessage,
     JsonMessage,
     PublishMessage,
     SubscriptionResponseMessage,
+    ValidateConfigurationUpdateEvents,
 )
 
 
@@ -59,6 +62,15 @@ def serialize_event(e: Any) -> Any:
     if isinstance(e, IoTCoreMessage):
         return {"topic": e.message.topic_name,
                 "payload": base64.b64encode(e.message.payload).decode()}
+    if isinstance(e, ComponentUpdatePolicyEvents):
+        if e.pre_update_event is not None:
+            return {"pre": e.pre_update_event.deployment_id,
+                    "isGgcRestarting": e.pre_update_event.is_ggc_restarting}
+        assert e.post_update_event is not None
+        return {"post": e.post_update_event.deployment_id}
+    if isinstance(e, ValidateConfigurationUpdateEvents):
+        ev = e.validate_configuration_update_event
+        return {"validate": ev.deployment_id, "configuration": ev.configuration}
     if isinstance(e, ConfigurationUpdateEvents):
         ev = e.configuration_update_event
         return {"component": ev.component_name, "keyPath": ev.key_path}
@@ -149,8 +161,40 @@ def main() -> None:
                                                         page_size=cmd.get("pageSize"))
                 result = {"results": r.results, "nextToken": r.next_token,
                           "timestamp": r.timestamp.timestamp() if r.timestamp else None}
+            elif name == "subscribe_updates":
+                result = subscribe(client.subscribe_to_component_updates)
+            elif name == "defer":
+                client.defer_component_update(deployment_id=cmd["deploymentId"],
+                                              message=cmd.get("message"),
+                                              recheck_after_ms=cmd.get("recheckAfterMs"))
+            elif name == "subscribe_validation":
+                result = subscribe(client.subscribe_to_validate_configuration_updates)
+            elif name == "report_validity":
+                client.send_configuration_validity_report(
+                    configuration_validity_report=ConfigurationValidityReport(
+                        status=cmd["status"], deployment_id=cmd["deploymentId"],
+                        message=cmd.get("message")))
             elif name == "list_components":
-                client.list_components()
+                r = client.list_components()
+                result = [{"componentName": c.component_name, "version": c.version,
+                           "state": c.state, "configuration": c.configuration}
+                          for c in r.components]
+            elif name == "pause":
+                client.pause_component(component_name=cmd["component"])
+            elif name == "restart":
+                result = client.restart_component(component_name=cmd["component"]).restart_status
+            elif name == "stop":
+                result = client.stop_component(component_name=cmd["component"]).stop_status
+            elif name == "local_deployment":
+                d = client.get_local_deployment_status(deployment_id=cmd["deploymentId"]).deployment
+                details = d.deployment_status_details
+                result = {"deploymentId": d.deployment_id, "status": d.status,
+                          "createdOn": d.created_on,
+                          "cause": details.deployment_failure_cause if details else None}
+            elif name == "local_deployments":
+                result = [{"deploymentId": d.deployment_id, "status": d.status,
+                           "createdOn": d.created_on}
+                          for d in client.list_local_deployments().local_deployments]
             elif name == "events":
                 c, _op = subs[cmd["sub"]]
                 n = cmd["n"]

@@ -98,9 +98,9 @@ async def test_authorization_limits_and_unknown_operation(
     e = await error_of("publish_binary", topic="allowed/big", b64=b64(b"x" * 5000))
     assert e.kind == "InvalidArgumentsError" and "5000 bytes" in e.message
     assert "at most 4096" in e.message
-    e = await error_of("list_components")
+    e = await error_of("pause", component="com.c")
     assert e.kind == "ServiceError"
-    assert "aws.greengrass#ListComponents" in e.message and "PublishToTopic" in e.message
+    assert "aws.greengrass#PauseComponent" in e.message and "PublishToTopic" in e.message
     e = await error_of("publish_iot", topic="elsewhere/1", b64=b64(b"x"))
     assert e.kind == "UnauthorizedError" and "mqttproxy" in e.message
     e = await error_of("publish_iot", topic="dev/1", b64=b64(b"x"))

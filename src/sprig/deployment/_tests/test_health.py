@@ -51,3 +51,11 @@ def test_timing_out_names_what_it_waited_for() -> None:
     assert not decided(seen, BEGAN)
     assert verdict(seen, BEGAN, in_time=False, timeout_s=300) == (
         "timed out after 300 s waiting for a (STARTING) to be RUNNING or FINISHED", [])
+
+
+def test_a_resumed_deployment_owns_what_it_changed_that_broke_before_the_kill() -> None:
+    seen = [Seen("changed", State.BROKEN, 50, last_error="x"), Seen("other", State.BROKEN, 50)]
+    assert broken_since(seen, BEGAN, {"changed"}) == ["changed"]
+    assert decided(seen, BEGAN, {"changed"})
+    assert verdict(seen, BEGAN, {"changed"}, in_time=True, timeout_s=300) == (
+        "component changed BROKEN (changed: x)", ["changed"])

@@ -75,3 +75,11 @@ def test_json_round_trip_and_unknown_codes_are_dropped() -> None:
 def test_every_code_has_a_type() -> None:
     from sprig.deployment.outcome import ERROR_TYPES
     assert set(ERROR_TYPES) == set(ErrorCode)
+
+
+def test_a_component_refusing_its_configuration_changes_nothing() -> None:
+    from sprig.deployment.outcome import configuration_refused
+
+    details = configuration_refused("com.example.A refused the configuration: bad")
+    assert details.detailed_status is DetailedStatus.FAILED_NO_STATE_CHANGE
+    assert details.error_stack[-1] is ErrorCode.COMPONENT_CONFIGURATION_NOT_VALID

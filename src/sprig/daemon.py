@@ -93,7 +93,7 @@ class Core:
         self.api = ManagementServer(layout.management_socket, root=layout.root)
         self.messaging = CoreMessaging(self.kernel, self.functions)
         self.function_hooks.append(self.messaging.function_changed)
-        self.kernel.lambda_env_providers.append(self.messaging.function_env)
+        self.kernel.add_lambda_env_provider(self.messaging.function_env)
         self.ipc = IpcServer(layout.ipc_socket,
                              KernelIpcCore(self.kernel, self.messaging.bus, self.messaging.bridge,
                                            self.messaging.messaging.deployed_shadows,

@@ -51,7 +51,7 @@ class KernelIpcCore:
         self._bus = bus
         self._bridge = bridge
         self._config_subscribers: dict[str, list[Callable[[list[str]], None]]] = {}
-        kernel.config_listeners.append(self._config_changed)
+        kernel.on_configuration_change(self._config_changed)
 
     @property
     def bus(self) -> Bus:

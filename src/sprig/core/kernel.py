@@ -12,6 +12,7 @@ import secrets
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from sprig import __version__
@@ -68,8 +69,8 @@ class Kernel:
         self.settings = settings
         self.db = db
         self.platform = current_platform()
-        self.services: dict[str, Service] = {}
-        self.components: dict[str, Component] = {}
+        self._services: dict[str, Service] = {}
+        self._components: dict[str, Component] = {}
         self.tokens: dict[str, str] = {}
         self._listeners: list[StateListener] = []
         self._changed = asyncio.Condition()
@@ -77,21 +78,60 @@ class Kernel:
         self._logs: dict[str, ComponentLog] = {}
         self._factories: dict[str, ServiceFactory] = {}
         self.is_root = os.geteuid() == 0
-        self.builtin_listeners: list[Callable[[BuiltinService], None]] = []
+        self._builtin_listeners: list[Callable[[BuiltinService], None]] = []
         self.children = ChildRegistry(layout.run / "children.json", layout.root)
         self.sandbox_ids = SandboxIdentities(db)
         #: extra environment of Lambda workers: (component, function ARN) -> variables
-        self.lambda_env_providers: list[Callable[[Component, str], dict[str, str]]] = []
+        self._lambda_env_providers: list[Callable[[Component, str], dict[str, str]]] = []
         #: called with (component name, changed key path) when a configuration changes
-        self.config_listeners: list[Callable[[str, list[str]], None]] = []
+        self._config_listeners: list[Callable[[str, list[str]], None]] = []
         #: the core's events (sprig.events): state, configuration and log events start here
         self.events = EventHub()
         self.add_state_listener(self._state_event)
-        self.config_listeners.append(self._configuration_event)
+        self._config_listeners.append(self._configuration_event)
         #: why components asked for a core restart (Bootstrap exit 100) not yet carried out
-        self.restart_reasons: list[str] = []
+        self._restart_reasons: list[str] = []
         #: set by the deployment service while it applies one (it then does the restart)
         self.deploying = False
+
+    # -- the surface other layers use: read-only views, registrations, commands -------------
+    @property
+    def services(self) -> Mapping[str, Service]:
+        """The running services by name (a read-only view: the kernel alone changes them)."""
+        return MappingProxyType(self._services)
+
+    @property
+    def components(self) -> Mapping[str, Component]:
+        """The desired components by name (read-only; change them with :meth:`reconcile`)."""
+        return MappingProxyType(self._components)
+
+    @property
+    def restart_reasons(self) -> tuple[str, ...]:
+        """Why components asked for a core restart (Bootstrap exit 100) not yet carried out."""
+        return tuple(self._restart_reasons)
+
+    def clear_restart_reasons(self) -> None:
+        self._restart_reasons.clear()
+
+    def on_configuration_change(self, listener: Callable[[str, list[str]], None]) -> None:
+        """Call ``listener(component, key_path)`` whenever a configuration changes."""
+        self._config_listeners.append(listener)
+
+    def on_builtin_configured(self, listener: Callable[[BuiltinService], None]) -> None:
+        """Call ``listener(service)`` when a built-in component is (re)configured."""
+        self._builtin_listeners.append(listener)
+
+    def add_lambda_env_provider(self,
+                                provider: Callable[[Component, str], dict[str, str]]) -> None:
+        """Add variables to Lambda workers' environment: ``provider(component, arn)``."""
+        self._lambda_env_providers.append(provider)
+
+    def lambda_environment(self, component: Component, arn: str) -> dict[str, str]:
+        """What the providers add to a Lambda worker's environment."""
+        env: dict[str, str] = {}
+        for provider in self._lambda_env_providers:
+            env.update(provider(component, arn))
+        return env
 
     # -- wiring --------------------------------------------------------------------------
 
@@ -120,7 +160,7 @@ class Kernel:
 
     def _state_event(self, name: str, old: State, new: State, reason: str) -> None:
         if self.events.wants(Kind.COMPONENT):
-            svc = self.services.get(name)
+            svc = self._services.get(name)
             self.events.publish(Kind.COMPONENT, {
                 "name": name, "state": str(new), "previous": str(old), "reason": reason,
                 "version": svc.component.version if svc else None,
@@ -148,21 +188,21 @@ class Kernel:
         """A Bootstrap step exited 100: Greengrass restarts the nucleus, so every component
         stops and starts again. Sprig restarts every component instead of itself; during a
         deployment, once its components are up (the deployment waits for them again)."""
-        self.restart_reasons.append(reason)
+        self._restart_reasons.append(reason)
         if not self.deploying:
             self.spawn(self.restart_components(), name="core-restart")
 
     async def restart_components(self) -> None:
         """Stop every component (dependents first), then start them again in dependency order
         with their Install steps, as a restarted nucleus does. BROKEN and stopped ones stay."""
-        reasons, self.restart_reasons = self.restart_reasons, []
+        reasons, self._restart_reasons = self._restart_reasons, []
         log.warning("restarting every component, as Greengrass restarts the nucleus: %s",
                     "; ".join(reasons) or "requested")
-        order = self.dependency_order(list(self.services))
+        order = self.dependency_order(list(self._services))
         for name in reversed(order):
-            await self.services[name].stop()
+            await self._services[name].stop()
         for name in order:
-            svc = self.services.get(name)
+            svc = self._services.get(name)
             if svc is None or svc.state is State.BROKEN or svc.component.record.user_stopped:
                 continue
             svc.set_state(State.NEW)
@@ -172,17 +212,17 @@ class Kernel:
         self.db.set_health(service.name, broken=True, last_error=reason)
 
     def builtin_configured(self, service: BuiltinService) -> None:
-        for cb in self.builtin_listeners:
+        for cb in self._builtin_listeners:
             cb(service)
 
     # -- dependencies --------------------------------------------------------------------
 
     async def wait_for_dependencies(self, service: Service) -> None:
-        deps = [d for d in service.component.dependencies if d in self.services]
+        deps = [d for d in service.component.dependencies if d in self._services]
 
         def ready() -> bool:
-            return all(self.services[d].state in (State.RUNNING, State.FINISHED)
-                       for d in deps if d in self.services)
+            return all(self._services[d].state in (State.RUNNING, State.FINISHED)
+                       for d in deps if d in self._services)
 
         if deps and not ready():
             log.info("%s: waiting for dependencies %s", service.name, ", ".join(deps))
@@ -190,7 +230,7 @@ class Kernel:
 
     async def restart_dependents(self, service: Service) -> None:
         """A HARD dependency errored: its dependents restart (they wait for it to come back)."""
-        for other in list(self.services.values()):
+        for other in list(self._services.values()):
             if other.component.dependencies.get(service.name) == "HARD" and other.state in (
                 State.RUNNING, State.STARTING, State.FINISHED, State.INSTALLED
             ):
@@ -201,8 +241,8 @@ class Kernel:
     def dependency_order(self, names: list[str]) -> list[str]:
         """``names`` (those that are components) ordered so that dependencies come first
         (:func:`sprig.recipe.resolve.order_by_dependencies`, the planner's order too)."""
-        return order_by_dependencies({n: self.components[n].dependencies for n in names
-                                      if n in self.components})
+        return order_by_dependencies({n: self._components[n].dependencies for n in names
+                                      if n in self._components})
 
     # -- reconcile -----------------------------------------------------------------------
 
@@ -214,16 +254,16 @@ class Kernel:
         reconfigure what can change live, start what is new — in dependency order."""
         target = self.load(records)
         health = self.db.health()
-        old_components = self.components
-        removed = [n for n in self.services if n not in target]
+        old_components = self._components
+        removed = [n for n in self._services if n not in target]
         # Stop removed components, dependents first.
-        self.components = {**old_components, **target}
+        self._components = {**old_components, **target}
         for name in reversed(self.dependency_order(removed)):
-            gone = self.services.pop(name)
+            gone = self._services.pop(name)
             await gone.stop()
             await gone.uninstall()
             self._close_log(name)
-        self.components = target
+        self._components = target
         for name, comp in target.items():
             old = old_components.get(name)
             if old is not None and old.configuration != comp.configuration:
@@ -231,10 +271,10 @@ class Kernel:
         to_start: list[str] = []
         for name in self.dependency_order(list(target)):
             comp = target[name]
-            svc = self.services.get(name)
+            svc = self._services.get(name)
             fingerprint = lifecycle_fingerprint(comp, self.interpolation_context(comp))
             if svc is not None and type(svc) is not type(self._make_service(comp)):
-                await self.services.pop(name).stop()
+                await self._services.pop(name).stop()
                 svc = None
             if svc is not None:
                 if svc.component.version == comp.version and svc.fingerprint == fingerprint:
@@ -247,10 +287,10 @@ class Kernel:
                     svc.fingerprint = fingerprint
                     continue
                 await svc.stop()
-                self.services.pop(name)
+                self._services.pop(name)
             svc = self._make_service(comp)
             svc.fingerprint = fingerprint
-            self.services[name] = svc
+            self._services[name] = svc
             broken, last_error = health.get(name, (False, ""))
             if broken:
                 svc.mark_broken_from_store(last_error)
@@ -260,13 +300,13 @@ class Kernel:
                 continue
             to_start.append(name)
         for name in to_start:
-            self.services[name].start()
+            self._services[name].start()
 
     def _config_changed(self, name: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
         """Tell listeners (IPC SubscribeToConfigurationUpdate) which top-level keys changed."""
         for key in sorted(set(old) | set(new)):
             if old.get(key) != new.get(key):
-                for listener in self.config_listeners:
+                for listener in self._config_listeners:
                     try:
                         listener(name, [key])
                     except Exception:
@@ -293,11 +333,11 @@ class Kernel:
         state = config_state(record).apply(ConfigUpdate(merge=patch))
         new_record = replace(record, configuration=state.to_document())
         self.db.put_component(new_record)
-        old = self.components.get(name)
+        old = self._components.get(name)
         if old is not None:
             comp = load_component(new_record, self.platform)
-            self.components[name] = comp
-            svc = self.services.get(name)
+            self._components[name] = comp
+            svc = self._services.get(name)
             if svc is not None:
                 svc.component = comp
             self._config_changed(name, old.configuration, comp.configuration)
@@ -314,9 +354,9 @@ class Kernel:
 
     async def aclose(self) -> None:
         """Stop every service (dependents first), then the background tasks."""
-        for name in reversed(self.dependency_order(list(self.services))):
+        for name in reversed(self.dependency_order(list(self._services))):
             with contextlib.suppress(Exception):
-                await self.services[name].stop()
+                await self._services[name].stop()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -326,7 +366,7 @@ class Kernel:
     # -- what a component's processes get ------------------------------------------------
 
     def interpolation_context(self, comp: Component) -> VariableContext:
-        return interpolation_context(comp, self.components, self.layout,
+        return interpolation_context(comp, self._components, self.layout,
                                      self.settings.thing_name)
 
     def render(self, text: str, ctx: VariableContext) -> str:
@@ -449,7 +489,7 @@ class Kernel:
     # -- queries -------------------------------------------------------------------------
 
     def describe(self, name: str) -> dict[str, Any] | None:
-        svc = self.services.get(name)
+        svc = self._services.get(name)
         if svc is None:
             return None
         comp = svc.component
@@ -470,7 +510,7 @@ class Kernel:
     def list_components(self) -> list[dict[str, Any]]:
         return [
             {"name": n, "version": s.component.version, "state": str(s.state)}
-            for n, s in sorted(self.services.items())
+            for n, s in sorted(self._services.items())
         ]
 
     def now(self) -> float:

@@ -249,8 +249,7 @@ class LambdaService(Service):
         ctx = self.kernel.interpolation_context(component)
         env = self.kernel.base_env(component)
         arn = _setenv(component, ctx).get(ENV_ARN, "")
-        for provider in self.kernel.lambda_env_providers:
-            env.update(provider(component, arn))
+        env.update(self.kernel.lambda_environment(component, arn))
         uid = sandbox_uid(self.kernel, component)
         owner = process_owner(self.kernel, component)
         if owner is not None:

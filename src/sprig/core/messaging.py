@@ -43,7 +43,7 @@ class CoreMessaging:
                                    secrets=SecretStore.for_root(kernel.layout),
                                    verify_peer=REGISTRY.stranger, state_db=kernel.db,
                                    shadows_deployed=self._shadow_manager_deployed)
-        kernel.builtin_listeners.append(self._builtin_configured)
+        kernel.on_builtin_configured(self._builtin_configured)
 
     def _shadow_manager_deployed(self) -> bool:
         return SHADOW_MANAGER_COMPONENT in self.kernel.components

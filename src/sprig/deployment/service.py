@@ -103,7 +103,7 @@ class DeploymentService:
                 self.current = None
                 self.kernel.deploying = False
                 if self.kernel.restart_reasons:      # asked for by a rolled-back component
-                    self.kernel.restart_reasons.clear()
+                    self.kernel.clear_restart_reasons()
                 async with self._done:
                     self._done.notify_all()
 

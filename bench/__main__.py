@@ -17,7 +17,7 @@ from bench.harness import PYTHON, REPO, deploy, public_dir, running_core
 from bench.machine import describe
 from bench.plan import FULL, QUICK, Plan
 from bench.report import line, markdown, plots
-from bench.stats import Results
+from bench.stats import Results, Target, series_targets
 from bench.targets import analysis, check_targets
 
 
@@ -76,6 +76,9 @@ def run(plan: Plan, res: Results) -> None:
         with running_core(work / "root-mem") as core:
             step("core memory with many functions", t0)
             memory.core_rss(res, plan, core, code, work)
+        with running_core(work / "root-pinned") as core:
+            step("core memory with 20 pinned functions (workers running)", t0)
+            memory.core_rss_pinned(res, core, code, work)
         step("Event invocations: accept rate, durable vs in memory", t0)
         events.run(plan, res, work)
         if messaging_wired():
@@ -102,14 +105,33 @@ def run(plan: Plan, res: Results) -> None:
                          "not exist), so they are not measured.")
 
 
+def commit_of(repo: Path) -> str:
+    """The commit measured (``+dirty`` when the work tree differs from it)."""
+    def git(*args: str) -> str:
+        out = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True,
+                             timeout=30)
+        return out.stdout.strip() if out.returncode == 0 else ""
+    head = git("rev-parse", "--short=12", "HEAD")
+    if not head:
+        return "unknown"
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", "src", "bench")
+    return head + ("+dirty" if dirty else "")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small samples (< 2 minutes)")
+    parser.add_argument("--runs", type=int, default=1, metavar="N",
+                        help="run the whole suite N times (≥ 5 for a verdict): each target "
+                             "is reported as its median and min-max over the N runs")
     parser.add_argument("--out", default=str(REPO / "BENCHMARKS.md"),
                         help="where to write the report (default: BENCHMARKS.md)")
     args = parser.parse_args(argv)
+    if args.runs < 1:
+        parser.error(f"--runs must be at least 1, got {args.runs}")
     plan = QUICK if args.quick else FULL
     started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    commit = commit_of(REPO)
     t0 = time.perf_counter()
     installed = setup.ensure(REPO)
     if installed:
@@ -118,9 +140,18 @@ def main(argv: list[str] | None = None) -> int:
     print("Machine:")
     for k, v in machine.items():
         print(f"  {k}: {v}")
+    series: list[list[Target]] = []
     res = Results()
-    run(plan, res)
-    check_targets(res)
+    for i in range(args.runs):
+        if args.runs > 1:
+            print(f"\n######## suite run {i + 1} of {args.runs}", flush=True)
+        res = Results()
+        run(plan, res)
+        check_targets(res)
+        series.append(list(res.targets))
+        for t in res.targets:
+            print(f"  [{t.verdict}] {t.text}: {t.value:.3g} {t.unit}", flush=True)
+    targets = series_targets(series) if args.runs > 1 else res.targets
     load = os.getloadavg()
     machine["Load average at end"] = f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
     duration = time.perf_counter() - t0
@@ -128,15 +159,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{section}")
         for key in keys:
             print(line(res, res.figures[key]))
-    print("\nTargets")
-    for t in res.targets:
-        print(f"  [{'met' if t.met else 'MISSED'}] {t.text}: {t.value:.3g} {t.unit} "
-              f"(bound {t.bound:.3g} {t.unit})")
+    print("\nTargets" + (f" (median over {args.runs} suite runs)" if args.runs > 1 else ""))
+    for t in targets:
+        print(f"  [{t.verdict}] {t.text}: {t.value:.3g} {t.unit} "
+              f"[{t.low or t.value:.3g} - {t.high or t.value:.3g}] (bound {t.bound:.3g} {t.unit})")
     written = plots(res, Path(args.out), REPO)
-    command = "/work/main/.venv/bin/python -m bench" + (" --quick" if args.quick else "")
-    text = markdown(res, machine, f"cd {REPO} && {command}", started, duration, written,
-                    analysis(res), args.quick)
-    Path(args.out).write_text(text)
+    command = ".venv/bin/python -m bench" + (" --quick" if args.quick else "") + (
+        f" --runs {args.runs}" if args.runs > 1 else "")
+    text = markdown(res, machine, command, started, duration, written,
+                    analysis(res, targets), args.quick, commit, targets, args.runs)
+    Path(args.out).write_text(text.replace(str(REPO) + "/", "").replace(str(REPO), "."))
     where = Path(written[0][1]).parent if written else "-"
     print(f"\nwrote {args.out} and {len(written)} plots ({where}) in {duration:.0f} s")
     return 0

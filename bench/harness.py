@@ -114,8 +114,8 @@ def run_loop(kind: str, args: dict[str, Any], timeout_s: float = 300) -> dict[st
 
 
 @contextlib.contextmanager
-def floor_server(path: Path, handler_dir: Path) -> Iterator[None]:
-    """The floor's server process, listening on ``path`` until the block ends."""
+def floor_server(path: Path, handler_dir: Path) -> Iterator[int]:
+    """The floor's server process (its pid), listening on ``path`` until the block ends."""
     proc = subprocess.Popen(
         [PYTHON, "-m", "bench.loops", "floor-server",
          json.dumps({"path": str(path), "handler_dir": str(handler_dir)})],
@@ -125,7 +125,7 @@ def floor_server(path: Path, handler_dir: Path) -> Iterator[None]:
         line = proc.stdout.readline()
         if line.strip() != "ready":
             raise RuntimeError(f"floor server did not start: {line!r}")
-        yield
+        yield proc.pid
     finally:
         proc.kill()
         proc.wait()

@@ -67,14 +67,20 @@ ENV_DURABLE_EVENTS = "SPRIG_DURABLE_EVENTS"
 DISK_RETRY_S = 2.0
 
 
+def cgroup_prefix(root: Path) -> str:
+    """``r<digest of the root>-``: what every cgroup of the core on ``root`` is named after
+    (see set_cgroup_prefix); public so that tools (the benchmark) find a core's cgroups."""
+    import hashlib
+
+    return "r" + hashlib.sha256(str(root).encode()).hexdigest()[:8] + "-"
+
+
 class Core:
     """The running core: every long-lived part, and the management API's methods."""
 
     def __init__(self, layout: RootLayout, settings: CoreSettings) -> None:
-        import hashlib
-
         # This core's cgroups are named r<digest of the root>-…: see set_cgroup_prefix.
-        set_cgroup_prefix("r" + hashlib.sha256(str(layout.root).encode()).hexdigest()[:8] + "-")
+        set_cgroup_prefix(cgroup_prefix(layout.root))
         self.layout = layout
         self.settings = settings
         self.db = StateDB(layout.state_db)

@@ -503,6 +503,7 @@ class Core:
                 "handler": fn.spec.handler,
                 "runtimeWarning": fn.warning,
                 "pool": repr(fn.pool),
+                "workers": fn.details()["workers"],
                 "eventDrops": fn.event_drops,
             }
         return details

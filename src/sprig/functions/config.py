@@ -72,6 +72,9 @@ class LambdaConfig:
     timeout_s: float = 3
     max_idle_s: float = 60
     max_instances: int = 100
+    #: minInstancesCount (a Sprig key, Lambda's provisioned concurrency): on-demand workers
+    #: started before any invocation and kept through idle reaping
+    min_instances: int = 0
     max_queue_size: int = 1000
     status_timeout_s: float = 60
     encoding: PayloadEncoding = PayloadEncoding.JSON
@@ -107,7 +110,7 @@ class LambdaConfig:
         Queue and pool sizes, timeouts and event sources apply to the next invocation; anything
         a worker was started with (environment, sandbox, encoding, pinned) needs new workers.
         """
-        keep = ("timeout_s", "max_idle_s", "max_instances", "max_queue_size",
+        keep = ("timeout_s", "max_idle_s", "max_instances", "min_instances", "max_queue_size",
                 "status_timeout_s", "event_sources")
         return any(getattr(self, f) != getattr(new, f)
                    for f in self.__dataclass_fields__ if f not in keep)
@@ -134,6 +137,7 @@ class Key(enum.StrEnum):
     TIMEOUT = "timeoutInSeconds"
     MAX_IDLE = "maxIdleTimeInSeconds"
     MAX_INSTANCES = "maxInstancesCount"
+    MIN_INSTANCES = "minInstancesCount"
     MAX_QUEUE = "maxQueueSize"
     STATUS_TIMEOUT = "statusTimeoutInSeconds"
     ENCODING = "inputPayloadEncodingType"
@@ -227,11 +231,14 @@ def _parse(cfg: Mapping[str, Any], strict: bool = False) -> LambdaConfig:
     _check_keys(params, SUBKEYS[Key.CONTAINER_PARAMS], str(Key.CONTAINER_PARAMS))
     lep = _mapping(cfg, Key.EXECUTION_PARAMETERS)
     _check_keys(lep, SUBKEYS[Key.EXECUTION_PARAMETERS], str(Key.EXECUTION_PARAMETERS))
+    pinned = _bool(cfg, Key.PINNED, _DEFAULT.pinned)
+    max_instances = _int(cfg, Key.MAX_INSTANCES, 100, 1)
     return LambdaConfig(
-        pinned=_bool(cfg, Key.PINNED, _DEFAULT.pinned),
+        pinned=pinned,
         timeout_s=_int(cfg, Key.TIMEOUT, 3, 1),
         max_idle_s=_int(cfg, Key.MAX_IDLE, 60, 30),
-        max_instances=_int(cfg, Key.MAX_INSTANCES, 100, 1),
+        max_instances=max_instances,
+        min_instances=_min_instances(cfg, pinned, max_instances),
         max_queue_size=_int(cfg, Key.MAX_QUEUE, 1000, 1),
         status_timeout_s=_int(cfg, Key.STATUS_TIMEOUT, 60, 30),
         encoding=_enum(cfg, Key.ENCODING, PayloadEncoding, PayloadEncoding.JSON),
@@ -247,6 +254,24 @@ def _parse(cfg: Mapping[str, Any], strict: bool = False) -> LambdaConfig:
         environment=_environment(lep),
         event_sources=_event_sources(cfg),
     )
+
+
+def _min_instances(cfg: Mapping[str, Any], pinned: bool, max_instances: int) -> int:
+    """``minInstancesCount``: 0 to ``maxInstancesCount``, and only for an on-demand function
+    (a pinned one always keeps its one worker; a count there would mean nothing, so it is
+    refused rather than ignored)."""
+    key = str(Key.MIN_INSTANCES)
+    value = _int(cfg, key, 0, 0)
+    allowed = f"a whole number from 0 to maxInstancesCount ({max_instances})"
+    if value > max_instances:
+        raise ValidationError(key, "is larger than maxInstancesCount", value=cfg.get(key),
+                              allowed=allowed)
+    if value and pinned:
+        raise ValidationError(key, "applies to on-demand functions only (pinned: false); a "
+                              "pinned function always keeps its one worker started",
+                              value=cfg.get(key), allowed="0 (or leave it out) when pinned "
+                              "is true")
+    return value
 
 
 def _mapping(cfg: Mapping[str, Any], key: str, prefix: str = "") -> Mapping[str, Any]:

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import causes, cold, events, memory, messaging, setup, warm
+from bench import causes, cold, events, levers, memory, messaging, prestart, setup, warm
 from bench.functions import Fn, write_code
 from bench.harness import PYTHON, REPO, deploy, public_dir, running_core
 from bench.machine import describe
@@ -59,8 +59,13 @@ def run(plan: Plan, res: Results) -> None:
             deploy(core, code, main_functions(java), work / "main",
                    config={f"OnDemand{n}": {"maxInstancesCount": n} for n in (1, 2, 4)})
             step("Sprig warm invocations (by turns with the floor)", t0)
+            step("pre-started workers (minInstancesCount): first invocation after deployment",
+                 t0)
+            pre = prestart.deploy_and_measure(res, plan, core, code, work)
             core_pid = int(core.call("status")["pid"])
             warm.sprig_warm(res, plan, core.root, core_pid, code, work)
+            step("levers: uvloop against asyncio's loop, by turns", t0)
+            levers.event_loop(res, plan, code, work, core.root, core_pid)
             step("profiling the core during warm invocations (py-spy)", t0)
             causes.warm_profile(res, core_pid, core.root, 3 if plan.quick else 6)
             warm.other_runtimes_warm(res, plan, core.root, java)
@@ -73,6 +78,8 @@ def run(plan: Plan, res: Results) -> None:
             cold.sprig_colds(res, plan, core, code, java)
             step("worker memory", t0)
             memory.worker_memory(res, core, code, work)
+            step("pre-started workers: first invocation after idle", t0)
+            prestart.after_idle(res, core, pre)
         with running_core(work / "root-mem") as core:
             step("core memory with many functions", t0)
             memory.core_rss(res, plan, core, code, work)
@@ -96,6 +103,13 @@ def run(plan: Plan, res: Results) -> None:
         "The concurrency runs use one client process with 4 threads; on 2 vCPUs the callers, "
         "the core and the workers share the CPUs, so the echo rows measure the whole machine's "
         "ceiling, and the 10 ms handler rows the workers' parallelism.",
+        "Levers not kept (issue 18): orjson instead of the standard json module on the "
+        "management socket's invoke (measured once, not in this run: 8.5 µs → 0.5 µs per "
+        "request + reply, ~2% of the core's CPU per invocation, inside the run-to-run noise "
+        "of these figures, so no new dependency); posix_spawn instead of a preexec_fn and one "
+        "prepared read-only /etc instead of per-file binds were not built yet: the causes "
+        "tables above measure what each would save (fork vs vfork, 25 binds vs none). One "
+        "log write for END and REPORT was already in place (Function._report).",
         "Bare interpreter starts run with the clean environment the core gives workers (PATH, "
         "LANG, HOME): an inherited NODE_EXTRA_CA_CERTS alone adds ~80 ms to `node` here.",
     ]

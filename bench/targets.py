@@ -277,6 +277,13 @@ def analysis(res: Results, targets: list[Target] | None = None) -> list[str]:
         out.append(f"- **Messaging**: local bus fan-out {fan:,.0f} msg/s vs Mosquitto "
                    f"{fan_m:,.0f} msg/s; an MQTT round trip through the bridge {rt or 0:.0f} µs "
                    f"vs {rt_p or 0:.0f} µs for a plain MQTT client on the same broker.")
+    ua, uu = _m(res, "lever_loop_cpu_asyncio"), _m(res, "lever_loop_cpu_uvloop")
+    pa, pu = _m(res, "lever_loop_p50_asyncio"), _m(res, "lever_loop_p50_uvloop")
+    if ua and uu and pa and pu:
+        out.append(f"- **Levers**: uvloop as the core's event loop: {uu:.0f} µs of core CPU per "
+                   f"invocation against {ua:.0f} µs on asyncio's loop ({uu / ua - 1:+.0%}), warm "
+                   f"p50 {pu:.0f} µs against {pa:.0f} µs ({pu / pa - 1:+.0%}), measured by "
+                   f"turns in this run (table \"Levers\").")
     out.append(target_summary(res.targets if targets is None else targets))
     return out
 

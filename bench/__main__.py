@@ -58,10 +58,10 @@ def run(plan: Plan, res: Results) -> None:
             step("core: deploying the echo functions", t0)
             deploy(core, code, main_functions(java), work / "main",
                    config={f"OnDemand{n}": {"maxInstancesCount": n} for n in (1, 2, 4)})
-            step("Sprig warm invocations (by turns with the floor)", t0)
             step("pre-started workers (minInstancesCount): first invocation after deployment",
                  t0)
             pre = prestart.deploy_and_measure(res, plan, core, code, work)
+            step("Sprig warm invocations (by turns with the floor)", t0)
             core_pid = int(core.call("status")["pid"])
             warm.sprig_warm(res, plan, core.root, core_pid, code, work)
             step("levers: uvloop against asyncio's loop, by turns", t0)

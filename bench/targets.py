@@ -280,10 +280,13 @@ def analysis(res: Results, targets: list[Target] | None = None) -> list[str]:
     ua, uu = _m(res, "lever_loop_cpu_asyncio"), _m(res, "lever_loop_cpu_uvloop")
     pa, pu = _m(res, "lever_loop_p50_asyncio"), _m(res, "lever_loop_p50_uvloop")
     if ua and uu and pa and pu:
-        out.append(f"- **Levers**: uvloop as the core's event loop: {uu:.0f} µs of core CPU per "
-                   f"invocation against {ua:.0f} µs on asyncio's loop ({uu / ua - 1:+.0%}), warm "
-                   f"p50 {pu:.0f} µs against {pa:.0f} µs ({pu / pa - 1:+.0%}), measured by "
-                   f"turns in this run (table \"Levers\").")
+        rss = _m(res, "lever_loop_rss")
+        out.append(f"- **Levers**: uvloop as the core's event loop (opt-in, "
+                   f"`SPRIG_EVENT_LOOP=uvloop`): {uu:.0f} µs of core CPU per invocation against "
+                   f"{ua:.0f} µs on asyncio's loop ({uu / ua - 1:+.0%}), warm p50 {pu:.0f} µs "
+                   f"against {pa:.0f} µs ({pu / pa - 1:+.0%}), measured by turns in this run"
+                   + (f", for {rss:+.1f} MB of core RSS (why it is not the default: the 40 MB "
+                      f"budget)" if rss is not None else "") + ".")
     out.append(target_summary(res.targets if targets is None else targets))
     return out
 

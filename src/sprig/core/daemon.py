@@ -652,22 +652,35 @@ async def _main(root: Path) -> int:
         os.close(lock)
 
 
-#: ``asyncio`` runs the core on the standard library's event loop instead of uvloop (to
-#: compare, or to rule uvloop out when something misbehaves).
+#: ``uvloop`` runs the core on uvloop (libuv) instead of asyncio's own loop (the default).
 ENV_EVENT_LOOP = "SPRIG_EVENT_LOOP"
+EVENT_LOOPS = ("asyncio", "uvloop")
 
 
 def _run(main: Coroutine[Any, Any, int]) -> int:
-    """Run the core's main coroutine on uvloop (libuv) when it is installed: the core is a
-    loop of small socket reads and writes, and uvloop's C transports and callbacks cost it
-    less CPU per invocation than asyncio's (measured: BENCHMARKS.md); asyncio otherwise."""
-    if os.environ.get(ENV_EVENT_LOOP, "uvloop") != "asyncio":
+    """Run the core's main coroutine on the event loop ``SPRIG_EVENT_LOOP`` names.
+
+    Why uvloop is opt-in: measured by turns in the benchmark, it cuts the core's CPU per
+    invocation by ~14 % but adds ~2.3 MB to the core's resident set, which takes a core with
+    20 pinned functions past its 40 MB budget (BENCHMARKS.md, "Levers"). A device short of
+    CPU rather than memory sets ``SPRIG_EVENT_LOOP=uvloop`` (``pip install sprig[uvloop]``).
+
+    Raises:
+        SprigError: an unknown loop, or uvloop asked for and not installed.
+    """
+    kind = os.environ.get(ENV_EVENT_LOOP, "asyncio")
+    if kind not in EVENT_LOOPS:
+        main.close()
+        raise SprigError(f"{ENV_EVENT_LOOP}: unknown event loop (got {kind!r}); allowed: "
+                         + " or ".join(EVENT_LOOPS))
+    if kind == "uvloop":
         try:
             import uvloop
         except ImportError:
-            pass
-        else:
-            return uvloop.run(main)
+            main.close()
+            raise SprigError(f"{ENV_EVENT_LOOP}=uvloop: uvloop is not installed (pip install "
+                             "'sprig[uvloop]'); allowed without it: asyncio") from None
+        return uvloop.run(main)
     return asyncio.run(main)
 
 

@@ -1,5 +1,5 @@
-"""The core runs on uvloop (issue 18: less CPU per invocation), and on asyncio's own loop when
-``SPRIG_EVENT_LOOP=asyncio`` says so."""
+"""The core's event loop: asyncio's own by default, uvloop when ``SPRIG_EVENT_LOOP=uvloop``
+asks for it (issue 18: less CPU per invocation, more memory), anything else refused."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import asyncio
 import pytest
 
 from sprig.core.daemon import ENV_EVENT_LOOP, _run
+from sprig.errors import SprigError
 
 
 def _loop_module() -> str:
@@ -21,11 +22,19 @@ def _loop_module() -> str:
     return seen[0]
 
 
-def test_uvloop_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_asyncio_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(ENV_EVENT_LOOP, raising=False)
+    assert _loop_module().startswith("asyncio")
+
+
+def test_uvloop_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_EVENT_LOOP, "uvloop")
     assert _loop_module().startswith("uvloop")
 
 
-def test_asyncio_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(ENV_EVENT_LOOP, "asyncio")
-    assert _loop_module().startswith("asyncio")
+def test_an_unknown_loop_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_EVENT_LOOP, "tokio")
+    with pytest.raises(SprigError) as e:
+        _loop_module()
+    assert str(e.value) == ("SPRIG_EVENT_LOOP: unknown event loop (got 'tokio'); allowed: "
+                            "asyncio or uvloop")

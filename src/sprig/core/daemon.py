@@ -661,7 +661,7 @@ def _run(main: Coroutine[Any, Any, int]) -> int:
     """Run the core's main coroutine on the event loop ``SPRIG_EVENT_LOOP`` names.
 
     Why uvloop is opt-in: measured by turns in the benchmark, it cuts the core's CPU per
-    invocation by ~14 % but adds ~2.3 MB to the core's resident set, which takes a core with
+    invocation by 5-14 % but adds ~2.3 MB to the core's resident set, which takes a core with
     20 pinned functions past its 40 MB budget (BENCHMARKS.md, "Levers"). A device short of
     CPU rather than memory sets ``SPRIG_EVENT_LOOP=uvloop`` (``pip install sprig[uvloop]``).
 

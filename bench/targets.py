@@ -209,8 +209,11 @@ def check_targets(res: Results) -> None:
         if first and warm_p50:
             res.check(f"Pre-started workers (minInstancesCount): first invocation "
                       f"{label} ≤ 2{X} a warm one", first / warm_p50, 2.0, X,
-                      why=("The first invocation still paid a worker start: see the "
-                           "pre-started worker rows."),
+                      why=("No worker start is paid (the worker was up before the call; its "
+                           "REPORT has no Init Duration): what is left is the first pass of a "
+                           "fresh worker process and of the core through the invoke path "
+                           "(code not yet specialised by Python 3.11's adaptive interpreter, "
+                           "first-use allocations); see the pre-started worker rows."),
                       spread=_ratio_runs(res, key, "prov_warm"))
     rss20, per, pinned = _m(res, "rss20"), _m(res, "rss_per_fn"), _m(res, "rss_pinned20")
     if rss20:

@@ -56,9 +56,12 @@ def leftovers(root: Path) -> list[int]:
 
 @contextlib.contextmanager
 def running_core(root: Path, config: dict[str, Any] | None = None,
-                 stop_timeout_s: float = 60) -> Iterator[CoreProcess]:
-    """A core for the block; stopped gracefully, else killed along with its workers."""
-    core = CoreProcess(root, config=config).start(60)
+                 stop_timeout_s: float = 60,
+                 env: dict[str, str] | None = None) -> Iterator[CoreProcess]:
+    """A core for the block (``env``: variables added to the core's environment); stopped
+    gracefully, else killed along with its workers."""
+    core = CoreProcess(root, config=config,
+                       env={**os.environ, **env} if env else None).start(60)
     try:
         yield core
     finally:
@@ -84,7 +87,10 @@ def deploy(core: CoreProcess, code: Code, fns: list[Fn], out: Path,
                          configuration_update=update or None)
     elapsed = time.perf_counter() - t0
     if result.get("status") != "SUCCEEDED":
-        raise RuntimeError(f"deployment failed: {result}\n{core.output()}")
+        reason = str(result.get("reason", ""))
+        logs = "".join(f"\n--- {fn.name} log (tail)\n{core.log(fn.name)[-3000:]}"
+                       for fn in fns if f"component {fn.name} " in reason)
+        raise RuntimeError(f"deployment failed: {result}{logs}\n{core.output()}")
     return elapsed
 
 
@@ -114,8 +120,8 @@ def run_loop(kind: str, args: dict[str, Any], timeout_s: float = 300) -> dict[st
 
 
 @contextlib.contextmanager
-def floor_server(path: Path, handler_dir: Path) -> Iterator[None]:
-    """The floor's server process, listening on ``path`` until the block ends."""
+def floor_server(path: Path, handler_dir: Path) -> Iterator[int]:
+    """The floor's server process (its pid), listening on ``path`` until the block ends."""
     proc = subprocess.Popen(
         [PYTHON, "-m", "bench.loops", "floor-server",
          json.dumps({"path": str(path), "handler_dir": str(handler_dir)})],
@@ -125,7 +131,7 @@ def floor_server(path: Path, handler_dir: Path) -> Iterator[None]:
         line = proc.stdout.readline()
         if line.strip() != "ready":
             raise RuntimeError(f"floor server did not start: {line!r}")
-        yield
+        yield proc.pid
     finally:
         proc.kill()
         proc.wait()

@@ -34,15 +34,17 @@ def measure(call: Roundtrip, payload: bytes, count: int, warmup: int) -> dict[st
         call(payload)
     samples: list[float] = []
     clock = time.perf_counter
+    cpu0 = time.process_time()
     started = clock()
     for _ in range(count):
         t0 = clock()
         out = call(payload)
         samples.append((clock() - t0) * 1e6)
     elapsed = clock() - started
+    cpu = time.process_time() - cpu0
     if json.loads(out) != json.loads(payload):
         raise AssertionError(f"echo mismatch: {out[:200]!r}")
-    return {"samples_us": samples, "elapsed_s": elapsed}
+    return {"samples_us": samples, "elapsed_s": elapsed, "cpu_s": cpu}
 
 
 # -- the floor: two processes, JSON over a Unix socket ----------------------------------------

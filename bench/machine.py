@@ -43,7 +43,7 @@ def cgroup_version() -> str:
     if (root / "cgroup.controllers").exists():
         return "v2 (unified)"
     if (root / "memory").is_dir():
-        extra = " + cgroup2 at /sys/fs/cgroup/unified" if (root / "unified").is_dir() else ""
+        extra = " + a cgroup2 hierarchy (unified)" if (root / "unified").is_dir() else ""
         return f"v1 (memory controller){extra}"
     return "none found"
 

@@ -16,6 +16,7 @@ from bench.functions import Code, Fn
 from bench.harness import deploy
 from bench.plan import Plan
 from bench.stats import Figure, Results
+from sprig.daemon import cgroup_prefix
 from sprig.testing import CoreProcess
 
 CGROUP_V1 = Path("/sys/fs/cgroup/memory/sprig")
@@ -62,8 +63,46 @@ def core_rss(res: Results, plan: Plan, core: CoreProcess, code: Code, work: Path
                       f"({lo}→{hi})", "KB", per, None))
 
 
-def _cgroup_dirs(name: str) -> list[Path]:
-    return sorted(CGROUP_V1.glob(f"sprig-{name}-*")) if CGROUP_V1.is_dir() else []
+def core_rss_pinned(res: Results, core: CoreProcess, code: Code, work: Path,
+                    count: int = 20) -> None:
+    """The core's RSS with ``count`` pinned functions, whose workers exist: the idle
+    on-demand figure alone would leave out what a running worker costs the core (its
+    sockets, buffers, log pipes)."""
+    s = "Memory: the core"
+    pid = int(core.call("status")["pid"])
+    fns = [Fn(f"Pinned{i:03d}", "python", True) for i in range(count)]
+    took = deploy(core, code, fns, work / f"pinned-{count}")
+    for fn in fns:   # every worker has served once: its buffers exist
+        out = core.call("invoke", {"function": fn.name,
+                                   "payload": base64.b64encode(b"{}").decode()})
+        if out.get("functionError"):
+            raise RuntimeError(f"{fn.name}: {base64.b64decode(out['payload'])!r}")
+    workers = _children(pid)
+    wrss = sum(status_kb(p, "VmRSS") for p in workers) / 1024
+    res.add(s, Figure(f"rss_pinned{count}", f"core RSS, {count} pinned functions (workers "
+                      f"running, each invoked once)", "MB", rss_readings(pid), "rss0",
+                      note=f"deploying took {took:.1f} s; the {len(workers)} worker "
+                      f"processes hold {wrss:.0f} MB more, outside the core"))
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(proc.name))
+            except (OSError, ValueError, IndexError):
+                continue
+    return out
+
+
+def _cgroup_dirs(root: Path, name: str) -> list[Path]:
+    """The worker cgroups of ``name`` on the core at ``root``: the launcher names them
+    ``<core prefix><component>-<worker number>-<instance>`` under ``memory/sprig``."""
+    if not CGROUP_V1.is_dir():
+        return []
+    return sorted(CGROUP_V1.glob(f"{cgroup_prefix(root)}{name}-*"))
 
 
 def _cgroup_pids(dirs: list[Path]) -> list[int]:
@@ -110,7 +149,7 @@ def worker_memory(res: Results, core: CoreProcess, code: Code, work: Path) -> No
         if reports:
             res.add(s, Figure(f"report_mem_{name}", f"REPORT Max Memory Used, {iso[name]}",
                               "MB", tuple(reports), None))
-        dirs = _cgroup_dirs(name)
+        dirs = _cgroup_dirs(core.root, name)
         if dirs:
             peaks = []
             for d in dirs:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.stats import Figure, Results, fmt
+from bench.stats import Figure, Results, Target, fmt
 
 PLOTS = "bench/results"
 
@@ -172,9 +172,33 @@ def plots(res: Results, report: Path, repo: Path) -> list[tuple[str, str]]:
 
 # -- BENCHMARKS.md ----------------------------------------------------------------------------
 
+def target_rows(targets: Sequence[Target]) -> list[str]:
+    """The targets table: median with its spread, the verdict (``yes``, ``within noise``
+    when only the median meets the bound, ``no``)."""
+    out = ["| target | measured (median) | spread (min \u2013 max) | bound | met? | "
+           "why / what would close the gap |", "|---|---:|---|---:|:---:|---|"]
+    for t in targets:
+        verdict = {"yes": "yes", "within noise": "**within noise**", "no": "**no**"}[t.verdict]
+        spread = (f"{fmt(t.low, t.unit)} \u2013 {fmt(t.high, t.unit)}"
+                  if t.low is not None and t.high is not None else "")
+        runs = f" ({t.runs} runs)" if t.runs > 1 else ""
+        out.append(f"| {t.text} | {fmt(t.value, t.unit)} | {spread}{runs} | "
+                   f"{fmt(t.bound, t.unit)} | {verdict} | {t.why} |")
+    return out
+
+
 def markdown(res: Results, machine: dict[str, str], command: str, started: str,
              duration_s: float, written: list[tuple[str, str]], analysis: list[str],
-             quick: bool) -> str:
+             quick: bool, commit: str = "", targets: Sequence[Target] | None = None,
+             series: int = 1) -> str:
+    """The report; ``targets`` (a series' targets, median over the suite runs) replace the
+    last run's own when given."""
+    shown = list(res.targets if targets is None else targets)
+    spread_text = (f"The targets are the median over {series} whole suite runs with their "
+                   f"min-max over those runs; the tables below are the last run's."
+                   if series > 1 else
+                   "A target's spread pairs each run of a figure with its baseline's run of "
+                   "the same turn.")
     out = [
         "# Sprig benchmarks",
         "",
@@ -184,14 +208,15 @@ def markdown(res: Results, machine: dict[str, str], command: str, started: str,
         command,
         "```",
         "",
-        f"Run started {started}, took {duration_s / 60:.1f} min"
+        f"Commit {commit or 'unknown'}. Run started {started}, took {duration_s / 60:.1f} min"
         + (" (`--quick`: small samples; run without it for the full figures)." if quick
            else "."),
         "Every figure is measured in this one run on this one machine, as **median** with "
         "min and max over repeated runs (for latency: the per-run p50 or p99), and as a ratio to "
         "its baseline from the same run. Lower is better except where the unit is a rate. "
         "The machine is shared: the load averages below say how busy it was, and wide "
-        "min-max ranges mark the figures that noise touched.",
+        "min-max ranges mark the figures that noise touched. " + spread_text + " A target "
+        "met only at the median, not at the worst end of its spread, is **within noise**.",
         "",
         "## Machine",
         "",
@@ -201,10 +226,7 @@ def markdown(res: Results, machine: dict[str, str], command: str, started: str,
         "",
         "## Targets",
         "",
-        "| target | measured | bound | met? | why / what would close the gap |",
-        "|---|---:|---:|:---:|---|",
-        *[f"| {t.text} | {fmt(t.value, t.unit)} | {fmt(t.bound, t.unit)} | "
-          f"{'yes' if t.met else '**no**'} | {t.why} |" for t in res.targets],
+        *target_rows(shown),
         "",
     ]
     if analysis:

@@ -90,9 +90,13 @@ def floor(res: Results, plan: Plan, code: Code, work: Path, size: int = 0,
     out = []
     for i in range(plan.runs):
         sock = work / f"floor-{size}-{i}.sock"
-        with floor_server(sock, code.python_echo):
-            out.append(run_loop("floor", {"path": str(sock), "count": count or plan.count,
-                                          "warmup": plan.warmup, "size": size}))
+        with floor_server(sock, code.python_echo) as pid:
+            before = cpu_s(pid)
+            got = run_loop("floor", {"path": str(sock), "count": count or plan.count,
+                                     "warmup": plan.warmup, "size": size})
+            n = (count or plan.count) + plan.warmup
+            got["server_cpu_s_per_call"] = (cpu_s(pid) - before) / n
+            out.append(got)
     return out
 
 
@@ -131,6 +135,7 @@ def sprig_warm(res: Results, plan: Plan, root: Path, core_pid: int, code: Code,
     r = str(root)
     loop = {"root": r, "count": plan.count, "warmup": plan.warmup}
     floors, runs, core_cpu, worker_cpu = [], [], [], []
+    loads: list[float] = []
     one = Plan(**{**plan.__dict__, "runs": 1})
     for _ in range(plan.runs):
         floors += floor(res, one, code, work)
@@ -139,6 +144,7 @@ def sprig_warm(res: Results, plan: Plan, root: Path, core_pid: int, code: Code,
         runs += got
         core_cpu += c
         worker_cpu += w
+        loads.append(os.getloadavg()[0])
     base = "Warm invoke: baselines"
     add_latency(res, base, "floor", "Floor: 2 Python processes, JSON over a Unix socket",
                 floors, None)
@@ -147,8 +153,16 @@ def sprig_warm(res: Results, plan: Plan, root: Path, core_pid: int, code: Code,
         k for k in keys if not k.startswith("floor.")]
     add_latency(res, s, "mgmt", "Sprig core path (management socket `invoke`), NoContainer",
                 runs, "floor.p50", "floor.tput")
+    res.add(base, Figure(
+        "cpu_floor", "Floor: CPU per round trip (client + server)", "µs",
+        tuple((r["cpu_s"] / len(r["samples_us"]) + r["server_cpu_s_per_call"]) * 1e6
+              for r in floors), None,
+        note="the client's process_time over the timed calls, the server's from /proc"))
+    res.add(base, Figure("load_warm", "1-minute load average after each Sprig warm run", "",
+                         tuple(loads), None,
+                         note=f"{len(os.sched_getaffinity(0))} vCPUs usable by this run"))
     res.add(s, Figure("cpu_core", "core process CPU per invocation (core path)", "µs",
-                      tuple(core_cpu), None, note="user + system, from /proc/<pid>/stat"))
+                      tuple(core_cpu), "cpu_floor", note="user + system, from /proc/<pid>/stat"))
     res.add(s, Figure("cpu_worker", "worker process CPU per invocation", "µs",
                       tuple(worker_cpu), None))
     add_latency(res, s, "mgmt_c", "Sprig core path, GreengrassContainer",

@@ -19,7 +19,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -71,14 +71,20 @@ ENV_DURABLE_EVENTS = "SPRIG_DURABLE_EVENTS"
 DISK_RETRY_S = 2.0
 
 
+def cgroup_prefix(root: Path) -> str:
+    """``r<digest of the root>-``: what every cgroup of the core on ``root`` is named after
+    (see set_cgroup_prefix); public so that tools (the benchmark) find a core's cgroups."""
+    import hashlib
+
+    return "r" + hashlib.sha256(str(root).encode()).hexdigest()[:8] + "-"
+
+
 class Core:
     """The running core: every long-lived part, and the management API's methods."""
 
     def __init__(self, layout: RootLayout, settings: CoreSettings) -> None:
-        import hashlib
-
         # This core's cgroups are named r<digest of the root>-…: see set_cgroup_prefix.
-        set_cgroup_prefix("r" + hashlib.sha256(str(layout.root).encode()).hexdigest()[:8] + "-")
+        set_cgroup_prefix(cgroup_prefix(layout.root))
         self.layout = layout
         self.settings = settings
         self.db = StateDB(layout.state_db)
@@ -519,6 +525,7 @@ class Core:
                 "handler": fn.spec.handler,
                 "runtimeWarning": fn.warning,
                 "pool": repr(fn.pool),
+                "workers": fn.details()["workers"],
                 "eventDrops": fn.event_drops,
             }
         return details
@@ -678,9 +685,41 @@ async def _main(root: Path) -> int:
         os.close(lock)
 
 
+#: ``uvloop`` runs the core on uvloop (libuv) instead of asyncio's own loop (the default).
+ENV_EVENT_LOOP = "SPRIG_EVENT_LOOP"
+EVENT_LOOPS = ("asyncio", "uvloop")
+
+
+def _run(main: Coroutine[Any, Any, int]) -> int:
+    """Run the core's main coroutine on the event loop ``SPRIG_EVENT_LOOP`` names.
+
+    Why uvloop is opt-in: measured by turns in the benchmark, it cuts the core's CPU per
+    invocation by 5-14 % but adds ~2.3 MB to the core's resident set, which takes a core with
+    20 pinned functions past its 40 MB budget (BENCHMARKS.md, "Levers"). A device short of
+    CPU rather than memory sets ``SPRIG_EVENT_LOOP=uvloop`` (``pip install sprig[uvloop]``).
+
+    Raises:
+        SprigError: an unknown loop, or uvloop asked for and not installed.
+    """
+    kind = os.environ.get(ENV_EVENT_LOOP, "asyncio")
+    if kind not in EVENT_LOOPS:
+        main.close()
+        raise SprigError(f"{ENV_EVENT_LOOP}: unknown event loop (got {kind!r}); allowed: "
+                         + " or ".join(EVENT_LOOPS))
+    if kind == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            main.close()
+            raise SprigError(f"{ENV_EVENT_LOOP}=uvloop: uvloop is not installed (pip install "
+                             "'sprig[uvloop]'); allowed without it: asyncio") from None
+        return uvloop.run(main)
+    return asyncio.run(main)
+
+
 def run_core(root: Path) -> int:
     try:
-        return asyncio.run(_main(root))
+        return _run(_main(root))
     except SprigError as e:
         print(f"sprig: {e}", file=sys.stderr)
         return 1

@@ -59,7 +59,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import httptools
 
@@ -295,7 +295,9 @@ class Connection(asyncio.Protocol):
 
     # -- asyncio.Protocol ------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # A stream transport (asyncio's, or uvloop's, which is not an asyncio.Transport
+        # subclass but has its methods).
+        transport = cast(asyncio.Transport, transport)
         self._transport = transport
         self._loop = asyncio.get_running_loop()
         self._idle_since = self._loop.time()
@@ -843,7 +845,9 @@ class _Refused(asyncio.Protocol):
     """A connection over the cap: closed as soon as it is accepted."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # A stream transport (asyncio's, or uvloop's, which is not an asyncio.Transport
+        # subclass but has its methods).
+        transport = cast(asyncio.Transport, transport)
         transport.abort()
 
 

@@ -202,6 +202,10 @@ PARAMETERS: Final[tuple[Parameter, ...]] = (
          "how long an on-demand worker may stay idle before it is stopped"),
     _int("max_instances", "maxInstancesCount", 100, 1, None,
          "how many workers of an on-demand function may run at once"),
+    _int("min_instances", "minInstancesCount", 0, 0, None,
+         "how many workers of an on-demand function are kept started, before any invocation "
+         "and through idle reaping (at most maxInstancesCount; refused when pinned; a Sprig "
+         "key: Lambda's provisioned concurrency)", api=None),
     _int("max_queue_size", "maxQueueSize", 1000, 1, None,
          "how many invocations may wait for a worker"),
     _int("status_timeout_s", "statusTimeoutInSeconds", 60, 30, None,

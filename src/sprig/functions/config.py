@@ -63,6 +63,7 @@ _PINNED = _default("pinned", bool)
 _TIMEOUT_S = _default("timeout_s", int)
 _MAX_IDLE_S = _default("max_idle_s", int)
 _MAX_INSTANCES = _default("max_instances", int)
+_MIN_INSTANCES = _default("min_instances", int)
 _MAX_QUEUE_SIZE = _default("max_queue_size", int)
 _STATUS_TIMEOUT_S = _default("status_timeout_s", int)
 _ENCODING = _default("encoding", PayloadEncoding)
@@ -79,6 +80,9 @@ class LambdaConfig:
     timeout_s: float = _TIMEOUT_S
     max_idle_s: float = _MAX_IDLE_S
     max_instances: int = _MAX_INSTANCES
+    #: minInstancesCount (a Sprig key, Lambda's provisioned concurrency): on-demand workers
+    #: started before any invocation and kept through idle reaping
+    min_instances: int = _MIN_INSTANCES
     max_queue_size: int = _MAX_QUEUE_SIZE
     status_timeout_s: float = _STATUS_TIMEOUT_S
     encoding: PayloadEncoding = _ENCODING
@@ -132,7 +136,7 @@ class LambdaConfig:
         Queue and pool sizes, timeouts and event sources apply to the next invocation; anything
         a worker was started with (environment, sandbox, encoding, pinned) needs new workers.
         """
-        keep = ("timeout_s", "max_idle_s", "max_instances", "max_queue_size",
+        keep = ("timeout_s", "max_idle_s", "max_instances", "min_instances", "max_queue_size",
                 "status_timeout_s", "event_sources")
         return any(getattr(self, f) != getattr(new, f)
                    for f in self.__dataclass_fields__ if f not in keep)
@@ -193,7 +197,23 @@ def _parse(cfg: Mapping[str, Any], strict: bool = False) -> LambdaConfig:
     for param in CONFIGURATION:
         parent, _, leaf = str(param.key).rpartition(".")
         values[param.field] = _read(objects[parent], leaf, param, f"{parent}." if parent else "")
+    _check_min_instances(cfg, values)
     return LambdaConfig(**values)
+
+
+def _check_min_instances(cfg: Mapping[str, Any], values: Mapping[str, Any]) -> None:
+    """``minInstancesCount``: at most ``maxInstancesCount``, and only for an on-demand function
+    (a pinned one always keeps its one worker; a count there would mean nothing, so it is
+    refused rather than ignored)."""
+    key, count, top = "minInstancesCount", values["min_instances"], values["max_instances"]
+    if count > top:
+        raise ValidationError(key, "is larger than maxInstancesCount", value=cfg.get(key),
+                              allowed=f"a whole number from 0 to maxInstancesCount ({top})")
+    if count and values["pinned"]:
+        raise ValidationError(key, "applies to on-demand functions only (pinned: false); a "
+                              "pinned function always keeps its one worker started",
+                              value=cfg.get(key), allowed="0 (or leave it out) when pinned "
+                              "is true")
 
 
 def _read(src: Mapping[str, Any], leaf: str, param: Parameter, prefix: str) -> Any:

@@ -122,7 +122,8 @@ class Function:
         self.stats = InvocationStats()
         cfg = spec.config
         self._pool: Pool[_Item] = Pool(spec.component_name, cfg.pinned, cfg.max_instances,
-                                       cfg.max_queue_size, cfg.max_idle_s, paused=True)
+                                       cfg.max_queue_size, cfg.max_idle_s, paused=True,
+                                       min_instances=cfg.min_instances)
         self._workers: dict[str, Worker] = {}
         self._generation: dict[str, int] = {}
         self._gen = 0
@@ -197,7 +198,8 @@ class Function:
             "runtimeWarning": self.warning, "state": self.state.value,
             "pinned": p.pinned, "queued": len(p.queue), "maxQueueSize": p.max_queue_size,
             "workers": {s.value: p.count(s) for s in WorkerState},
-            "maxInstancesCount": p.limit, "droppedInvocations": p.dropped,
+            "maxInstancesCount": p.limit, "minInstancesCount": p.min_instances,
+            "droppedInvocations": p.dropped,
             "droppedEvents": self.event_drops, "storedEvents": len(self._durable_ids),
         }
 
@@ -214,8 +216,9 @@ class Function:
         await self._load_stored_events()
         self.state = FunctionState.RUNNING
         self._pool.paused = False
-        if self.spec.config.pinned:
-            await self._wait_pinned_ready()
+        self._pool.prestart_paused = False
+        if self.spec.config.pinned or self.spec.config.min_instances:
+            await self._wait_ready()
         else:
             self._kick()
 
@@ -238,14 +241,23 @@ class Function:
             self._say("sprig", f"{loaded} stored Event invocation(s) queued again (acknowledged "
                                "before the last stop or crash)")
 
-    async def _wait_pinned_ready(self) -> None:
+    def _ready_count(self) -> int:
+        ready = (WorkerState.IDLE, WorkerState.BUSY)
+        return sum(1 for wid, slot in self._pool.workers.items()
+                   if slot.state in ready and self._generation.get(wid) == self._gen)
+
+    def _wanted_ready(self) -> int:
+        """Workers that must be up before a (re)start counts as done: the pinned one, or
+        the ``minInstancesCount`` pre-started ones (so that the first invocation after a
+        deployment finds them warm)."""
+        return 1 if self.spec.config.pinned else self.spec.config.min_instances
+
+    async def _wait_ready(self) -> None:
         waiter = asyncio.get_running_loop().create_future()
         self._ready_waiter = waiter
         self._kick()
-        ready = (WorkerState.IDLE, WorkerState.BUSY)
-        if any(slot.state in ready and self._generation.get(wid) == self._gen
-               for wid, slot in self._pool.workers.items()):
-            waiter.set_result(None)                         # a current worker is already up
+        if self._ready_count() >= self._wanted_ready():
+            waiter.set_result(None)                         # current workers are already up
         try:
             await waiter
         finally:
@@ -295,8 +307,12 @@ class Function:
         p = self._pool
         p.pinned, p.max_instances, p.max_queue_size, p.max_idle_s = (
             cfg.pinned, cfg.max_instances, cfg.max_queue_size, cfg.max_idle_s)
+        p.min_instances, p.prestart_paused = cfg.min_instances, False
         if not restart:
-            self._kick()
+            if self.state is FunctionState.RUNNING and self._ready_count() < cfg.min_instances:
+                await self._wait_ready()
+            else:
+                self._kick()
             return
         self._say("sprig", "configuration changed: replacing workers")
         self._gen += 1
@@ -304,8 +320,8 @@ class Function:
             if slot.state is WorkerState.IDLE:
                 slot.state = WorkerState.STOPPING
                 self._spawn(self._stop_worker(wid, "configuration changed"))
-        if self.state is FunctionState.RUNNING and cfg.pinned:
-            await self._wait_pinned_ready()
+        if self.state is FunctionState.RUNNING and (cfg.pinned or cfg.min_instances):
+            await self._wait_ready()
         else:
             self._kick()
 
@@ -457,9 +473,17 @@ class Function:
             await self._retire(wid)          # stopped, or started with an older configuration
             self._kick()
             return
+        if not self.spec.config.pinned and not self._pool.queue and worker.init_ms is not None:
+            # Pre-started (minInstancesCount): no invocation waited for this init, so no
+            # REPORT carries it (as with Lambda's provisioned concurrency); the log keeps it.
+            self._say("sprig", f"worker {wid} pre-started (Init Duration: "
+                               f"{worker.init_ms:.2f} ms)")
+            worker.init_ms = None
         self._pool.worker_ready(wid, asyncio.get_running_loop().time())
+        self._pool.prestart_paused = False
         self._spawn(self._watch(wid, worker))
-        if self._ready_waiter is not None and not self._ready_waiter.done():
+        if (self._ready_waiter is not None and not self._ready_waiter.done()
+                and self._ready_count() >= self._wanted_ready()):
             self._ready_waiter.set_result(None)
         self._kick()
 
@@ -475,6 +499,13 @@ class Function:
             for item in self._pool.take_all():
                 self._deliver(item, self._unhandled(item, error_type, message))
             return
+        if self.spec.config.min_instances:
+            # No pre-starting again until a worker starts (for an invocation): a function
+            # whose init fails must not be restarted in a loop.
+            self._pool.prestart_paused = True
+            if self._ready_waiter is not None and not self._ready_waiter.done():
+                self._ready_waiter.set_exception(
+                    errors.FunctionInitError(self.name, error_type, message))
         if self._pool.queue:
             item = self._pool.queue.popleft()
             self._deliver(item, self._unhandled(item, error_type, message))

@@ -11,7 +11,12 @@ processes or clocks, every rule is unit-tested directly:
 * pinned: exactly one long-lived worker, invocations run one at a time, never reaped;
 * on-demand: no worker until there is work; at most ``maxInstancesCount``; a warm idle worker
   is reused (the most recently used one, so the others can age out) before a new one starts;
-  workers still starting count as capacity on the way, so a burst does not over-start.
+  workers still starting count as capacity on the way, so a burst does not over-start;
+* ``minInstancesCount`` (on-demand only): that many workers are started without work and
+  idle reaping never goes below it (the least recently used go first), so the first
+  invocation after a deployment or a quiet spell finds a warm worker. After a pre-start
+  failed, pre-starting waits (:attr:`Pool.prestart_paused`) until a worker starts again:
+  a broken function must not restart forever.
 """
 
 from __future__ import annotations
@@ -72,6 +77,8 @@ class Pool(Generic[T]):
     max_queue_size: int = 1000
     max_idle_s: float = 60.0
     paused: bool = False            # no new workers (pinned function waiting for the kernel)
+    min_instances: int = 0          # minInstancesCount: workers kept started (on-demand)
+    prestart_paused: bool = False   # a pre-start failed: start workers for work only
     queue: deque[T] = field(default_factory=deque)
     workers: dict[str, WorkerSlot] = field(default_factory=dict)
     dropped: int = 0
@@ -139,20 +146,32 @@ class Pool(Generic[T]):
             want = len(self.queue) - starting
             if self.pinned and not active:
                 want = max(want, 1)
+            elif not self.pinned and not self.prestart_paused:
+                want = max(want, self.min_instances - len(active))
             for _ in range(max(0, min(want, self.limit - len(active)))):
                 wid = f"{self.name}-{next(self._ids)}"
                 self.workers[wid] = WorkerSlot(wid)
                 actions.append(StartWorker(wid))
         if not self.pinned:
-            for slot in list(self.workers.values()):
+            alive = self._alive()
+            # The least recently used first: the warm ones kept for minInstancesCount are
+            # the ones most recently used.
+            for slot in sorted(self.workers.values(), key=lambda w: w.idle_since):
+                if alive <= self.min_instances:
+                    break
                 if slot.state is WorkerState.IDLE and now - slot.idle_since >= self.max_idle_s:
                     slot.state = WorkerState.STOPPING
+                    alive -= 1
                     actions.append(StopWorker(slot.id, f"idle for more than {self.max_idle_s:g} s"))
         return actions
 
+    def _alive(self) -> int:
+        return sum(1 for w in self.workers.values() if w.state is not WorkerState.STOPPING)
+
     def next_deadline(self) -> float | None:
-        """When an idle worker will be due for reaping (call :meth:`_assign` then)."""
-        if self.pinned:
+        """When an idle worker will be due for reaping (call :meth:`_assign` then); None
+        when none will be (pinned, or no more workers than ``min_instances``)."""
+        if self.pinned or self._alive() <= self.min_instances:
             return None
         times = [w.idle_since + self.max_idle_s for w in self.workers.values()
                  if w.state is WorkerState.IDLE]
@@ -162,7 +181,8 @@ class Pool(Generic[T]):
         return sum(1 for w in self.workers.values() if w.state is state)
 
     def __repr__(self) -> str:
-        kind = "pinned" if self.pinned else f"on-demand max {self.max_instances}"
+        kind = "pinned" if self.pinned else (
+            f"on-demand min {self.min_instances} max {self.max_instances}")
         states = ", ".join(f"{s.value.lower()} {self.count(s)}" for s in WorkerState)
         return (f"<Pool {self.name} {kind}: queued {len(self.queue)}/{self.max_queue_size}, "
                 f"{states}{', paused' if self.paused else ''}, dropped {self.dropped}>")

@@ -47,7 +47,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 
 from sprig.http1 import Connection, ConnectionCap, Limits, Request, Response
 from sprig.runtime_api import wire
@@ -157,7 +157,9 @@ class _Gate(asyncio.Protocol):
         self.admitted = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # A stream transport (asyncio's, or uvloop's, which is not an asyncio.Transport
+        # subclass but has its methods).
+        transport = cast(asyncio.Transport, transport)
         self.transport = transport
         transport.pause_reading()
         self.session._admit(self)

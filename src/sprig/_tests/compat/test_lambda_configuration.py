@@ -28,6 +28,12 @@ EFFECTS: dict[str, tuple[str | None, tuple[str, ...]]] = {
     "timeoutInSeconds": ("timeout_s", (f"{F}::test_timeout_kills_and_recovers",)),
     "maxIdleTimeInSeconds": ("max_idle_s", (f"{F}::test_idle_workers_are_reaped",)),
     "maxInstancesCount": ("max_instances", (f"{F}::test_on_demand_overlap_up_to_max_instances",)),
+    "minInstancesCount": ("min_instances", (
+        "sprig.functions._tests.test_min_instances::"
+        "test_min_instances_are_started_before_any_invocation",
+        "sprig.functions._tests.test_min_instances::test_idle_reaping_keeps_min_instances",
+        "sprig._tests.reliability.test_min_instances::"
+        "test_first_invocation_after_a_deployment_is_warm")),
     "maxQueueSize": ("max_queue_size", (f"{F}::test_queue_full_and_limits",)),
     "statusTimeoutInSeconds": ("status_timeout_s", (
         f"{COMPAT}::test_status_timeout_bounds_a_pinned_function_s_start",)),
@@ -79,7 +85,8 @@ EFFECTS: dict[str, tuple[str | None, tuple[str, ...]]] = {
 #: A configuration setting every key to something other than its default.
 EVERYTHING: dict[str, Any] = {
     "pinned": False, "timeoutInSeconds": 9, "maxIdleTimeInSeconds": 31,
-    "maxInstancesCount": 7, "maxQueueSize": 11, "statusTimeoutInSeconds": 45,
+    "maxInstancesCount": 7, "minInstancesCount": 2,
+    "maxQueueSize": 11, "statusTimeoutInSeconds": 45,
     "inputPayloadEncodingType": "binary", "containerMode": "NoContainer",
     "containerParams": {"memorySize": 4096, "mountROSysfs": True, "ephemeralStorageSize": 2048,
                         "volumes": {"0": {"sourcePath": "/a", "destinationPath": "/b",

@@ -85,6 +85,31 @@ def test_errors_name_key_value_and_allowed(cfg: dict[str, object], path: str,
     assert path in str(e.value) and "got" in str(e.value)
 
 
+@pytest.mark.parametrize(("cfg", "message", "allowed"), [
+    ({"pinned": False, "maxInstancesCount": 2, "minInstancesCount": 3},
+     "larger than maxInstancesCount", "from 0 to maxInstancesCount (2)"),
+    ({"pinned": False, "minInstancesCount": -1}, "out of range", "from 0 to"),
+    ({"pinned": False, "minInstancesCount": "two"}, "must be a number", "from 0 to"),
+    ({"pinned": True, "minInstancesCount": 1}, "on-demand functions only", "when pinned"),
+    ({"minInstancesCount": 1}, "on-demand functions only", "when pinned"),   # pinned default
+])
+def test_min_instances_bad_values(cfg: dict[str, object], message: str, allowed: str) -> None:
+    with pytest.raises(ValidationError) as e:
+        LambdaConfig.from_configuration(cfg)
+    assert e.value.path == "minInstancesCount" and message in str(e.value)
+    assert e.value.allowed and allowed in e.value.allowed
+    assert "got" in str(e.value)
+
+
+def test_min_instances_good_values() -> None:
+    cfg = LambdaConfig.from_configuration({"pinned": False, "maxInstancesCount": 4,
+                                           "minInstancesCount": "4"})
+    assert cfg.min_instances == 4
+    assert LambdaConfig.from_configuration({"pinned": True, "minInstancesCount": 0}
+                                           ).min_instances == 0
+    assert not LambdaConfig().needs_restart(LambdaConfig(min_instances=2))
+
+
 def test_needs_restart() -> None:
     base = LambdaConfig()
     assert not base.needs_restart(LambdaConfig(timeout_s=10, max_instances=3))

@@ -87,3 +87,28 @@ def test_queue_full_counts_drops_and_cancel() -> None:
     assert "maxQueueSize 2" in str(e.value) and p.dropped == 1
     assert p.cancel("a") and not p.cancel("a")
     assert p.take_all() == ["b"] and not p.queue
+
+
+def test_min_instances_start_without_work_and_survive_idle() -> None:
+    p: Pool[int] = Pool("f", pinned=False, max_instances=3, max_idle_s=60, min_instances=1)
+    [w1] = starts(p._assign(0))                # pre-started: nothing queued
+    p.worker_ready(w1, 0)
+    for i in (1, 2):
+        p.enqueue(i)
+    assert [type(a).__name__ for a in p._assign(5)] == ["Dispatch", "StartWorker"]
+    [w2] = [w for w in p.workers if w != w1]
+    p.worker_ready(w2, 6)
+    p._assign(6)
+    p.worker_done(w1, 10)                       # w1: least recently used
+    p.worker_done(w2, 20)
+    assert p.next_deadline() == 70
+    [stop] = p._assign(80)
+    assert isinstance(stop, StopWorker) and stop.worker_id == w1    # the older one goes
+    assert p.next_deadline() is None           # the last one is kept: no deadline at all
+    assert p._assign(10_000) == []
+    p.worker_gone(w1)
+    p.worker_gone(w2)                           # it crashed: a new one is pre-started
+    assert len(starts(p._assign(10_001))) == 1
+    p.prestart_paused = True                    # a pre-start failed: only work starts one
+    p.workers.clear()
+    assert p._assign(10_002) == []

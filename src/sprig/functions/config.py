@@ -115,11 +115,12 @@ class LambdaConfig:
     def to_configuration(self) -> dict[str, Any]:
         """The configuration that reads back as this value: every key, as AWS writes it
         (entry lists as objects keyed ``"0"``, ``"1"``...); an optional key without a value
-        is left out."""
+        is left out, and so is a Sprig-only key (no AWS API name) at its default, so that what
+        AWS would generate stays exactly AWS's."""
         out: dict[str, Any] = {}
         for param in CONFIGURATION:
             value: Any = getattr(self, param.field)
-            if value is None:
+            if value is None or (param.api is None and value == param.default):
                 continue
             if param.kind is Kind.ENUM:
                 value = value.value

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from sprig._tests.reliability.support import function_component, invoke
-from sprig.cli.client import ApiError
+from sprig.cli.client import ManagementApiError
 from sprig.testing import CoreProcess
 
 pytestmark = pytest.mark.e2e
@@ -57,7 +57,7 @@ def test_first_invocation_after_a_deployment_is_warm(core: CoreProcess,
     assert _workers(core, "Warm").get("IDLE") == 2
 
     # a bad count: refused, naming the key, the value and the bound; nothing changes
-    with pytest.raises(ApiError) as refused:
+    with pytest.raises(ManagementApiError) as refused:
         core.deploy(merge={"Warm": "1.0.0"}, configuration_update={"Warm": {"MERGE": {
             "minInstancesCount": 5}}})
     assert str(refused.value) == (

@@ -58,7 +58,7 @@ class CloudShadows:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    async def wait_for(self, predicate: Any, timeout: float = 15.0) -> None:
+    async def wait_for(self, predicate: Any, timeout: float = 30.0) -> None:
         async with self.changed:
             await asyncio.wait_for(self.changed.wait_for(predicate), timeout)
 
@@ -77,8 +77,10 @@ class CloudShadows:
     async def _run(self) -> None:
         while True:
             try:
-                async with aiomqtt.Client("127.0.0.1", self.port,
-                                          identifier="cloud-shadows") as client:
+                # timeout: a connect that lands while the broker restarts is not answered
+                # (aiomqtt waits its default 10 s); retry sooner.
+                async with aiomqtt.Client("127.0.0.1", self.port, identifier="cloud-shadows",
+                                          timeout=2) as client:
                     self._client = client
                     await client.subscribe("$aws/things/+/shadow/#", qos=1)
                     self._ready.set()

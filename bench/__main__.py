@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import subprocess
 import sys
@@ -183,8 +184,10 @@ def main(argv: list[str] | None = None) -> int:
     written = plots(res, Path(args.out), REPO)
     command = ".venv/bin/python -m bench" + (" --quick" if args.quick else "") + (
         f" --runs {args.runs}" if args.runs > 1 else "")
+    fleet_results = REPO / "bench" / "results" / "fleet.json"
+    fleet = json.loads(fleet_results.read_text()) if fleet_results.exists() else None
     text = markdown(res, machine, command, started, duration, written,
-                    analysis(res, targets), args.quick, commit, targets, args.runs)
+                    analysis(res, targets), args.quick, commit, targets, args.runs, fleet)
     Path(args.out).write_text(text.replace(str(REPO) + "/", "").replace(str(REPO), "."))
     where = Path(written[0][1]).parent if written else "-"
     print(f"\nwrote {args.out} and {len(written)} plots ({where}) in {duration:.0f} s")

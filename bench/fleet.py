@@ -282,7 +282,11 @@ def main() -> None:
     args = parser.parse_args()
     cores = args.cores or (10 if args.quick else 50)
     devices = args.devices or (300 if args.quick else 2000)
-    out: dict[str, Any] = {"when": time.strftime("%Y-%m-%d %H:%M:%S"), "quick": args.quick}
+    from bench.__main__ import commit_of
+
+    out: dict[str, Any] = {"when": time.strftime("%Y-%m-%d %H:%M:%S"), "quick": args.quick,
+                           "commit": commit_of(REPO),
+                           "load_average": " ".join(f"{x:.2f}" for x in os.getloadavg())}
     with public_dir("sprig-bench-fleet-") as base:
         broker = ThreadBroker(base / "broker").start()
         try:

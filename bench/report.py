@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from bench.stats import Figure, Results, Target, fmt
 
@@ -190,7 +191,7 @@ def target_rows(targets: Sequence[Target]) -> list[str]:
 def markdown(res: Results, machine: dict[str, str], command: str, started: str,
              duration_s: float, written: list[tuple[str, str]], analysis: list[str],
              quick: bool, commit: str = "", targets: Sequence[Target] | None = None,
-             series: int = 1) -> str:
+             series: int = 1, fleet: dict[str, Any] | None = None) -> str:
     """The report; ``targets`` (a series' targets, median over the suite runs) replace the
     last run's own when given."""
     shown = list(res.targets if targets is None else targets)
@@ -247,4 +248,62 @@ def markdown(res: Results, machine: dict[str, str], command: str, started: str,
                 *[f"| {share:.1f}% | `{frame}` |" for share, frame in res.profile], ""]
     if res.notes:
         out += ["## Notes", "", *[f"- {n}" for n in res.notes], ""]
+    out += fleet_section(fleet)
     return "\n".join(out) + "\n"
+
+
+X = "\u00d7"
+
+
+def _verdict(ok: bool) -> str:
+    return "yes" if ok else "**no**"
+
+
+def fleet_section(fleet: dict[str, Any] | None) -> list[str]:
+    """The fleet figures, from their own run (``python -m bench.fleet``: 50 cores, a broker, an
+    S3 endpoint, 2,000 simulated devices — too long for every suite run), with the commit and
+    the time they were measured, so a reader sees they are not from this run."""
+    if not fleet:
+        return []
+    mem, conv = fleet.get("memory", {}), fleet.get("convergence", {})
+    sim, abort = fleet.get("simulation", {}), fleet.get("abort", {})
+    rows = ["| figure | measured | bound | met? |", "|---|---:|---:|:---:|"]
+    if mem:
+        rows.append(f"| idle core with `fleet:` minus the same core without | "
+                    f"{mem['idle_delta_mb']:+.2f} MB ({mem['idle_fleet_mb']:.1f} vs "
+                    f"{mem['idle_plain_mb']:.1f}) | 2 MB | {_verdict(mem['idle_delta_mb'] <= 2)} |")
+        rows.append(f"| the same just after a deployment | "
+                    f"{mem['after_deployment_delta_mb']:+.2f} MB | 2 MB | "
+                    f"{_verdict(mem['after_deployment_delta_mb'] <= 2)} |")
+        rows.append(f"| fleet core with 21 functions | {mem['with_21_functions_fleet_mb']:.1f} MB"
+                    f" | 40 MB | {_verdict(mem['with_21_functions_fleet_mb'] <= 40)} |")
+    if conv:
+        fleet_s, local_s = conv["fleet_deploy_s"], conv["local_deploy_s"]
+        rows.append(f"| {conv['devices']} cores converging ÷ one local deployment (median of "
+                    f"{len(fleet_s)} rounds: {sorted(fleet_s)[len(fleet_s) // 2]:.2f} s ÷ "
+                    f"{sorted(local_s)[len(local_s) // 2]:.2f} s) | {conv['ratio']:.2f}{X} | "
+                    f"{conv['target_ratio']:g}{X} | "
+                    f"{_verdict(conv['ratio'] <= conv['target_ratio'])} |")
+        msgs = conv["messages_per_device"]["max"]
+        rows.append(f"| broker messages per device per deployment (max) | {msgs} | "
+                    f"{conv['target_messages']} | {_verdict(msgs <= conv['target_messages'])} |")
+    if sim:
+        rows.append(f"| {sim['devices']} simulated devices at {sim['rate_per_min']}/min: rollout "
+                    f"÷ the time the rate implies ({sim['rollout_s']:.1f} s ÷ "
+                    f"{sim['implied_s']:.1f} s) | {sim['ratio']:.2f}{X} | "
+                    f"{sim['target_ratio']:g}{X} | "
+                    f"{_verdict(sim['ratio'] <= sim['target_ratio'])} |")
+        rows.append(f"| broker at that scale | {sim['broker_cpu_percent']:.1f} % CPU, "
+                    f"{sim['broker_peak_rss_mb']:.1f} MB peak RSS | | |")
+    if abort:
+        in_time = abort["threshold_crossed_to_abort_s"] <= abort["rate_interval_s"]
+        rows.append(f"| abort after the threshold was crossed | "
+                    f"{abort['threshold_crossed_to_abort_s']:.3f} s | one rate interval "
+                    f"({abort['rate_interval_s']:.2f} s) | {_verdict(in_time)} |")
+    return ["## Fleet (a separate run)", "",
+            f"Measured by `python -m bench.fleet` (≈ 5 min; results in `bench/results/fleet.json`) "
+            f"at commit {fleet.get('commit', 'unknown')}, {fleet.get('when', '')} UTC, load "
+            f"average {fleet.get('load_average', 'not recorded')}"
+            + (" (`--quick`)" if fleet.get("quick") else "") + ": real cores on their own roots, "
+            "Mosquitto and moto's S3 server on this machine; the simulated devices speak the "
+            "device protocol only.", "", *rows, ""]

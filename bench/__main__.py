@@ -124,7 +124,8 @@ def run(plan: Plan, res: Results) -> None:
 
 
 def commit_of(repo: Path) -> str:
-    """The commit measured (``+dirty`` when the work tree differs from it)."""
+    """The commit measured (``+dirty`` when its code differs from it; the benchmark's own
+    outputs under ``bench/results`` do not count)."""
     def git(*args: str) -> str:
         out = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True,
                              timeout=30)
@@ -132,7 +133,8 @@ def commit_of(repo: Path) -> str:
     head = git("rev-parse", "--short=12", "HEAD")
     if not head:
         return "unknown"
-    dirty = git("status", "--porcelain", "--untracked-files=no", "--", "src", "bench")
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", "src", "bench",
+                ":(exclude)bench/results")
     return head + ("+dirty" if dirty else "")
 
 

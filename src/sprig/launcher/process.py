@@ -1,18 +1,21 @@
 """Start, watch and kill one process described by a :class:`LaunchSpec`.
 
 Every process gets its own session (so its process group is its tree) and, when a cgroup
-driver is available, its own cgroup joined *between fork and exec* so that nothing it
-allocates escapes the limit and nothing it forks escapes the kill. NoContainer processes run
-directly as the run-as user; GreengrassContainer processes run inside a bubblewrap sandbox
-(see :mod:`sprig.launcher.bubblewrap`) that is started as the run-as user.
+driver is available, its own cgroup joined *before it runs anything of the workload* so that
+nothing it allocates escapes the limit and nothing it forks escapes the kill. NoContainer
+processes run directly as the run-as user; GreengrassContainer processes run inside a
+bubblewrap sandbox (see :mod:`sprig.launcher.bubblewrap`) that is started as the run-as user.
+
+No Python runs in the child between fork and exec when it can be helped: the user is dropped
+by ``setpriv`` and (cgroup v1) the cgroup joined by a shell that writes 0 to ``tasks``, both
+exec'd in front of the command, so ``Popen`` can vfork instead of copying the core's page
+tables, and the join skips the kernel's global lock. See :func:`spawn` for the fallbacks.
 
 Cgroup policy (see :func:`needs_cgroup`): GreengrassContainer always uses one (memory limit,
 and the only way to reach processes inside the sandbox's PID namespace); NoContainer uses one
 only when ``systemResourceLimits`` are set. Without limits the process group is enough to kill
-an ordinary tree, and joining a cgroup is not free: each join is a cgroup migration that waits
-for an RCU grace period (about 8 ms per spawn measured here on cgroup v1), which would add to
-every NoContainer cold start. The price is that a NoContainer child that leaves its process
-group (``setsid``) survives the kill — as it would in Greengrass's NoContainer mode.
+an ordinary tree. The price is that a NoContainer child that leaves its process group
+(``setsid``) survives the kill — as it would in Greengrass's NoContainer mode.
 """
 
 from __future__ import annotations
@@ -21,12 +24,14 @@ import asyncio
 import contextlib
 import itertools
 import os
+import shlex
 import shutil
 import signal
 import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from sprig.errors import LaunchError, SandboxUnavailable
 from sprig.lambda_params import ContainerMode
@@ -302,6 +307,44 @@ def _resolve_executable(spec: LaunchSpec) -> str:
     return found
 
 
+_setpriv_path: list[str | None] = []
+
+
+def _setpriv() -> str | None:
+    """util-linux's ``setpriv`` (Essential in Debian), found once; None if absent."""
+    if not _setpriv_path:
+        _setpriv_path.append(shutil.which("setpriv", path="/usr/bin:/bin:/usr/sbin:/sbin"))
+    return _setpriv_path[0]
+
+
+def _setpriv_argv(setpriv: str, creds: users.Credentials) -> list[str]:
+    """The prefix that runs a command as ``creds``: supplementary groups, then gid, then uid
+    (what the preexec path does with setgroups/setresgid/setresuid)."""
+    groups = ",".join(str(g) for g in creds.groups)
+    return [setpriv, f"--reuid={creds.uid}", f"--regid={creds.gid}",
+            f"--groups={groups}" if groups else "--clear-groups", "--"]
+
+
+_shell_path: list[str | None] = []
+
+
+def _shell() -> str | None:
+    """The POSIX shell (``/bin/sh``), found once; None if absent."""
+    if not _shell_path:
+        _shell_path.append(shutil.which("sh", path="/bin:/usr/bin"))
+    return _shell_path[0]
+
+
+def _self_join_argv(shell: str, files: tuple[Path, ...], argv: list[str]) -> list[str]:
+    """``sh -c 'echo 0 >f1 && ... && exec "$@"' sprig-cgroup-join argv...``: the process moves
+    itself into its cgroup (see Cgroup.self_join_files), then becomes ``argv``. If a write
+    fails, it says so on stderr (the function's log) and exits 125 before running anything."""
+    steps = " && ".join(f"echo 0 >{shlex.quote(str(f))}" for f in files)
+    script = (f"{{ {steps}; }} || {{ echo 'sprig: cannot join the cgroup' "
+              f"{shlex.quote(str(files[0].parent))} >&2; exit 125; }}; exec \"$@\"")
+    return [shell, "-c", script, "sprig-cgroup-join", *argv]
+
+
 def _make_preexec(join_files: tuple[str, ...],
                   creds: users.Credentials | None) -> Callable[[], None] | None:
     """The code run in the child between fork and exec: join the cgroup, then drop to the user.
@@ -436,25 +479,42 @@ async def spawn(spec: LaunchSpec, *, on_output: OutputCallback | None = None,
                 f"device lacks (cgroup v{driver.version}); allowed here: permission rw, or "
                 "containerMode NoContainer")
     cgroup = _create_cgroup(spec, driver, ro_devices) if needs_cgroup(spec) else None
-    # A sandbox joins its cgroup while bwrap builds it: bwrap waits on --block-fd before it
-    # runs the function, and meanwhile the core moves bwrap and its child into the cgroup.
-    # Joining costs an RCU grace period (~10 ms) that thus overlaps the sandbox set-up instead
-    # of adding to it; nothing of the function runs before the join. Plain processes join
-    # between fork and exec.
-    block: tuple[int, int] | None = os.pipe() if sandboxed and cgroup else None
+    # How the process gets into its cgroup, fastest first:
+    # * cgroup v1: it moves itself (a shell writes 0 to each hierarchy's `tasks`, then execs
+    #   the rest): no global lock, no RCU grace period, and bwrap, started after, forks every
+    #   process of the sandbox inside;
+    # * a sandbox elsewhere: bwrap waits on --block-fd before it runs the function while the
+    #   core moves bwrap and its child (a grace period that overlaps the sandbox set-up);
+    # * a plain process elsewhere: it joins between fork and exec (preexec_fn).
+    self_join = cgroup.self_join_files() if cgroup is not None else None
+    shell = _shell() if self_join else None
+    block: tuple[int, int] | None = (
+        os.pipe() if sandboxed and cgroup and shell is None else None)
     if block is not None:
         argv = [argv[0], "--block-fd", str(block[0]), *argv[1:]]
         pass_fds = (*pass_fds, block[0])
-    join = tuple(str(f) for f in cgroup.join_files()) if cgroup and block is None else ()
+    join = (tuple(str(f) for f in cgroup.join_files())
+            if cgroup and block is None and shell is None else ())
+    if not join and creds is not None and (setpriv := _setpriv()) is not None:
+        # No Python between fork and exec: Popen can vfork (~0.2 ms from the core instead of
+        # ~8 ms of fork and copy-on-write faults), and setpriv switches user before exec.
+        argv = [*_setpriv_argv(setpriv, creds), *argv]
+        creds = None
+    if shell is not None and self_join:
+        argv = _self_join_argv(shell, self_join, argv)
+    preexec = _make_preexec(join, creds)
     out = subprocess.PIPE if on_output else subprocess.DEVNULL
-    try:
-        # Popen in a thread: with a cgroup join the child takes milliseconds to reach exec
-        # and Popen blocks until it does.
-        proc = await asyncio.to_thread(
-            subprocess.Popen, argv, cwd=cwd, env=spec.env, stdout=out, stderr=out,
+
+    def popen() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            argv, cwd=cwd, env=spec.env, stdout=out, stderr=out,
             stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-            start_new_session=True, pass_fds=pass_fds, close_fds=True,
-            preexec_fn=_make_preexec(join, creds))
+            start_new_session=True, pass_fds=pass_fds, close_fds=True, preexec_fn=preexec)
+
+    try:
+        # With a preexec_fn (cgroup join) the child takes milliseconds to reach exec and
+        # Popen blocks until it does: in a thread then. A vfork returns at once.
+        proc = await asyncio.to_thread(popen) if preexec is not None else popen()
     except subprocess.SubprocessError as e:
         _close_pipe(block)
         if cgroup:

@@ -167,16 +167,31 @@ async def test_unknown_user(tmp_path: Path) -> None:
         await spawn(spec("pass", tmp_path, run_as=RunAs("nobody", "no_such_group_q")))
 
 
+IDENTITY = ("import os, json; print(os.getuid(), os.geteuid(), os.getgid(), os.getegid(), "
+            "sorted(os.getgroups())); "
+            "st = dict(l.split(':', 1) for l in open('/proc/self/status')); "
+            "print(json.dumps({k: st[k].split() for k in "
+            "('Uid', 'Gid', 'CapPrm', 'CapEff', 'CapAmb')}))")
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
-async def test_run_as_user_and_group(tmp_path: Path) -> None:
+@pytest.mark.parametrize("how", ["setpriv", "preexec"])
+async def test_run_as_user_and_group(tmp_path: Path, how: str,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both ways of dropping to the run-as user leave the same identity: real, effective,
+    saved and file-system ids all the user's, no capability left (setpriv lets Popen vfork;
+    the preexec_fn is the fallback where setpriv is missing)."""
     import grp
     import pwd
+
+    from sprig.launcher import process
+    if how == "preexec":
+        monkeypatch.setattr(process, "_setpriv_path", [None])
     nobody = pwd.getpwnam("nobody")
     group = grp.getgrnam("nogroup")
     lines: list[bytes] = []
     # the venv's interpreter and pytest's tmp_path live under /root, which nobody cannot enter
-    s = LaunchSpec(argv=(SYSTEM_PY, "-c", "import os; print(os.getuid(), os.geteuid(), "
-                         "os.getgid(), os.getegid(), sorted(os.getgroups()))"),
+    s = LaunchSpec(argv=(SYSTEM_PY, "-c", IDENTITY),
                    env=dict(ENV), cwd=Path("/"), run_as=RunAs("nobody", "nogroup"))
     p = await spawn(s,
                     on_output=lambda _s, line: lines.append(line))
@@ -186,6 +201,55 @@ async def test_run_as_user_and_group(tmp_path: Path) -> None:
     assert (int(u), int(eu)) == (nobody.pw_uid, nobody.pw_uid)
     assert (int(g), int(eg)) == (group.gr_gid, group.gr_gid)
     assert "0" not in lines[0].decode().split("[", 1)[1].replace("]", "").split(", ")
+    import json
+    status = json.loads(lines[1])
+    assert status["Uid"] == [str(nobody.pw_uid)] * 4      # real, effective, saved, fs
+    assert status["Gid"] == [str(group.gr_gid)] * 4
+    assert status["CapPrm"] == status["CapEff"] == status["CapAmb"] == ["0000000000000000"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="joining a cgroup needs root")
+async def test_a_limited_process_joins_its_cgroup_before_it_runs(tmp_path: Path) -> None:
+    """With systemResourceLimits the process is in its memory cgroup from its first
+    instruction on (cgroup v1: it moves itself, then becomes the run-as user)."""
+    from sprig.launcher.process import default_driver
+    if default_driver() is None:
+        pytest.skip("no writable memory cgroup on this machine")
+    lines: list[bytes] = []
+    s = LaunchSpec(argv=(SYSTEM_PY, "-c", "import os; print(os.getuid()); "
+                         "print(open('/proc/self/cgroup').read())"),
+                   env=dict(ENV), cwd=Path("/"), run_as=RunAs("nobody", "nogroup"),
+                   limits=ResourceLimits(memory_kb=65536))
+    p = await spawn(s, on_output=lambda _s, line: lines.append(line))
+    assert (await p.wait()).returncode == 0
+    assert p.cgroup is not None
+    name = p.cgroup.path.name
+    await p.aclose()
+    import pwd
+    assert int(lines[0]) == pwd.getpwnam("nobody").pw_uid
+    assert any(name in line.decode() for line in lines[1:]), lines
+
+
+def test_the_self_join_script(tmp_path: Path) -> None:
+    """The shell prefix writes 0 to every file, then becomes the command; a write that fails
+    stops it with 125 and says why before anything of the command runs."""
+    import subprocess
+
+    from sprig.launcher.process import _self_join_argv
+    files = (tmp_path / "a" / "tasks", tmp_path / "b" / "tasks")
+    for f in files:
+        f.parent.mkdir()
+        f.write_text("")
+    marker = tmp_path / "ran"
+    argv = _self_join_argv("/bin/sh", files, ["/bin/touch", str(marker)])
+    assert subprocess.run(argv, capture_output=True, timeout=30).returncode == 0
+    assert [f.read_text() for f in files] == ["0\n", "0\n"] and marker.exists()
+    marker.unlink()
+    gone = (tmp_path / "gone" / "tasks", *files)
+    r = subprocess.run(_self_join_argv("/bin/sh", gone, ["/bin/touch", str(marker)]),
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 125 and not marker.exists()
+    assert f"sprig: cannot join the cgroup {tmp_path / 'gone'}" in r.stderr
 
 
 async def test_memory_limit_no_container(tmp_path: Path) -> None:

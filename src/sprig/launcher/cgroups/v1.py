@@ -45,6 +45,9 @@ class V1Cgroup:
     def join_files(self) -> tuple[Path, ...]:
         return tuple(d / "cgroup.procs" for d in self._dirs())
 
+    def self_join_files(self) -> tuple[Path, ...] | None:
+        return tuple(d / "tasks" for d in self._dirs())
+
     def add(self, pid: int) -> None:
         for f in self.join_files():
             write(f, str(pid))

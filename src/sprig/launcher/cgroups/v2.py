@@ -40,6 +40,9 @@ class V2Cgroup:
     def join_files(self) -> tuple[Path, ...]:
         return (self.dir / "cgroup.procs",)
 
+    def self_join_files(self) -> tuple[Path, ...] | None:
+        return None
+
     def add(self, pid: int) -> None:
         write(self.dir / "cgroup.procs", str(pid))
 

@@ -47,6 +47,8 @@ from sprig.functions.durable import EventJournal
 from sprig.functions.invocation import Invocation, InvocationType
 from sprig.functions.manager import FunctionManager
 from sprig.ipc.server import IpcServer
+from sprig.launcher import etc_view
+from sprig.launcher.bubblewrap import ETC_PATHS, SYSTEM_DIRS
 from sprig.launcher.capabilities import check_device, require_container_support
 from sprig.launcher.process import set_cgroup_prefix, sweep_own_cgroups
 from sprig.local_api.credentials import ensure_credentials
@@ -85,6 +87,8 @@ class Core:
     def __init__(self, layout: RootLayout, settings: CoreSettings) -> None:
         # This core's cgroups are named r<digest of the root>-…: see set_cgroup_prefix.
         set_cgroup_prefix(cgroup_prefix(layout.root))
+        # Sandboxes bind one prepared /etc kept under the root (see launcher.etc_view).
+        etc_view.use(layout.root / "sandbox-etc", ETC_PATHS, SYSTEM_DIRS)
         self.layout = layout
         self.settings = settings
         self.db = StateDB(layout.state_db)

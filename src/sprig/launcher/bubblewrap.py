@@ -57,10 +57,19 @@ class HostView:
     system_dirs: tuple[str, ...] = ()
     etc: tuple[str, ...] = ()
     runtime_prefixes: tuple[str, ...] = ()
+    etc_dir: str | None = None     # a prepared copy of ``etc`` (see launcher.etc_view)
 
 
 def _bind(flag: str, source: Path | str, dest: Path | str) -> list[str]:
     return [flag, str(source), str(dest)]
+
+
+def _mounts_under(spec: LaunchSpec, top: str) -> bool:
+    """True if the spec mounts something at or below ``top`` (a prepared directory bound
+    read-only there would leave bubblewrap no way to make the mount point)."""
+    paths = (*spec.read_only_paths, *spec.writable_paths, *spec.ephemeral_paths,
+             *(m.destination for m in (*spec.volumes, *spec.devices)))
+    return any(str(p) == top or str(p).startswith(top + "/") for p in paths)
 
 
 def _skeleton_dirs(spec: LaunchSpec, host: HostView, cmd: list[str]) -> list[str]:
@@ -122,14 +131,18 @@ def build_argv(spec: LaunchSpec, host: HostView, *, bwrap: str = "bwrap",
         cmd += ["--symlink", target, link]
     for d in host.system_dirs:
         cmd += _bind("--ro-bind", d, d)
-    for p in host.etc:
-        cmd += _bind("--ro-bind", p, p)
+    if host.etc_dir is not None and not _mounts_under(spec, "/etc"):
+        cmd += _bind("--ro-bind", host.etc_dir, "/etc")     # one mount instead of one per path
+    else:
+        for p in host.etc:
+            cmd += _bind("--ro-bind", p, p)
     for p in host.runtime_prefixes:
         cmd += _bind("--ro-bind", p, p)
     if spec.mount_ro_sysfs:
         cmd += _bind("--ro-bind", "/sys", "/sys")
     for path in spec.read_only_paths:
-        cmd += _bind("--ro-bind", path, path)
+        if not any(str(path) == d or str(path).startswith(d + "/") for d in host.system_dirs):
+            cmd += _bind("--ro-bind", path, path)   # (a system directory is bound already)
     for path in spec.writable_paths:
         cmd += _bind("--bind", path, path)
     for path in spec.ephemeral_paths:

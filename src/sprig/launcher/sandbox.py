@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sprig.errors import LaunchError, SandboxUnavailable
-from sprig.launcher import access
+from sprig.launcher import access, etc_view
 from sprig.launcher.bubblewrap import ETC_PATHS, SYSTEM_DIRS, HostView, build_argv
 from sprig.launcher.spec import LaunchSpec, Mount
 from sprig.launcher.users import Credentials
@@ -106,7 +106,9 @@ def probe_host(exe: str, listed: tuple[str, ...] = ()) -> HostView:
     """
     links, dirs, etc = _system_view()
     prefixes = () if _under(os.path.abspath(exe), listed) else runtime_prefixes(exe)
-    return HostView(symlinks=links, system_dirs=dirs, etc=etc, runtime_prefixes=prefixes)
+    prepared = etc_view.prepared()
+    return HostView(symlinks=links, system_dirs=dirs, etc=etc, runtime_prefixes=prefixes,
+                    etc_dir=str(prepared) if prepared is not None else None)
 
 
 def _check_source(field: str, m: Mount) -> None:

@@ -341,3 +341,59 @@ async def test_unreachable_source_is_named(world_dir: Path) -> None:
     with pytest.raises(LaunchError, match=r"volumes\[0\].*cannot be read and written"):
         await spawn(container("pass", volumes=(Mount(private / "data", Path("/data"),
                                                      writable=True),)))
+
+
+ETC_PROBE = """
+import json, os
+def walk(top):
+    out = []
+    for d, dirs, files in os.walk(top):
+        out += [os.path.join(d, n) for n in dirs + files]
+    return sorted(out)
+print(json.dumps({
+    "etc": walk("/etc"),
+    "passwd": open("/etc/passwd").read(),
+    "ca": open("/etc/ssl/certs/ca-certificates.crt").read()[:200]
+          if os.path.exists("/etc/ssl/certs/ca-certificates.crt") else None,
+    "etc_mounts": [m.split()[4] for m in open("/proc/self/mountinfo")
+                   if m.split()[4] == "/etc" or m.split()[4].startswith("/etc/")],
+}))
+"""
+
+
+async def test_a_prepared_etc_shows_what_the_per_path_binds_showed(world_dir: Path) -> None:
+    """One bind of the prepared copy (launcher.etc_view) instead of one per path: the same
+    names and contents inside, minus what the run-as user could not read anyway."""
+    from sprig.launcher import etc_view
+    from sprig.launcher.bubblewrap import ETC_PATHS, SYSTEM_DIRS
+
+    st, lines, _ = await run(container(ETC_PROBE))
+    assert st.ok, lines
+    per_path = json.loads(lines[-1])
+    etc_view.use(world_dir / "etc-home", ETC_PATHS, SYSTEM_DIRS)
+    try:
+        st, lines, _ = await run(container(ETC_PROBE))
+        assert st.ok, lines
+        prepared = json.loads(lines[-1])
+        assert prepared["etc_mounts"] == ["/etc"]
+        assert len(per_path["etc_mounts"]) >= 10
+        assert prepared["passwd"] == per_path["passwd"] == Path("/etc/passwd").read_text()
+        assert prepared["ca"] == per_path["ca"]
+        # ssl/private (0710 root:ssl-cert) is not copied; bound before, it was unreadable
+        hidden = {p for p in per_path["etc"]
+                  if p == "/etc/ssl/private" or p.startswith("/etc/ssl/private/")}
+        assert set(prepared["etc"]) == set(per_path["etc"]) - hidden
+        # a volume mounted under /etc: the per-path binds again (bwrap needs a mount point)
+        vol = world_dir / "cfg"
+        vol.mkdir()
+        (vol / "app.conf").write_text("x=1\n")
+        os.chmod(vol, 0o755)
+        os.chmod(vol / "app.conf", 0o644)
+        code = ETC_PROBE.replace('"etc": walk("/etc")', '"etc": open("/etc/myapp/app.conf").read()')
+        st, lines, _ = await run(container(code, volumes=(Mount(vol, Path("/etc/myapp")),)))
+        assert st.ok, lines
+        r = json.loads(lines[-1])
+        assert r["etc"] == "x=1\n" and "/etc" not in r["etc_mounts"]
+        assert r["passwd"] == per_path["passwd"]
+    finally:
+        etc_view.use(None)

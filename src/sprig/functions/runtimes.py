@@ -30,6 +30,7 @@ from pathlib import Path
 
 from sprig.errors import LaunchError, ValidationError
 from sprig.runtimes.python import bootstrap_path as python_bootstrap
+from sprig.runtimes.python import compiled_bootstrap
 
 PYTHON_RUNTIMES = (*(f"python3.{m}" for m in range(7, 14)), "python2.7")
 NODE_RUNTIMES = tuple(f"nodejs{v}.x" for v in (10, 12, 14, 16, 18, 20, 22))
@@ -149,7 +150,8 @@ def _python(name: str, pythons: dict[tuple[int, int], Path] | None) -> ResolvedR
     real = Path(os.path.realpath(exe))
     prefix = real.parent.parent
     boot = python_bootstrap()
-    return ResolvedRuntime(name, (str(exe), "-u", str(boot)), (prefix, boot.parent),
+    script = compiled_bootstrap(str(exe))
+    return ResolvedRuntime(name, (str(exe), "-u", str(script)), (prefix, boot.parent),
                            {}, warning)
 
 

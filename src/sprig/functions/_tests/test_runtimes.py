@@ -40,7 +40,9 @@ def test_shims_are_not_interpreters(tmp_path: Path) -> None:
 def test_python_resolution_with_warning(tmp_path: Path) -> None:
     exe = Path(sys.executable)
     r = resolve("python3.10", tmp_path, pythons={(3, 11): exe})
-    assert r.argv[0] == str(exe) and r.argv[1] == "-u" and r.argv[2].endswith("bootstrap.py")
+    # the bootstrap's bytecode, compiled once by that interpreter (see compiled_bootstrap)
+    assert r.argv[0] == str(exe) and r.argv[1] == "-u" and r.argv[2].endswith(".pyc")
+    assert Path(r.argv[2]).parent.name == "__pycache__"
     assert r.warning and "python3.10" in r.warning and "python3.11" in r.warning
     assert resolve("python3.11", tmp_path, pythons={(3, 11): exe}).warning is None
     with pytest.raises(ValidationError) as e:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from sprig.runtime_api import InitFailedError, Job, OutcomeKind, RuntimeSession
-from sprig.runtimes.python import bootstrap_path
+from sprig.runtimes.python import bootstrap_path, compiled_bootstrap
 
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:f:1"
 
@@ -75,14 +75,14 @@ def code(tmp_path: Path) -> Path:
 
 
 async def start(session: RuntimeSession, code: Path, handler: str, python: str = sys.executable,
-                ) -> asyncio.subprocess.Process:
+                script: Path | None = None) -> asyncio.subprocess.Process:
     env = {"PATH": os.environ["PATH"], "AWS_LAMBDA_RUNTIME_API": session.address,
            "LAMBDA_TASK_ROOT": str(code), "_HANDLER": handler,
            "AWS_LAMBDA_FUNCTION_NAME": "f", "AWS_LAMBDA_FUNCTION_VERSION": "1",
            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "16", "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/f",
            "AWS_LAMBDA_LOG_STREAM_NAME": "s"}
     return await asyncio.create_subprocess_exec(
-        python, "-u", str(bootstrap_path()), cwd="/", env=env,
+        python, "-u", str(script or bootstrap_path()), cwd="/", env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
 
 
@@ -97,10 +97,18 @@ def job(payload: bytes, **kw: object) -> Job:
     return Job.for_payload(payload, function_arn=ARN, timeout_s=30, **kw)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("form", ["source", "bytecode"])
 @pytest.mark.parametrize("python", interpreters())
 async def test_round_trip_state_errors_and_binary(session: RuntimeSession, code: Path,
-                                                  python: str) -> None:
-    proc = await start(session, code, "pkg.app.handler", python)
+                                                  python: str, form: str) -> None:
+    """Each interpreter runs the bootstrap as source and as the bytecode it compiled itself
+    (what workers run: compiled_bootstrap)."""
+    script = None
+    if form == "bytecode":
+        script = compiled_bootstrap(python)
+        assert script.suffix == ".pyc" and script.parent == bootstrap_path().parent / "__pycache__"
+        assert compiled_bootstrap(python) == script          # made once
+    proc = await start(session, code, "pkg.app.handler", python, script)
     try:
         await session.wait_ready(timeout=30)
         cc = {"custom": {"k": "v"}, "env": {"e": 1}, "client": {"app_title": "t"}}
@@ -208,3 +216,22 @@ async def test_unix_socket_transport(tmp_path: Path, code: Path) -> None:
     finally:
         await session.aclose()
     assert not Path(sock).exists()
+
+
+def test_each_interpreter_gets_its_own_bytecode_and_a_broken_one_the_source(
+        tmp_path: Path) -> None:
+    """The file is named after the interpreter (path, size, time), so an upgraded or another
+    interpreter never runs bytecode it cannot load; one that cannot compile gets the source."""
+    link = tmp_path / "python3"
+    link.write_text(f"#!/bin/sh\nexec {sys.executable} \"$@\"\n")
+    link.chmod(0o755)
+    mine = compiled_bootstrap(sys.executable)
+    other = compiled_bootstrap(str(link))
+    assert other.suffix == ".pyc" and other != mine
+    os.utime(link, ns=(1, 1))                      # "upgraded": another name
+    assert compiled_bootstrap(str(link)) not in (mine, other)
+    broken = tmp_path / "python-broken"
+    broken.write_text("#!/bin/sh\nexit 3\n")
+    broken.chmod(0o755)
+    assert compiled_bootstrap(str(broken)) == bootstrap_path()
+    assert compiled_bootstrap(str(tmp_path / "absent")) == bootstrap_path()

@@ -64,12 +64,41 @@ def _lookup_group(name: str) -> grp.struct_group:
         ) from None
 
 
+_ACCOUNT_FILES = ("/etc/passwd", "/etc/group")
+_resolved: dict[RunAs, tuple[tuple[int, ...], Credentials]] = {}
+
+
+def _accounts_stamp() -> tuple[int, ...]:
+    """When the account databases last changed: a cached resolution stays valid until then."""
+    stamp: list[int] = []
+    for path in _ACCOUNT_FILES:
+        try:
+            st = os.stat(path)
+        except OSError:
+            stamp += [-1, -1]
+        else:
+            stamp += [st.st_mtime_ns, st.st_ino]
+    return tuple(stamp)
+
+
 def resolve(run_as: RunAs) -> Credentials:
     """Resolve ``run_as`` to ids; without a group, the user's primary group is used.
 
     Supplementary groups are the user's memberships (what ``initgroups`` would set) plus the
-    chosen group, so a ``user:group`` choice never loses the user's other groups.
+    chosen group, so a ``user:group`` choice never loses the user's other groups. Cached
+    until ``/etc/passwd`` or ``/etc/group`` changes (two stats instead of the lookups on every
+    worker start; ``useradd``/``usermod`` replace the files, so a change is seen at once).
     """
+    stamp = _accounts_stamp()
+    hit = _resolved.get(run_as)
+    if hit is not None and hit[0] == stamp:
+        return hit[1]
+    creds = _resolve(run_as)
+    _resolved[run_as] = (stamp, creds)
+    return creds
+
+
+def _resolve(run_as: RunAs) -> Credentials:
     pw = _lookup_user(run_as.user)
     gid = _lookup_group(run_as.group).gr_gid if run_as.group else pw.pw_gid
     groups = set(os.getgrouplist(pw.pw_name, gid))

@@ -110,10 +110,13 @@ def run(plan: Plan, res: Results) -> None:
         "Levers not kept (issue 18): orjson instead of the standard json module on the "
         "management socket's invoke (measured once, not in this run: 8.5 µs → 0.5 µs per "
         "request + reply, ~2% of the core's CPU per invocation, inside the run-to-run noise "
-        "of these figures, so no new dependency); posix_spawn instead of a preexec_fn and one "
-        "prepared read-only /etc instead of per-file binds were not built yet: the causes "
-        "tables above measure what each would save (fork vs vfork, 25 binds vs none). One "
-        "log write for END and REPORT was already in place (Function._report).",
+        "of these figures, so no new dependency). Kept (each measured against what it "
+        "replaced in the levers table above): setpriv exec'd in front of the worker instead "
+        "of a preexec_fn, so Popen vforks; a cgroup v1 join by the process itself (0 to "
+        "tasks); one prepared read-only /etc; the Python bootstrap as bytecode compiled once "
+        "per interpreter; the run-as user resolved once until /etc/passwd or /etc/group "
+        "change; the Runtime API's TCP listener bound without a getaddrinfo in a thread. "
+        "One log write for END and REPORT was already in place (Function._report).",
         "Bare interpreter starts run with the clean environment the core gives workers (PATH, "
         "LANG, HOME): an inherited NODE_EXTRA_CA_CERTS alone adds ~80 ms to `node` here.",
     ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -50,6 +51,34 @@ if os.geteuid() == 0 and os.path.isdir("/sys/fs/cgroup/memory"):
         p.wait()
         os.rmdir(d)
     res["fork+join"] = joins
+    # to exit, old way against the launcher's way: a preexec_fn that drops to nobody (fork)
+    # vs setpriv exec'd in front (vfork); a pid written to cgroup.procs in a preexec_fn vs a
+    # shell that writes 0 to tasks (the process moves itself, no global lock)
+    setpriv = ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
+    def drop():
+        os.setgroups([65534]); os.setresgid(65534, 65534, 65534); os.setresuid(65534, 65534, 65534)
+    for key in ("drop_preexec", "drop_setpriv", "join_procs", "join_self"):
+        res[key] = []
+    for i in range(15):
+        for key in ("drop_preexec", "drop_setpriv", "join_procs", "join_self"):
+            d = f"/sys/fs/cgroup/memory/sprig-bench-join-{os.getpid()}-{key}-{i}"
+            os.mkdir(d)
+            argv, pre = ["/bin/true"], None
+            if key == "drop_preexec":
+                pre = drop
+            elif key == "drop_setpriv":
+                argv = setpriv + argv
+            elif key == "join_procs":
+                def pre(d=d):
+                    fd = os.open(d + "/cgroup.procs", os.O_WRONLY)
+                    os.write(fd, str(os.getpid()).encode())
+                    os.close(fd)
+            else:
+                argv = ["/bin/sh", "-c", f"echo 0 >{d}/tasks && exec \"$@\"", "join", *argv]
+            t0 = time.perf_counter()
+            subprocess.run(argv, preexec_fn=pre, close_fds=True, check=True)
+            res[key].append((time.perf_counter() - t0) * 1000)
+            os.rmdir(d)
 print(json.dumps(res))
 '''
 
@@ -70,6 +99,43 @@ def spawn_costs(res: Results) -> None:
     if "fork+join" in doc:
         res.add(s, Figure("spawn_join", "… and joining a fresh cgroup v1 memory cgroup in "
                           "the child", "ms", tuple(doc["fork+join"]), "spawn_vfork"))
+    s = "Levers kept (issue 18): each against what it replaced, from a 40 MB process"
+    pairs = (("drop_preexec", "run /bin/true as nobody: preexec_fn setresuid (fork), to exit",
+              None),
+             ("drop_setpriv", "run /bin/true as nobody: setpriv exec'd in front (vfork), to "
+              "exit", "drop_preexec"),
+             ("join_procs", "join a fresh v1 memory cgroup: pid to cgroup.procs in a "
+              "preexec_fn, to exit", None),
+             ("join_self", "join it: sh writes 0 to tasks, then exec (no global lock), to exit",
+              "join_procs"))
+    for key, label, base in pairs:
+        if doc.get(key):
+            res.add(s, Figure(key, label, "ms", tuple(doc[key]), base))
+    bootstrap_compile(res)
+
+
+def bootstrap_compile(res: Results) -> None:
+    """What running the Python bootstrap as a script cost on every worker start (compiling
+    it) against loading the bytecode the core now prepares once per interpreter."""
+    import marshal
+
+    src = (REPO / "src" / "sprig" / "runtimes" / "python" / "bootstrap.py").read_text()
+    code = compile(src, "bootstrap.py", "exec")
+    data = marshal.dumps(code)
+    comp, load = [], []
+    for _ in range(15):
+        t0 = time.perf_counter()
+        compile(src, "bootstrap.py", "exec")
+        t1 = time.perf_counter()
+        marshal.loads(data)
+        t2 = time.perf_counter()
+        comp.append((t1 - t0) * 1000)
+        load.append((t2 - t1) * 1000)
+    s = "Levers kept (issue 18): each against what it replaced, from a 40 MB process"
+    res.add(s, Figure("boot_compile", "the Python bootstrap run as source: compiled at every "
+                      "worker start", "ms", tuple(comp), None))
+    res.add(s, Figure("boot_pyc", "… as bytecode compiled once per interpreter: loaded",
+                      "ms", tuple(load), "boot_compile"))
 
 
 def _timed(argv: list[str], n: int = 15) -> tuple[float, ...]:
@@ -100,6 +166,14 @@ def sandbox_costs(res: Results) -> None:
         binds = [a for f in files for a in ("--ro-bind", f, f)]
         res.add(s, Figure("bwrap_binds", f"… plus {len(files)} read-only /etc file binds",
                           "ms", _timed([*base, *binds, "/bin/true"]), "bwrap_min"))
+        with tempfile.TemporaryDirectory(prefix="sprig-bench-etc-") as etc:
+            for f in files:
+                shutil.copyfile(f, Path(etc) / Path(f).name)
+            Path(etc).chmod(0o755)
+            res.add(s, Figure("bwrap_etc", f"… with those {len(files)} files copied into one "
+                              "prepared directory bound once at /etc (the launcher's way)",
+                              "ms", _timed([*base, "--ro-bind", etc, "/etc", "/bin/true"]),
+                              "bwrap_binds"))
     except subprocess.CalledProcessError:
         res.notes.append("bwrap could not create namespaces here: sandbox costs not measured.")
 
@@ -146,12 +220,3 @@ def warm_profile(res: Results, core_pid: int, root: Path, seconds: int) -> None:
         res.notes.append(f"py-spy ({seconds} s of warm echo invocations): "
                          f"{with_write[0]:.0f}% of the core's busy samples are inside "
                          "socket writes.")
-
-
-def launcher_uses_preexec() -> bool:
-    path = REPO / "src" / "sprig" / "launcher" / "process.py"
-    try:
-        return "preexec_fn=" in path.read_text()
-    except OSError:
-        return False
-

@@ -14,7 +14,10 @@ is left.
 from __future__ import annotations
 
 import base64
+import socket
 import statistics
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +52,58 @@ def _call_us(core: CoreProcess, name: str) -> float:
     return elapsed
 
 
+_ECHO_SERVER = """
+import os, socket, sys
+srv = socket.socket(socket.AF_UNIX)
+srv.bind(sys.argv[1])
+srv.listen(8)
+print("ready", flush=True)
+while True:
+    c, _ = srv.accept()
+    d = c.recv(65536)
+    if d == b"quit":
+        break
+    c.sendall(d)
+    c.close()
+"""
+
+
+def idle_wake_baseline(res: Results, work: Path, idle_s: float = 0.5, rounds: int = 5) -> None:
+    """The machine's own price for a first round trip after idle: two plain Python processes,
+    a fresh Unix connection per call (as the management client makes), the first call after
+    ``idle_s`` of quiet against warm calls. A sleeping vCPU's wake-up is paid by every
+    process a first invocation crosses, so this bounds what any runtime can do here."""
+    path = str(work / "idle-echo.sock")
+    server = subprocess.Popen([sys.executable, "-c", _ECHO_SERVER, path],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+
+        def call() -> float:
+            t0 = time.perf_counter()
+            with socket.socket(socket.AF_UNIX) as s:
+                s.connect(path)
+                s.sendall(b"x" * 64)
+                s.recv(65536)
+            return (time.perf_counter() - t0) * 1e6
+
+        firsts, warms = [], []
+        for _ in range(rounds):
+            time.sleep(idle_s)
+            firsts.append(call())
+            warms.append(statistics.median(call() for _ in range(WARM_CALLS)))
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(path)
+            s.sendall(b"quit")
+    finally:
+        server.wait(timeout=10)
+    res.add(SECTION, Figure("idle_floor_warm", "baseline: plain round trip between two Python "
+                            "processes, warm (fresh connection per call)", "µs", tuple(warms),
+                            None))
+    res.add(SECTION, Figure("idle_floor_first", f"baseline: the same, first call after "
+                            f"{idle_s:g} s of quiet", "µs", tuple(firsts), "idle_floor_warm"))
+
+
 def deploy_and_measure(res: Results, plan: Plan, core: CoreProcess, code: Code,
                        work: Path) -> Prestarted:
     """Deploy one function per sample (each its own deployment, so each first call is the
@@ -64,6 +119,7 @@ def deploy_and_measure(res: Results, plan: Plan, core: CoreProcess, code: Code,
         state.first.append(_call_us(core, name))
         state.warm.append(statistics.median(_call_us(core, name) for _ in range(WARM_CALLS)))
     state.last_call = time.monotonic()
+    idle_wake_baseline(res, work)
     res.add(SECTION, Figure("prov_warm", f"warm invocation (median of {WARM_CALLS} per "
                             "function, management socket, one connection per call)", "µs",
                             tuple(state.warm), None))

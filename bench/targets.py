@@ -132,6 +132,19 @@ def _why_container(res: Results) -> str:
     return text + "."
 
 
+def _why_prestarted(res: Results) -> str:
+    text = ("No worker start is paid (the worker was up before the call; its REPORT has no "
+            "Init Duration)")
+    first, warm = _m(res, "idle_floor_first"), _m(res, "idle_floor_warm")
+    if first and warm:
+        text += (f". What is left is mostly this machine waking up: in this run a plain round "
+                 f"trip between two Python processes took {first:,.0f} µs as the first call "
+                 f"after half a second of quiet against {warm:,.0f} µs warm "
+                 f"({first / warm:.1f}{X}), and a first invocation crosses three processes "
+                 "(client, core, worker) that have all been asleep")
+    return text + "; see the pre-started worker rows."
+
+
 def _why_rss(res: Results) -> str:
     rss0 = _m(res, "rss0")
     if not rss0:
@@ -214,11 +227,7 @@ def check_targets(res: Results) -> None:
         if first and warm_p50:
             res.check(f"Pre-started workers (minInstancesCount): first invocation "
                       f"{label} ≤ 2{X} a warm one", first / warm_p50, 2.0, X,
-                      why=("No worker start is paid (the worker was up before the call; its "
-                           "REPORT has no Init Duration): what is left is the first pass of a "
-                           "fresh worker process and of the core through the invoke path "
-                           "(code not yet specialised by Python 3.11's adaptive interpreter, "
-                           "first-use allocations); see the pre-started worker rows."),
+                      why=_why_prestarted(res),
                       spread=_ratio_runs(res, key, "prov_warm"))
     rss20, per, pinned = _m(res, "rss20"), _m(res, "rss_per_fn"), _m(res, "rss_pinned20")
     if rss20:

@@ -325,24 +325,106 @@ def _setpriv_argv(setpriv: str, creds: users.Credentials) -> list[str]:
             f"--groups={groups}" if groups else "--clear-groups", "--"]
 
 
+# What a dynamic loader, libc or a POSIX shell reads from the environment to load code or data
+# from a path (glibc's own list of variables it ignores for setuid programs, unsecvars.h, plus
+# every LD_*/MALLOC_* one and the shells' start-up variables).
+_LOADER_VARIABLES = frozenset({
+    "GCONV_PATH", "GETCONF_DIR", "GLIBC_TUNABLES", "HOSTALIASES", "LOCALDOMAIN", "LOCPATH",
+    "NIS_PATH", "NLSPATH", "RESOLV_HOST_CONF", "RES_OPTIONS", "TMPDIR", "TZDIR",
+    "BASH_ENV", "ENV", "SHELLOPTS", "BASHOPTS", "PS4", "IFS", "CDPATH", "GLOBIGNORE"})
+_LOADER_PREFIXES = ("LD_", "MALLOC_", "BASH_FUNC_")
+_LOCALE_VARIABLES = ("LANG", "LANGUAGE", "TZ", "LC_")     # names only; a path is held back
+
+
+def helper_environment(env: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """``env`` split into what the root helpers (sh, setpriv) may run with and what only the
+    program may see: loader, libc and shell variables, and locale or time-zone values that are
+    paths (glibc would load files from them)."""
+    safe: dict[str, str] = {}
+    held: dict[str, str] = {}
+    for key, value in env.items():
+        if (key in _LOADER_VARIABLES or key.startswith(_LOADER_PREFIXES)
+                or (key.startswith(_LOCALE_VARIABLES) and ("/" in value or ".." in value))):
+            held[key] = value
+        else:
+            safe[key] = value
+    return safe, held
+
+
+_env_tool_path: list[str | None] = []
+
+
+def _env_tool() -> str | None:
+    """coreutils' ``env`` (Essential in Debian), found once; None if absent."""
+    if not _env_tool_path:
+        _env_tool_path.append(shutil.which("env", path="/usr/bin:/bin"))
+    return _env_tool_path[0]
+
+
 _shell_path: list[str | None] = []
 
 
 def _shell() -> str | None:
-    """The POSIX shell (``/bin/sh``), found once; None if absent."""
+    """``/bin/sh`` when it is dash (Debian's, Raspberry Pi OS's), found once; else None.
+
+    Why only dash: the helper shell runs as root and hands its environment on, and dash reads
+    nothing from the environment when it is not interactive and adds only PWD (which the
+    script puts back as it was). Other shells (bash as sh) import more and export ``_``: they
+    get the preexec_fn path instead.
+    """
     if not _shell_path:
-        _shell_path.append(shutil.which("sh", path="/bin:/usr/bin"))
+        sh = shutil.which("sh", path="/bin:/usr/bin")
+        is_dash = sh is not None and os.path.basename(os.path.realpath(sh)) == "dash"
+        _shell_path.append(sh if is_dash else None)
     return _shell_path[0]
 
 
-def _self_join_argv(shell: str, files: tuple[Path, ...], argv: list[str]) -> list[str]:
+def _helpers(env: dict[str, str], creds: users.Credentials | None,
+             self_join: tuple[Path, ...] | None,
+             program: str) -> tuple[list[str], dict[str, str]] | None:
+    """The commands exec'd in front of the program instead of a preexec_fn, and the
+    environment they run with; None when none are needed or one is missing (then the
+    preexec_fn path does the work).
+
+    Root runs the shell and setpriv: they must not see what the function's environment says
+    to a dynamic loader, libc or a shell (an LD_LIBRARY_PATH naming a directory the function
+    can write would otherwise hand it root). Those variables reach the program only, through
+    env(1) run as the program's user, after setpriv.
+    """
+    if not self_join and creds is None:
+        return None
+    shell = _shell() if self_join else None
+    setpriv = _setpriv() if creds is not None else None
+    if (self_join and shell is None) or (creds is not None and setpriv is None):
+        return None
+    safe, held = helper_environment(env)
+    env_tool = _env_tool() if held else None
+    if held and (env_tool is None or "=" in program):
+        return None              # (env(1) would read a program path with "=" as a variable)
+    prefix: list[str] = []
+    if self_join and shell is not None:
+        prefix += _self_join_argv(shell, self_join, [], env.get("PWD"))
+    if creds is not None and setpriv is not None:
+        prefix += _setpriv_argv(setpriv, creds)
+    if held and env_tool is not None:
+        prefix += [env_tool, "--", *(f"{k}={v}" for k, v in held.items())]
+    return prefix, safe
+
+
+def _self_join_argv(shell: str, files: tuple[Path, ...], argv: list[str],
+                    pwd: str | None = None) -> list[str]:
     """``sh -c 'echo 0 >f1 && ... && exec "$@"' sprig-cgroup-join argv...``: the process moves
     itself into its cgroup (see Cgroup.self_join_files), then becomes ``argv``. If a write
     fails, it says so on stderr (the function's log) and exits 125 before running anything."""
     steps = " && ".join(f"echo 0 >{shlex.quote(str(f))}" for f in files)
+    # dash exports PWD (the directory it starts in): the program gets the environment's own
+    restore = "unset PWD" if pwd is None else f"export PWD={shlex.quote(pwd)}"
     script = (f"{{ {steps}; }} || {{ echo 'sprig: cannot join the cgroup' "
-              f"{shlex.quote(str(files[0].parent))} >&2; exit 125; }}; exec \"$@\"")
-    return [shell, "-c", script, "sprig-cgroup-join", *argv]
+              f"{shlex.quote(str(files[0].parent))} >&2; exit 125; }}; {restore}; "
+              f"exec \"$@\"")
+    # -p: a bash installed as sh imports no functions and reads no start-up file from the
+    # environment (dash does neither anyway)
+    return [shell, "-p", "-c", script, "sprig-cgroup-join", *argv]
 
 
 def _make_preexec(join_files: tuple[str, ...],
@@ -479,35 +561,37 @@ async def spawn(spec: LaunchSpec, *, on_output: OutputCallback | None = None,
                 f"device lacks (cgroup v{driver.version}); allowed here: permission rw, or "
                 "containerMode NoContainer")
     cgroup = _create_cgroup(spec, driver, ro_devices) if needs_cgroup(spec) else None
-    # How the process gets into its cgroup, fastest first:
-    # * cgroup v1: it moves itself (a shell writes 0 to each hierarchy's `tasks`, then execs
-    #   the rest): no global lock, no RCU grace period, and bwrap, started after, forks every
-    #   process of the sandbox inside;
-    # * a sandbox elsewhere: bwrap waits on --block-fd before it runs the function while the
-    #   core moves bwrap and its child (a grace period that overlaps the sandbox set-up);
-    # * a plain process elsewhere: it joins between fork and exec (preexec_fn).
+    # How the process gets into its cgroup and becomes its user, fastest first:
+    # * helpers exec'd in front of it (see _helpers): on cgroup v1 it moves itself (a shell
+    #   writes 0 to each hierarchy's `tasks`: no global lock, no RCU grace period, and bwrap,
+    #   started after, forks every process of the sandbox inside); setpriv drops the user. No
+    #   Python runs between fork and exec, so Popen vforks;
+    # * else a sandbox is moved (bwrap and its child) while bwrap, started with --block-fd,
+    #   builds it and waits (a grace period that overlaps the sandbox set-up), and a plain
+    #   process joins and drops the user between fork and exec (preexec_fn).
     self_join = cgroup.self_join_files() if cgroup is not None else None
-    shell = _shell() if self_join else None
+    # a plain process that cannot move itself joins in a preexec_fn: no helpers then
+    fast = (None if cgroup is not None and not self_join and not sandboxed
+            else _helpers(spec.env, creds, self_join, argv[0]))
     block: tuple[int, int] | None = (
-        os.pipe() if sandboxed and cgroup and shell is None else None)
+        os.pipe() if sandboxed and cgroup and not (fast and self_join) else None)
     if block is not None:
         argv = [argv[0], "--block-fd", str(block[0]), *argv[1:]]
         pass_fds = (*pass_fds, block[0])
-    join = (tuple(str(f) for f in cgroup.join_files())
-            if cgroup and block is None and shell is None else ())
-    if not join and creds is not None and (setpriv := _setpriv()) is not None:
-        # No Python between fork and exec: Popen can vfork (~0.2 ms from the core instead of
-        # ~8 ms of fork and copy-on-write faults), and setpriv switches user before exec.
-        argv = [*_setpriv_argv(setpriv, creds), *argv]
+    env = spec.env
+    join: tuple[str, ...] = ()
+    if fast is not None:
+        prefix, env = fast
+        argv = [*prefix, *argv]
         creds = None
-    if shell is not None and self_join:
-        argv = _self_join_argv(shell, self_join, argv)
+    elif cgroup is not None and block is None:
+        join = tuple(str(f) for f in cgroup.join_files())
     preexec = _make_preexec(join, creds)
     out = subprocess.PIPE if on_output else subprocess.DEVNULL
 
     def popen() -> subprocess.Popen[bytes]:
         return subprocess.Popen(
-            argv, cwd=cwd, env=spec.env, stdout=out, stderr=out,
+            argv, cwd=cwd, env=env, stdout=out, stderr=out,
             stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
             start_new_session=True, pass_fds=pass_fds, close_fds=True, preexec_fn=preexec)
 

@@ -350,3 +350,69 @@ async def test_no_cgroup_without_limits(tmp_path: Path) -> None:
     await p.wait()
     assert p.memory_peak_kb() is None
     await p.aclose()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="joining a cgroup needs root")
+async def test_without_self_join_a_limited_process_joins_in_the_child(tmp_path: Path) -> None:
+    """Where a process cannot move itself (cgroup v2: no `tasks`), the pid is written from
+    the child between fork and exec, before the user is dropped. A fake v2 hierarchy records
+    the write."""
+    import pwd
+
+    from sprig.launcher.cgroups._tests.test_cgroups import fake_v2
+    from sprig.launcher.cgroups.v2 import V2Cgroup, V2Driver
+
+    class Driver(V2Driver):
+        def create(self, name: str, *args: object, **kw: object) -> V2Cgroup:
+            cg = super().create(name, *args, **kw)  # type: ignore[arg-type]
+            (cg.dir / "cgroup.procs").write_text("")     # the kernel's file, faked
+            return cg
+
+    driver = Driver(fake_v2(tmp_path / "cg"))
+    lines: list[bytes] = []
+    s = LaunchSpec(argv=(SYSTEM_PY, "-c", "import os; print(os.getpid(), os.getuid())"),
+                   env=dict(ENV), cwd=Path("/"), run_as=RunAs("nobody", "nogroup"),
+                   limits=ResourceLimits(memory_kb=65536))
+    p = await spawn(s, on_output=lambda _s, line: lines.append(line), cgroup_driver=driver)
+    assert p.cgroup is not None
+    procs = p.cgroup.join_files()[0]
+    await p.wait()
+    joined = procs.read_text()
+    procs.write_text("")             # the fake hierarchy never empties by itself
+    await p.aclose(0.0)
+    pid, uid = (int(x) for x in lines[0].split())
+    assert joined == str(pid) and uid == pwd.getpwnam("nobody").pw_uid
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
+async def test_root_helpers_never_see_the_loader_variables(tmp_path: Path) -> None:
+    """The shell and setpriv run as root before the program: a loader variable of the
+    function (here LD_DEBUG_OUTPUT, which makes every dynamically linked program write a
+    file) must reach only the program, which runs as the user — else a variable such as
+    LD_LIBRARY_PATH naming a directory the function can write would run its code as root.
+    The program still gets exactly its environment."""
+    import json
+    import pwd
+    from sprig.launcher.process import default_driver
+
+    import shutil
+    import tempfile
+    out = Path(tempfile.mkdtemp(prefix="sprig-ld-", dir="/tmp"))   # reachable by nobody
+    out.chmod(0o777)
+    env = {**ENV, "LD_DEBUG": "files", "LD_DEBUG_OUTPUT": str(out / "ld"),
+           "LANG": "C.UTF-8", "LANGUAGE": "../../tmp/x", "SECRET": "s3cr3t",
+           "BASH_FUNC_echo%%": "() { touch /tmp/pwned; }"}
+    limits = ResourceLimits(memory_kb=65536) if default_driver() is not None else ResourceLimits()
+    lines: list[bytes] = []
+    s = LaunchSpec(argv=(SYSTEM_PY, "-c", "import os, json; print(json.dumps(dict(os.environ)))"),
+                   env=env, cwd=Path("/"), run_as=RunAs("nobody", "nogroup"), limits=limits)
+    p = await spawn(s, on_output=lambda _s, line: lines.append(line))
+    assert (await p.wait()).returncode == 0, lines
+    await p.aclose()
+    printed = next(line for line in reversed(lines) if line.startswith(b"{"))
+    assert json.loads(printed) == env                    # exactly its environment
+    try:
+        owners = {f.stat().st_uid for f in out.iterdir()}
+    finally:
+        shutil.rmtree(out)
+    assert owners == {pwd.getpwnam("nobody").pw_uid}     # the program's files, no root's

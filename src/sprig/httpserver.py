@@ -33,7 +33,7 @@ import re
 import socket
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -84,6 +84,12 @@ class HttpRequest:
     @property
     def path(self) -> str:
         return self.target.partition("?")[0]
+
+    def with_params(self, params: Mapping[str, str]) -> HttpRequest:
+        """The same request with the route's named groups (``dataclasses.replace`` without
+        its introspection: this runs for every request)."""
+        return HttpRequest(self.method, self.target, self.headers, self.body, self.size,
+                           self.truncated, self.limit, params, self.sock, self.length)
 
     @property
     def query_string(self) -> str:
@@ -137,23 +143,27 @@ class Router:
     def add(self, method: str, pattern: str, handler: Handler) -> None:
         self._routes.append((method.upper(), re.compile(pattern), handler))
 
-    def resolve(self, request: HttpRequest) -> tuple[Handler, HttpRequest]:
-        """The handler and the request with its ``params``; raises :class:`NoRoute`."""
-        path = request.path
+    def _match(self, method_wanted: str, path: str) -> tuple[Handler, re.Match[str]]:
         allowed: list[str] = []
         for method, pattern, handler in self._routes:
             match = pattern.fullmatch(path)
             if match is None:
                 continue
-            if method == request.method:
-                return handler, replace(request, params=match.groupdict())
+            if method == method_wanted:
+                return handler, match
             allowed.append(method)
-        raise NoRoute(request.method, path, tuple(sorted(set(allowed))))
+        raise NoRoute(method_wanted, path, tuple(sorted(set(allowed))))
+
+    def resolve(self, request: HttpRequest) -> tuple[Handler, HttpRequest]:
+        """The handler and the request with its ``params``; raises :class:`NoRoute`."""
+        handler, match = self._match(request.method, request.path)
+        params = match.groupdict()
+        return handler, (request.with_params(params) if params else request)
 
     def screen(self, request: HttpRequest) -> Response | None:
         """404/405 at the end of the head: a body for no route is never read."""
         try:
-            self.resolve(request)
+            self._match(request.method, request.path)
         except NoRoute as e:
             return no_route(e)
         return None

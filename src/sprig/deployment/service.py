@@ -108,9 +108,12 @@ class DeploymentService:
                     self._done.notify_all()
 
     async def wait_finished(self, dep_id: str, timeout_s: float | None) -> DeploymentRecord | None:
+        """The deployment once it is final *and* the device is in the state that says: a
+        FAILED deployment is recorded (with the restored state) before its rollback runs,
+        and a waiter must not be answered while the new versions are still there."""
         def finished() -> bool:
             rec = self.db.deployment(dep_id)
-            return rec is None or rec.status in (SUCCEEDED, FAILED)
+            return rec is None or (rec.status in (SUCCEEDED, FAILED) and self.current != dep_id)
 
         try:
             async with asyncio.timeout(timeout_s):

@@ -137,3 +137,55 @@ def test_a_version_broken_before_the_kill_fails_its_resumed_deployment(
         core.stop()
     for pid in _pids_of(install_cmd) + _pids_of(run_cmd):
         os.kill(pid, 9)
+
+
+def test_waiting_for_a_failed_deployment_returns_once_it_is_rolled_back(
+        tmp_path: Path, shared_dir: Path) -> None:
+    """A deployment is written FAILED, then its rollback runs: a client that waits for it
+    during the rollback must not be answered before the device is back (a crash trial saw
+    the new version still running after ``deployment.wait`` returned). The new version takes
+    seconds to stop and says through a FIFO when its stop began, so the wait lands inside
+    the rollback every time."""
+    import threading
+
+    recipes = tmp_path / "recipes"
+    fifo = shared_dir / "stopping"
+    os.mkfifo(fifo)
+    fifo.chmod(0o666)
+    marker = f"sleep {random_marker()}"
+    for version, run in (
+            ("1.0.0", f"exec {marker}"),
+            ("2.0.0", f"trap 'echo stopping > {fifo}; sleep 3; exit 0' TERM; "
+                      f"{marker} & wait $!")):
+        write_recipe(recipes, {
+            "RecipeFormatVersion": "2020-01-25", "ComponentName": "com.example.Keep",
+            "ComponentVersion": version, "Manifests": [{"Lifecycle": {"Run": run}}]})
+    write_recipe(recipes, {
+        "RecipeFormatVersion": "2020-01-25", "ComponentName": "com.example.Bad",
+        "ComponentVersion": "1.0.0",
+        "Manifests": [{"Lifecycle": {"Install": "exit 1", "Run": "sleep 600"}}]})
+    core = CoreProcess(tmp_path / "root").start()
+    try:
+        assert core.deploy(recipe_dir=recipes, merge={"com.example.Keep": "1.0.0"})[
+            "status"] == "SUCCEEDED"
+        stopping: list[str] = []
+        reader = threading.Thread(target=lambda: stopping.append(fifo.read_text()))
+        reader.start()
+        dep_id = core.call("deployment.create", {
+            "deployment": {"merge": {"com.example.Keep": "2.0.0", "com.example.Bad": "1.0.0"},
+                           "failureHandlingPolicy": "ROLLBACK"},
+            "recipeDir": str(recipes), "wait": False})["deploymentId"]
+        reader.join(120)                 # the rollback is stopping version 2.0.0
+        assert stopping == ["stopping\n"]
+        final = wait_deployment(core, dep_id)
+        assert final["status"] == "FAILED", final
+        versions = {c["name"]: c["version"] for c in core.call("component.list")}
+        assert versions.get("com.example.Keep") == "1.0.0", versions
+        assert "com.example.Bad" not in versions, versions
+    finally:
+        core.stop()
+
+
+def random_marker() -> str:
+    import random
+    return f"{random.randint(100000, 999999)}.75"

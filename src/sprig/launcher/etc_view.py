@@ -20,8 +20,10 @@ difference (a package, ``useradd``, ``update-ca-certificates``, a new ``resolv.c
 all replace files by renaming) makes a new copy for the sandboxes that start from then on.
 An edit in place of a file deep in a copied tree changes no directory: a full comparison of
 every entry catches it, run at most every ``full_check_s`` (10 s). Copies are named by their
-content and never change; one still bound by a running sandbox is kept until the core
-restarts (sandboxes die with the core).
+content (hashed from the host's files, so a restarted core finds its copy without writing
+anything: a full disk stays full) and never change; every copy this core used stays while it
+runs (a sandbox may still bind it), and the copies of an earlier core are removed once this
+core's own exists (sandboxes die with their core).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 Signature = tuple[tuple[str, int, int, int, int], ...]
@@ -71,6 +74,8 @@ class EtcView:
         self._full: Signature = ()
         self._dirs: tuple[str, ...] = ()
         self._full_at = 0.0
+        self._used: set[str] = set()
+        self._swept = False
 
     # -- signatures --------------------------------------------------------------------------
     def _quick_signature(self, dirs: tuple[str, ...]) -> Signature:
@@ -110,29 +115,40 @@ class EtcView:
     def _renew(self) -> Path:
         dirs, full = self._walk()
         quick = self._quick_signature(dirs)
-        self.home.mkdir(parents=True, exist_ok=True)
-        self.home.chmod(0o755)
-        tmp = Path(tempfile.mkdtemp(prefix=".etc-", dir=self.home))
-        try:
-            tmp.chmod(0o755)
-            for path in self.paths:
-                self._copy_top(path, tmp / os.path.basename(path))
-            target = self.home / _content_digest(tmp)
-            if target.is_dir():
-                shutil.rmtree(tmp, ignore_errors=True)
-            else:
+        entries = list(self._entries())
+        target = self.home / _digest(entries)
+        if not target.is_dir():        # else made by an earlier core: reused, nothing written
+            self.home.mkdir(parents=True, exist_ok=True)
+            self.home.chmod(0o755)
+            tmp = Path(tempfile.mkdtemp(prefix=".etc-", dir=self.home))
+            try:
+                tmp.chmod(0o755)
+                _materialise(entries, tmp)
                 try:
                     tmp.rename(target)
                 except OSError:          # made by another thread or core meanwhile
                     shutil.rmtree(tmp, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
         self._current, self._quick, self._dirs, self._full = target, quick, dirs, full
         self._full_at = time.monotonic()
+        self._used.add(target.name)
+        if not self._swept:
+            # Copies this process never used belong to a core that is gone, and with it its
+            # sandboxes (--die-with-parent): removed once a current one exists, never before
+            # (on a full disk, removing first and copying again would fail).
+            self._swept = True
+            with contextlib.suppress(OSError):
+                self.sweep()
         return target
 
-    def _copy_top(self, path: str, dest: Path) -> None:
+    def _entries(self) -> Iterable[_Entry]:
+        """What the copy holds, by the rules in the module docstring, in a stable order."""
+        for path in self.paths:
+            yield from self._top(path, os.path.basename(path))
+
+    def _top(self, path: str, rel: str) -> Iterable[_Entry]:
         try:
             st = os.lstat(path)
         except OSError:
@@ -140,7 +156,7 @@ class EtcView:
         if stat.S_ISLNK(st.st_mode):
             real = os.path.realpath(path)
             if any(real == d or real.startswith(d + "/") for d in self.system_dirs):
-                os.symlink(real, dest)       # e.g. localtime -> /usr/share/zoneinfo/...
+                yield _Entry(rel, "link", 0o777, real)     # e.g. localtime -> /usr/share/...
                 return
             try:
                 st = os.stat(real)
@@ -148,63 +164,76 @@ class EtcView:
                 return                       # a dangling link shows nothing
             path = real
         if stat.S_ISDIR(st.st_mode):
-            self._copy_tree(path, dest, st)
+            yield from self._tree(path, rel, st)
         elif stat.S_ISREG(st.st_mode) and _others_can_read(st):
-            _copy_file(path, dest, st)
+            yield _Entry(rel, "file", stat.S_IMODE(st.st_mode) & 0o755, path)
 
-    def _copy_tree(self, src: str, dest: Path, st: os.stat_result) -> None:
+    def _tree(self, src: str, rel: str, st: os.stat_result) -> Iterable[_Entry]:
         if not _others_can_read(st):
             return
-        dest.mkdir()
-        for entry in os.scandir(src):
+        yield _Entry(rel, "dir", stat.S_IMODE(st.st_mode) & 0o755, src)
+        for entry in sorted(os.scandir(src), key=lambda e: e.name):
             try:
                 est = entry.stat(follow_symlinks=False)
             except OSError:
                 continue
-            target = dest / entry.name
+            sub = f"{rel}/{entry.name}"
             if stat.S_ISLNK(est.st_mode):
-                os.symlink(os.readlink(entry.path), target)
+                yield _Entry(sub, "link", 0o777, os.readlink(entry.path))
             elif stat.S_ISDIR(est.st_mode):
-                self._copy_tree(entry.path, target, est)
+                yield from self._tree(entry.path, sub, est)
             elif stat.S_ISREG(est.st_mode) and _others_can_read(est):
-                _copy_file(entry.path, target, est)
-        dest.chmod(stat.S_IMODE(st.st_mode) & 0o755)
+                yield _Entry(sub, "file", stat.S_IMODE(est.st_mode) & 0o755, entry.path)
 
     def sweep(self) -> int:
-        """Remove every copy but the current one (at core start: no sandbox is left); how
-        many went."""
-        keep = self._current.name if self._current is not None else None
+        """Remove every copy this process has not used (a killed core's, or older); how many
+        went."""
         removed = 0
         if not self.home.is_dir():
             return 0
         for child in self.home.iterdir():
-            if child.name != keep:
+            if child.name not in self._used:
                 shutil.rmtree(child, ignore_errors=True)
                 removed += 1
         return removed
 
 
-def _copy_file(src: str, dest: Path, st: os.stat_result) -> None:
-    shutil.copyfile(src, dest, follow_symlinks=True)
-    os.chmod(dest, stat.S_IMODE(st.st_mode) & 0o755)
+@dataclass(frozen=True)
+class _Entry:
+    rel: str          # path inside the copy
+    kind: str         # "file", "dir" or "link"
+    mode: int
+    source: str       # the host file or directory; a link's target
 
 
-def _content_digest(root: Path) -> str:
-    """A name for a copy from its whole content (names, kinds, modes, bytes, link targets)."""
+def _digest(entries: list[_Entry]) -> str:
+    """The copy's name, from everything it holds (names, kinds, modes, bytes, link targets)."""
     h = hashlib.sha256()
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in sorted((*dirnames, *filenames)):
-            p = os.path.join(dirpath, name)
-            st = os.lstat(p)
-            h.update(f"{os.path.relpath(p, root)}\0{st.st_mode:o}\0".encode())
-            if stat.S_ISLNK(st.st_mode):
-                h.update(os.readlink(p).encode())
-            elif stat.S_ISREG(st.st_mode):
-                with open(p, "rb") as f:
-                    h.update(f.read())
-            h.update(b"\0")
+    for e in entries:
+        h.update(f"{e.rel}\0{e.kind}\0{e.mode:o}\0".encode())
+        if e.kind == "link":
+            h.update(e.source.encode())
+        elif e.kind == "file":
+            with open(e.source, "rb") as f:
+                h.update(f.read())
+        h.update(b"\0")
     return h.hexdigest()[:16]
+
+
+def _materialise(entries: list[_Entry], root: Path) -> None:
+    dirs: list[tuple[Path, int]] = []
+    for e in entries:
+        dest = root / e.rel
+        if e.kind == "dir":
+            dest.mkdir()
+            dirs.append((dest, e.mode))
+        elif e.kind == "link":
+            os.symlink(e.source, dest)
+        else:
+            shutil.copyfile(e.source, dest, follow_symlinks=True)
+            os.chmod(dest, e.mode)
+    for d, mode in reversed(dirs):      # modes last: a 0555 directory is filled first
+        d.chmod(mode)
 
 
 _view: list[EtcView | None] = [None]
@@ -212,11 +241,9 @@ _view: list[EtcView | None] = [None]
 
 def use(home: Path | None, paths: Iterable[str] = (), system_dirs: Iterable[str] = ()) -> None:
     """Make sandboxes bind one prepared ``/etc`` kept under ``home`` (None: one bind per path,
-    as without a core). The core calls this at start, then sweeps the copies of its last run."""
+    as without a core). The core calls this at start; the copies of its last run are removed
+    once this run's copy exists (see :meth:`EtcView._renew`)."""
     _view[0] = EtcView(home, paths, system_dirs) if home is not None else None
-    if home is not None:
-        with contextlib.suppress(OSError):
-            _view[0].sweep()  # type: ignore[union-attr]
 
 
 def prepared() -> Path | None:

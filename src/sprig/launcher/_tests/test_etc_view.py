@@ -93,13 +93,33 @@ def test_an_in_place_edit_deep_in_a_tree_is_seen_by_the_full_check(host: Path,
     assert (renewed / "ssl" / "certs" / "bundle.crt").read_text() == "CERTS v1 + one more"
 
 
-def test_copies_are_named_by_content_and_swept(host: Path, tmp_path: Path) -> None:
+def test_copies_are_named_by_content_and_an_earlier_cores_are_removed(
+        host: Path, tmp_path: Path) -> None:
     home = tmp_path / "home"
     a = view(host, home).current()
-    b = view(host, home).current()                 # another core, same content: same copy
-    assert a == b
+    stamp = a.stat().st_mtime_ns
+    b = view(host, home).current()      # a restarted core, same content: the same copy, as is
+    assert a == b and a.stat().st_mtime_ns == stamp
+    (home / "0123456789abcdef").mkdir()             # a copy left by some earlier core
     (host / "passwd").write_text("changed\n")
     v = view(host, home)
     c = v.current()
-    assert c != a and a.is_dir()
-    assert v.sweep() == 1 and not a.exists() and c.is_dir()
+    assert c != a and c.is_dir()
+    assert sorted(p.name for p in home.iterdir()) == [c.name]   # the earlier ones removed
+    (host / "passwd").write_text("changed again\n")
+    d = v.current()
+    assert d != c and c.is_dir() and d.is_dir()     # this core's own stay while it runs
+
+
+def test_a_restarted_core_on_a_full_disk_reuses_its_copy(host: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The copy is found by the host's content: nothing is written (or freed) at restart."""
+    from sprig.launcher import etc_view
+    home = tmp_path / "home"
+    first = view(host, home).current()
+
+    def no_space(*_a: object, **_k: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(etc_view.shutil, "copyfile", no_space)
+    assert view(host, home).current() == first

@@ -31,6 +31,7 @@ def test_runtime_api_sockets_live_under_the_root_and_a_restarted_core_removes_th
         core.kill()
         assert {p.name for p in sockets.iterdir()} == before, "a killed core leaves them"
         core.start()
+        core.wait_state("Pinned", "RUNNING", timeout_s=30)   # start() returns before components
         assert invoke(core, "Pinned")["payload"] == {"ok": True}
         after = {p.name for p in sockets.iterdir()}
         assert after and not (after & before), (before, after)

@@ -389,7 +389,9 @@ def _helpers(env: dict[str, str], creds: users.Credentials | None,
     Root runs the shell and setpriv: they must not see what the function's environment says
     to a dynamic loader, libc or a shell (an LD_LIBRARY_PATH naming a directory the function
     can write would otherwise hand it root). Those variables reach the program only, through
-    env(1) run as the program's user, after setpriv.
+    env(1) run as the program's user, after setpriv (so their values are on env(1)'s command
+    line for the moment it runs: search paths and locale names, which are not secrets; every
+    other variable travels in the environment only).
     """
     if not self_join and creds is None:
         return None

@@ -231,11 +231,14 @@ class LaunchedProcess:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.pid, signal.SIGKILL)
         cg = self._live_cgroup
-        if cg is not None:
-            cg.kill_all()
-        elif self._status is None:
+        if self._status is None:
+            # The leader by its pid too (our child, not yet reaped: the pid cannot be another
+            # process's): a process that joins its cgroup itself may not have done so yet,
+            # and killed before, it never forks anything the cgroup would have to catch.
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGKILL)
+        if cg is not None:
+            cg.kill_all()
 
     def memory_peak_kb(self) -> int | None:
         """Peak memory of the whole tree from its cgroup, or None without a cgroup."""

@@ -393,10 +393,10 @@ async def test_root_helpers_never_see_the_loader_variables(tmp_path: Path) -> No
     The program still gets exactly its environment."""
     import json
     import pwd
-    from sprig.launcher.process import default_driver
-
     import shutil
     import tempfile
+
+    from sprig.launcher.process import default_driver
     out = Path(tempfile.mkdtemp(prefix="sprig-ld-", dir="/tmp"))   # reachable by nobody
     out.chmod(0o777)
     env = {**ENV, "LD_DEBUG": "files", "LD_DEBUG_OUTPUT": str(out / "ld"),

@@ -228,9 +228,17 @@ class Watcher:
         self._filters = filters
         self._clock = time.monotonic
 
+        subscribed = threading.Event()
+        pending: set[int] = set()
+
         def on_connect(client: Any, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
             for f in self._filters:
-                client.subscribe(f, qos=1)
+                pending.add(client.subscribe(f, qos=1)[1])
+
+        def on_subscribe(client: Any, userdata: Any, mid: int, *rest: Any) -> None:
+            pending.discard(mid)
+            if not pending:
+                subscribed.set()
 
         def on_message(client: Any, userdata: Any, msg: Any) -> None:
             with self._cond:
@@ -239,9 +247,15 @@ class Watcher:
                 self._cond.notify_all()
 
         self._client.on_connect = on_connect
+        self._client.on_subscribe = on_subscribe
         self._client.on_message = on_message
         self._client.connect("127.0.0.1", port)
         self._client.loop_start()
+        # Nothing published after this returns can be missed: the broker has acknowledged
+        # every subscription (a test that published at once once lost the first answer).
+        if filters and not subscribed.wait(30):
+            self.close()
+            raise TimeoutError(f"the broker on port {port} did not acknowledge {filters}")
 
     def wait(self, predicate: Any, timeout_s: float = 60) -> bool:
         with self._cond:

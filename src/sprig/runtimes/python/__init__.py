@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import stat
 import subprocess
 import tempfile
 from pathlib import Path
@@ -26,6 +27,22 @@ def bootstrap_path() -> Path:
     """The bootstrap script handed to ``pythonX.Y -u`` (the core's published copy, readable by
     every run-as user; see :mod:`sprig.assets`)."""
     return asset("runtimes/python/bootstrap.py")
+
+
+def _root_controlled(path: str) -> bool:
+    """True if only root can change ``path``: its real file and every directory above it are
+    owned by root, and none is writable by anyone else (a sticky directory such as /tmp
+    excepted: there nobody can replace what root owns)."""
+    real = Path(os.path.realpath(path))
+    try:
+        for p in (real, *real.parents):
+            st = p.stat()
+            sticky = p != real and st.st_mode & stat.S_ISVTX
+            if st.st_uid != 0 or (st.st_mode & 0o022 and not sticky):
+                return False
+    except OSError:
+        return False
+    return True
 
 
 def compiled_bootstrap(interpreter: str) -> Path:
@@ -45,6 +62,8 @@ def compiled_bootstrap(interpreter: str) -> Path:
         st = os.stat(interpreter)
     except OSError:
         return source
+    if not _root_controlled(interpreter):
+        return source          # root runs the compiler: only an interpreter only root can change
     real = os.path.realpath(interpreter)
     tag = hashlib.sha256(f"{real}\0{st.st_size}\0{st.st_mtime_ns}".encode()).hexdigest()[:16]
     key = (tag, str(source))

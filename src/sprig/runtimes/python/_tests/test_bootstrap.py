@@ -230,6 +230,15 @@ def test_each_interpreter_gets_its_own_bytecode_and_a_broken_one_the_source(
     assert other.suffix == ".pyc" and other != mine
     os.utime(link, ns=(1, 1))                      # "upgraded": another name
     assert compiled_bootstrap(str(link)) not in (mine, other)
+    # root runs the compiler: an interpreter someone else could change gets the source
+    writable = tmp_path / "python-others-can-write"
+    writable.write_text(link.read_text())
+    writable.chmod(0o777)
+    assert compiled_bootstrap(str(writable)) == bootstrap_path()
+    if os.geteuid() == 0:
+        os.chown(link, 65534, 65534)               # owned by nobody
+        os.utime(link, ns=(2, 2))
+        assert compiled_bootstrap(str(link)) == bootstrap_path()
     broken = tmp_path / "python-broken"
     broken.write_text("#!/bin/sh\nexit 3\n")
     broken.chmod(0o755)

@@ -400,26 +400,29 @@ async def test_a_prepared_etc_shows_what_the_per_path_binds_showed(world_dir: Pa
 
 
 async def test_a_sandbox_closed_before_it_joined_its_cgroup_is_killed(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch: pytest.MonkeyPatch, world_dir: Path) -> None:
     """On cgroup v1 the process joins its cgroup itself, after spawn() returned: closed in
     that window (a function stopped while its worker starts), the empty cgroup holds nothing
-    to kill, so the leader is killed by its pid. The join is delayed here as on a loaded
-    machine; without the fix aclose waited for ever (a crash trial's core hung so)."""
+    to kill, so the leader is killed by its pid. Here the helper shell waits on a FIFO that
+    nobody opens before it joins (a machine too busy to run it yet); without the fix aclose
+    waited for ever (a crash trial's core hung so)."""
     from sprig.launcher import process
 
     driver = default_driver()
     if driver is None or driver.version != 1:
         pytest.skip("the self-join is cgroup v1's (this machine's memory controller is v2)")
+    gate = world_dir / "gate"
+    os.mkfifo(gate)
     real = process._self_join_argv
 
-    def slow(shell: str, files: tuple[Path, ...], argv: list[str],
+    def held(shell: str, files: tuple[Path, ...], argv: list[str],
              pwd: str | None = None) -> list[str]:
         cmd = real(shell, files, argv, pwd)
-        cmd[cmd.index("-c") + 1] = "sleep 0.5; " + cmd[cmd.index("-c") + 1]
+        cmd[cmd.index("-c") + 1] = f"read x < {gate}; " + cmd[cmd.index("-c") + 1]
         return cmd
 
-    monkeypatch.setattr(process, "_self_join_argv", slow)
+    monkeypatch.setattr(process, "_self_join_argv", held)
     p = await spawn(container("import time; time.sleep(600)"))
-    assert p.cgroup is not None and p.cgroup.pids() == []      # not joined yet
+    assert p.cgroup is not None and p.cgroup.pids() == []      # not joined: held at the gate
     st = await asyncio.wait_for(p.aclose(0.0), 30)
     assert st.signal == 9 and not p.cgroup.path.exists()      # killed, reaped, removed

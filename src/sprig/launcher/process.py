@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import os
 import shlex
@@ -310,14 +311,16 @@ def _resolve_executable(spec: LaunchSpec) -> str:
     return found
 
 
-_setpriv_path: list[str | None] = []
+@functools.cache
+def _system_tool(name: str) -> str | None:
+    """A program of the base system (``setpriv``, ``env``, ``sh``), found once; None if
+    absent. Only system directories are searched: root runs some of them."""
+    return shutil.which(name, path="/usr/bin:/bin:/usr/sbin:/sbin")
 
 
 def _setpriv() -> str | None:
-    """util-linux's ``setpriv`` (Essential in Debian), found once; None if absent."""
-    if not _setpriv_path:
-        _setpriv_path.append(shutil.which("setpriv", path="/usr/bin:/bin:/usr/sbin:/sbin"))
-    return _setpriv_path[0]
+    """util-linux's ``setpriv`` (Essential in Debian)."""
+    return _system_tool("setpriv")
 
 
 def _setpriv_argv(setpriv: str, creds: users.Credentials) -> list[str]:
@@ -354,19 +357,12 @@ def helper_environment(env: dict[str, str]) -> tuple[dict[str, str], dict[str, s
     return safe, held
 
 
-_env_tool_path: list[str | None] = []
-
-
 def _env_tool() -> str | None:
-    """coreutils' ``env`` (Essential in Debian), found once; None if absent."""
-    if not _env_tool_path:
-        _env_tool_path.append(shutil.which("env", path="/usr/bin:/bin"))
-    return _env_tool_path[0]
+    """coreutils' ``env`` (Essential in Debian)."""
+    return _system_tool("env")
 
 
-_shell_path: list[str | None] = []
-
-
+@functools.cache
 def _shell() -> str | None:
     """``/bin/sh`` when it is dash (Debian's, Raspberry Pi OS's), found once; else None.
 
@@ -375,11 +371,8 @@ def _shell() -> str | None:
     script puts back as it was). Other shells (bash as sh) import more and export ``_``: they
     get the preexec_fn path instead.
     """
-    if not _shell_path:
-        sh = shutil.which("sh", path="/bin:/usr/bin")
-        is_dash = sh is not None and os.path.basename(os.path.realpath(sh)) == "dash"
-        _shell_path.append(sh if is_dash else None)
-    return _shell_path[0]
+    sh = _system_tool("sh")
+    return sh if sh is not None and os.path.basename(os.path.realpath(sh)) == "dash" else None
 
 
 def _helpers(env: dict[str, str], creds: users.Credentials | None,

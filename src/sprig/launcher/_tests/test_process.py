@@ -186,7 +186,7 @@ async def test_run_as_user_and_group(tmp_path: Path, how: str,
 
     from sprig.launcher import process
     if how == "preexec":
-        monkeypatch.setattr(process, "_setpriv_path", [None])
+        monkeypatch.setattr(process, "_setpriv", lambda: None)
     nobody = pwd.getpwnam("nobody")
     group = grp.getgrnam("nogroup")
     lines: list[bytes] = []

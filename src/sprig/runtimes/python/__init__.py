@@ -62,14 +62,14 @@ def compiled_bootstrap(interpreter: str) -> Path:
         st = os.stat(interpreter)
     except OSError:
         return source
-    if not _root_controlled(interpreter):
-        return source          # root runs the compiler: only an interpreter only root can change
     real = os.path.realpath(interpreter)
     tag = hashlib.sha256(f"{real}\0{st.st_size}\0{st.st_mtime_ns}".encode()).hexdigest()[:16]
     key = (tag, str(source))
     hit = _compiled.get(key)
     if hit is not None and hit.is_file():
         return hit
+    if not _root_controlled(interpreter):
+        return source          # root runs the compiler: only an interpreter only root can change
     cache = source.parent / "__pycache__"
     target = cache / f"bootstrap.{tag}.pyc"
     if not target.is_file():

@@ -49,8 +49,11 @@ async def test_idle_reaping_keeps_min_instances(code: Path, made: list[Function]
     await fn.start()
     results = await asyncio.wait_for(asyncio.gather(
         *(fn.invoke(inv({"op": "sleep", "s": 0.3})) for _ in range(3))), 60)
-    burst = {json.loads(r.payload)["pid"] for r in results}
-    assert len(burst) == 3
+    assert all(r.ok for r in results)
+    # the burst scaled out to 3 workers (which of them served which call depends on how fast
+    # the new ones started: on a loaded machine the pre-started one may serve two)
+    assert len(fn.pool.workers) == 3
+    burst = _pids(fn)
     def stopped() -> int:
         return sum(line.endswith(" stopped") for _, line in logs.lines)
 

@@ -67,6 +67,8 @@ def run(plan: Plan, res: Results) -> None:
             warm.sprig_warm(res, plan, core.root, core_pid, code, work)
             step("levers: uvloop against asyncio's loop, by turns", t0)
             levers.event_loop(res, plan, code, work, core.root, core_pid)
+            step("levers: the Runtime API's framed lane against HTTP, by turns", t0)
+            levers.runtime_api_lanes(res, plan, code)
             step("profiling the core during warm invocations (py-spy)", t0)
             causes.warm_profile(res, core_pid, core.root, 3 if plan.quick else 6)
             warm.other_runtimes_warm(res, plan, core.root, java)

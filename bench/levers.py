@@ -8,6 +8,9 @@ that can be switched off at run time is measured here:
   the same client loop, by turns with the main core (asyncio's loop, the default): p50 and the
   core's CPU per invocation. Its RSS cost is not measured here: the main core holds other
   functions, so the two cores' RSS would not compare (an earlier reading did just that).
+* The Runtime API's framed lane (Sprig's Python runtime) against HTTP on the same Unix socket:
+  two sessions in one process, the real bootstrap behind each, batches by turns
+  (:mod:`bench.lanes`): the round trip core → worker → core and the session side's CPU.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.functions import Code, Fn
-from bench.harness import deploy, running_core
+from bench.harness import deploy, run_module, running_core
 from bench.plan import Plan
 from bench.stats import Figure, Results, percentile
 from bench.warm import repeat_with_cpu
@@ -45,3 +48,16 @@ def event_loop(res: Results, plan: Plan, code: Code, work: Path, root: Path,
                             "event loop", "µs", tuple(p50["asyncio"]), None))
     res.add(SECTION, Figure("lever_loop_p50_uvloop", "warm p50 (management socket), uvloop "
                             "(opt-in)", "µs", tuple(p50["uvloop"]), "lever_loop_p50_asyncio"))
+
+
+def runtime_api_lanes(res: Results, plan: Plan, code: Code) -> None:
+    runs = [run_module("bench.lanes", "measure", {"handler_dir": str(code.python_echo),
+                                                  "count": plan.count, "rounds": 2})
+            for _ in range(plan.runs)]
+    for what, key, unit in (("round trip p50 (core → worker → core)", "p50_us", "µs"),
+                            ("session CPU per invocation (the core's side)", "cpu_us", "µs")):
+        base = f"lever_lane_{key}_http"
+        res.add(SECTION, Figure(base, f"Runtime API {what}, HTTP", unit,
+                                tuple(r["http"][key] for r in runs), None))
+        res.add(SECTION, Figure(f"lever_lane_{key}_frames", f"Runtime API {what}, framed lane",
+                                unit, tuple(r["frames"][key] for r in runs), base))

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sprig.errors import LaunchError, ValidationError
+from sprig.runtime_api import wire
 from sprig.runtimes.python import bootstrap_path as python_bootstrap
 from sprig.runtimes.python import compiled_bootstrap
 
@@ -152,7 +153,7 @@ def _python(name: str, pythons: dict[tuple[int, int], Path] | None) -> ResolvedR
     boot = python_bootstrap()
     script = compiled_bootstrap(str(exe))
     return ResolvedRuntime(name, (str(exe), "-u", str(script)), (prefix, boot.parent),
-                           {}, warning)
+                           {wire.ENV_FRAMES: "1"}, warning)
 
 
 def _node(name: str, code_dir: Path) -> ResolvedRuntime:

@@ -1,6 +1,8 @@
 """The Lambda Runtime API (2018-06-01): one loopback endpoint per worker.
 
-See :mod:`sprig.runtime_api.session` for how to start a session for one worker.
+See :mod:`sprig.runtime_api.session` for how to start a session for one worker, and
+:mod:`sprig.runtime_api.frames` for the framed lane Sprig's Python runtime speaks on the
+session's Unix socket instead of HTTP.
 """
 
 from __future__ import annotations

@@ -17,7 +17,8 @@ Besides the TCP listener that the official clients need, ``open(unix_path=...)``
 a Unix socket serving the same session; Sprig's own runtimes use it when
 ``SPRIG_RUNTIME_API_SOCKET`` names it (loopback TCP costs several times a Unix socket's round
 trip on small devices). ``unix_owner`` (uid, gid) hands the socket file to the worker's user;
-its mode is 0600.
+its mode is 0600. On that socket a connection may also speak the framed lane
+(:mod:`sprig.runtime_api.frames`, chosen by its first byte), which Sprig's Python runtime does.
 
 HTTP is :mod:`sprig.http1`'s (strict, bounded, with timeouts) with :data:`LIMITS`: a few
 connections per listener (a worker needs one or two), heads up to 1 MB (AWS's clients send an
@@ -50,7 +51,7 @@ from http import HTTPStatus
 from typing import Any, cast
 
 from sprig.http1 import Connection, ConnectionCap, Limits, Request, Response
-from sprig.runtime_api import wire
+from sprig.runtime_api import frames, wire
 
 #: The HTTP limits of each Runtime API listener (see the module's docstring).
 LIMITS = Limits(max_connections=8, max_head_bytes=1024 * 1024 + 64 * 1024)
@@ -142,17 +143,22 @@ class InitError:
 
 
 PeerCheck = Callable[[socket.socket], bool]
+#: A worker's connection: HTTP, or the framed lane (which answers the same calls).
+Channel = Connection | frames.FrameConnection
 
 
 class _Gate(asyncio.Protocol):
-    """One connection to a guarded session: nothing is read from it until its peer is known
-    to be the worker (then it is handed to the HTTP :class:`~sprig.http1.Connection`), and a
-    peer that is not is dropped without a byte of answer."""
+    """One connection before it is served: nothing is read from it until its peer is known to
+    be the worker (a guarded session), and a peer that is not is dropped without a byte of
+    answer. On the Unix socket the first byte then chooses the lane (``frames_offered``): HTTP or
+    :mod:`~sprig.runtime_api.frames`. The transport is then handed to that lane's protocol,
+    so the gate costs nothing per message."""
 
-    def __init__(self, session: RuntimeSession, inner: Connection, cap: ConnectionCap) -> None:
+    def __init__(self, session: RuntimeSession, cap: ConnectionCap,
+                 frames_offered: bool) -> None:
         self.session = session
-        self.inner = inner
         self.cap = cap                   # counts the connection once it is admitted
+        self.frames_offered = frames_offered
         self.transport: asyncio.Transport | None = None
         self.admitted = False
 
@@ -167,8 +173,19 @@ class _Gate(asyncio.Protocol):
     def admit(self) -> None:
         assert self.transport is not None
         self.admitted = True
-        self.inner.connection_made(self.transport)
-        if not self.transport.is_closing():
+        if not self.frames_offered:
+            self._hand_over(self.session._http(), b"")
+        elif not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    def _hand_over(self, inner: asyncio.Protocol, data: bytes) -> None:
+        assert self.transport is not None
+        self.session._served(self, inner)
+        self.transport.set_protocol(inner)
+        inner.connection_made(self.transport)
+        if data:
+            inner.data_received(data)
+        elif not self.transport.is_closing():
             self.transport.resume_reading()
 
     def refuse(self) -> None:
@@ -179,26 +196,16 @@ class _Gate(asyncio.Protocol):
         return None if self.transport is None else self.transport.get_extra_info("socket")
 
     def data_received(self, data: bytes) -> None:
-        if self.admitted:
-            self.inner.data_received(data)
+        if self.admitted:                # only a lane not chosen yet reads through the gate
+            self._hand_over(self.session._lane(data), data)
 
     def eof_received(self) -> bool | None:
-        return self.inner.eof_received() if self.admitted else None
+        return False
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.session._forget(self)
         if self.admitted:
-            self.inner.connection_lost(exc)
-        else:
-            self.session.on_lost(self.inner)
-
-    def pause_writing(self) -> None:
-        if self.admitted:
-            self.inner.pause_writing()
-
-    def resume_writing(self) -> None:
-        if self.admitted:
-            self.inner.resume_writing()
+            self.cap.release()           # admitted, lost before its first byte
 
 
 class SessionAborted(Exception):
@@ -259,8 +266,8 @@ class RuntimeSession:
     unix_path: str | None = None
     _server: asyncio.Server | None = None
     _unix_server: asyncio.Server | None = None
-    _conns: dict[Connection, ConnectionCap] = field(default_factory=dict)
-    _parked: Connection | None = None
+    _conns: dict[Channel, ConnectionCap] = field(default_factory=dict)
+    _parked: Channel | None = None
     _pending: _Pending | None = None
     _done_ids: deque[str] = field(default_factory=lambda: deque(maxlen=64))
     _ready: asyncio.Event = field(default_factory=asyncio.Event)
@@ -296,7 +303,7 @@ class RuntimeSession:
         try:
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             listener.bind(("127.0.0.1", 0))
-            self._server = await loop.create_server(lambda: self._new_connection(tcp),
+            self._server = await loop.create_server(lambda: self._new_connection(tcp, False),
                                                     sock=listener)
         except BaseException:
             listener.close()
@@ -307,7 +314,7 @@ class RuntimeSession:
             unix = self._cap("Runtime API (Unix socket)")
             try:
                 self._unix_server = await loop.create_unix_server(
-                    lambda: self._new_connection(unix), unix_path)
+                    lambda: self._new_connection(unix, True), unix_path)
                 os.chmod(unix_path, 0o600)
                 if unix_owner is not None:
                     os.chown(unix_path, *unix_owner)
@@ -398,9 +405,8 @@ class RuntimeSession:
             cap.flush()
         for conn in list(self._conns):
             conn.close()
-        for gate in list(self._gates):
-            if not gate.admitted:
-                gate.refuse()
+        for gate in list(self._gates):         # not served yet (unchecked, or no byte yet)
+            gate.refuse()
         for server in servers:
             await server.wait_closed()
         if self.unix_path is not None:
@@ -423,6 +429,12 @@ class RuntimeSession:
         if self.state is SessionState.CLOSED:
             gate.refuse()
             return
+        if not self.guarded:
+            if gate.cap.admit():
+                gate.admit()
+            else:
+                gate.refuse()
+            return
         if self._check is None:
             if len(self._waiting) < MAX_WAITING:
                 self._waiting.append(gate)
@@ -431,7 +443,6 @@ class RuntimeSession:
             return
         sock = gate.socket()
         if sock is not None and self._check(sock) and gate.cap.admit():
-            self._conns[gate.inner] = gate.cap
             gate.admit()
         else:
             gate.refuse()
@@ -441,20 +452,35 @@ class RuntimeSession:
         if gate in self._waiting:
             self._waiting.remove(gate)
 
-    # -- the worker's side (sprig.http1.Server) --------------------------------------------
-    def _new_connection(self, cap: ConnectionCap) -> asyncio.Protocol:
-        if not self.guarded:
+    def _served(self, gate: _Gate, inner: asyncio.Protocol) -> None:
+        """``gate``'s connection is now ``inner``'s (a channel counted against its cap)."""
+        self._forget(gate)
+        self._conns[cast(Channel, inner)] = gate.cap
+
+    # -- the worker's side (HTTP: sprig.http1.Server; frames: the on_frame_* calls) ------
+    def _new_connection(self, cap: ConnectionCap, frames_offered: bool) -> asyncio.Protocol:
+        if not self.guarded and not frames_offered:
             return cap.protocol(lambda: self._accept(cap))
-        gate = _Gate(self, Connection(self, self.limits), cap)
+        gate = _Gate(self, cap, frames_offered)
         self._gates.add(gate)
         return gate
 
     def _accept(self, cap: ConnectionCap) -> Connection:
-        conn = Connection(self, self.limits)
+        conn = self._http()
         self._conns[conn] = cap
         return conn
 
-    def on_lost(self, conn: Connection) -> None:
+    def _http(self) -> Connection:
+        return Connection(self, self.limits)
+
+    def _lane(self, first: bytes) -> asyncio.Protocol:
+        """The protocol a connection speaks, from its first bytes."""
+        if first[:1] == frames.PREFACE[:1]:
+            return frames.FrameConnection(self, self.limits.max_head_bytes,
+                                          self.max_response_bytes)
+        return self._http()
+
+    def on_lost(self, conn: Channel) -> None:
         cap = self._conns.pop(conn, None)
         if cap is not None:
             cap.release()
@@ -491,16 +517,36 @@ class RuntimeSession:
         else:
             self._refuse(conn, 404, wire.ERR_NOT_FOUND, f"no such path: {req.method} {path}")
 
-    def _refuse(self, conn: Connection, status: int, error_type: str, message: str) -> None:
+    def on_frame_next(self, conn: frames.FrameConnection) -> None:
+        self._next(conn)
+
+    def on_frame_answer(self, conn: frames.FrameConnection, response: bool, request_id: str,
+                        req: Request) -> None:
+        """``R``/``E``: the answer, then (unless it was refused) the next ``/next``."""
+        if req.truncated and not response:
+            self._refuse(conn, 413, wire.ERR_TOO_LARGE,
+                         f"an error of {req.size} bytes is over the {req.limit} bytes allowed")
+            return
+        if response:
+            self._response(conn, req, request_id)
+        else:
+            self._error(conn, req, request_id)
+        if not conn.closed:
+            self._next(conn)
+
+    def on_frame_init_error(self, conn: frames.FrameConnection, req: Request) -> None:
+        self._init_error(conn, req)
+
+    def _refuse(self, conn: Channel, status: int, error_type: str, message: str) -> None:
         self.log(f"runtime API refused a request: {status} {error_type}: {message}")
         conn.respond(status, _err(error_type, message))
 
-    def _transition_error(self, conn: Connection, what: str) -> None:
+    def _transition_error(self, conn: Channel, what: str) -> None:
         self._refuse(conn, 403, wire.ERR_INVALID_STATE,
                      f"State transition from {self.state} to {what} failed for runtime. "
                      "Error: State transition is not allowed")
 
-    def _next(self, conn: Connection) -> None:
+    def _next(self, conn: Channel) -> None:
         if self.state in (SessionState.FAILED, SessionState.CLOSED):
             conn.respond(500, _err(wire.ERR_CONTAINER, wire.CONTAINER_ERROR_MESSAGE))
             return
@@ -514,7 +560,7 @@ class RuntimeSession:
         else:
             self._parked = conn
 
-    def _deliver(self, conn: Connection) -> None:
+    def _deliver(self, conn: Channel) -> None:
         assert self._pending is not None
         job = self._pending.job
         self._pending.delivered = True
@@ -524,7 +570,7 @@ class RuntimeSession:
                      content_type=wire.CT_BINARY if job.binary else wire.CT_JSON,
                      headers=job.headers())
 
-    def _check_id(self, conn: Connection, request_id: str, what: str) -> _Pending | None:
+    def _check_id(self, conn: Channel, request_id: str, what: str) -> _Pending | None:
         """The outstanding job if ``request_id`` names it; else answer 403 (stale) or 400."""
         pending = self._pending
         if pending is not None and pending.delivered and pending.job.request_id == request_id:
@@ -543,7 +589,7 @@ class RuntimeSession:
         if not pending.future.done():
             pending.future.set_result(outcome)
 
-    def _response(self, conn: Connection, req: Request, request_id: str) -> None:
+    def _response(self, conn: Channel, req: Request, request_id: str) -> None:
         pending = self._check_id(conn, request_id, "InvocationResponse")
         if pending is None:
             return
@@ -558,7 +604,7 @@ class RuntimeSession:
         ctype = req.headers.get("content-type", wire.CT_JSON)
         self._finish(pending, Outcome(OutcomeKind.RESPONSE, req.body, None, ctype))
 
-    def _error(self, conn: Connection, req: Request, request_id: str) -> None:
+    def _error(self, conn: Channel, req: Request, request_id: str) -> None:
         pending = self._check_id(conn, request_id, "InvocationErrorResponse")
         if pending is None:
             return
@@ -567,7 +613,7 @@ class RuntimeSession:
                                            req.headers.get(wire.H_FUNCTION_ERROR_TYPE))
         self._finish(pending, Outcome(OutcomeKind.ERROR, doc, error_type))
 
-    def _init_error(self, conn: Connection, req: Request) -> None:
+    def _init_error(self, conn: Channel, req: Request) -> None:
         if self.state is not SessionState.INIT:
             self._transition_error(conn, "InitError")
             return

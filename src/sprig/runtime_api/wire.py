@@ -10,6 +10,9 @@ from __future__ import annotations
 API_VERSION = "2018-06-01"
 # Sprig's own runtimes connect here (a Unix socket path) instead of AWS_LAMBDA_RUNTIME_API.
 ENV_UNIX_SOCKET = "SPRIG_RUNTIME_API_SOCKET"
+# Set ("1") for Sprig's own Python runtime: speak the framed lane on that socket
+# (sprig.runtime_api.frames) instead of HTTP.
+ENV_FRAMES = "SPRIG_RUNTIME_API_FRAMES"
 PREFIX = f"/{API_VERSION}/runtime"
 
 PATH_NEXT = f"{PREFIX}/invocation/next"

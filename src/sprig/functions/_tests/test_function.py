@@ -20,6 +20,7 @@ from sprig.functions.manager import FunctionManager
 from sprig.functions.worker import FunctionSpec
 from sprig.lambda_params import ContainerMode
 from sprig.launcher.spec import ResourceLimits
+from sprig.runtime_api.frames import FrameConnection
 
 PY = f"python{sys.version_info[0]}.{sys.version_info[1]}"
 
@@ -123,6 +124,9 @@ async def test_pinned_state_env_and_logs(code: Path, made: list[Function]) -> No
     assert d1["env"] == "hi" and d1["arn"].endswith(":fn:3") and d1["fn"] == "fn"
     assert d1["mem"] == "16" and d1["encoding"] == "json"
     assert r1.ok and r1.executed_version == "3"
+    (worker,) = fn._workers.values()           # Sprig's Python runtime: the framed lane
+    assert worker.session._conns
+    assert all(isinstance(c, FrameConnection) for c in worker.session._conns)
     tail = r2.log_tail.decode()
     assert f"START RequestId: {r2.request_id}" in tail and "invoked 2" in tail
     assert "REPORT RequestId" in tail and "Max Memory Used" in tail

@@ -7,7 +7,9 @@ Usage: ``python -u bootstrap.py [--handler=package.module.function]`` (else ``$_
 Why our own instead of awslambdaric: it must start fast and fit in a 16 MB memory cgroup next to
 the user's code, and run on every Python a device may have (2.7, 3.7 ... 3.13). So: stdlib only,
 no heavy imports (no http.client/email, no logging unless the user imports it), one persistent
-keep-alive connection speaking just enough HTTP/1.1 to the Runtime API.
+connection: Sprig's framed lane of the Runtime API on its Unix socket when Sprig offers it
+(``SPRIG_RUNTIME_API_SOCKET`` and ``SPRIG_RUNTIME_API_FRAMES=1``: no HTTP on either side), else
+keep-alive HTTP/1.1 (just enough of it), on that socket or on TCP.
 
 Init errors go to ``/runtime/init/error`` with AWS's error types, then the process exits 1.
 """
@@ -95,8 +97,7 @@ class Api(object):
     """A keep-alive HTTP/1.1 client for the one endpoint this worker talks to.
 
     Over ``SPRIG_RUNTIME_API_SOCKET`` (a Unix socket) when Sprig offers one, else over TCP to
-    ``AWS_LAMBDA_RUNTIME_API``. Requests may be pipelined: :meth:`send` several, then
-    :meth:`read` their responses in order.
+    ``AWS_LAMBDA_RUNTIME_API``. An answer and the next ``/next`` are pipelined (one write).
     """
 
     def __init__(self, address, unix_path=None):
@@ -136,9 +137,6 @@ class Api(object):
             self._connect()
         self.sock.sendall(data)
 
-    def read(self):
-        return self._read()
-
     def request(self, method, path, body=b"", headers=()):
         """Send one request and return (status, headers dict (lower-case names), body)."""
         data = self.encode(method, path, body, headers)
@@ -155,8 +153,36 @@ class Api(object):
                     raise
         raise RuntimeApiError("unreachable")
 
+    def next(self):
+        """The first invocation: (headers dict, body)."""
+        status, headers, body = self.request("GET", API + "/invocation/next")
+        return self._job(status, headers, body)
+
+    def answer(self, request_id, path, out, ctype):
+        """Post an invocation's answer (``path``: /response or /error); return the next job.
+        Pipelined: the answer and the next /next leave in one write."""
+        self.send(self.encode("POST", API + "/invocation/" + request_id + path, out,
+                              [("Content-Type", ctype)])
+                  + self.encode("GET", API + "/invocation/next"))
+        status, _, reply = self._read()
+        if status // 100 != 2:
+            raise RuntimeApiError("POST %s answered %d: %s"
+                                  % (path, status, reply.decode("utf-8", "replace")))
+        return self._job(*self._read())
+
+    def init_error(self, error_type, body):
+        self.request("POST", API + "/init/error", body,
+                     [("Lambda-Runtime-Function-Error-Type", error_type),
+                      ("Content-Type", CT_JSON)])
+
+    @staticmethod
+    def _job(status, headers, body):
+        if status != 200:
+            raise RuntimeApiError("GET next answered %d: %r" % (status, body[:200]))
+        return headers, body
+
     def _recv(self):
-        chunk = self.sock.recv(262144)
+        chunk = self.sock.recv(65536)
         if not chunk:
             raise RuntimeApiError("the Runtime API closed the connection")
         self.buf += chunk
@@ -182,6 +208,67 @@ class Api(object):
             self.sock.close()
             self.sock = None
         return status, headers, body
+
+
+class Frames(object):
+    """Sprig's framed lane of the Runtime API on its Unix socket (``sprig.runtime_api.frames``):
+    the same calls as :class:`Api` without HTTP. A frame is a kind byte, the header's and the
+    body's lengths (4 bytes each, big-endian), a JSON header, the body. The core answers
+    nothing but jobs; it closes the connection on anything it refuses."""
+
+    PREFACE = b"\x00sprig-frames/1\n"
+
+    def __init__(self, unix_path):
+        import _struct
+        self.head = _struct.Struct(">cII")
+        self.unix_path = unix_path
+        self.sock = None
+        self.buf = b""
+        self.pending = self.PREFACE          # sent with the first frame
+
+    def _send(self, kind, header, body=b""):
+        head = _dumps(header).encode("utf-8")
+        data = self.pending + self.head.pack(kind, len(head), len(body)) + head + body
+        self.pending = b""
+        if self.sock is None:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.connect(self.unix_path)
+            except Exception:
+                sock.close()
+                raise
+            self.sock = sock
+        self.sock.sendall(data)
+
+    def _take(self, n):
+        while len(self.buf) < n:
+            chunk = self.sock.recv(max(65536, n - len(self.buf)))
+            if not chunk:
+                raise RuntimeApiError("the Runtime API closed the connection")
+            self.buf += chunk
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def _job(self):
+        kind, head_len, body_len = self.head.unpack(self._take(self.head.size))
+        if kind != b"J":
+            raise RuntimeApiError("unexpected frame %r" % kind)
+        headers = _loads(self._take(head_len).decode("utf-8"))
+        return headers, self._take(body_len)
+
+    def next(self):
+        self._send(b"N", {})
+        return self._job()
+
+    def answer(self, request_id, path, out, ctype):
+        if path == "/response":
+            self._send(b"R", {"id": request_id, "type": ctype}, out)
+        else:
+            self._send(b"E", {"id": request_id}, out)
+        return self._job()
+
+    def init_error(self, error_type, body):
+        self._send(b"I", {"errorType": error_type}, body)
 
 
 # -- the context object ------------------------------------------------------------------------
@@ -328,9 +415,7 @@ def post_init_error(api, failure):
     body = _dumps({"errorMessage": failure.message, "errorType": failure.error_type,
                        "requestId": "", "stackTrace": failure.stack}).encode("utf-8")
     try:
-        api.request("POST", API + "/init/error", body,
-                    [("Lambda-Runtime-Function-Error-Type", failure.error_type),
-                     ("Content-Type", CT_JSON)])
+        api.init_error(failure.error_type, body)
     except Exception:
         pass
 
@@ -350,11 +435,8 @@ def make_context(headers):
 
 
 def serve(api, handler):
-    next_path = API + "/invocation/next"
-    status, headers, body = api.request("GET", next_path)
+    headers, body = api.next()
     while True:
-        if status != 200:
-            raise RuntimeApiError("GET next answered %d: %r" % (status, body[:200]))
         request_id = headers["lambda-runtime-aws-request-id"]
         trace = headers.get("lambda-runtime-trace-id")
         if trace:
@@ -391,14 +473,7 @@ def serve(api, handler):
             out, ctype, path = _dumps(doc).encode("utf-8"), CT_JSON, "/error"
         if not _logging_ready:
             setup_logging()
-        # Pipelined: the answer and the next /next leave in one write.
-        api.send(api.encode("POST", API + "/invocation/" + request_id + path, out,
-                            [("Content-Type", ctype)]) + api.encode("GET", next_path))
-        status, _, reply = api.read()
-        if status // 100 != 2:
-            raise RuntimeApiError("POST %s answered %d: %s"
-                                  % (path, status, reply.decode("utf-8", "replace")))
-        status, headers, body = api.read()
+        headers, body = api.answer(request_id, path, out, ctype)
 
 
 class MarshalError(Exception):
@@ -408,13 +483,21 @@ class MarshalError(Exception):
         self.message = message
 
 
+def connect(address, unix_path):
+    """Sprig's framed lane on its Unix socket when offered (``SPRIG_RUNTIME_API_FRAMES=1``),
+    else HTTP: on that socket, or on TCP to ``AWS_LAMBDA_RUNTIME_API``."""
+    if unix_path and os.environ.get("SPRIG_RUNTIME_API_FRAMES") == "1":
+        return Frames(unix_path)
+    return Api(address, unix_path)
+
+
 def main(argv):
     handler_spec = os.environ.get("_HANDLER", "")
     for arg in argv[1:]:
         if arg.startswith("--handler="):
             handler_spec = arg[len("--handler="):]
-    api = Api(os.environ["AWS_LAMBDA_RUNTIME_API"],
-              os.environ.get("SPRIG_RUNTIME_API_SOCKET") or None)
+    api = connect(os.environ.get("AWS_LAMBDA_RUNTIME_API", ""),
+                  os.environ.get("SPRIG_RUNTIME_API_SOCKET") or None)
     task_root = os.environ.get("LAMBDA_TASK_ROOT")
     if task_root and task_root not in sys.path:
         sys.path.insert(0, task_root)

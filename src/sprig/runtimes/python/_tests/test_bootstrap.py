@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from sprig.runtime_api import InitFailedError, Job, OutcomeKind, RuntimeSession
+from sprig.runtime_api.frames import FrameConnection
 from sprig.runtimes.python import bootstrap_path, compiled_bootstrap
 
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:f:1"
@@ -57,11 +58,21 @@ def interpreters() -> list[str]:
     return found
 
 
-@pytest.fixture
-async def session() -> AsyncIterator[RuntimeSession]:
-    s = await RuntimeSession.open(log=lambda _: None)
+@pytest.fixture(params=["http", "frames"])
+async def session(request: pytest.FixtureRequest, tmp_path: Path,
+                  ) -> AsyncIterator[RuntimeSession]:
+    """Each test runs on both lanes: HTTP over TCP (what the official clients use), and the
+    framed lane on the Unix socket (what Sprig starts its Python workers with)."""
+    unix = str(tmp_path / "w.sock") if request.param == "frames" else None
+    s = await RuntimeSession.open(log=lambda _: None, unix_path=unix)
     yield s
     await s.aclose()
+
+
+def on_frames(session: RuntimeSession) -> bool:
+    """True if the worker is connected on the framed lane (and not on HTTP)."""
+    conns = list(session._conns)
+    return bool(conns) and all(isinstance(c, FrameConnection) for c in conns)
 
 
 @pytest.fixture
@@ -81,6 +92,10 @@ async def start(session: RuntimeSession, code: Path, handler: str, python: str =
            "AWS_LAMBDA_FUNCTION_NAME": "f", "AWS_LAMBDA_FUNCTION_VERSION": "1",
            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "16", "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/f",
            "AWS_LAMBDA_LOG_STREAM_NAME": "s"}
+    if session.unix_path is not None:     # the framed lane, and no TCP listener it could use
+        env.update({"AWS_LAMBDA_RUNTIME_API": "127.0.0.1:1",
+                    "SPRIG_RUNTIME_API_SOCKET": session.unix_path,
+                    "SPRIG_RUNTIME_API_FRAMES": "1"})
     return await asyncio.create_subprocess_exec(
         python, "-u", str(script or bootstrap_path()), cwd="/", env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
@@ -115,6 +130,7 @@ async def test_round_trip_state_errors_and_binary(session: RuntimeSession, code:
         j = job(b'{"a": [1, "\\u00e9"]}', client_context=cc)
         out = await asyncio.wait_for(session.run(j), 30)
         assert out.kind is OutcomeKind.RESPONSE, out
+        assert on_frames(session) == (session.unix_path is not None)
         doc = json.loads(out.body)
         assert doc["echo"] == {"a": [1, "é"]} and doc["count"] == 1
         assert doc["rid"] == j.request_id and doc["arn"] == ARN
@@ -193,7 +209,8 @@ async def test_small_footprint(session: RuntimeSession, code: Path) -> None:
 
 
 async def test_unix_socket_transport(tmp_path: Path, code: Path) -> None:
-    """With SPRIG_RUNTIME_API_SOCKET the runtime never touches TCP (pipelined requests too)."""
+    """With SPRIG_RUNTIME_API_SOCKET alone the runtime speaks HTTP on it and never touches TCP
+    (pipelined requests too)."""
     sock = str(tmp_path / "w.sock")
     session = await RuntimeSession.open(log=lambda _: None, unix_path=sock)
     try:
@@ -208,6 +225,7 @@ async def test_unix_socket_transport(tmp_path: Path, code: Path) -> None:
             for n in (1, 2, 3):
                 out = await asyncio.wait_for(session.run(job(b"{}")), 30)
                 assert json.loads(out.body)["count"] == n
+            assert session._conns and not on_frames(session)
             out = await asyncio.wait_for(session.run(job(b'{"fail": true}')), 30)
             assert out.kind is OutcomeKind.ERROR
             assert (Path(sock).stat().st_mode & 0o777) == 0o600

@@ -49,6 +49,9 @@ class ResolvedRuntime:
     read_only_paths: tuple[Path, ...] = ()       # interpreter prefix, bootstrap dir
     env: dict[str, str] = field(default_factory=dict)
     warning: str | None = None
+    #: False: the runtime speaks only the worker's Unix socket (Sprig's Python and Node.js
+    #: runtimes), so its session opens no TCP port and sets no AWS_LAMBDA_RUNTIME_API.
+    needs_tcp: bool = True
 
 
 def _is_elf(path: Path) -> bool:
@@ -153,7 +156,7 @@ def _python(name: str, pythons: dict[tuple[int, int], Path] | None) -> ResolvedR
     boot = python_bootstrap()
     script = compiled_bootstrap(str(exe))
     return ResolvedRuntime(name, (str(exe), "-u", str(script)), (prefix, boot.parent),
-                           {wire.ENV_FRAMES: "1"}, warning)
+                           {wire.ENV_FRAMES: "1"}, warning, needs_tcp=False)
 
 
 def _node(name: str, code_dir: Path) -> ResolvedRuntime:
@@ -166,7 +169,7 @@ def _node(name: str, code_dir: Path) -> ResolvedRuntime:
     argv = tuple(nodejs.launch_argv(str(real)))
     boot = Path(nodejs.bootstrap_path()).parent
     env = {"NODE_PATH": nodejs.node_path(code_dir)} if hasattr(nodejs, "node_path") else {}
-    return ResolvedRuntime(name, argv, (real.parent.parent, boot), env)
+    return ResolvedRuntime(name, argv, (real.parent.parent, boot), env, needs_tcp=False)
 
 
 def java_major(java: Path) -> int | None:

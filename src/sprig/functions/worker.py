@@ -121,7 +121,6 @@ def worker_env(spec: FunctionSpec, runtime: ResolvedRuntime, worker_id: str,
         "LAMBDA_TASK_ROOT": str(spec.code_dir),
         "LAMBDA_RUNTIME_DIR": runtime_dir,
         "_HANDLER": spec.handler,
-        "AWS_LAMBDA_RUNTIME_API": runtime_api,
         "AWS_EXECUTION_ENV": f"AWS_Lambda_{spec.runtime}",
         "MY_FUNCTION_ARN": spec.function_arn,
         "AWS_GREENGRASS_LAMBDA_ARN": spec.function_arn,
@@ -151,6 +150,10 @@ def worker_env(spec: FunctionSpec, runtime: ResolvedRuntime, worker_id: str,
         "SHADOW_FUNCTION_ARN": SHADOW_FUNCTION_ARN,
         "SECRETS_MANAGER_FUNCTION_ARN": SECRETS_MANAGER_FUNCTION_ARN,
     })
+    if runtime_api:
+        env["AWS_LAMBDA_RUNTIME_API"] = runtime_api
+    else:                            # a runtime that only speaks the Unix socket: no port
+        env.pop("AWS_LAMBDA_RUNTIME_API", None)
     if runtime_socket is not None:
         env[wire.ENV_UNIX_SOCKET] = runtime_socket
     if spec.run_as is not None:
@@ -298,7 +301,8 @@ class Worker:
                     else creds.uid
                 owner = (uid, creds.gid)
         session = await RuntimeSession.open(log=log, unix_path=unix_path, unix_owner=owner,
-                                            guarded=True)
+                                            guarded=True,
+                                            tcp=runtime.needs_tcp or unix_path is None)
         lspec = launch_spec(spec, runtime, worker_id, session.address, unix_path,
                             secrets.token_hex(4))
 

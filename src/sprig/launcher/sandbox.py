@@ -54,11 +54,18 @@ class SandboxPlan:
 
 def bwrap_path() -> str:
     """The bubblewrap executable, or SandboxUnavailable naming the package."""
-    found = shutil.which("bwrap")
+    found = _which(os.environ.get("PATH", os.defpath))
     if found is None:
         raise SandboxUnavailable(f"GreengrassContainer needs bubblewrap (bwrap), which is "
                                  f"not installed: {INSTALL_BWRAP}")
     return found
+
+
+@functools.lru_cache(maxsize=4)
+def _which(search_path: str) -> str | None:
+    """bwrap on ``search_path``, looked up once per PATH (8 stats per sandbox otherwise); if it
+    is removed later, its start fails with the launcher's error."""
+    return shutil.which("bwrap", path=search_path)
 
 
 def _under(path: str, prefixes: tuple[str, ...]) -> bool:

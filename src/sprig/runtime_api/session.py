@@ -286,30 +286,37 @@ class RuntimeSession:
                    max_response_bytes: int = wire.MAX_RESPONSE_BYTES,
                    unix_path: str | None = None,
                    unix_owner: tuple[int, int] | None = None,
-                   guarded: bool = False) -> RuntimeSession:
+                   guarded: bool = False, tcp: bool = True) -> RuntimeSession:
         """Start a listener on 127.0.0.1 with a free port; ``address`` is ``host:port``.
+
+        ``tcp=False`` (with a ``unix_path``): the Unix socket only, ``address`` is empty — for
+        runtimes that never use TCP (Sprig's Python and Node.js runtimes), so their worker has
+        no port any process of the device could reach.
 
         ``guarded``: serve only connections that the check given to :meth:`bind` admits
         (connections arriving before that wait, unread). Any process of the device can reach a
         loopback port or find a socket path: the Lambda manager binds each session to its
         worker's processes, so no other process gets an invocation or a chance to answer one.
         """
+        if not tcp and unix_path is None:
+            raise ValueError("a Runtime API session needs a TCP listener or a Unix socket")
         self = cls(log=log, max_response_bytes=max_response_bytes, guarded=guarded)
         loop = asyncio.get_running_loop()
-        tcp = self._cap("Runtime API (TCP)")
-        # A socket bound here rather than a host name: create_server would resolve
-        # "127.0.0.1" with getaddrinfo in a thread, ~0.5 ms of every worker's cold start.
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            listener.bind(("127.0.0.1", 0))
-            self._server = await loop.create_server(lambda: self._new_connection(tcp, False),
-                                                    sock=listener)
-        except BaseException:
-            listener.close()
-            raise
-        port = self._server.sockets[0].getsockname()[1]
-        self.address = f"127.0.0.1:{port}"
+        if tcp:
+            cap = self._cap("Runtime API (TCP)")
+            # A socket bound here rather than a host name: create_server would resolve
+            # "127.0.0.1" with getaddrinfo in a thread, ~0.5 ms of every worker's cold start.
+            listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                listener.bind(("127.0.0.1", 0))
+                self._server = await loop.create_server(
+                    lambda: self._new_connection(cap, False), sock=listener)
+            except BaseException:
+                listener.close()
+                raise
+            port = self._server.sockets[0].getsockname()[1]
+            self.address = f"127.0.0.1:{port}"
         if unix_path is not None:
             unix = self._cap("Runtime API (Unix socket)")
             try:

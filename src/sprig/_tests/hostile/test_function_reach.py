@@ -99,30 +99,46 @@ def check_snoop(core: CoreProcess, public_tmp: Path, isolation: str) -> None:
 
 
 ROGUE = """
-import http.client, json, os, socket
-def _status(method, path, body=b"", headers=None, raw=None):
-    host, port = os.environ["AWS_LAMBDA_RUNTIME_API"].split(":")
-    if raw is not None:
-        s = socket.create_connection((host, int(port)), timeout=5)
-        s.sendall(raw)
-        s.shutdown(socket.SHUT_WR)
-        data = b""
-        try:
-            while True:
-                chunk = s.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
-        except OSError:
-            pass
-        s.close()
-        return data.split(b"\\r\\n", 1)[0].decode(errors="replace")
-    c = http.client.HTTPConnection(host, int(port), timeout=5)
+import http.client, json, os, socket, struct
+PATH = os.environ["SPRIG_RUNTIME_API_SOCKET"]      # its own Runtime API (it has no TCP port)
+PREFACE = b"\\x00sprig-frames/1\\n"
+
+class UnixHTTP(http.client.HTTPConnection):
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.settimeout(5)
+        self.sock.connect(PATH)
+
+def _raw(data):
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(5)
+    s.connect(PATH)
+    s.sendall(data)
+    s.shutdown(socket.SHUT_WR)
+    got = b""
+    try:
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            got += chunk
+    except OSError:
+        pass
+    s.close()
+    return got.split(b"\\r\\n", 1)[0].decode(errors="replace")
+
+def _frame(kind, header, body=b""):
+    head = json.dumps(header).encode()
+    return struct.pack(">cII", kind, len(head), len(body)) + head + body
+
+def _status(method, path, body=b"", headers=None):
+    c = UnixHTTP("localhost", timeout=5)
     c.request(method, path, body=body, headers=headers or {})
     r = c.getresponse()
     r.read()
     c.close()
     return r.status
+
 def handler(event, context):
     base = "/2018-06-01/runtime/invocation/"
     return {
@@ -130,10 +146,14 @@ def handler(event, context):
         "other_error": _status("POST", base + event["other"] + "/error", b"{}"),
         "bad_path": _status("POST", "/2018-06-01/runtime/../../etc/passwd", b""),
         "bad_method": _status("DELETE", base + context.aws_request_id + "/response"),
-        "garbage": _status(None, None, raw=b"\\x00\\x01garbage\\r\\n\\r\\n"),
-        "bad_length": _status(None, None, raw=b"POST " + (base + "x/response").encode()
-                              + b" HTTP/1.1\\r\\nContent-Length: -5\\r\\n\\r\\n"),
+        "garbage": _raw(b"\\x01\\x02garbage\\r\\n\\r\\n"),
+        "bad_length": _raw(b"POST " + (base + "x/response").encode()
+                           + b" HTTP/1.1\\r\\nContent-Length: -5\\r\\n\\r\\n"),
         "huge": _status("POST", base + "nope/response", b"x" * (7 * 1024 * 1024)),
+        # the framed lane: refusals close the connection without a byte
+        "frame_other_id": _raw(PREFACE + _frame(b"R", {"id": event["other"]}, b'"stolen"')),
+        "frame_garbage": _raw(PREFACE + b"\\xff" * 64),
+        "frame_huge_header": _raw(PREFACE + struct.pack(">cII", b"R", 2**31, 0)),
         "mine": context.aws_request_id,
     }
 """
@@ -156,6 +176,8 @@ def test_worker_speaking_garbage_or_answering_for_another_id_is_refused(
         assert isinstance(got[key], int) and 400 <= got[key] < 500, (key, got)
     for key in ("garbage", "bad_length"):
         assert got[key] == "" or " 400 " in got[key], (key, got)
+    for key in ("frame_other_id", "frame_garbage", "frame_huge_header"):
+        assert got[key] == "", (key, got)
     # Its own invocation still ended with its own answer; the neighbour is unharmed.
     assert answer["requestId"] == got["mine"]
     assert invoke(core, "Neighbour")["payload"] == {"ok": True}

@@ -37,7 +37,7 @@ def handler(event, context):
 # own), asking for the next invocation; tells the test it is ready through a FIFO in its work
 # directory; then posts a forged answer for whatever it received.
 STEALER = r'''
-import glob, os, socket, threading, time
+import glob, json, os, socket, struct, threading, time
 
 def loopback_listeners():
     ports = []
@@ -53,11 +53,14 @@ def loopback_listeners():
                 ports.append(("127.0.0.1" if len(ip) == 8 else "::1", int(port, 16)))
     return ports
 
-def unix_sockets():
+def unix_sockets(told):
     # the sockets' directories (under the core's root, or /tmp) are not listable: found by
-    # the path of its own socket's neighbours, and whatever /tmp shows
+    # the path of its own socket's neighbours, whatever /tmp shows, and the directories the
+    # test tells it (the worst case: an attacker that learned where they are)
     mine = os.environ.get("SPRIG_RUNTIME_API_SOCKET", "")
     found = glob.glob("/tmp/sprig-rapi-*/*.sock")
+    for d in told:
+        found += glob.glob(os.path.join(d, "*.sock"))
     if mine:
         found += glob.glob(os.path.join(os.path.dirname(os.path.dirname(mine)), "*", "*.sock"))
     return sorted(set(p for p in found if p != mine))
@@ -96,6 +99,30 @@ def ask_next(s, deadline):
                 body += chunk
     return head.decode(errors="replace"), body.decode(errors="replace")
 
+PREFACE = b"\x00sprig-frames/1\n"
+
+def ask_next_frames(s, deadline):
+    # Sprig's framed lane (what its Python runtime speaks on the Unix socket): "N", then a
+    # "J" frame; returned in the HTTP shape so the rest of the attack reads it alike
+    s.sendall(PREFACE + struct.pack(">cII", b"N", 2, 0) + b"{}")
+    data = b""
+    while True:
+        if len(data) >= 9:
+            kind, hlen, blen = struct.unpack(">cII", data[:9])
+            if len(data) >= 9 + hlen + blen:
+                break
+        chunk = recv(s, deadline)
+        if not chunk:
+            raise ConnectionError("closed")
+        data += chunk
+    header = json.loads(data[9:9 + hlen])
+    head = "FRAME %s\r\n" % kind.decode() + "\r\n".join("%s: %s" % kv for kv in header.items())
+    return head, data[9 + hlen:9 + hlen + blen].decode(errors="replace")
+
+def forge_frames(s, rid, forged):
+    header = json.dumps({"id": rid}).encode()
+    s.sendall(struct.pack(">cII", b"R", len(header), len(forged)) + header + forged)
+
 def camp(target, results, sent, deadline):
     # Asks again and again (a refusal now may be a success once the victim is between two
     # invocations), until the deadline; records what it got and forges an answer.
@@ -108,7 +135,11 @@ def camp(target, results, sent, deadline):
                     announced = True
                     sent.release()
                 tries += 1
-                head, body = ask_next(s, deadline)
+                framed = isinstance(target, str) and tries % 2 == 0
+                if framed:             # a new connection per lane: the first byte chooses it
+                    s.close()
+                    s = connect(target)
+                head, body = (ask_next_frames if framed else ask_next)(s, deadline)
                 outcomes.add(head.split("\r\n", 1)[0])
                 rid = [l.split(":", 1)[1].strip() for l in head.split("\r\n")
                        if l.lower().startswith("lambda-runtime-aws-request-id:")]
@@ -117,7 +148,11 @@ def camp(target, results, sent, deadline):
                     s.close()
                     results.append({"target": str(target), "foreign": True})
                     return
-                if rid:
+                if rid and framed:
+                    forge_frames(s, rid[0], b'{"forged": true}')
+                    results.append({"target": str(target), "head": head[:400],
+                                    "body": body[:400]})
+                elif rid:
                     forged = b'{"forged": true}'
                     s.sendall(b"POST /2018-06-01/runtime/invocation/" + rid[0].encode()
                               + b"/response HTTP/1.1\r\nHost: x\r\nContent-Length: "
@@ -142,7 +177,7 @@ def handler(event, context):
     deadline = time.monotonic() + event["seconds"]
     signalled = False
     while time.monotonic() < deadline:
-        new = [t for t in loopback_listeners() + unix_sockets()
+        new = [t for t in loopback_listeners() + unix_sockets(event.get("socket_dirs", []))
                if t not in seen and (isinstance(t, str) or "%s:%d" % t != own)]
         for t in new:
             seen.add(t)
@@ -210,12 +245,14 @@ def test_a_function_cannot_take_another_workers_invocations(
     function_component(out, "Stealer", STEALER, pinned=True, isolation=attacker_mode,
                        timeout="60", memory_kb="65536")
     _deploy(core, out, "Victim", "Stealer")
-    if victim_pinned:
-        invoke(core, "Victim", {"warm": 1})
+    invoke(core, "Victim", {"warm": 1})        # its sockets' directory exists from now on
     fifo = _fifo(core, "Stealer")
+    # Python workers have no TCP port: the attacker is told where the Runtime API sockets are
+    socket_dirs = [str(d) for d in core.layout.runtime_sockets.iterdir()]
     attack: dict[str, Any] = {}
     thread = threading.Thread(target=lambda: attack.update(
-        invoke(core, "Stealer", {"fifo": str(fifo), "seconds": 6})))
+        invoke(core, "Stealer", {"fifo": str(fifo), "seconds": 6,
+                                 "socket_dirs": socket_dirs})))
     thread.start()
     answers = []
     try:
@@ -240,9 +277,20 @@ def test_a_function_cannot_take_another_workers_invocations(
         assert answer["payload"]["victim"] is True, answer
         assert answer["payload"]["got"] == {"card": "4111-1111-1111-1111"}
     assert core.states()["Victim"] == "RUNNING"
-    # The refusals are in the core log, with the attacker's name.
-    core_log = core.layout.core_log.read_text(errors="replace")
-    assert re.search(r"[Rr]untime API of Victim.*refused.*Stealer", core_log), core_log[-3000:]
+    # The victim's Runtime API socket: a sandbox does not even see it (only its own socket's
+    # directory is mounted); a process of another uid cannot connect (0600, the worker's own
+    # user); one of the same uid is refused unanswered and named in the core log.
+    tried = [r for r in stolen["results"]                  # this core's sockets, not /tmp's
+             if r["target"].startswith(tuple(socket_dirs)) and "tries" in r]
+    if attacker_mode == "GreengrassContainer":
+        assert tried == [], tried
+    elif victim_mode == "GreengrassContainer":
+        assert tried and all(r["outcomes"] == ["refused: PermissionError"] for r in tried), tried
+    else:
+        assert tried, stolen["results"]
+        core_log = core.layout.core_log.read_text(errors="replace")
+        assert re.search(r"[Rr]untime API of Victim.*refused.*Stealer", core_log), \
+            core_log[-3000:]
 
 
 SNOOPER = r'''

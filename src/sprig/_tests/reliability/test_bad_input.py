@@ -306,6 +306,99 @@ def test_runtime_api_answers_random_requests_and_keeps_working(
         lt.run(session.aclose())
 
 
+def _unix_exchange(path: str, raw: bytes, timeout: float = 10.0) -> bytes:
+    """:func:`exchange` on a Unix socket."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(timeout)
+        s.connect(path)
+        s.sendall(raw)
+        s.shutdown(socket.SHUT_WR)
+        out = b""
+        try:
+            while chunk := s.recv(65536):
+                out += chunk
+        except TimeoutError:
+            raise AssertionError(
+                f"no answer and no close within {timeout} s for {raw[:200]!r}") from None
+        except ConnectionResetError:
+            pass
+    return out
+
+
+frame_kinds = st.sampled_from([b"N", b"R", b"E", b"I", b"J", b"X", b"\x00"]) | st.binary(
+    min_size=1, max_size=1)
+frame_headers = st.dictionaries(st.sampled_from(["id", "type", "errorType", "x"]),
+                                st.sampled_from(["rid-1", "", "application/json", "Boom"])
+                                | st.integers() | st.none(), max_size=3).map(
+    lambda d: json.dumps(d).encode()) | st.binary(max_size=40)
+
+
+@EXAMPLES
+@given(st.lists(st.tuples(frame_kinds, frame_headers, st.binary(max_size=200),
+                          st.integers(-3, 3)), min_size=1, max_size=3),
+       st.booleans())
+def test_the_framed_lane_survives_random_frames_and_keeps_working(
+        loop_thread: LoopThread, frames: list[tuple[bytes, bytes, bytes, int]],
+        with_preface: bool) -> None:
+    """Each example: a fresh worker session's Unix socket gets random frames (declared
+    lengths sometimes off by a few bytes), after the preface or not (then the first byte
+    makes it HTTP, or a bad preface); the framed lane may drop the connection but never
+    answers (frames have no refusal), and the session must then still serve a normal framed
+    invocation on a new connection -- unless a well-formed init error ended it."""
+    from sprig.runtime_api.frames import FRAME_HEAD, PREFACE, encode
+
+    lt = loop_thread
+    with public_dir("sprig-frames-") as base:
+        path = str(base / "w.sock")
+
+        async def open_() -> RuntimeSession:
+            return await RuntimeSession.open(log=lambda line: None, unix_path=path,
+                                             max_response_bytes=1 << 16)
+
+        session = lt.run(open_())
+        try:
+            raw = PREFACE if with_preface else b""
+            for kind, header, body, skew in frames:
+                raw += FRAME_HEAD.pack(kind, len(header), max(0, len(body) + skew))
+                raw += header + body
+            answer = _unix_exchange(path, raw)
+            if raw[:1] == PREFACE[:1]:                       # the framed lane: never answers
+                assert answer == b"", answer[:300]
+            else:                                            # HTTP, chosen by the first byte
+                assert answer == b"" or answer.startswith(b"HTTP/1.1 4"), answer[:300]
+            if session.state == "FAILED":
+                assert any(k == b"I" for k, *_ in frames), (raw[:300], session.state)
+                return
+            from sprig.runtime_api import Job
+            job = Job.for_payload(b'{"x": 1}',
+                                  function_arn="arn:aws:lambda:us-east-1:0:function:F:1",
+                                  timeout_s=10)
+
+            async def submit() -> asyncio.Future[Any]:
+                return session.submit(job)
+
+            future = lt.run(submit())
+            with socket.socket(socket.AF_UNIX) as s:
+                s.settimeout(10)
+                s.connect(path)
+                s.sendall(PREFACE + encode(b"N", {}))
+                got = b""
+                while len(got) < FRAME_HEAD.size or len(got) < FRAME_HEAD.size + sum(
+                        FRAME_HEAD.unpack_from(got)[1:]):
+                    chunk = s.recv(65536)
+                    assert chunk, "the session closed a well-formed worker"
+                    got += chunk
+                assert FRAME_HEAD.unpack_from(got)[0] == b"J"
+                s.sendall(encode(b"R", {"id": job.request_id}, b'"fine"'))
+
+                async def outcome() -> Any:
+                    return await asyncio.wait_for(future, 10)
+
+                assert lt.run(outcome()).body == b'"fine"'
+        finally:
+            lt.run(session.aclose())
+
+
 # -- the invoke API of a real core -------------------------------------------------------------
 
 ECHO = "import json\ndef handler(event, context):\n    return {'echo': event}\n"

@@ -127,6 +127,7 @@ async def test_pinned_state_env_and_logs(code: Path, made: list[Function]) -> No
     (worker,) = fn._workers.values()           # Sprig's Python runtime: the framed lane
     assert worker.session._conns
     assert all(isinstance(c, FrameConnection) for c in worker.session._conns)
+    assert worker.session.address == "" and worker.session._server is None   # and no port
     tail = r2.log_tail.decode()
     assert f"START RequestId: {r2.request_id}" in tail and "invoked 2" in tail
     assert "REPORT RequestId" in tail and "Max Memory Used" in tail

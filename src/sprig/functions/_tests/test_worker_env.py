@@ -28,6 +28,15 @@ def spec(**cfg: object) -> FunctionSpec:
         system_limits=ResourceLimits(memory_kb=1000))
 
 
+def test_a_socket_only_runtime_gets_no_port_to_name() -> None:
+    """Sprig's Python and Node.js runtimes speak only the worker's Unix socket: no
+    AWS_LAMBDA_RUNTIME_API at all (as in Greengrass), not even one the function set itself."""
+    env = worker_env(spec(environment={"AWS_LAMBDA_RUNTIME_API": "127.0.0.1:1"}),
+                     RT, "comp-1", "", "/run/s.sock")
+    assert "AWS_LAMBDA_RUNTIME_API" not in env
+    assert env["SPRIG_RUNTIME_API_SOCKET"] == "/run/s.sock"
+
+
 def test_environment() -> None:
     env = worker_env(spec(environment={"A": "1", "_HANDLER": "user-cannot-override"},
                           encoding=PayloadEncoding.BINARY),

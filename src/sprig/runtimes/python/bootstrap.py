@@ -102,8 +102,8 @@ class Api(object):
 
     def __init__(self, address, unix_path=None):
         host, _, port = address.rpartition(":")
-        self.addr = (host or "127.0.0.1", int(port))
-        self.host = address
+        self.addr = None if unix_path else (host or "127.0.0.1", int(port))
+        self.host = address or "localhost"
         self.unix_path = unix_path
         self.sock = None
         self.buf = b""

@@ -214,7 +214,7 @@ async def test_unix_socket_transport(tmp_path: Path, code: Path) -> None:
     sock = str(tmp_path / "w.sock")
     session = await RuntimeSession.open(log=lambda _: None, unix_path=sock)
     try:
-        env = {"PATH": os.environ["PATH"], "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:1",
+        env = {"PATH": os.environ["PATH"],       # and no AWS_LAMBDA_RUNTIME_API at all
                "SPRIG_RUNTIME_API_SOCKET": sock, "LAMBDA_TASK_ROOT": str(code),
                "_HANDLER": "pkg.app.handler"}
         proc = await asyncio.create_subprocess_exec(

@@ -304,6 +304,14 @@ def analysis(res: Results, targets: list[Target] | None = None) -> list[str]:
                    f"against {pa:.0f} µs ({pu / pa - 1:+.0%}), measured by turns in this run"
                    + (f", for {rss:+.1f} MB of core RSS (why it is not the default: the 40 MB "
                       f"budget)" if rss is not None else "") + ".")
+    lh, lf = _m(res, "lever_lane_p50_us_http"), _m(res, "lever_lane_p50_us_frames")
+    ch, cf = _m(res, "lever_lane_cpu_us_http"), _m(res, "lever_lane_cpu_us_frames")
+    if lh and lf and ch and cf:
+        out.append(f"- **Levers**: the Runtime API's framed lane (Sprig's Python runtime) against "
+                   f"HTTP on the same Unix socket: a core → worker → core round trip of "
+                   f"{lf:.0f} µs against {lh:.0f} µs ({lf / lh - 1:+.0%}), {cf:.0f} µs of the "
+                   f"session side's CPU per invocation against {ch:.0f} µs ({cf / ch - 1:+.0%}), "
+                   f"by turns in this run.")
     out.append(target_summary(res.targets if targets is None else targets))
     return out
 

@@ -161,6 +161,7 @@ class _Gate(asyncio.Protocol):
         self.frames_offered = frames_offered
         self.transport: asyncio.Transport | None = None
         self.admitted = False
+        self.early = b""                 # read before admission (uvloop), held until then
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A stream transport (asyncio's, or uvloop's, which is not an asyncio.Transport
@@ -174,19 +175,22 @@ class _Gate(asyncio.Protocol):
         assert self.transport is not None
         self.admitted = True
         if not self.frames_offered:
-            self._hand_over(self.session._http(), b"")
+            self._hand_over(self.session._http(), self.early, reading=False)
+        elif self.early:
+            self._hand_over(self.session._lane(self.early), self.early, reading=False)
         elif not self.transport.is_closing():
             self.transport.resume_reading()
 
-    def _hand_over(self, inner: asyncio.Protocol, data: bytes) -> None:
+    def _hand_over(self, inner: asyncio.Protocol, data: bytes, *, reading: bool) -> None:
         assert self.transport is not None
+        self.early = b""
         self.session._served(self, inner)
         self.transport.set_protocol(inner)
         inner.connection_made(self.transport)
+        if not reading and not self.transport.is_closing():
+            self.transport.resume_reading()      # before the data: the lane may pause again
         if data:
             inner.data_received(data)
-        elif not self.transport.is_closing():
-            self.transport.resume_reading()
 
     def refuse(self) -> None:
         if self.transport is not None:
@@ -197,7 +201,17 @@ class _Gate(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self.admitted:                # only a lane not chosen yet reads through the gate
-            self._hand_over(self.session._lane(data), data)
+            self._hand_over(self.session._lane(data), data, reading=True)
+            return
+        # Not admitted yet, and still read: uvloop starts reading after connection_made even
+        # when the protocol paused there (asyncio does not). Nothing is parsed before the
+        # peer is known: the bytes wait, bounded, and reading is paused again.
+        assert self.transport is not None
+        self.early += data
+        if len(self.early) > LIMITS.max_head_bytes:
+            self.transport.abort()
+        else:
+            self.transport.pause_reading()
 
     def eof_received(self) -> bool | None:
         return False

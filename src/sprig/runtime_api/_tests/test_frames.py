@@ -193,3 +193,52 @@ async def test_http_on_the_same_socket_still_works(
         assert not fut.done()
     finally:
         w.close()
+
+
+NEXT_HTTP = b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: w\r\n\r\n"
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+@pytest.mark.parametrize("first", [PREFACE + encode(b"N", {}), NEXT_HTTP],
+                         ids=["frames", "http"])
+def test_what_a_worker_says_before_it_is_known_waits_for_it(
+        tmp_path: Path, loop: str, first: bytes) -> None:
+    """A worker may connect and ask for its first job before the core knows its pid (bind).
+    Nothing it sent is parsed before then, and nothing is lost: on uvloop, which reads a new
+    connection even when the protocol paused it in connection_made, those bytes were dropped
+    and every worker that spoke early waited for a job forever."""
+    uvloop = pytest.importorskip("uvloop")   # a test dependency (pyproject): never skips here
+
+    async def main() -> None:
+        path = str(tmp_path / "w.sock")
+        lines: list[str] = []
+        session = await RuntimeSession.open(log=lines.append, unix_path=path, guarded=True,
+                                            tcp=False)
+        w = Worker(path)
+        try:
+            await w.send(first)
+            # until the connection waits at the gate, and on uvloop its bytes were read there
+            for _ in range(10_000):
+                gates = session._waiting
+                if gates and (loop == "asyncio" or getattr(gates[0], "early", b"")):
+                    break
+                await asyncio.sleep(0)
+            assert session._waiting, "the connection never reached the gate"
+            assert not session._conns, "served before its peer was known"
+            session.bind(lambda sock: True)
+            await session.wait_ready(timeout=WAIT_S)
+            j = job()
+            session.submit(j)
+            if first == NEXT_HTTP:
+                head = await w._take(12)
+                assert head == b"HTTP/1.1 200"
+            else:
+                headers, body = await w.job()
+                assert headers["lambda-runtime-aws-request-id"] == j.request_id
+                assert body == b'{"a": 1}'
+            assert not lines
+        finally:
+            w.close()
+            await session.aclose()
+
+    (uvloop.run if loop == "uvloop" else asyncio.run)(main())

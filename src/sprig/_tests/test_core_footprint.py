@@ -11,14 +11,33 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 KEPT_OUT = ("aiohttp", "multidict", "yarl", "aiomqtt", "paho", "urllib.request", "http.client",
             "email", "zipfile", "boto3", "botocore")
+CLI_ONLY = ("sprig.cli.lambda_cmd", "sprig.cli.fleet_cmd", "sprig.cli.console_cmd",
+            "sprig.lambda_import")
 
 
 def test_the_core_daemon_does_not_import_aiohttp_nor_other_heavy_modules() -> None:
     code = ("import sys, sprig.daemon\n"
             f"print(sorted(m for m in {KEPT_OUT!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=True).stdout
+    assert out.strip() == "[]", out
+
+
+def test_sprig_core_run_keeps_them_out_too(tmp_path: Path) -> None:
+    """The same check through the entry point a core really starts from, ``sprig core run``:
+    the command line must not load its other commands (the management client's
+    ``http.client`` and ``email``, ``lambda import``'s ZIP writer) into the daemon."""
+    code = ("import sys, sprig.daemon\n"
+            "def run_core(root):\n"
+            f"    print(sorted(m for m in {KEPT_OUT + CLI_ONLY!r} if m in sys.modules))\n"
+            "    return 0\n"
+            "sprig.daemon.run_core = run_core\n"
+            "from sprig.cli.main import main\n"
+            f"raise SystemExit(main(['core', 'run', '--root', {str(tmp_path)!r}]))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60, check=True).stdout
     assert out.strip() == "[]", out

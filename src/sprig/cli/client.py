@@ -7,15 +7,18 @@ mid-answer, an answer that is not JSON, a call that takes longer than the timeou
 
 from __future__ import annotations
 
-import http.client
+import functools
 import json
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sprig.errors import SprigError
 from sprig.paths import RootLayout
+
+if TYPE_CHECKING:
+    from http.client import HTTPConnection
 
 
 class CoreNotRunning(SprigError):
@@ -31,17 +34,26 @@ class ManagementApiError(SprigError):
         super().__init__(message)
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float | None) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
+@functools.cache
+def _unix_connection_class() -> Callable[[str, float | None], HTTPConnection]:
+    """``http.client``'s connection over a Unix socket, built on first use rather than at
+    import: ``sprig core run`` loads this module and must not keep ``http.client`` (and the
+    ``email`` package it brings) resident for nothing."""
+    import http.client
 
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        if self.timeout is not None:
-            sock.settimeout(self.timeout)
-        sock.connect(self._path)
-        self.sock = sock
+    class UnixConnection(http.client.HTTPConnection):
+        def __init__(self, path: str, timeout: float | None) -> None:
+            super().__init__("localhost", timeout=timeout)
+            self._path = path
+
+        def connect(self) -> None:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            if self.timeout is not None:
+                sock.settimeout(self.timeout)
+            sock.connect(self._path)
+            self.sock = sock
+
+    return UnixConnection
 
 
 class ManagementClient:
@@ -49,13 +61,13 @@ class ManagementClient:
         self.layout = RootLayout(root)
         self.timeout_s = timeout_s
 
-    def _connect(self) -> _UnixConnection:
+    def _connect(self) -> HTTPConnection:
         path = self.layout.management_socket
         if not path.exists():
             raise CoreNotRunning(
                 f"no Sprig core is running on {self.layout.root} (no socket {path}); "
                 f"start one with: sprig core run --root {self.layout.root}")
-        conn = _UnixConnection(str(path), self.timeout_s)
+        conn = _unix_connection_class()(str(path), self.timeout_s)
         try:
             conn.connect()
         except (ConnectionRefusedError, FileNotFoundError):
@@ -85,13 +97,15 @@ class ManagementClient:
             f"({why}): the core may have stopped; see `sprig status` and `sprig logs core`")
 
     def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
+        from http.client import HTTPException
+
         conn = self._connect()
         try:
             body = json.dumps({"method": method, "params": params or {}})
             conn.request("POST", "/rpc", body, {"Content-Type": "application/json"})
             resp = conn.getresponse()
             doc = json.loads(resp.read() or b"{}")
-        except (OSError, http.client.HTTPException, ValueError) as exc:
+        except (OSError, HTTPException, ValueError) as exc:
             raise self._lost(exc, method) from None
         finally:
             conn.close()
@@ -103,6 +117,8 @@ class ManagementClient:
         return doc.get("result")
 
     def stream(self, method: str, params: dict[str, Any] | None = None) -> Iterator[Any]:
+        from http.client import HTTPException
+
         conn = self._connect()
         conn.timeout = None
         if conn.sock is not None:
@@ -124,7 +140,7 @@ class ManagementClient:
                     raise ManagementApiError(item["error"].get("type", "Error"),
                                    item["error"].get("message", ""))
                 yield item
-        except (OSError, http.client.HTTPException, ValueError, AttributeError) as exc:
+        except (OSError, HTTPException, ValueError, AttributeError) as exc:
             raise self._lost(exc, method) from None
         finally:
             conn.close()

@@ -65,8 +65,8 @@ def run(plan: Plan, res: Results) -> None:
             step("Sprig warm invocations (by turns with the floor)", t0)
             core_pid = int(core.call("status")["pid"])
             warm.sprig_warm(res, plan, core.root, core_pid, code, work)
-            step("levers: uvloop against asyncio's loop, by turns", t0)
-            levers.event_loop(res, plan, code, work, core.root, core_pid)
+            step("levers: uvloop (the default) against asyncio's loop, by turns", t0)
+            levers.event_loop(res, plan, code, work)
             step("levers: the Runtime API's framed lane against HTTP, by turns", t0)
             levers.runtime_api_lanes(res, plan, code)
             step("profiling the core during warm invocations (py-spy)", t0)
@@ -106,9 +106,6 @@ def run(plan: Plan, res: Results) -> None:
         "The concurrency runs use one client process with 4 threads; on 2 vCPUs the callers, "
         "the core and the workers share the CPUs, so the echo rows measure the whole machine's "
         "ceiling, and the 10 ms handler rows the workers' parallelism.",
-        "uvloop's memory cost (+2.3 MB of core RSS, three pairs of fresh idle cores, issue 18) "
-        "is quoted, not measured in this run; it is why uvloop is opt-in (a core with 20 "
-        "pinned functions would pass 40 MB).",
         "Levers not kept (issue 18): orjson instead of the standard json module on the "
         "management socket's invoke (measured once, not in this run: 8.5 µs → 0.5 µs per "
         "request + reply, ~2% of the core's CPU per invocation, inside the run-to-run noise "

@@ -4,10 +4,10 @@ Why in the run: a lever's effect measured once, on another day, is a claim; meas
 with the core without it, on the same machine in the same minutes, it is a figure. Each lever
 that can be switched off at run time is measured here:
 
-* uvloop (opt-in, ``SPRIG_EVENT_LOOP=uvloop``): a second core on uvloop, the same pinned echo,
-  the same client loop, by turns with the main core (asyncio's loop, the default): p50 and the
-  core's CPU per invocation. Its RSS cost is not measured here: the main core holds other
-  functions, so the two cores' RSS would not compare (an earlier reading did just that).
+* uvloop (the default where installed) against asyncio's loop (``SPRIG_EVENT_LOOP=asyncio``):
+  two fresh cores, one on each loop, the same pinned echo and the same client loop, by turns:
+  p50, the core's CPU per invocation, and each core's RSS afterwards (the same functions, the
+  same calls served, so the difference is the loop's).
 * The Runtime API's framed lane (Sprig's Python runtime) against HTTP on the same Unix socket:
   two sessions in one process, the real bootstrap behind each, batches by turns
   (:mod:`bench.lanes`): the round trip core → worker → core and the session side's CPU.
@@ -15,10 +15,12 @@ that can be switched off at run time is measured here:
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from bench.functions import Code, Fn
 from bench.harness import deploy, run_module, running_core
+from bench.memory import rss_readings
 from bench.plan import Plan
 from bench.stats import Figure, Results, percentile
 from bench.warm import repeat_with_cpu
@@ -26,28 +28,40 @@ from bench.warm import repeat_with_cpu
 SECTION = "Levers: each against the core without it (by turns, same run)"
 
 
-def event_loop(res: Results, plan: Plan, code: Code, work: Path, root: Path,
-               core_pid: int) -> None:
+def event_loop(res: Results, plan: Plan, code: Code, work: Path) -> None:
     loop = {"count": plan.count, "warmup": plan.warmup, "function": "Echo"}
     one = Plan(**{**plan.__dict__, "runs": 1})
-    with running_core(work / "root-uvloop", env={"SPRIG_EVENT_LOOP": "uvloop"}) as other:
-        deploy(other, code, [Fn("Echo", "python", True)], work / "lever-uvloop")
-        other_pid = int(other.call("status")["pid"])
-        p50: dict[str, list[float]] = {"asyncio": [], "uvloop": []}
-        cpu: dict[str, list[float]] = {"asyncio": [], "uvloop": []}
+    kinds = ("uvloop", "asyncio")
+    p50: dict[str, list[float]] = {k: [] for k in kinds}
+    cpu: dict[str, list[float]] = {k: [] for k in kinds}
+    with contextlib.ExitStack() as stack:
+        cores = {k: stack.enter_context(running_core(work / f"root-{k}",
+                                                     env={"SPRIG_EVENT_LOOP": k}))
+                 for k in kinds}
+        pids = {}
+        for k, core in cores.items():
+            deploy(core, code, [Fn("Echo", "python", True)], work / f"lever-{k}")
+            pids[k] = int(core.call("status")["pid"])
         for _ in range(plan.runs):
-            for name, r, pid in (("uvloop", other.root, other_pid), ("asyncio", root, core_pid)):
-                runs, c, _ = repeat_with_cpu(one, "management", {**loop, "root": str(r)}, pid)
-                p50[name].append(percentile(runs[0]["samples_us"], 0.5))
-                cpu[name] += c
+            for k in kinds:
+                runs, c, _ = repeat_with_cpu(one, "management",
+                                             {**loop, "root": str(cores[k].root)}, pids[k])
+                p50[k].append(percentile(runs[0]["samples_us"], 0.5))
+                cpu[k] += c
+        rss = {k: rss_readings(pids[k]) for k in kinds}
     res.add(SECTION, Figure("lever_loop_cpu_asyncio", "core CPU per invocation, asyncio's "
                             "event loop", "µs", tuple(cpu["asyncio"]), None))
-    res.add(SECTION, Figure("lever_loop_cpu_uvloop", "core CPU per invocation, uvloop (opt-in)",
-                            "µs", tuple(cpu["uvloop"]), "lever_loop_cpu_asyncio"))
+    res.add(SECTION, Figure("lever_loop_cpu_uvloop", "core CPU per invocation, uvloop (the "
+                            "default)", "µs", tuple(cpu["uvloop"]), "lever_loop_cpu_asyncio"))
     res.add(SECTION, Figure("lever_loop_p50_asyncio", "warm p50 (management socket), asyncio's "
                             "event loop", "µs", tuple(p50["asyncio"]), None))
     res.add(SECTION, Figure("lever_loop_p50_uvloop", "warm p50 (management socket), uvloop "
-                            "(opt-in)", "µs", tuple(p50["uvloop"]), "lever_loop_p50_asyncio"))
+                            "(the default)", "µs", tuple(p50["uvloop"]),
+                            "lever_loop_p50_asyncio"))
+    res.add(SECTION, Figure("lever_loop_rss_asyncio", "core RSS after those calls, asyncio's "
+                            "event loop (one pinned function)", "MB", rss["asyncio"], None))
+    res.add(SECTION, Figure("lever_loop_rss_uvloop", "core RSS after those calls, uvloop",
+                            "MB", rss["uvloop"], "lever_loop_rss_asyncio"))
 
 
 def runtime_api_lanes(res: Results, plan: Plan, code: Code) -> None:

@@ -13,6 +13,7 @@ import asyncio
 import base64
 import contextlib
 import fcntl
+import importlib.util
 import json
 import logging
 import os
@@ -188,7 +189,8 @@ class Core:
         retry = None
         if not self._write_endpoints() or not self._assets_published:
             retry = asyncio.create_task(self._retry_start_up_writes(), name="start-up writes")
-        log.info("Sprig %s core on %s; invoke API %s", __version__, self.layout.root, url)
+        log.info("Sprig %s core on %s; invoke API %s; event loop %s", __version__,
+                 self.layout.root, url, type(asyncio.get_running_loop()).__module__.split(".")[0])
         self._check_root_reachable()
         try:
             self.kernel.children.reap_orphans()
@@ -689,34 +691,47 @@ async def _main(root: Path) -> int:
         os.close(lock)
 
 
-#: ``uvloop`` runs the core on uvloop (libuv) instead of asyncio's own loop (the default).
+#: Which event loop runs the core: ``uvloop`` (libuv) or ``asyncio`` (the standard library's).
+#: Unset: uvloop when it is installed (a dependency of Sprig), else asyncio.
 ENV_EVENT_LOOP = "SPRIG_EVENT_LOOP"
 EVENT_LOOPS = ("asyncio", "uvloop")
 
 
-def _run(main: Coroutine[Any, Any, int]) -> int:
-    """Run the core's main coroutine on the event loop ``SPRIG_EVENT_LOOP`` names.
+def event_loop_kind() -> str:
+    """The loop ``SPRIG_EVENT_LOOP`` names, or by default uvloop where it is installed.
 
-    Why uvloop is opt-in: measured by turns in the benchmark, it cuts the core's CPU per
-    invocation by 5-14 % but adds ~2.3 MB to the core's resident set, which takes a core with
-    20 pinned functions past its 40 MB budget (BENCHMARKS.md, "Levers"). A device short of
-    CPU rather than memory sets ``SPRIG_EVENT_LOOP=uvloop`` (``pip install sprig[uvloop]``).
+    Why uvloop by default: measured by turns in the benchmark (BENCHMARKS.md, "Levers") it cuts
+    the core's CPU per warm invocation by 5-14 %; its ~2.3 MB of resident memory is paid for
+    by ``sprig core run`` no longer loading the command line's other commands (~1.5 MB), so a
+    core with 20 pinned functions stays under its 40 MB budget. A device without a uvloop
+    build (Sprig still runs where pip could not install it) or one that wants the standard
+    library's loop sets ``SPRIG_EVENT_LOOP=asyncio``.
 
     Raises:
         SprigError: an unknown loop, or uvloop asked for and not installed.
     """
-    kind = os.environ.get(ENV_EVENT_LOOP, "asyncio")
+    kind = os.environ.get(ENV_EVENT_LOOP)
+    if kind is None:
+        return "uvloop" if importlib.util.find_spec("uvloop") is not None else "asyncio"
     if kind not in EVENT_LOOPS:
-        main.close()
         raise SprigError(f"{ENV_EVENT_LOOP}: unknown event loop (got {kind!r}); allowed: "
                          + " or ".join(EVENT_LOOPS))
+    if kind == "uvloop" and importlib.util.find_spec("uvloop") is None:
+        raise SprigError(f"{ENV_EVENT_LOOP}=uvloop: uvloop is not installed (pip install "
+                         "uvloop); allowed without it: asyncio")
+    return kind
+
+
+def _run(main: Coroutine[Any, Any, int]) -> int:
+    """Run the core's main coroutine on the loop :func:`event_loop_kind` picks."""
+    try:
+        kind = event_loop_kind()
+    except SprigError:
+        main.close()
+        raise
     if kind == "uvloop":
-        try:
-            import uvloop
-        except ImportError:
-            main.close()
-            raise SprigError(f"{ENV_EVENT_LOOP}=uvloop: uvloop is not installed (pip install "
-                             "'sprig[uvloop]'); allowed without it: asyncio") from None
+        import uvloop
+
         return uvloop.run(main)
     return asyncio.run(main)
 

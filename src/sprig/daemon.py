@@ -13,6 +13,7 @@ import asyncio
 import base64
 import contextlib
 import fcntl
+import gc
 import importlib.util
 import json
 import logging
@@ -208,6 +209,11 @@ class Core:
             # Answer the CLI only once the previous state is loaded: a client never sees a core
             # that has "forgotten" its components.
             await self.api.start()
+            # What exists now (modules, classes, the restored components) lives as long as the
+            # core: out of the cyclic collector's sight, a full collection walks ~3k objects
+            # instead of ~33k (8.4 → 0.7 ms of pause with the benchmark's functions deployed).
+            # Only start-up's objects: what later deployments create may become cyclic garbage.
+            gc.freeze()
             log.info("ready: management API on %s", self.layout.management_socket)
             worker = asyncio.create_task(self.deployments.run(), name="deployments")
             if self.fleet is not None:

@@ -185,12 +185,18 @@ class LoopThread:
         self.thread.join(10)
 
 
-def exchange(address: tuple[str, int], raw: bytes, timeout: float = 10.0,
+def exchange(address: tuple[str, int] | str, raw: bytes, timeout: float = 10.0,
              half_close: bool = True) -> bytes:
     """Send ``raw`` (then half-close, so a server waiting for more body sees the end), read
     everything the server answers until it closes; a hang (no answer, no close within
-    ``timeout``) fails the test."""
-    with socket.create_connection(address, timeout=timeout) as s:
+    ``timeout``) fails the test. ``address``: host and port, or a Unix socket's path."""
+    if isinstance(address, str):
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(timeout)
+        s.connect(address)
+    else:
+        s = socket.create_connection(address, timeout=timeout)
+    with s:
         s.sendall(raw)
         if half_close:
             s.shutdown(socket.SHUT_WR)
@@ -306,25 +312,6 @@ def test_runtime_api_answers_random_requests_and_keeps_working(
         lt.run(session.aclose())
 
 
-def _unix_exchange(path: str, raw: bytes, timeout: float = 10.0) -> bytes:
-    """:func:`exchange` on a Unix socket."""
-    with socket.socket(socket.AF_UNIX) as s:
-        s.settimeout(timeout)
-        s.connect(path)
-        s.sendall(raw)
-        s.shutdown(socket.SHUT_WR)
-        out = b""
-        try:
-            while chunk := s.recv(65536):
-                out += chunk
-        except TimeoutError:
-            raise AssertionError(
-                f"no answer and no close within {timeout} s for {raw[:200]!r}") from None
-        except ConnectionResetError:
-            pass
-    return out
-
-
 frame_kinds = st.sampled_from([b"N", b"R", b"E", b"I", b"J", b"X", b"\x00"]) | st.binary(
     min_size=1, max_size=1)
 frame_headers = st.dictionaries(st.sampled_from(["id", "type", "errorType", "x"]),
@@ -361,7 +348,7 @@ def test_the_framed_lane_survives_random_frames_and_keeps_working(
             for kind, header, body, skew in frames:
                 raw += FRAME_HEAD.pack(kind, len(header), max(0, len(body) + skew))
                 raw += header + body
-            answer = _unix_exchange(path, raw)
+            answer = exchange(path, raw)
             if raw[:1] == PREFACE[:1]:                       # the framed lane: never answers
                 assert answer == b"", answer[:300]
             else:                                            # HTTP, chosen by the first byte

@@ -7,10 +7,8 @@ mid-answer, an answer that is not JSON, a call that takes longer than the timeou
 
 from __future__ import annotations
 
-import functools
 import json
-import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,28 +32,6 @@ class ManagementApiError(SprigError):
         super().__init__(message)
 
 
-@functools.cache
-def _unix_connection_class() -> Callable[[str, float | None], HTTPConnection]:
-    """``http.client``'s connection over a Unix socket, built on first use rather than at
-    import: ``sprig core run`` loads this module and must not keep ``http.client`` (and the
-    ``email`` package it brings) resident for nothing."""
-    import http.client
-
-    class UnixConnection(http.client.HTTPConnection):
-        def __init__(self, path: str, timeout: float | None) -> None:
-            super().__init__("localhost", timeout=timeout)
-            self._path = path
-
-        def connect(self) -> None:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            if self.timeout is not None:
-                sock.settimeout(self.timeout)
-            sock.connect(self._path)
-            self.sock = sock
-
-    return UnixConnection
-
-
 class ManagementClient:
     def __init__(self, root: Path, timeout_s: float | None = 600.0) -> None:
         self.layout = RootLayout(root)
@@ -67,7 +43,9 @@ class ManagementClient:
             raise CoreNotRunning(
                 f"no Sprig core is running on {self.layout.root} (no socket {path}); "
                 f"start one with: sprig core run --root {self.layout.root}")
-        conn = _unix_connection_class()(str(path), self.timeout_s)
+        from sprig.cli.unix_http import UnixConnection
+
+        conn = UnixConnection(str(path), self.timeout_s)
         try:
             conn.connect()
         except (ConnectionRefusedError, FileNotFoundError):

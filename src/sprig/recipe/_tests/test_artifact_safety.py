@@ -214,9 +214,11 @@ def test_the_disk_keeps_its_reserve(src: Path, layout: RootLayout) -> None:
     deployment, and nothing is written."""
     (src / "f.bin").write_bytes(b"x")
     free = os.statvfs(layout.root).f_bavail * os.statvfs(layout.root).f_frsize
+    # a reserve far above what is free: other processes freeing space meanwhile (a core of
+    # an earlier test cleaning up) must not make the byte count pass
     with pytest.raises(DiskFull) as info:
         stage(make_recipe([{"URI": "s3://b/f.bin"}]), src, layout,
-              StagingLimits(free_space_reserve_bytes=free + 1))
+              StagingLimits(free_space_reserve_bytes=free + 1024 * MiB))
     assert nothing_staged(layout)
     err = str(info.value)
     assert err.startswith("no space left on ") and "needs 1 bytes but only" in err, err

@@ -4,7 +4,7 @@ Why in the run: a lever's effect measured once, on another day, is a claim; meas
 with the core without it, on the same machine in the same minutes, it is a figure. Each lever
 that can be switched off at run time is measured here:
 
-* uvloop (the default where installed) against asyncio's loop (``SPRIG_EVENT_LOOP=asyncio``):
+* uvloop (opt-in, ``SPRIG_EVENT_LOOP=uvloop``) against asyncio's loop (the default):
   two fresh cores, one on each loop, the same pinned echo and the same client loop, by turns:
   p50, the core's CPU per invocation, and each core's RSS afterwards (the same functions, the
   same calls served, so the difference is the loop's).
@@ -51,12 +51,12 @@ def event_loop(res: Results, plan: Plan, code: Code, work: Path) -> None:
         rss = {k: rss_readings(pids[k]) for k in kinds}
     res.add(SECTION, Figure("lever_loop_cpu_asyncio", "core CPU per invocation, asyncio's "
                             "event loop", "µs", tuple(cpu["asyncio"]), None))
-    res.add(SECTION, Figure("lever_loop_cpu_uvloop", "core CPU per invocation, uvloop (the "
-                            "default)", "µs", tuple(cpu["uvloop"]), "lever_loop_cpu_asyncio"))
+    res.add(SECTION, Figure("lever_loop_cpu_uvloop", "core CPU per invocation, uvloop (opt-"
+                            "in)", "µs", tuple(cpu["uvloop"]), "lever_loop_cpu_asyncio"))
     res.add(SECTION, Figure("lever_loop_p50_asyncio", "warm p50 (management socket), asyncio's "
                             "event loop", "µs", tuple(p50["asyncio"]), None))
     res.add(SECTION, Figure("lever_loop_p50_uvloop", "warm p50 (management socket), uvloop "
-                            "(the default)", "µs", tuple(p50["uvloop"]),
+                            "(opt-in)", "µs", tuple(p50["uvloop"]),
                             "lever_loop_p50_asyncio"))
     res.add(SECTION, Figure("lever_loop_rss_asyncio", "core RSS after those calls, asyncio's "
                             "event loop (one pinned function)", "MB", rss["asyncio"], None))

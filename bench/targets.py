@@ -298,14 +298,13 @@ def analysis(res: Results, targets: list[Target] | None = None) -> list[str]:
     pa, pu = _m(res, "lever_loop_p50_asyncio"), _m(res, "lever_loop_p50_uvloop")
     ra, ru = _m(res, "lever_loop_rss_asyncio"), _m(res, "lever_loop_rss_uvloop")
     if ua and uu and pa and pu:
-        out.append(f"- **Levers**: uvloop as the core's event loop (the default where installed; "
-                   f"`SPRIG_EVENT_LOOP=asyncio` for the standard library's): {uu:.0f} µs of core "
+        out.append(f"- **Levers**: uvloop as the core's event loop (opt-in, "
+                   f"`SPRIG_EVENT_LOOP=uvloop`): {uu:.0f} µs of core "
                    f"CPU per invocation against {ua:.0f} µs on asyncio's loop "
                    f"({uu / ua - 1:+.0%}), warm p50 {pu:.0f} µs against {pa:.0f} µs "
                    f"({pu / pa - 1:+.0%}), measured by turns in this run"
                    + (f", for {ru - ra:+.1f} MB of core RSS ({ru:.1f} against {ra:.1f} MB, two "
-                      f"fresh cores with one pinned function); the memory target above is "
-                      f"measured on uvloop" if ra and ru else "") + ".")
+                      f"fresh cores with one pinned function)" if ra and ru else "") + ".")
     lh, lf = _m(res, "lever_lane_p50_us_http"), _m(res, "lever_lane_p50_us_frames")
     ch, cf = _m(res, "lever_lane_cpu_us_http"), _m(res, "lever_lane_cpu_us_frames")
     if lh and lf and ch and cf:

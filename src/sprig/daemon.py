@@ -712,8 +712,8 @@ def event_loop_kind() -> str:
     suite run on uvloop found behaviour that differs from asyncio's: at the file-descriptor
     limit libuv accepts and closes waiting connections silently (asyncio's refusal is logged,
     see :mod:`sprig.log_ratelimit`), and one crash trial's ``deployment.wait`` stream ended
-    without its answer, not yet explained. Until both are understood, a device short of CPU
-    chooses uvloop knowingly.
+    without its answer (once; five reruns of that scenario on uvloop passed), not yet
+    explained. Until both are understood, a device short of CPU chooses uvloop knowingly.
 
     Raises:
         SprigError: an unknown loop, or uvloop asked for and not installed.

@@ -17,6 +17,7 @@ import pytest
 
 from sprig.runtime_api import Job, OutcomeKind, RuntimeSession, SessionState, wire
 from sprig.runtime_api.frames import FRAME_HEAD, PREFACE, encode
+from sprig.runtime_api.session import _Gate
 
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:f:1"
 WAIT_S = 10
@@ -202,12 +203,26 @@ NEXT_HTTP = b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: w\r\n\r\
 @pytest.mark.parametrize("first", [PREFACE + encode(b"N", {}), NEXT_HTTP],
                          ids=["frames", "http"])
 def test_what_a_worker_says_before_it_is_known_waits_for_it(
-        tmp_path: Path, loop: str, first: bytes) -> None:
+        tmp_path: Path, loop: str, first: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
     """A worker may connect and ask for its first job before the core knows its pid (bind).
     Nothing it sent is parsed before then, and nothing is lost: on uvloop, which reads a new
     connection even when the protocol paused it in connection_made, those bytes were dropped
     and every worker that spoke early waited for a job forever."""
     uvloop = pytest.importorskip("uvloop")   # a test dependency (pyproject): never skips here
+    at_gate = asyncio.Event()                # the connection waits for bind()
+    read_early = asyncio.Event()             # ... and (uvloop) its bytes were read there
+    admit, received = _Gate.connection_made, _Gate.data_received
+
+    def connection_made(gate: _Gate, transport: asyncio.BaseTransport) -> None:
+        admit(gate, transport)
+        at_gate.set()
+
+    def data_received(gate: _Gate, data: bytes) -> None:
+        received(gate, data)
+        read_early.set()
+
+    monkeypatch.setattr(_Gate, "connection_made", connection_made)
+    monkeypatch.setattr(_Gate, "data_received", data_received)
 
     async def main() -> None:
         path = str(tmp_path / "w.sock")
@@ -217,13 +232,10 @@ def test_what_a_worker_says_before_it_is_known_waits_for_it(
         w = Worker(path)
         try:
             await w.send(first)
-            # until the connection waits at the gate, and on uvloop its bytes were read there
-            for _ in range(10_000):
-                gates = session._waiting
-                if gates and (loop == "asyncio" or getattr(gates[0], "early", b"")):
-                    break
-                await asyncio.sleep(0)
-            assert session._waiting, "the connection never reached the gate"
+            await asyncio.wait_for(at_gate.wait(), WAIT_S)
+            if loop == "uvloop":             # asyncio reads nothing before bind()
+                await asyncio.wait_for(read_early.wait(), WAIT_S)
+            assert session._waiting, "the connection is not waiting for bind()"
             assert not session._conns, "served before its peer was known"
             session.bind(lambda sock: True)
             await session.wait_ready(timeout=WAIT_S)

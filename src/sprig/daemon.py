@@ -46,8 +46,10 @@ from sprig.errors import SprigError, ValidationError
 from sprig.events import Kind
 from sprig.functions.config import LambdaConfig
 from sprig.functions.durable import EventJournal
-from sprig.functions.invocation import Invocation, InvocationType
+from sprig.functions.function import Function
+from sprig.functions.invocation import Invocation, InvocationResult, InvocationType
 from sprig.functions.manager import FunctionManager
+from sprig.httpserver import Deferred
 from sprig.ipc.server import IpcServer
 from sprig.launcher import etc_view
 from sprig.launcher.bubblewrap import ETC_PATHS, SYSTEM_DIRS
@@ -397,7 +399,7 @@ class Core:
         m("component.details", self._component_details)
         m("component.restart", self._component_restart)
         m("component.stop", self._component_stop)
-        m("invoke", self._invoke)
+        m("invoke", self._invoke, quick=self._invoke_quick)
         m("component.wait", self._component_wait)
         self.api.stream("deployment.wait", self._deployment_wait)
         m("pubsub.publish", self.messaging.publish)
@@ -590,7 +592,7 @@ class Core:
             await self.stop_component(n)
         return {"stopped": names}
 
-    async def _invoke(self, params: dict[str, Any]) -> Any:
+    def _invocation(self, params: dict[str, Any]) -> tuple[Function, Invocation]:
         payload = base64.b64decode(params.get("payload", ""))
         try:
             inv_type = InvocationType(params.get("invocationType", "RequestResponse"))
@@ -600,19 +602,34 @@ class Core:
                                   allowed="RequestResponse, Event, DryRun") from None
         inv = Invocation(payload=payload, invocation_type=inv_type,
                          client_context=params.get("clientContext"), source="cli")
-        fn = self.functions.find(str(params.get("function", "")))
-        if inv_type is InvocationType.DRY_RUN:
+        return self.functions.find(str(params.get("function", ""))), inv
+
+    async def _invoke(self, params: dict[str, Any]) -> Any:
+        fn, inv = self._invocation(params)
+        if inv.invocation_type is InvocationType.DRY_RUN:
             return {"statusCode": 204}
-        result = await fn.invoke(inv, bool(params.get("logTail")))
-        return {
-            "statusCode": 202 if inv_type is InvocationType.EVENT else 200,
-            "requestId": result.request_id,
-            "payload": base64.b64encode(result.payload).decode(),
-            "functionError": result.function_error.lambda_api if result.function_error
-            else None,
-            "executedVersion": result.executed_version,
-            "logTail": base64.b64encode(result.log_tail).decode(),
-        }
+        return _invoke_result(inv, await fn.invoke(inv, bool(params.get("logTail"))))
+
+    def _invoke_quick(self, params: dict[str, Any]) -> Deferred[Any] | None:
+        """``invoke`` without a task (the hot path): a RequestResponse invocation is queued
+        now and answered from its future's callback; the other types go :meth:`_invoke`."""
+        fn, inv = self._invocation(params)
+        if inv.invocation_type is not InvocationType.REQUEST_RESPONSE:
+            return None
+        return Deferred(fn.submit(inv, bool(params.get("logTail"))),
+                        lambda future: _invoke_result(inv, future.result()))
+
+
+def _invoke_result(inv: Invocation, result: InvocationResult) -> dict[str, Any]:
+    return {
+        "statusCode": 202 if inv.invocation_type is InvocationType.EVENT else 200,
+        "requestId": result.request_id,
+        "payload": base64.b64encode(result.payload).decode(),
+        "functionError": result.function_error.lambda_api if result.function_error
+        else None,
+        "executedVersion": result.executed_version,
+        "logTail": base64.b64encode(result.log_tail).decode(),
+    }
 
 
 def _summary(record: Any) -> Any:

@@ -19,7 +19,11 @@ bounds and timeouts, over llhttp). This module adds what an application needs on
   progress finish (up to a grace time; requests arriving meanwhile get 503), end streams.
 
 Requests of one connection are handled in order, one at a time, each in its own task; a client
-that goes away cancels its streamed response.
+that goes away cancels its streamed response. A route may also answer *quickly*: a
+:data:`Quick` handler runs at once, in the read that completed the request, and answers with
+a :class:`Response` or a :class:`Deferred` (a future and how to word its result) -- no task, and
+two loop iterations fewer per request than awaiting: the management API's ``invoke`` (every
+warm invocation's hot path) answers that way.
 """
 
 from __future__ import annotations
@@ -34,9 +38,10 @@ import socket
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from http import HTTPStatus
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import parse_qsl
 
 from sprig.http1 import (
@@ -50,9 +55,9 @@ from sprig.http1 import (
     Response,
 )
 
-__all__ = ["JSON", "TEXT", "Answer", "Handler", "Headers", "HttpRequest", "HttpServer",
-           "Limits", "NoRoute", "Response", "Router", "StreamResponse", "bad_request",
-           "too_large"]
+__all__ = ["JSON", "TEXT", "Answer", "Deferred", "Handler", "Headers", "HttpRequest",
+           "HttpServer", "Limits", "NoRoute", "Quick", "Response", "Router", "StreamResponse",
+           "bad_request", "too_large"]
 
 if TYPE_CHECKING:
     from ssl import SSLContext
@@ -118,8 +123,23 @@ class StreamResponse:
     headers: tuple[tuple[str, str], ...] = ()
 
 
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Deferred(Generic[T]):
+    """An answer under way without a task: once ``future`` is done, ``answer(future)`` gives
+    the result (for a :data:`Quick` route, the :class:`Response`; it may raise)."""
+
+    future: asyncio.Future[Any]
+    answer: Callable[[asyncio.Future[Any]], T]
+
+
 Answer = Response | StreamResponse
 Handler = Callable[[HttpRequest], Awaitable[Answer]]
+#: A route's synchronous handler: a Response now, a Deferred one, or None for "await the
+#: route's Handler instead".
+Quick = Callable[[HttpRequest], "Response | Deferred[Response] | None"]
 Screen = Callable[[HttpRequest], Response | None]
 
 
@@ -139,9 +159,26 @@ class Router:
 
     def __init__(self) -> None:
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
+        self._quick: dict[Handler, Quick] = {}
 
-    def add(self, method: str, pattern: str, handler: Handler) -> None:
+    def add(self, method: str, pattern: str, handler: Handler, *,
+            quick: Quick | None = None) -> None:
+        """Route to ``handler``; with ``quick``, try that first (see :data:`Quick`)."""
         self._routes.append((method.upper(), re.compile(pattern), handler))
+        if quick is not None:
+            self._quick[handler] = quick
+
+    def quick(self, request: HttpRequest) -> Response | Deferred[Response] | None:
+        """The route's quick answer, if it has a quick handler and gives one; else None (the
+        request goes the awaited way, which also words 404/405/413)."""
+        if not self._quick or request.truncated:
+            return None
+        try:
+            handler, request = self.resolve(request)
+        except NoRoute:
+            return None
+        quick = self._quick.get(handler)
+        return None if quick is None else quick(request)
 
     def _match(self, method_wanted: str, path: str) -> tuple[Handler, re.Match[str]]:
         allowed: list[str] = []
@@ -205,6 +242,7 @@ class _Client:
     cap: ConnectionCap
     queue: deque[Request] = field(default_factory=deque)
     task: asyncio.Task[None] | None = None
+    deferred: asyncio.Future[Any] | None = None     # a quick answer under way
     streaming: bool = False
 
 
@@ -234,6 +272,8 @@ class HttpServer:
         self._caps: list[ConnectionCap] = []
         self._clients: dict[Connection, _Client] = {}
         self._tasks: set[asyncio.Task[None]] = set()   # in progress, even if the client left
+        self._deferred: set[asyncio.Future[Any]] = set()   # quick answers under way, likewise
+        self._quick = app.quick if isinstance(app, Router) else None
         self._unix_paths: list[tuple[Path, int]] = []
         self._closing = False
 
@@ -293,10 +333,11 @@ class HttpServer:
             if client.streaming and client.task is not None:
                 client.task.cancel()
             conn.close_when_idle()
-        if self._tasks:
-            _, late = await asyncio.wait(self._tasks, timeout=grace_s)
+        in_progress: set[asyncio.Future[Any]] = {*self._tasks, *self._deferred}
+        if in_progress:
+            _, late = await asyncio.wait(in_progress, timeout=grace_s)
             for task in late:
-                task.cancel()
+                task.cancel()        # a Deferred's caller answers 503 (see _deferred_done)
             if late:
                 await asyncio.wait(late, timeout=1.0)
         for conn in list(self._clients):
@@ -346,17 +387,65 @@ class HttpServer:
             conn.respond(503, b"the server is shutting down", content_type=TEXT, close=True)
             return
         client.queue.append(request)
-        if client.task is None:
-            client.task = asyncio.get_running_loop().create_task(
-                self._serve(conn, client), name=f"{self._name}-request")
-            self._tasks.add(client.task)
-            client.task.add_done_callback(self._tasks.discard)
+        if client.task is None and client.deferred is None:
+            self._next(conn, client)
+
+    def _next(self, conn: Connection, client: _Client) -> None:
+        """Answer the queued requests in order: quick ones at once, the first that is not
+        (and all after it) in a task."""
+        while client.queue and not conn.closed:
+            answer = self._try_quick(conn, client.queue[0])
+            if answer is None:
+                # The task forgets itself as it ends, not by a done callback: that would cost
+                # every request one more loop iteration.
+                client.task = asyncio.get_running_loop().create_task(
+                    self._serve(conn, client), name=f"{self._name}-request")
+                self._tasks.add(client.task)
+                return
+            client.queue.popleft()
+            if isinstance(answer, Response):
+                conn.send(answer)
+                continue
+            client.deferred = answer.future
+            self._deferred.add(answer.future)
+            answer.future.add_done_callback(partial(self._deferred_done, conn, client, answer))
+            return
+
+    def _try_quick(self, conn: Connection, raw: Request) -> Response | Deferred[Response] | None:
+        if self._quick is None or raw.refusal is not None:
+            return None
+        request = self._view(conn, raw)
+        try:
+            return self._quick(request)
+        except Exception:
+            log.exception("%s: %s %s failed", self._name, request.method, request.path)
+            return Response.text(500, "internal server error; see the core log")
+
+    def _deferred_done(self, conn: Connection, client: _Client, deferred: Deferred[Response],
+                       future: asyncio.Future[Any]) -> None:
+        client.deferred = None
+        self._deferred.discard(future)
+        if future.cancelled():              # the server closes
+            conn.respond(503, b"the server is shutting down", content_type=TEXT, close=True)
+            return
+        try:
+            answer = deferred.answer(future)
+        except Exception:
+            log.exception("%s: a quick answer failed", self._name)
+            answer = Response.text(500, "internal server error; see the core log")
+        conn.send(answer)
+        if self._closing:
+            conn.close_when_idle()
+        elif client.queue:
+            self._next(conn, client)
 
     async def _serve(self, conn: Connection, client: _Client) -> None:
         try:
             while client.queue and not conn.closed:
                 await self._answer(conn, client, client.queue.popleft())
         finally:
+            if client.task is not None:
+                self._tasks.discard(client.task)
             client.task = None
             client.streaming = False
             if self._closing:

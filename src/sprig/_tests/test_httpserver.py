@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from sprig.httpserver import (
+    Deferred,
     HttpRequest,
     HttpServer,
     Limits,
@@ -36,10 +37,43 @@ class App:
         self.router.add("POST", "/slow", self.slow)
         self.router.add("GET", "/fail", self.fail)
         self.router.add("GET", "/stream", self.stream)
+        self.router.add("GET", "/quick/(?P<how>[a-z]+)", self.awaited, quick=self.quick)
         self.release = asyncio.Event()
         self.entered = asyncio.Event()
         self.stream_closed = asyncio.Event()
         self.order: list[str] = []
+        self.tasks_seen: list[asyncio.Task[Any] | None] = []
+        self.later: asyncio.Future[str] | None = None
+        self.deferred_started = asyncio.Event()
+
+    def quick(self, request: HttpRequest) -> Response | Deferred[Response] | None:
+        """``now``: answered at once; ``later``: when the test resolves :attr:`later`;
+        ``boom``: raises; ``badanswer``: its answer raises; anything else: awaited."""
+        how = request.params["how"]
+        self.tasks_seen.append(asyncio.current_task())
+        if how == "now":
+            self.order.append("now")
+            return Response.text(200, "quick now")
+        if how == "later":
+            self.later = asyncio.get_running_loop().create_future()
+            self.deferred_started.set()
+
+            def answer(future: asyncio.Future[Any]) -> Response:
+                self.order.append("later")
+                return Response.text(200, f"quick later: {future.result()}")
+
+            return Deferred(self.later, answer)
+        if how == "boom":
+            raise RuntimeError("quick handler bug")
+        if how == "badanswer":
+            done = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return Deferred(done, lambda future: 1 / 0)
+        return None
+
+    async def awaited(self, request: HttpRequest) -> Response:
+        self.order.append("awaited")
+        return Response.text(200, f"awaited {request.params['how']}")
 
     async def echo(self, request: HttpRequest) -> Response:
         self.order.append(request.params["name"])
@@ -415,3 +449,82 @@ async def test_a_connection_that_never_sent_a_request_is_closed_by_close(
     except ConnectionResetError:
         pass
     writer.close()
+
+
+# -- quick routes: answered without a task ---------------------------------------------------
+
+async def test_a_quick_route_answers_in_the_read_or_falls_back_to_its_handler(
+        served: tuple[App, HttpServer, int]) -> None:
+    app, server, port = served
+    status, _, body = await asyncio.to_thread(request, port, "GET", "/quick/now")
+    assert (status, body) == (200, b"quick now")
+    status, _, body = await asyncio.to_thread(request, port, "GET", "/quick/other")
+    assert (status, body) == (200, b"awaited other")
+    # Called from the connection's read, not from a task; the fallback ran its handler.
+    assert app.tasks_seen == [None, None] and app.order == ["now", "awaited"]
+    assert not server._tasks and not server._deferred
+
+
+async def test_a_deferred_answer_keeps_the_connection_s_requests_in_order(
+        served: tuple[App, HttpServer, int]) -> None:
+    app, server, port = served
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(b"GET /quick/later HTTP/1.1\r\nHost: x\r\n\r\n"
+                     b"GET /echo/two HTTP/1.1\r\nHost: x\r\n\r\n"
+                     b"GET /quick/now HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        await writer.drain()
+        await asyncio.wait_for(app.deferred_started.wait(), WAIT)
+        assert app.later is not None and server._deferred == {app.later}
+        app.later.set_result("resolved")
+        answer = await asyncio.wait_for(reader.read(), WAIT)
+    finally:
+        writer.close()
+    # The requests behind the deferred one waited for it: answered, and even run, after it
+    # (once a task serves the connection's queue, it serves the rest: awaited).
+    assert app.order == ["later", "two", "awaited"]
+    assert answer.index(b"quick later: resolved") < answer.index(b'"two"') \
+        < answer.index(b"awaited now")
+    assert not server._deferred
+
+
+async def test_a_failing_quick_route_is_500_and_the_server_keeps_serving(
+        served: tuple[App, HttpServer, int]) -> None:
+    _, _, port = served
+    for how in ("boom", "badanswer"):
+        status, _, body = await asyncio.to_thread(request, port, "GET", f"/quick/{how}")
+        assert status == 500 and b"internal server error" in body
+    status, _, _ = await asyncio.to_thread(request, port, "GET", "/quick/now")
+    assert status == 200
+
+
+async def test_close_answers_503_to_a_deferred_answer_that_outlives_the_grace_time(
+        served: tuple[App, HttpServer, int]) -> None:
+    app, server, port = served
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(b"GET /quick/later HTTP/1.1\r\nHost: x\r\n\r\n")
+        await writer.drain()
+        await asyncio.wait_for(app.deferred_started.wait(), WAIT)
+        await asyncio.wait_for(server.aclose(grace_s=0.2), WAIT)
+        answer = await asyncio.wait_for(reader.read(), WAIT)
+    finally:
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 503") and b"Connection: close" in answer
+    assert app.later is not None and app.later.cancelled()
+
+
+async def test_a_client_that_leaves_before_its_deferred_answer_breaks_nothing(
+        served: tuple[App, HttpServer, int]) -> None:
+    app, server, port = served
+    _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /quick/later HTTP/1.1\r\nHost: x\r\n\r\n")
+    await writer.drain()
+    await asyncio.wait_for(app.deferred_started.wait(), WAIT)
+    writer.close()
+    await writer.wait_closed()
+    assert app.later is not None
+    app.later.set_result("nobody reads this")
+    status, _, body = await asyncio.to_thread(request, port, "GET", "/quick/now")
+    assert (status, body) == (200, b"quick now")
+    assert app.order == ["later", "now"] and not server._deferred

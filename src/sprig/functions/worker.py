@@ -362,11 +362,6 @@ class Worker:
         :class:`WorkerExited` if the process ended first. Callbacks, not a task: this is the
         hot path of every invocation."""
         loop = asyncio.get_running_loop()
-        try:
-            fut = self.session.submit(job)
-        except SessionAborted:
-            self._exit.add_done_callback(lambda t: on_done(WorkerExited(t.result())))
-            return
         done: list[bool] = []
 
         def finish(result: Outcome | BaseException) -> None:
@@ -377,17 +372,12 @@ class Worker:
             self._exit.remove_done_callback(on_exit)
             on_done(result)
 
-        def on_answer(f: asyncio.Future[Outcome]) -> None:
-            if f.cancelled():
-                return
-            exc = f.exception()
-            if exc is None:
-                finish(f.result())
-            elif isinstance(exc, SessionAborted):
+        def on_answer(answer: Outcome | SessionAborted) -> None:
+            if isinstance(answer, SessionAborted):
                 # Aborted by stop() or a dead process: report how the process ended.
                 self._exit.add_done_callback(lambda t: finish(WorkerExited(t.result())))
             else:
-                finish(exc)
+                finish(answer)
 
         def on_timeout() -> None:
             finish(WorkerTimeout())
@@ -397,8 +387,12 @@ class Worker:
             finish(WorkerExited(t.result()))
             self.session.abort("the worker exited")
 
+        try:
+            self.session.submit_with(job, on_answer)
+        except SessionAborted:
+            self._exit.add_done_callback(lambda t: on_done(WorkerExited(t.result())))
+            return
         timer = loop.call_later(timeout, on_timeout)
-        fut.add_done_callback(on_answer)
         self._exit.add_done_callback(on_exit)
 
     async def run(self, job: Job, timeout: float) -> Outcome:

@@ -6,10 +6,16 @@ JSON result, or ``{"error": {"type": ..., "message": ...}}`` with status 400 (th
 (Sprig's).
 ``POST /stream`` answers with JSON lines for streaming methods (chunked; a
 stream ends when the method's iterator does, or when the client goes away).
+
+A method may also have a *quick* handler (:meth:`ManagementServer.method`'s ``quick``): called
+at once, it starts the call and returns a :class:`~sprig.httpserver.Deferred` (or None: await
+the method's handler instead). ``invoke`` uses it: a warm invocation then costs the core three
+loop iterations (the request, the worker's answer, the reply) and no task.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -18,11 +24,19 @@ from typing import Any
 
 from sprig.disk import DiskFull, disk_full_error, is_disk_full
 from sprig.errors import SprigError
-from sprig.httpserver import HttpRequest, HttpServer, Response, Router, StreamResponse
+from sprig.httpserver import (
+    Deferred,
+    HttpRequest,
+    HttpServer,
+    Response,
+    Router,
+    StreamResponse,
+)
 
 log = logging.getLogger("sprig.api")
 
 Handler = Callable[[dict[str, Any]], Awaitable[Any]]
+QuickHandler = Callable[[dict[str, Any]], Deferred[Any] | None]
 StreamHandler = Callable[[dict[str, Any]], AsyncIterator[Any]]
 
 
@@ -34,11 +48,16 @@ class ManagementServer:
         self.socket_path = socket_path
         self.root = root if root is not None else socket_path.parent
         self.handlers: dict[str, Handler] = {}
+        self.quick_handlers: dict[str, QuickHandler] = {}
         self.stream_handlers: dict[str, StreamHandler] = {}
         self._server: HttpServer | None = None
 
-    def method(self, name: str, handler: Handler) -> None:
+    def method(self, name: str, handler: Handler, *, quick: QuickHandler | None = None) -> None:
+        """``handler`` answers ``name``; ``quick``, if given, is tried first (see the module's
+        doc) and must raise and answer exactly as ``handler`` would."""
         self.handlers[name] = handler
+        if quick is not None:
+            self.quick_handlers[name] = quick
 
     def stream(self, name: str, handler: StreamHandler) -> None:
         self.stream_handlers[name] = handler
@@ -46,7 +65,7 @@ class ManagementServer:
     async def start(self) -> None:
         """Listen on :attr:`socket_path` (replaced if present), owner-only from birth."""
         router = Router()
-        router.add("POST", "/rpc", self._rpc)
+        router.add("POST", "/rpc", self._rpc, quick=self._quick_rpc)
         router.add("POST", "/stream", self._stream)
         server = HttpServer(router, max_body=MAX_BODY, name="management")
         await server.listen_unix(self.socket_path)
@@ -80,22 +99,50 @@ class ManagementServer:
                 raise SprigError(f"unknown method {method!r}; allowed: "
                                  + ", ".join(sorted(self.handlers)))
             result = await handler(params)
-        except DiskFull as e:
+        except Exception as e:
+            return self._failed(method, e)
+        return Response.json({"result": result}, dumps=_dumps)
+
+    def _quick_rpc(self, request: HttpRequest) -> Response | Deferred[Response] | None:
+        try:
+            method, params = self._body(request)
+        except SprigError:
+            return None                  # _rpc words it
+        quick = self.quick_handlers.get(method)
+        if quick is None:
+            return None
+        try:
+            started = quick(params)
+        except Exception as e:
+            return self._failed(method, e)
+        if started is None:
+            return None
+
+        def answer(future: asyncio.Future[Any]) -> Response:
+            try:
+                result = started.answer(future)
+            except Exception as e:
+                return self._failed(method, e)
+            return Response.json({"result": result}, dumps=_dumps)
+
+        return Deferred(started.future, answer)
+
+    def _failed(self, method: str, e: Exception) -> Response:
+        """The answer to a call that raised ``e``: 400 (SprigError), 507 (a full disk), 500."""
+        if isinstance(e, DiskFull):
             return _disk_full(e)
-        except SprigError as e:
+        if isinstance(e, SprigError):
             return Response.json(
                 {"error": {"type": type(e).__name__, "message": str(e)}}, status=400)
-        except Exception as e:
-            if is_disk_full(e):
-                # A write deep inside (a recipe, an artifact) hit ENOSPC: say where, not how.
-                cause = e if isinstance(e, OSError) and (e.filename or e.filename2) else None
-                return _disk_full(disk_full_error(cause, self.root) if cause is not None
-                                  else DiskFull(self.root, f"{method} failed: {e}"))
-            log.exception("management API: internal error")
-            return Response.json(
-                {"error": {"type": "InternalError", "message": f"{type(e).__name__}: {e}"}},
-                status=500)
-        return Response.json({"result": result}, dumps=_dumps)
+        if is_disk_full(e):
+            # A write deep inside (a recipe, an artifact) hit ENOSPC: say where, not how.
+            cause = e if isinstance(e, OSError) and (e.filename or e.filename2) else None
+            return _disk_full(disk_full_error(cause, self.root) if cause is not None
+                              else DiskFull(self.root, f"{method} failed: {e}"))
+        log.error("management API: internal error", exc_info=e)
+        return Response.json(
+            {"error": {"type": "InternalError", "message": f"{type(e).__name__}: {e}"}},
+            status=500)
 
     async def _stream(self, request: HttpRequest) -> Response | StreamResponse:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import botocore.exceptions
 import pytest
 from botocore.config import Config
 
+from sprig.cli.client import ManagementApiError
 from sprig.lambda_import.importer import import_function
 from sprig.lambda_import.params import ImportFlags
 from sprig.testing import CoreProcess
@@ -82,6 +84,23 @@ def test_pinned_function_keeps_state_and_errors_are_shaped_like_aws(core: CorePr
     assert doc["errorType"] == "ValueError" and doc["errorMessage"] == "bad input: x"
     assert isinstance(doc["stackTrace"], list)
     assert "FunctionError: Unhandled" in handled.stderr   # as AWS Lambda answers today
+    # The management API's task-less entrance (RequestResponse) and its awaited one (the
+    # other types) answer alike, errors included.
+    empty = base64.b64encode(b"{}").decode()
+    tail = core.call("invoke", {"function": "Counter", "payload": empty, "logTail": True})
+    assert tail["statusCode"] == 200 and tail["functionError"] is None
+    assert b"START RequestId: " + tail["requestId"].encode() in base64.b64decode(tail["logTail"])
+    event = core.call("invoke", {"function": "Counter", "payload": empty,
+                                 "invocationType": "Event"})
+    assert event["statusCode"] == 202 and event["payload"] == ""
+    assert core.call("invoke", {"function": "Counter", "invocationType": "DryRun"}) == \
+        {"statusCode": 204}
+    for kind in ("RequestResponse", "Event"):
+        with pytest.raises(ManagementApiError, match="Nope") as missing:
+            core.call("invoke", {"function": "Nope", "invocationType": kind})
+        assert missing.value.kind == "FunctionNotFound"
+    with pytest.raises(ManagementApiError, match="allowed: RequestResponse, Event, DryRun"):
+        core.call("invoke", {"function": "Counter", "invocationType": "Later"})
     # A configuration change restarts the worker with the new environment.
     result = core.deploy(configuration_update={"Counter": {"MERGE": {
         "lambdaExecutionParameters": {"EnvironmentVariables": {"GREETING": "hello"}}}}})

@@ -247,8 +247,10 @@ async def test_queue_full_and_limits(code: Path, made: list[Function]) -> None:
     with pytest.raises(errors.QueueFull):
         await fn.invoke(inv({}))
     with pytest.raises(errors.QueueFull):
+        fn.submit(inv({}))             # the task-less entrance refuses alike, at once
+    with pytest.raises(errors.QueueFull):
         await fn.invoke(inv({}, invocation_type=InvocationType.EVENT))
-    assert fn.event_drops == 1 and fn.pool.dropped == 2
+    assert fn.event_drops == 1 and fn.pool.dropped == 3
     det = fn.details()
     assert det["droppedEvents"] == 1 and det["queued"] == 1 and det["pinned"] is True
     assert json.dumps(det)
@@ -258,8 +260,17 @@ async def test_queue_full_and_limits(code: Path, made: list[Function]) -> None:
         await fn.invoke(Invocation(b"x" * (256 * 1024 + 1), InvocationType.EVENT))
     with pytest.raises(errors.PayloadTooLarge):
         await fn.invoke(Invocation(b"x" * (6 * 1024 * 1024 + 1)))
+    with pytest.raises(errors.PayloadTooLarge):
+        fn.submit(Invocation(b"x" * (6 * 1024 * 1024 + 1)))
+    with pytest.raises(ValueError, match="submit takes RequestResponse invocations, not Event"):
+        fn.submit(inv({}, invocation_type=InvocationType.EVENT))
     r = await fn.invoke(inv({}, invocation_type=InvocationType.DRY_RUN))
     assert r.ok and r.payload == b""
+    submitted = fn.submit(inv({"op": "echo"}))
+    assert (await asyncio.wait_for(submitted, 30)).ok
+    await fn.stop()
+    with pytest.raises(errors.FunctionNotRunnable):
+        fn.submit(inv({}))
 
 
 async def test_reconfigure_restarts_workers(code: Path, made: list[Function]) -> None:

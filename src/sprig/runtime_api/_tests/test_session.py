@@ -317,3 +317,51 @@ async def test_guarded_cap_counts_only_the_workers_own_connections() -> None:
             c.close()
     finally:
         await session.aclose()
+
+
+async def test_submit_with_calls_back_from_the_read_that_brought_the_answer(
+        session: RuntimeSession) -> None:
+    """The hot path's callback: the outcome arrives synchronously, in the read of the
+    worker's answer (no future, no loop iteration more); the next job may be submitted from
+    the callback itself; an abort arrives on the next loop iteration; a failing callback is
+    reported to the loop and the session goes on."""
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _loop, context: reported.append(context))
+    got: list[object] = []
+    c = await Raw.connect(session.address)
+    try:
+        def first(answer: object) -> None:
+            got.append(answer)
+            assert asyncio.current_task() is None       # the read's callback, not a task
+            session.submit_with(Job.for_payload(b'{"n":2}', function_arn=ARN, timeout_s=5),
+                                second)
+
+        def second(answer: object) -> None:
+            got.append(answer)
+            raise RuntimeError("a callback bug")
+
+        c.send("GET", f"{P}/invocation/next")
+        await session.wait_ready(timeout=5)
+        session.submit_with(Job.for_payload(b'{"n":1}', function_arn=ARN, timeout_s=5), first)
+        _, h, _ = await asyncio.wait_for(c.read(), 5)
+        st, _, _ = await c.call("POST", f"{P}/invocation/"
+                                f"{h['lambda-runtime-aws-request-id']}/response", b'{"r":1}')
+        assert st == 202 and len(got) == 1 and got[0].body == b'{"r":1}'  # type: ignore[attr-defined]
+        st, h, event = await c.call("GET", f"{P}/invocation/next")   # submitted by `first`
+        assert st == 200 and event == b'{"n":2}'
+        st, _, _ = await c.call("POST", f"{P}/invocation/"
+                                f"{h['lambda-runtime-aws-request-id']}/response", b'{"r":2}')
+        assert st == 202 and len(got) == 2 and reported
+        assert "a callback bug" in repr(reported[0].get("exception"))
+        # Still serving after the failing callback; then an abort reaches the callback.
+        c.send("GET", f"{P}/invocation/next")
+        aborted: asyncio.Future[object] = loop.create_future()
+        session.submit_with(Job.for_payload(b"{}", function_arn=ARN, timeout_s=5),
+                            aborted.set_result)
+        await asyncio.wait_for(c.read(), 5)
+        session.abort("the worker exited")
+        assert not aborted.done()                       # not from inside abort()
+        assert isinstance(await asyncio.wait_for(aborted, 5), SessionAborted)
+    finally:
+        c.close()

@@ -253,13 +253,15 @@ class HttpServer:
     read; a :class:`Router` app screens its 404/405 unless another screen is given), then
     ``max_body`` (a number, or a function of the head) bounds the body: a request over it is
     handed to ``app`` truncated, without its body. ``on_error`` words the answer to a request
-    the HTTP layer refuses (status, reason).
+    the HTTP layer refuses (status, reason). ``quick`` answers requests without a task when
+    it can (see :data:`Quick`; a :class:`Router` app's quick routes unless another is given).
     """
 
     def __init__(self, app: Handler, *, max_body: int | Callable[[HttpRequest], int],
                  name: str = "http",
                  on_error: Callable[[int, str], Response] = bad_request,
                  screen: Screen | None = None,
+                 quick: Quick | None = None,
                  limits: Limits = DEFAULT_LIMITS) -> None:
         self._app = app
         self._max_body = max_body
@@ -273,7 +275,7 @@ class HttpServer:
         self._clients: dict[Connection, _Client] = {}
         self._tasks: set[asyncio.Task[None]] = set()   # in progress, even if the client left
         self._deferred: set[asyncio.Future[Any]] = set()   # quick answers under way, likewise
-        self._quick = app.quick if isinstance(app, Router) else None
+        self._quick = quick if quick is not None or not isinstance(app, Router) else app.quick
         self._unix_paths: list[tuple[Path, int]] = []
         self._closing = False
 

@@ -7,6 +7,7 @@ through an :class:`Invoker`.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import uuid
 from dataclasses import dataclass, field
@@ -101,4 +102,11 @@ class Invoker(Protocol):
             PayloadTooLarge: the payload is over the limit for its invocation type.
             EventNotStored: a durable Event could not be stored (full disk): not accepted.
         """
+        ...
+
+    def submit(self, function: str, invocation: Invocation, *,
+               want_log_tail: bool = False) -> asyncio.Future[InvocationResult]:
+        """A RequestResponse invocation queued now, without a task (the hot path); the
+        future gets its result. Raises what :meth:`invoke` raises, and ValueError for
+        another invocation type."""
         ...

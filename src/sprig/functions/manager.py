@@ -67,6 +67,10 @@ class FunctionManager:
                      want_log_tail: bool = False) -> InvocationResult:
         return await self.find(function).invoke(invocation, want_log_tail)
 
+    def submit(self, function: str, invocation: Invocation, *,
+               want_log_tail: bool = False) -> asyncio.Future[InvocationResult]:
+        return self.find(function).submit(invocation, want_log_tail)
+
     async def stop_all(self) -> None:
         await asyncio.gather(*(fn.stop() for fn in self._functions.values()),
                              return_exceptions=True)

@@ -19,6 +19,7 @@ Sprig's errors are mapped to AWS's here (:func:`map_function_error`).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import enum
@@ -48,7 +49,15 @@ from sprig.functions.invocation import (
     InvocationType,
     Invoker,
 )
-from sprig.httpserver import HttpRequest, HttpServer, NoRoute, Response, Router
+from sprig.httpserver import (
+    Deferred,
+    Handler,
+    HttpRequest,
+    HttpServer,
+    NoRoute,
+    Response,
+    Router,
+)
 from sprig.local_api import sigv4
 from sprig.local_api.credentials import Credentials
 
@@ -290,34 +299,78 @@ class _InvokeApi:
         A body over the limit was never read (the request arrives truncated, and the
         connection closes after the 413).
         """
-        request_id = str(uuid.uuid4())
         try:
-            if request.truncated:
-                raise too_large(None if request.length is None else request.size,
-                                request.limit)
-            try:
-                sigv4.verify(request.method, request.path, request.query_string,
-                             request.headers.fields, request.body, self.credentials,
-                             datetime.now(UTC), region=self.region)
-            except sigv4.AuthError as exc:
-                raise InvokeApiError(403, exc.failure.value, exc.reason) from None
-            try:
-                handler, request = self.router.resolve(request)
-            except NoRoute as exc:
-                if not exc.allowed:
-                    raise InvokeApiError(404, ErrorType.UNKNOWN_OPERATION,
-                                   f"No such operation: {request.method} {request.path}; "
-                                   f"allowed: {OPERATIONS}") from None
-                raise InvokeApiError(405, ErrorType.UNKNOWN_OPERATION,
-                               f"Method {request.method} is not allowed on {request.path}; "
-                               f"allowed: {', '.join(exc.allowed)}") from None
+            handler, request = self._admit(request)
             answer = await handler(request)
             assert isinstance(answer, Response)
             return answer
         except InvokeApiError as exc:
-            return exc.response(request_id)
+            return exc.response(str(uuid.uuid4()))
+
+    def quick(self, request: HttpRequest) -> Response | Deferred[Response] | None:
+        """A RequestResponse invocation without a task (the hot path of every synchronous
+        call): the same checks as :meth:`authenticate` and :meth:`invoke`, the invocation
+        queued at once and answered from its future. Anything else: None (awaited)."""
+        if (request.method != "POST" or request.truncated or request.headers.get(
+                "X-Amz-Invocation-Type", "RequestResponse") != "RequestResponse"):
+            return None
+        try:
+            handler, request = self._admit(request)
+            if handler != self.invoke:
+                return None
+            parsed, invocation = self._invocation(request)
+            try:
+                future = self.invoker.submit(parsed.function_name, invocation,
+                                             want_log_tail=parsed.log_tail)
+            except Exception as exc:
+                raise self._failure(parsed, invocation, exc) from exc
+        except InvokeApiError as exc:
+            return exc.response(str(uuid.uuid4()))
+
+        def answer(done: asyncio.Future[InvocationResult]) -> Response:
+            try:
+                result = done.result()
+            except Exception as exc:
+                return self._failure(parsed, invocation, exc).response(str(uuid.uuid4()))
+            return result_response(result, parsed)
+
+        return Deferred(future, answer)
+
+    def _admit(self, request: HttpRequest) -> tuple[Handler, HttpRequest]:
+        """Size, SigV4 and route checks: the handler and the request with its params.
+        Raises InvokeApiError."""
+        if request.truncated:
+            raise too_large(None if request.length is None else request.size,
+                            request.limit)
+        try:
+            sigv4.verify(request.method, request.path, request.query_string,
+                         request.headers.fields, request.body, self.credentials,
+                         datetime.now(UTC), region=self.region)
+        except sigv4.AuthError as exc:
+            raise InvokeApiError(403, exc.failure.value, exc.reason) from None
+        try:
+            return self.router.resolve(request)
+        except NoRoute as exc:
+            if not exc.allowed:
+                raise InvokeApiError(404, ErrorType.UNKNOWN_OPERATION,
+                               f"No such operation: {request.method} {request.path}; "
+                               f"allowed: {OPERATIONS}") from None
+            raise InvokeApiError(405, ErrorType.UNKNOWN_OPERATION,
+                           f"Method {request.method} is not allowed on {request.path}; "
+                           f"allowed: {', '.join(exc.allowed)}") from None
 
     async def invoke(self, request: HttpRequest) -> Response:
+        parsed, invocation = self._invocation(request)
+        try:
+            result = await self.invoker.invoke(parsed.function_name, invocation,
+                                               want_log_tail=parsed.log_tail)
+        except Exception as exc:
+            raise self._failure(parsed, invocation, exc) from exc
+        return result_response(result, parsed)
+
+    @staticmethod
+    def _invocation(request: HttpRequest) -> tuple[InvokeRequest, Invocation]:
+        """The request's parameters and invocation; raises InvokeApiError."""
         name = function_name_from_path(request.path)
         if name is None:     # an encoded "/" in the name: not a function name AWS allows
             name = unquote(request.params["function_name"])
@@ -325,26 +378,27 @@ class _InvokeApi:
         body = request.body
         if parsed.invocation_type is not InvocationType.DRY_RUN:
             check_payload_size(len(body), parsed.invocation_type)
-        invocation = Invocation(
+        return parsed, Invocation(
             payload=b"" if parsed.invocation_type is InvocationType.DRY_RUN else body,
             invocation_type=parsed.invocation_type,
             client_context=parsed.client_context,
             source="api",
         )
-        try:
-            result = await self.invoker.invoke(parsed.function_name, invocation,
-                                               want_log_tail=parsed.log_tail)
-        except SprigError as exc:
+
+    @staticmethod
+    def _failure(parsed: InvokeRequest, invocation: Invocation,
+                 exc: Exception) -> InvokeApiError:
+        """The AWS-shaped error for an invocation that raised ``exc`` (logged when it is
+        Sprig's fault)."""
+        if isinstance(exc, SprigError):
             error = map_function_error(exc)
             if error.status >= 500:
                 log.error("invoke %s failed: %s", parsed.function_name, exc, exc_info=exc)
-            raise error from exc
-        except Exception as exc:
-            log.exception("invoke %s failed unexpectedly", parsed.function_name)
-            raise InvokeApiError(500, ErrorType.SERVICE,
-                           f"Internal error while invoking {parsed.function_name}; "
-                           f"see the core log (request {invocation.request_id})") from exc
-        return result_response(result, parsed)
+            return error
+        log.error("invoke %s failed unexpectedly", parsed.function_name, exc_info=exc)
+        return InvokeApiError(500, ErrorType.SERVICE,
+                              f"Internal error while invoking {parsed.function_name}; "
+                              f"see the core log (request {invocation.request_id})")
 
 
 def create_invoke_app(invoker: Invoker, credentials: Credentials, *,
@@ -358,7 +412,7 @@ def create_invoke_app(invoker: Invoker, credentials: Credentials, *,
     """
     api = _InvokeApi(invoker, credentials, region, extra_routes)
     return HttpServer(api.authenticate, max_body=body_limit, name="invoke-api",
-                      on_error=malformed_request, screen=api.screen)
+                      on_error=malformed_request, screen=api.screen, quick=api.quick)
 
 
 class InvokeApiRunner:

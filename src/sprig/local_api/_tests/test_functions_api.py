@@ -50,6 +50,10 @@ class NoInvoker:
                      want_log_tail: bool = False) -> InvocationResult:
         raise AssertionError("not an invocation")
 
+    def submit(self, function: str, invocation: Invocation, *,
+               want_log_tail: bool = False) -> asyncio.Future[InvocationResult]:
+        raise AssertionError("not an invocation")
+
 
 @pytest.fixture(autouse=True)
 def isolated_aws_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:

@@ -56,6 +56,7 @@ class FakeLambdaManager:
     """
 
     calls: list[Call] = field(default_factory=list)
+    submitted: int = 0               # calls that came through submit (RequestResponse)
     functions: tuple[str, ...] = ("echo", "handled", "unhandled", "busy", "broken", "crash")
 
     def resolve(self, name: str) -> str:
@@ -88,6 +89,21 @@ class FakeLambdaManager:
                 "context": invocation.client_context}
         return InvocationResult(invocation.request_id, json.dumps(body).encode(),
                                 executed_version="1", log_tail=log_tail)
+
+    def submit(self, function: str, invocation: Invocation, *,
+               want_log_tail: bool = False) -> asyncio.Future[InvocationResult]:
+        """:meth:`invoke` as the task-less entrance: raises at once, or a future."""
+        self.submitted += 1
+        if invocation.invocation_type is not InvocationType.REQUEST_RESPONSE:
+            raise ValueError("submit takes RequestResponse invocations")
+        running = self.invoke(function, invocation, want_log_tail=want_log_tail)
+        try:
+            running.send(None)           # this fake never waits: it returns or raises
+        except StopIteration as finished:
+            future = asyncio.get_running_loop().create_future()
+            future.set_result(finished.value)
+            return future
+        raise AssertionError("the fake invoker waited")
 
 
 @dataclass
@@ -162,6 +178,7 @@ async def test_signed_invoke_with_log_tail_and_client_context(api: Api) -> None:
     assert call.invocation.invocation_type is InvocationType.REQUEST_RESPONSE
     assert call.invocation.source == "api"
     assert r["ResponseMetadata"]["RequestId"] == call.invocation.request_id
+    assert api.manager.submitted == 1          # queued without a task: the hot path
 
 
 async def test_arn_with_qualifier_reaches_the_invoker_decoded(api: Api) -> None:
@@ -182,6 +199,7 @@ async def test_event_invocation_is_accepted_with_202_and_no_body(api: Api) -> No
     assert call.invocation.invocation_type is InvocationType.EVENT
     assert call.invocation.payload == b'{"e": 1}'
     assert not call.want_log_tail      # Tail applies to synchronous invocations only
+    assert api.manager.submitted == 0          # awaited: only RequestResponse goes task-less
 
 
 async def test_dry_run_is_204_and_checks_the_function_exists(api: Api) -> None:
@@ -319,6 +337,7 @@ async def test_manager_bug_is_a_service_exception_without_internals(api: Api) ->
     status, code, message = error_of(await api.invoke_error(FunctionName="crash"))
     assert (status, code) == (500, "ServiceException")
     assert "bug in the manager" not in message and "core log" in message
+    assert api.manager.submitted == 1          # the task-less entrance words it alike
 
 
 async def test_wrong_secret_is_invalid_signature(api: Api) -> None:

@@ -86,6 +86,22 @@ def _noop_log(stream: str, line: str) -> None:
     pass
 
 
+async def _output_read(worker: Worker, quiet_needed: int = 3, most: int = 1000) -> None:
+    """Return once the core has read what the worker wrote before answering.
+
+    A runtime writes its output before its answer (Python runs unbuffered), so once the
+    answer is in, those lines are in the pipes or already read: wait until the pipes have
+    been empty for ``quiet_needed`` loop iterations (one to feed the reader, one to run the
+    line reader, one spare), at most ``most`` iterations (a runtime that keeps writing).
+    """
+    quiet = 0
+    for _ in range(most):
+        quiet = 0 if worker.output_unread() else quiet + 1
+        if quiet >= quiet_needed:
+            return
+        await asyncio.sleep(0)
+
+
 def _disk_full_cause(exc: BaseException) -> OSError | None:
     """The ENOSPC/EDQUOT error behind ``exc`` (itself, or what it was raised from)."""
     seen: BaseException | None = exc
@@ -602,8 +618,8 @@ class Function:
     def _finished(self, wid: str, worker: Worker, item: _Item, t0: float,
                   r: Outcome | BaseException) -> None:
         ms = (time.perf_counter() - t0) * 1000
-        if self._busy.get(wid) is item:
-            del self._busy[wid]
+        if self._busy.get(wid) is item and not item.want_tail:
+            del self._busy[wid]          # (a tail still takes the lines read after the answer)
         if self.state is FunctionState.STOPPED:
             return                       # stop() answered the caller already
         if not isinstance(r, Outcome | WorkerTimeout | WorkerExited):
@@ -625,12 +641,9 @@ class Function:
                            result: InvocationResult, retire: bool, fatal: bool) -> None:
         """The rarer endings: a log tail to collect, a worker to kill or to replace."""
         if item.want_tail:
-            # The runtime flushed its output before answering: let the loop read the pipes
-            # (select, feed the stream, run the line reader) so the tail holds those lines.
-            # That takes 3 to 4 iterations from the one that read the answer (which now runs
-            # this at once, not on the next): 8 leaves a margin, on this rare path only.
-            for _ in range(8):
-                await asyncio.sleep(0)
+            await _output_read(worker)
+            if self._busy.get(wid) is item:
+                del self._busy[wid]
         self._report(worker, item, ms, result)
         if item.want_tail:
             result = InvocationResult(result.request_id, result.payload, result.function_error,

@@ -409,6 +409,10 @@ class Worker:
             raise result
         return result
 
+    def output_unread(self) -> int:
+        """Bytes of the worker's stdout/stderr not read by the core yet."""
+        return self.process.output_unread()
+
     def memory_peak_kb(self) -> int | None:
         """Peak memory of the worker (its cgroup, else the process's VmHWM).
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import functools
 import itertools
 import os
@@ -29,6 +30,8 @@ import shlex
 import shutil
 import signal
 import subprocess
+import sys
+import termios
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -121,6 +124,19 @@ class LaunchedProcess:
     def owner(self) -> str | None:
         """The component this process belongs to (``LaunchSpec.owner``)."""
         return self._spec.owner
+
+    def output_unread(self) -> int:
+        """Bytes the process wrote to its stdout/stderr pipes that the core has not read yet
+        (0 without ``on_output``, or once the pipes closed)."""
+        unread = 0
+        for transport in self._transports:
+            pipe = transport.get_extra_info("pipe")
+            if pipe is None or transport.is_closing():
+                continue
+            with contextlib.suppress(OSError, ValueError):
+                got = fcntl.ioctl(pipe.fileno(), termios.FIONREAD, b"\0\0\0\0")
+                unread += int.from_bytes(got, sys.byteorder)
+        return unread
 
     def has_member(self, pid: int) -> bool:
         """True if ``pid`` is a live process of this tree: in its cgroup, or else in the session

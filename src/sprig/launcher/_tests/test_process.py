@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
 import signal
 import sys
 import textwrap
@@ -67,6 +68,24 @@ async def test_exit_code_and_output(tmp_path: Path) -> None:
     assert ("stderr", b"oops") in lines
     assert (await p.aclose()) == st
     assert (await p.aclose()) == st   # twice is fine
+
+
+async def test_output_unread_counts_what_the_pipes_hold_until_the_loop_reads_it(
+        tmp_path: Path) -> None:
+    got = asyncio.Event()
+    p = await spawn(spec("""
+        import sys, time
+        sys.stdout.write("12345\\n"); sys.stdout.flush()
+        time.sleep(60)""", tmp_path), on_output=lambda _s, line: got.set())
+    try:
+        (stdout, *_) = [t.get_extra_info("pipe") for t in p._transports]
+        # Block without yielding to the loop: the line waits in the pipe, unread.
+        readable, _, _ = select.select([stdout], [], [], 10)
+        assert readable and p.output_unread() == 6
+        await asyncio.wait_for(got.wait(), 10)        # the loop read it
+        assert p.output_unread() == 0
+    finally:
+        await p.aclose(0)
 
 
 async def test_stdin_cwd_env(tmp_path: Path) -> None:

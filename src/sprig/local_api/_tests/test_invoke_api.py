@@ -508,9 +508,10 @@ async def test_an_unsigned_invocation_type_added_to_a_signed_request_is_refused(
     headers = signed_raw(url, api.credentials, b"{}", {})
     status, _, _ = await asyncio.to_thread(http, url, headers=headers)
     assert status == 200 and len(api.manager.calls) == 1     # as signed: accepted
-    headers["X-Amz-Invocation-Type"] = "Event"
-    status, got, body = await asyncio.to_thread(http, url, headers=headers)
-    assert status == 403
-    assert got["x-amzn-ErrorType"] == "InvalidSignatureException"
-    assert "x-amz-invocation-type" in json.loads(body)["message"]
-    assert len(api.manager.calls) == 1
+    for kind in ("Event", "RequestResponse"):     # awaited, and task-less: refused alike
+        headers["X-Amz-Invocation-Type"] = kind
+        status, got, body = await asyncio.to_thread(http, url, headers=headers)
+        assert status == 403
+        assert got["x-amzn-ErrorType"] == "InvalidSignatureException"
+        assert "x-amz-invocation-type" in json.loads(body)["message"]
+        assert len(api.manager.calls) == 1

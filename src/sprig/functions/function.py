@@ -86,20 +86,9 @@ def _noop_log(stream: str, line: str) -> None:
     pass
 
 
-async def _output_read(worker: Worker, quiet_needed: int = 3, most: int = 1000) -> None:
-    """Return once the core has read what the worker wrote before answering.
-
-    A runtime writes its output before its answer (Python runs unbuffered), so once the
-    answer is in, those lines are in the pipes or already read: wait until the pipes have
-    been empty for ``quiet_needed`` loop iterations (one to feed the reader, one to run the
-    line reader, one spare), at most ``most`` iterations (a runtime that keeps writing).
-    """
-    quiet = 0
-    for _ in range(most):
-        quiet = 0 if worker.output_unread() else quiet + 1
-        if quiet >= quiet_needed:
-            return
-        await asyncio.sleep(0)
+#: How long a log tail waits for the lines the worker wrote before answering (they are in
+#: its pipes already: this bounds only a reader that is stuck).
+TAIL_OUTPUT_WAIT_S = 1.0
 
 
 def _disk_full_cause(exc: BaseException) -> OSError | None:
@@ -641,7 +630,10 @@ class Function:
                            result: InvocationResult, retire: bool, fatal: bool) -> None:
         """The rarer endings: a log tail to collect, a worker to kill or to replace."""
         if item.want_tail:
-            await _output_read(worker)
+            # A runtime writes its output before its answer (Python runs unbuffered): those
+            # lines are in the pipes or read already; wait until they reached the tail.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(worker.output_taken(), TAIL_OUTPUT_WAIT_S)
             if self._busy.get(wid) is item:
                 del self._busy[wid]
         self._report(worker, item, ms, result)

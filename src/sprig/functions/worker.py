@@ -409,9 +409,9 @@ class Worker:
             raise result
         return result
 
-    def output_unread(self) -> int:
-        """Bytes of the worker's stdout/stderr not read by the core yet."""
-        return self.process.output_unread()
+    async def output_taken(self) -> None:
+        """Return once every line the worker has written so far reached ``on_output``."""
+        await self.process.output_taken()
 
     def memory_peak_kb(self) -> int | None:
         """Peak memory of the worker (its cgroup, else the process's VmHWM).

@@ -47,7 +47,66 @@ def pgid(pid: int) -> int | None:
         return None
 
 
-async def read_lines(stream: asyncio.StreamReader, name: str, cb: OutputCallback) -> None:
+class OutputCount:
+    """How far one output pipe has been read: bytes the transport fed the stream, bytes the
+    line reader took from it, and who waits for a mark (see :meth:`taken_up_to`)."""
+
+    def __init__(self) -> None:
+        self.fed = 0
+        self.taken = 0
+        self.ended = False
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+
+    def taken_up_to(self, mark: int) -> asyncio.Future[None]:
+        """A future done once the line reader has taken ``mark`` bytes (or the pipe ended)."""
+        future = asyncio.get_running_loop().create_future()
+        if self.ended or self.taken >= mark:
+            future.set_result(None)
+        else:
+            self._waiters.append((mark, future))
+        return future
+
+    def took(self, size: int) -> None:
+        self.taken += size
+        self._wake(lambda mark: mark <= self.taken)
+
+    def end(self) -> None:
+        self.ended = True
+        self._wake(lambda mark: True)
+
+    def _wake(self, due: Callable[[int], bool]) -> None:
+        if not self._waiters:
+            return
+        waiting = []
+        for mark, future in self._waiters:
+            if not due(mark):
+                waiting.append((mark, future))
+            elif not future.done():
+                future.set_result(None)
+        self._waiters = waiting
+
+
+class _CountingProtocol(asyncio.StreamReaderProtocol):
+    def __init__(self, reader: asyncio.StreamReader, count: OutputCount) -> None:
+        super().__init__(reader)
+        self._count = count
+
+    def data_received(self, data: bytes) -> None:
+        self._count.fed += len(data)
+        super().data_received(data)
+
+
+async def read_lines(stream: asyncio.StreamReader, name: str, cb: OutputCallback,
+                     count: OutputCount | None = None) -> None:
+    try:
+        await _read_lines(stream, name, cb, count)
+    finally:
+        if count is not None:
+            count.end()
+
+
+async def _read_lines(stream: asyncio.StreamReader, name: str, cb: OutputCallback,
+                      count: OutputCount | None) -> None:
     buf = b""
     while True:
         chunk = await stream.read(MAX_LINE)
@@ -61,6 +120,8 @@ async def read_lines(stream: asyncio.StreamReader, name: str, cb: OutputCallback
         while len(buf) >= MAX_LINE:
             cb(name, buf[:MAX_LINE])
             buf = buf[MAX_LINE:]
+        if count is not None:
+            count.took(len(chunk))
     if buf:
         cb(name, buf)
 
@@ -109,11 +170,14 @@ def watch_exit(proc: subprocess.Popen[bytes]) -> asyncio.Future[int]:
     return fut
 
 
-async def stream_reader(pipe: IO[bytes]) -> tuple[asyncio.StreamReader, asyncio.BaseTransport]:
+async def stream_reader(pipe: IO[bytes], count: OutputCount | None = None,
+                        ) -> tuple[asyncio.StreamReader, asyncio.BaseTransport]:
+    """A stream on ``pipe``; with ``count``, the bytes it is fed are counted there."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=MAX_LINE * 2)
     transport, _ = await loop.connect_read_pipe(
-        lambda: asyncio.StreamReaderProtocol(reader), pipe)
+        lambda: (asyncio.StreamReaderProtocol(reader) if count is None
+                 else _CountingProtocol(reader, count)), pipe)
     return reader, transport
 
 

@@ -96,15 +96,28 @@ def needs_cgroup(spec: LaunchSpec) -> bool:
     return spec.limits.memory_kb is not None or spec.limits.cpus is not None
 
 
+def _pipe_unread(transport: asyncio.BaseTransport) -> int:
+    """Bytes waiting in the pipe of a read-pipe transport (0 once it is closing)."""
+    pipe = transport.get_extra_info("pipe")
+    if pipe is None or transport.is_closing():
+        return 0
+    with contextlib.suppress(OSError, ValueError):
+        got = fcntl.ioctl(pipe.fileno(), termios.FIONREAD, b"\0\0\0\0")
+        return int.from_bytes(got, sys.byteorder)
+    return 0
+
+
 class LaunchedProcess:
     """A running process started by :func:`spawn`; always finish with :meth:`aclose`."""
 
     def __init__(self, proc: subprocess.Popen[bytes], exited: asyncio.Future[int],
                  spec: LaunchSpec, cgroup: cgroups.Cgroup | None,
                  readers: list[asyncio.Task[None]], sandboxed: bool,
-                 transports: list[asyncio.BaseTransport] | None = None) -> None:
+                 transports: list[asyncio.BaseTransport] | None = None,
+                 counts: list[plumbing.OutputCount] | None = None) -> None:
         self._proc = proc
         self._transports = transports or []
+        self._counts = counts or []          # beside each output transport, in order
         self._exited = exited
         self._spec = spec
         self._cgroup = cgroup
@@ -125,18 +138,14 @@ class LaunchedProcess:
         """The component this process belongs to (``LaunchSpec.owner``)."""
         return self._spec.owner
 
-    def output_unread(self) -> int:
-        """Bytes the process wrote to its stdout/stderr pipes that the core has not read yet
-        (0 without ``on_output``, or once the pipes closed)."""
-        unread = 0
-        for transport in self._transports:
-            pipe = transport.get_extra_info("pipe")
-            if pipe is None or transport.is_closing():
-                continue
-            with contextlib.suppress(OSError, ValueError):
-                got = fcntl.ioctl(pipe.fileno(), termios.FIONREAD, b"\0\0\0\0")
-                unread += int.from_bytes(got, sys.byteorder)
-        return unread
+    async def output_taken(self) -> None:
+        """Return once every byte the process has written to its stdout/stderr so far has
+        reached ``on_output`` (a line still without its newline stays held, as ever): what
+        was fed to the line readers, plus what waits in the pipes now. Waits on the readers'
+        progress, no polling; at once without ``on_output``."""
+        pending = [count.taken_up_to(count.fed + _pipe_unread(transport))
+                   for transport, count in zip(self._transports, self._counts, strict=True)]
+        await asyncio.gather(*pending)
 
     def has_member(self, pid: int) -> bool:
         """True if ``pid`` is a live process of this tree: in its cgroup, or else in the session
@@ -646,14 +655,18 @@ async def spawn(spec: LaunchSpec, *, on_output: OutputCallback | None = None,
     exited = plumbing.watch_exit(proc)
     readers: list[asyncio.Task[None]] = []
     transports: list[asyncio.BaseTransport] = []
+    counts: list[plumbing.OutputCount] = []
     if on_output is not None:
         assert proc.stdout is not None and proc.stderr is not None
         for name, pipe in (("stdout", proc.stdout), ("stderr", proc.stderr)):
-            stream, transport = await plumbing.stream_reader(pipe)
+            count = plumbing.OutputCount()
+            stream, transport = await plumbing.stream_reader(pipe, count)
             transports.append(transport)
-            readers.append(asyncio.create_task(plumbing.read_lines(stream, name, on_output)))
+            counts.append(count)
+            readers.append(asyncio.create_task(
+                plumbing.read_lines(stream, name, on_output, count)))
     if stdin is not None:
         assert proc.stdin is not None
         feed = asyncio.to_thread(plumbing.write_all, proc.stdin, stdin)
         readers.append(asyncio.create_task(feed))
-    return LaunchedProcess(proc, exited, spec, cgroup, readers, sandboxed, transports)
+    return LaunchedProcess(proc, exited, spec, cgroup, readers, sandboxed, transports, counts)

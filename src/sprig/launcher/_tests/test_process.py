@@ -70,20 +70,25 @@ async def test_exit_code_and_output(tmp_path: Path) -> None:
     assert (await p.aclose()) == st   # twice is fine
 
 
-async def test_output_unread_counts_what_the_pipes_hold_until_the_loop_reads_it(
+async def test_output_taken_returns_once_what_the_pipes_held_reached_on_output(
         tmp_path: Path) -> None:
-    got = asyncio.Event()
+    lines: list[bytes] = []
     p = await spawn(spec("""
         import sys, time
         sys.stdout.write("12345\\n"); sys.stdout.flush()
-        time.sleep(60)""", tmp_path), on_output=lambda _s, line: got.set())
+        sys.stderr.write("err\\n"); sys.stderr.flush()
+        time.sleep(60)""", tmp_path), on_output=lambda _s, line: lines.append(line))
     try:
-        (stdout, *_) = [t.get_extra_info("pipe") for t in p._transports]
-        # Block without yielding to the loop: the line waits in the pipe, unread.
-        readable, _, _ = select.select([stdout], [], [], 10)
-        assert readable and p.output_unread() == 6
-        await asyncio.wait_for(got.wait(), 10)        # the loop read it
-        assert p.output_unread() == 0
+        pipes = [t.get_extra_info("pipe") for t in p._transports]
+        # Block without yielding to the loop until both lines wait in their pipes, unread.
+        for pipe in pipes:
+            assert select.select([pipe], [], [], 10)[0]
+        assert lines == []
+        async with asyncio.timeout(10):          # no task: the caller's own await
+            await p.output_taken()
+        assert sorted(lines) == [b"12345", b"err"]
+        async with asyncio.timeout(10):
+            await p.output_taken()               # nothing more to take: returns too
     finally:
         await p.aclose(0)
 
